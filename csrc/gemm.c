@@ -1,0 +1,497 @@
+/* gemm.c: packed, cache-blocked single-precision GEMM with AVX-512, AVX2 and portable
+ * micro-kernels chosen at run time, OpenMP over blocks of C. Not a BLAS: one precision,
+ * row-major only, and every thread count gives bit-identical results. */
+#include "gemm.h"
+#include "common.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FM_GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+/* c: (mr, nr) tile with leading dimension ldc; a: packed (kc, MR) panel; b: packed (kc, NR)
+ * panel. Writes c = alpha * a b + beta * c, never reading c when beta == 0. */
+typedef void (*fm_ukernel)(float *c, int64_t ldc, const float *a, const float *b,
+                           int64_t kc, float alpha, float beta, int mr, int nr);
+
+/* Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2 per core): a kc x NR panel of B stays in
+ * L1 while the kernel sweeps the mc x kc block of A held in L2; the kc x nc block of B
+ * lives in L3. kc is capped, then k is split into equal blocks so no block is a sliver. */
+struct fm_gemm_impl {
+    enum fm_kernel id;
+    fm_ukernel kernel;
+    int mr, nr;
+    int64_t kc_max, mc_max, nc_max;
+    int avx_pack; /* pack with AVX transposes: the CPU has AVX2 */
+};
+
+/* ---------------------------------------------------------------- portable kernel */
+
+#define P_MR 4
+#define P_NR 16
+
+/* Plain loops over a fixed tile: the compiler vectorises the inner j loop (SSE2, NEON). */
+static void ukernel_portable(float *c, int64_t ldc, const float *a, const float *b,
+                             int64_t kc, float alpha, float beta, int mr, int nr)
+{
+    float acc[P_MR][P_NR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t p = 0; p < kc; p++) {
+        const float *ap = a + p * P_MR, *bp = b + p * P_NR;
+        for (int i = 0; i < P_MR; i++)
+            for (int j = 0; j < P_NR; j++) acc[i][j] += ap[i] * bp[j];
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (beta == 0.0f)
+            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
+        else
+            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+}
+
+#ifdef FM_GEMM_X86
+
+/* ---------------------------------------------------------------- AVX2 kernel: 6 x 16 */
+
+#define A2_MR 6
+#define A2_NR 16
+
+/* Twelve ymm accumulators, two B loads and six broadcasts per k step. mr is a constant
+ * at every call site so the row loops unroll and the accumulators live in registers;
+ * columns past nr are masked off in the write-back. */
+static inline __attribute__((always_inline, target("avx2,fma")))
+void avx2_tile(const int mr, float *c, int64_t ldc, const float *a, const float *b,
+               int64_t kc, float alpha, float beta, int nr)
+{
+    __m256 c0[A2_MR], c1[A2_MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+        a += A2_MR;
+        b += A2_NR;
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), iota);
+    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), iota);
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        __m256 r0 = _mm256_mul_ps(va, c0[i]), r1 = _mm256_mul_ps(va, c1[i]);
+        if (beta != 0.0f) {
+            r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, m0), r0);
+            r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, m1), r1);
+        }
+        _mm256_maskstore_ps(ci, m0, r0);
+        _mm256_maskstore_ps(ci + 8, m1, r1);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void ukernel_avx2(float *c, int64_t ldc, const float *a, const float *b,
+                         int64_t kc, float alpha, float beta, int mr, int nr)
+{
+    switch (mr) {
+    case 6: avx2_tile(6, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 5: avx2_tile(5, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 4: avx2_tile(4, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 3: avx2_tile(3, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 2: avx2_tile(2, c, ldc, a, b, kc, alpha, beta, nr); break;
+    default: avx2_tile(1, c, ldc, a, b, kc, alpha, beta, nr); break;
+    }
+}
+
+/* ---------------------------------------------------------------- AVX-512 kernel: 14 x 32 */
+
+#define A5_MR 14
+#define A5_NR 32
+
+/* 28 zmm accumulators, two B loads and fourteen broadcasts per k step: enough independent
+ * FMAs to cover Zen 4's latency with room for the loads. Same constant-mr trick as AVX2;
+ * the column edge is a pair of write masks. */
+static inline __attribute__((always_inline, target("avx512f,fma")))
+void avx512_tile(const int mr, float *c, int64_t ldc, const float *a, const float *b,
+                 int64_t kc, float alpha, float beta, int nr)
+{
+    __m512 c0[A5_MR], c1[A5_MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < mr; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+        a += A5_MR;
+        b += A5_NR;
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
+        if (beta != 0.0f) {
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    }
+}
+
+__attribute__((target("avx512f,fma")))
+static void ukernel_avx512(float *c, int64_t ldc, const float *a, const float *b,
+                           int64_t kc, float alpha, float beta, int mr, int nr)
+{
+    switch (mr) {
+    case 14: avx512_tile(14, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 13: avx512_tile(13, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 12: avx512_tile(12, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 11: avx512_tile(11, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 10: avx512_tile(10, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 9: avx512_tile(9, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 8: avx512_tile(8, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 7: avx512_tile(7, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 6: avx512_tile(6, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 5: avx512_tile(5, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 4: avx512_tile(4, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 3: avx512_tile(3, c, ldc, a, b, kc, alpha, beta, nr); break;
+    case 2: avx512_tile(2, c, ldc, a, b, kc, alpha, beta, nr); break;
+    default: avx512_tile(1, c, ldc, a, b, kc, alpha, beta, nr); break;
+    }
+}
+
+/* ---------------------------------------------------------------- transposing pack */
+
+/* dst[p * w + r] = src[r * lds + p] for r < rows, zero for rows <= r < w: the packing
+ * that turns rows of the source into columns of a panel (A untransposed, B transposed).
+ * Element by element this is a strided scatter; 8 x 8 register transposes make it a
+ * stream of full-width loads and stores. */
+__attribute__((target("avx2")))
+static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds, int rows, int64_t kc)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int64_t kc8 = kc & ~(int64_t)7;
+    for (int r0 = 0; r0 < w; r0 += 8) {
+        int live = rows - r0 < 0 ? 0 : rows - r0 > 8 ? 8 : rows - r0;
+        __m256i wmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - r0), iota);
+        const float *s[8];
+        for (int q = 0; q < 8; q++) s[q] = q < live ? src + (r0 + q) * lds : src;
+        for (int64_t p = 0; p < kc8; p += 8) {
+            __m256 v[8], t[8];
+            for (int q = 0; q < 8; q++) v[q] = q < live ? _mm256_loadu_ps(s[q] + p) : _mm256_setzero_ps();
+            t[0] = _mm256_unpacklo_ps(v[0], v[1]); t[1] = _mm256_unpackhi_ps(v[0], v[1]);
+            t[2] = _mm256_unpacklo_ps(v[2], v[3]); t[3] = _mm256_unpackhi_ps(v[2], v[3]);
+            t[4] = _mm256_unpacklo_ps(v[4], v[5]); t[5] = _mm256_unpackhi_ps(v[4], v[5]);
+            t[6] = _mm256_unpacklo_ps(v[6], v[7]); t[7] = _mm256_unpackhi_ps(v[6], v[7]);
+            v[0] = _mm256_shuffle_ps(t[0], t[2], 0x44); v[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+            v[2] = _mm256_shuffle_ps(t[1], t[3], 0x44); v[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+            v[4] = _mm256_shuffle_ps(t[4], t[6], 0x44); v[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+            v[6] = _mm256_shuffle_ps(t[5], t[7], 0x44); v[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+            t[0] = _mm256_permute2f128_ps(v[0], v[4], 0x20); t[4] = _mm256_permute2f128_ps(v[0], v[4], 0x31);
+            t[1] = _mm256_permute2f128_ps(v[1], v[5], 0x20); t[5] = _mm256_permute2f128_ps(v[1], v[5], 0x31);
+            t[2] = _mm256_permute2f128_ps(v[2], v[6], 0x20); t[6] = _mm256_permute2f128_ps(v[2], v[6], 0x31);
+            t[3] = _mm256_permute2f128_ps(v[3], v[7], 0x20); t[7] = _mm256_permute2f128_ps(v[3], v[7], 0x31);
+            float *d = dst + p * w + r0;
+            if (r0 + 8 <= w)
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + q * w, t[q]);
+            else
+                for (int q = 0; q < 8; q++) _mm256_maskstore_ps(d + q * w, wmask, t[q]);
+        }
+        for (int64_t p = kc8; p < kc; p++) {
+            float *d = dst + p * w + r0;
+            for (int q = 0; q < 8 && r0 + q < w; q++) d[q] = q < live ? s[q][p] : 0.0f;
+        }
+    }
+}
+
+#endif /* FM_GEMM_X86 */
+
+static const struct fm_gemm_impl impl_portable = {FM_KERNEL_PORTABLE, ukernel_portable, P_MR, P_NR, 256, 128, 2048, 0};
+#ifdef FM_GEMM_X86
+static const struct fm_gemm_impl impl_avx2 = {FM_KERNEL_AVX2, ukernel_avx2, A2_MR, A2_NR, 256, 120, 2048, 1};
+static const struct fm_gemm_impl impl_avx512 = {FM_KERNEL_AVX512, ukernel_avx512, A5_MR, A5_NR, 384, 168, 2048, 1};
+#endif
+
+/* ---------------------------------------------------------------- packing */
+
+/* op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels, each (kc, MR) with rows past mc zeroed,
+ * so the kernel reads one layout whatever the transpose. */
+static void pack_a(float *dst, const float *a, int64_t lda, enum fm_trans ta,
+                   int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, int avx)
+{
+#ifndef FM_GEMM_X86
+    (void)avx;
+#endif
+    for (int64_t ip = 0; ip < mc; ip += mr, dst += kc * mr) {
+        int rows = mc - ip < mr ? (int)(mc - ip) : mr;
+        if (ta == FM_TRANS) {
+            const float *src = a + p0 * lda + i0 + ip;
+            for (int64_t p = 0; p < kc; p++, src += lda) {
+                float *d = dst + p * mr;
+                for (int i = 0; i < rows; i++) d[i] = src[i];
+                for (int i = rows; i < mr; i++) d[i] = 0.0f;
+            }
+        } else {
+#ifdef FM_GEMM_X86
+            if (avx) {
+                pack_transpose_avx(dst, mr, a + (i0 + ip) * lda + p0, lda, rows, kc);
+                continue;
+            }
+#endif
+            for (int i = 0; i < rows; i++) {
+                const float *src = a + (i0 + ip + i) * lda + p0;
+                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+            }
+            for (int i = rows; i < mr; i++)
+                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels, each (kc, NR), columns past nc zeroed. */
+static void pack_b(float *dst, const float *b, int64_t ldb, enum fm_trans tb,
+                   int64_t j0, int64_t nc, int64_t p0, int64_t kc, int nr, int avx)
+{
+#ifndef FM_GEMM_X86
+    (void)avx;
+#endif
+    for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
+        int cols = nc - jp < nr ? (int)(nc - jp) : nr;
+        if (tb == FM_TRANS) {
+#ifdef FM_GEMM_X86
+            if (avx) {
+                pack_transpose_avx(dst, nr, b + (j0 + jp) * ldb + p0, ldb, cols, kc);
+                continue;
+            }
+#endif
+            for (int j = 0; j < cols; j++) {
+                const float *src = b + (j0 + jp + j) * ldb + p0;
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0f;
+        } else {
+            const float *src = b + p0 * ldb + j0 + jp;
+            for (int64_t p = 0; p < kc; p++, src += ldb) {
+                float *d = dst + p * nr;
+                for (int j = 0; j < cols; j++) d[j] = src[j];
+                for (int j = cols; j < nr; j++) d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- blocked driver */
+
+struct gemm_problem {
+    float *c;
+    const float *a, *b;
+    int64_t ldc, lda, ldb, m, n, k, kc;
+    enum fm_trans ta, tb;
+    float alpha, beta;
+};
+
+static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* C[i0:i1, j0:j1] with this thread's pack buffers. i0 and j0 are multiples of MR and NR,
+ * and k is blocked the same way for every sub-block, so each element of C sees the same
+ * sequence of operations whichever thread computes it. */
+static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
+                       int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
+{
+    const int mr = im->mr, nr = im->nr;
+    for (int64_t jc = j0; jc < j1; jc += im->nc_max) {
+        int64_t nc = min64(im->nc_max, j1 - jc);
+        for (int64_t pc = 0; pc < g->k; pc += g->kc) {
+            int64_t kc = min64(g->kc, g->k - pc);
+            /* later k blocks accumulate onto what the first one wrote */
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
+            for (int64_t ic = i0; ic < i1; ic += im->mc_max) {
+                int64_t mc = min64(im->mc_max, i1 - ic);
+                pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int nrr = (int)min64(nr, nc - jr);
+                    const float *bp = pb + jr * kc;
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int mrr = (int)min64(mr, mc - ir);
+                        im->kernel(g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, pa + ir * kc, bp,
+                                   kc, g->alpha, beta, mrr, nrr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C = beta * C, the whole answer when k == 0 or alpha == 0 (A and B are not read). */
+static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta)
+{
+    for (int64_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        if (beta == 0.0f)
+            memset(ci, 0, (size_t)n * sizeof *ci);
+        else
+            for (int64_t j = 0; j < n; j++) ci[j] *= beta;
+    }
+}
+
+static int cpu_has_avx2(void)
+{
+#ifdef FM_GEMM_X86
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx512(void)
+{
+#ifdef FM_GEMM_X86
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+enum fm_kernel fm_gemm_best_kernel(void)
+{
+    if (cpu_has_avx512()) return FM_KERNEL_AVX512;
+    if (cpu_has_avx2()) return FM_KERNEL_AVX2;
+    return FM_KERNEL_PORTABLE;
+}
+
+const char *fm_gemm_kernel_name(enum fm_kernel kernel)
+{
+    switch (kernel) {
+    case FM_KERNEL_AUTO: return fm_gemm_kernel_name(fm_gemm_best_kernel());
+    case FM_KERNEL_PORTABLE: return "portable";
+    case FM_KERNEL_AVX2: return "avx2";
+    case FM_KERNEL_AVX512: return "avx512";
+    }
+    return "unknown";
+}
+
+static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel)
+{
+    if (kernel == FM_KERNEL_AUTO) kernel = fm_gemm_best_kernel();
+    switch (kernel) {
+    case FM_KERNEL_PORTABLE: return &impl_portable;
+#ifdef FM_GEMM_X86
+    case FM_KERNEL_AVX2: return cpu_has_avx2() ? &impl_avx2 : NULL;
+    case FM_KERNEL_AVX512: return cpu_has_avx512() ? &impl_avx512 : NULL;
+#endif
+    default: return NULL;
+    }
+}
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define FM_GEMM_SERIAL_MNK (1 << 17)
+
+int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta,
+            const float *b, int64_t ldb, enum fm_trans tb,
+            int64_t m, int64_t n, int64_t k, float alpha, float beta,
+            enum fm_kernel kernel, int nthreads)
+{
+    const struct fm_gemm_impl *im = impl_for(kernel);
+    if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
+    if ((ta != FM_NO_TRANS && ta != FM_TRANS) || (tb != FM_NO_TRANS && tb != FM_TRANS)) return FM_EINVAL;
+    if (ldc < n || lda < (ta == FM_TRANS ? m : k) || ldb < (tb == FM_TRANS ? k : n)) return FM_EINVAL;
+    if (m == 0 || n == 0) return FM_OK;
+    if (c == NULL) return FM_EINVAL;
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(c, ldc, m, n, beta);
+        return FM_OK;
+    }
+    if (a == NULL || b == NULL) return FM_EINVAL;
+
+    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta};
+    int64_t nkb = (k + im->kc_max - 1) / im->kc_max;
+    g.kc = (k + nkb - 1) / nkb;
+
+    int nt = 1;
+#ifdef _OPENMP
+    nt = nthreads > 0 ? nthreads : omp_get_max_threads();
+    if (m * n * k < FM_GEMM_SERIAL_MNK) nt = 1;
+#else
+    (void)nthreads;
+#endif
+    /* Threads take contiguous runs of whole MR-row (or NR-column) panels of C and never
+     * split k, which keeps the result independent of nt. Each thread packs its own copy
+     * of the operand it shares, so pick the split whose busiest thread has the least
+     * work, counting a packed element as about eight multiply-adds. */
+    int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
+    if (nt > pm && nt > pn) nt = (int)(pm > pn ? pm : pn);
+    int64_t rows_m = min64((pm + nt - 1) / nt * im->mr, m), cols_n = (pn + nt - 1) / nt * im->nr;
+    int64_t cost_m = rows_m * round_up(n, im->nr) * k + 8 * (k * n + rows_m * k);
+    int64_t cost_n = m * cols_n * k + 8 * (m * k + cols_n * k);
+    int split_n = nt > 1 && cost_n < cost_m;
+    int64_t panels = split_n ? pn : pm;
+    /* sized for the whole of C, in case OpenMP grants fewer threads than asked */
+    /* B panels are read with aligned loads: keep pb on a 64-byte boundary */
+    size_t pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
+    size_t pb_len = (size_t)min64(im->nc_max, pn * im->nr) * (size_t)g.kc;
+    size_t per_thread = (size_t)round_up((int64_t)(pa_len + pb_len), 16);
+    float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
+    if (buf == NULL) return FM_ENOMEM;
+
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
+        int64_t q0 = panels * t / team, q1 = panels * (t + 1) / team;
+        if (q1 > q0) {
+            if (split_n)
+                gemm_block(&g, im, 0, m, q0 * im->nr, min64(q1 * im->nr, n), pa, pb);
+            else
+                gemm_block(&g, im, q0 * im->mr, min64(q1 * im->mr, m), 0, n, pa, pb);
+        }
+    }
+    fm_free(buf);
+    return FM_OK;
+}
+
+static inline float at(const float *p, int64_t ld, enum fm_trans t, int64_t i, int64_t j)
+{
+    return t == FM_TRANS ? p[j * ld + i] : p[i * ld + j];
+}
+
+void fm_gemm_naive(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta,
+                   const float *b, int64_t ldb, enum fm_trans tb,
+                   int64_t m, int64_t n, int64_t k, float alpha, float beta)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int64_t p = 0; p < k; p++) s += (double)at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
+            float v = alpha * (float)s;
+            c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
+        }
+}

@@ -1,0 +1,35 @@
+/* gemm.h: the one single-precision GEMM behind logistic regression, the MLP and the CNN.
+ * Row-major, BLAS semantics: C = alpha * op(A) op(B) + beta * C. */
+#ifndef FM_GEMM_H
+#define FM_GEMM_H
+
+#include <stdint.h>
+
+enum fm_trans { FM_NO_TRANS = 0, FM_TRANS = 1 };
+
+/* Which micro-kernel family runs; FM_KERNEL_AUTO picks the best the CPU supports. */
+enum fm_kernel { FM_KERNEL_AUTO = 0, FM_KERNEL_PORTABLE = 1, FM_KERNEL_AVX2 = 2, FM_KERNEL_AVX512 = 3 };
+
+/* c: (m, n) row-major with leading dimension ldc >= n
+ * a: op(A) is (m, k); A is (m, k) with lda >= k, or (k, m) with lda >= m when ta = FM_TRANS
+ * b: op(B) is (k, n); B is (k, n) with ldb >= n, or (n, k) with ldb >= k when tb = FM_TRANS
+ * beta == 0 overwrites C without reading it (NaN in C does not propagate).
+ * Threads: OpenMP over blocks, at most nthreads (<= 0: the OpenMP default).
+ * Returns FM_OK, FM_EINVAL (bad sizes or a kernel the CPU lacks) or FM_ENOMEM. */
+int fm_gemm(float *c, int64_t ldc,
+            const float *a, int64_t lda, enum fm_trans ta,
+            const float *b, int64_t ldb, enum fm_trans tb,
+            int64_t m, int64_t n, int64_t k, float alpha, float beta,
+            enum fm_kernel kernel, int nthreads);
+
+/* The naive triple loop with a float64 accumulator: the reference twin for tests. */
+void fm_gemm_naive(float *c, int64_t ldc,
+                   const float *a, int64_t lda, enum fm_trans ta,
+                   const float *b, int64_t ldb, enum fm_trans tb,
+                   int64_t m, int64_t n, int64_t k, float alpha, float beta);
+
+/* The kernel FM_KERNEL_AUTO resolves to on this CPU, and its name ("avx512", "avx2", "portable"). */
+enum fm_kernel fm_gemm_best_kernel(void);
+const char *fm_gemm_kernel_name(enum fm_kernel kernel);
+
+#endif

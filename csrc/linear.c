@@ -1,0 +1,106 @@
+/* linear.c: softmax regression: forward through fm_gemm, softmax cross-entropy, and the
+ * minibatch SGD epoch. Not a general optimizer library: the networks have their own. */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "gemm.h"
+#include "linear.h"
+
+void fm_softmax_rows(float *z, int64_t n, int64_t k)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *r = z + i * k;
+        float mx = r[0];
+        for (int64_t j = 1; j < k; j++) mx = r[j] > mx ? r[j] : mx;
+        double s = 0.0;
+        for (int64_t j = 0; j < k; j++) { r[j] = expf(r[j] - mx); s += r[j]; }
+        float inv = (float)(1.0 / s);
+        for (int64_t j = 0; j < k; j++) r[j] *= inv;
+    }
+}
+
+double fm_softmax_xent(float *dz, int64_t *n_correct,
+                       const float *z, const int64_t *y, const float *sw,
+                       int64_t n, int64_t k, float scale)
+{
+    double loss = 0.0;
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *r = z + i * k;
+        float *g = dz + i * k;
+        int64_t arg = 0;
+        for (int64_t j = 1; j < k; j++) arg = r[j] > r[arg] ? j : arg;
+        float mx = r[arg];
+        double s = 0.0;
+        for (int64_t j = 0; j < k; j++) s += exp((double)r[j] - mx);
+        /* CE = log sum exp(z - max) - (z_y - max); dCE/dz = softmax(z) - onehot(y) */
+        double w = sw ? sw[i] : 1.0;
+        loss += w * (log(s) - ((double)r[y[i]] - mx));
+        hits += arg == y[i];
+        float c = (float)(w * scale), inv = (float)(1.0 / s);
+        for (int64_t j = 0; j < k; j++) g[j] = c * expf(r[j] - mx) * inv;
+        g[y[i]] -= c;
+    }
+    if (n_correct) *n_correct += hits;
+    return loss;
+}
+
+int fm_linear_forward(float *logits, const float *x, const float *w, const float *b,
+                      int64_t n, int64_t d, int64_t k, int nthreads)
+{
+    for (int64_t i = 0; i < n; i++) memcpy(logits + i * k, b, (size_t)k * sizeof(float));
+    return fm_gemm(logits, k, x, d, FM_NO_TRANS, w, d, FM_TRANS, n, k, d, 1.0f, 1.0f,
+                   FM_KERNEL_AUTO, nthreads);
+}
+
+int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
+                        double *loss_sum, int64_t *n_correct,
+                        const float *x, const int64_t *y, const float *sw,
+                        const int64_t *order, const float *lr,
+                        int64_t n, int64_t m, int64_t d, int64_t k, int64_t batch,
+                        float momentum, int nesterov, float alpha, int nthreads)
+{
+    (void)n;
+    int status = FM_OK;
+    float *xb = fm_alloc((size_t)(batch * d) * sizeof(float));
+    float *z = fm_alloc((size_t)(batch * k) * sizeof(float));
+    float *gw = fm_alloc((size_t)(k * d) * sizeof(float));
+    int64_t *yb = fm_alloc((size_t)batch * sizeof(int64_t));
+    float *swb = fm_alloc((size_t)batch * sizeof(float));
+    if (!xb || !z || !gw || !yb || !swb) { status = FM_ENOMEM; goto done; }
+
+    for (int64_t t = 0, start = 0; start < m; t++, start += batch) {
+        int64_t bs = m - start < batch ? m - start : batch;
+        for (int64_t i = 0; i < bs; i++) {
+            int64_t r = order[start + i];
+            memcpy(xb + i * d, x + r * d, (size_t)d * sizeof(float));
+            yb[i] = y[r];
+            swb[i] = sw ? sw[r] : 1.0f;
+        }
+        status = fm_linear_forward(z, xb, w, b, bs, d, k, nthreads);
+        if (status != FM_OK) goto done;
+        double l = fm_softmax_xent(z, n_correct, z, yb, swb, bs, k, 1.0f / (float)bs);
+        if (!isfinite(l)) { status = FM_EDIVERGED; goto done; }
+        *loss_sum += l;
+        /* dW = dZ^T Xb: (k, bs) x (bs, d) */
+        status = fm_gemm(gw, d, z, k, FM_TRANS, xb, d, FM_NO_TRANS, k, d, bs, 1.0f, 0.0f,
+                         FM_KERNEL_AUTO, nthreads);
+        if (status != FM_OK) goto done;
+        float eta = lr[t];
+        for (int64_t j = 0; j < k * d; j++) {
+            float g = gw[j] + alpha * w[j];
+            vw[j] = momentum * vw[j] - eta * g;
+            w[j] += nesterov ? momentum * vw[j] - eta * g : vw[j];
+        }
+        for (int64_t c = 0; c < k; c++) {
+            float g = 0.0f; /* db = column sums of dZ */
+            for (int64_t i = 0; i < bs; i++) g += z[i * k + c];
+            vb[c] = momentum * vb[c] - eta * g;
+            b[c] += nesterov ? momentum * vb[c] - eta * g : vb[c];
+        }
+    }
+done:
+    fm_free(xb); fm_free(z); fm_free(gw); fm_free(yb); fm_free(swb);
+    return status;
+}

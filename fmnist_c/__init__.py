@@ -1,0 +1,17 @@
+"""fmnist_c: which kind of model is worth it for image classification?
+
+Fashion-MNIST classifiers whose training kernels are hand-written C, behind
+scikit-learn-style estimators, plus the data pipeline and the original study's protocol.
+"""
+__version__ = "0.1.0"
+
+from . import metrics, plot
+from ._base import NotFittedError
+from ._config import show_config
+from .data import CLASS_NAMES, load_fashion_mnist, load_sample, study_split
+from .linear import SGDLogisticRegression
+
+__all__ = [
+    "__version__", "CLASS_NAMES", "NotFittedError", "SGDLogisticRegression",
+    "load_fashion_mnist", "load_sample", "metrics", "plot", "show_config", "study_split",
+]

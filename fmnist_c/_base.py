@@ -1,0 +1,247 @@
+"""The estimator base every fmnist_c model shares: scikit-learn conventions without
+scikit-learn (get_params/set_params, fit returns self, fitted attributes end in "_"),
+input validation with clear errors, and the training helpers the estimators have in common."""
+import inspect
+
+import numpy as np
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when predict (or any fitted-only method) is called before fit."""
+
+
+def check_images(X, name="X", dtype=np.float32):
+    """Return X as a C-contiguous (n_samples, n_features) array of `dtype`.
+
+    Images may be given as (n, 28, 28), (n, 28, 28, 1), (n, 1, 28, 28) or already flat
+    as (n, 784); any memory layout is accepted. Values are taken as given (no rescaling).
+    """
+    if X is None:
+        raise TypeError(f"{name} is None; expected an array of images or features")
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
+    if X.ndim == 4 and X.shape[3] == 1:
+        X = X[..., 0]
+    elif X.ndim == 4 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim == 3:
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2:
+        hint = " (use X.reshape(1, -1) for a single sample)" if X.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be (n_samples, n_features) or images (n, 28, 28), (n, 28, 28, 1) "
+            f"or (n, 1, 28, 28); got shape {X.shape}{hint}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples; at least 1 is required")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features; at least 1 is required")
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def check_labels(y, n_samples, name="y"):
+    """Return y as a 1-D array of class labels of length n_samples."""
+    if y is None:
+        raise TypeError(f"{name} is None; expected class labels")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {y.shape[0]} labels")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        if (y != np.round(y)).any():
+            raise ValueError(f"{name} has non-integer values; classification needs class labels")
+    elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool
+              or y.dtype.kind in "US" or y.dtype == object):
+        raise TypeError(f"{name} must hold class labels, got dtype {y.dtype}")
+    return y
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return float32 sample weights (non-negative, finite, not all zero) or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must be 1-D of length {n_samples}, got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and non-negative")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to zero")
+    return w.astype(np.float32)
+
+
+def check_positive(value, name, kind=int, allow_zero=False):
+    """Check a hyper-parameter is a positive int or float (or >= 0)."""
+    ok_type = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+               if kind is int else isinstance(value, (int, float, np.integer, np.floating))
+               and not isinstance(value, bool))
+    if not ok_type:
+        raise TypeError(f"{name} must be {'an int' if kind is int else 'a number'}, got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return kind(value)
+
+
+def seed_from(random_state):
+    """A 64-bit seed from None (fresh entropy), an int, or a NumPy RandomState/Generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state) & 0xFFFFFFFFFFFFFFFF
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**63, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63))
+    raise TypeError(f"random_state must be None, an int or a NumPy RandomState/Generator, "
+                    f"got {random_state!r}")
+
+
+def n_threads(n_jobs):
+    """OpenMP thread count for n_jobs (None or -1: all; 0 is invalid, as in scikit-learn)."""
+    if n_jobs is None or n_jobs == -1:
+        return 0
+    if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0 \
+            or n_jobs < -1:
+        raise ValueError(f"n_jobs must be None, -1 or a positive int, got {n_jobs!r}")
+    return int(n_jobs)
+
+
+class BaseEstimator:
+    """get_params/set_params by inspecting __init__, so sklearn.base.clone, Pipeline and
+    cross_val_score work when scikit-learn happens to be installed; a readable repr."""
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self"
+                      and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not _same(v, sig.parameters[k].default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _check_fitted(self):
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
+                                 f"call fit first")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, Tags, TargetTags  # only where sklearn asks
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags())
+
+
+def _same(a, b):
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (ValueError, TypeError):
+        return a is b
+
+
+class ClassifierMixin:
+    """predict/score from predict_proba; classes_ and label encoding."""
+
+    _estimator_type = "classifier"
+
+    def _encode_labels(self, y):
+        """Set classes_ from y and return y as int64 codes 0..n_classes-1."""
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has a single class ({self.classes_[0]!r}); "
+                             f"a classifier needs at least 2")
+        return codes.astype(np.int64)
+
+    def _codes_for(self, y, name="y"):
+        """Map labels of an already fitted model to codes; unknown labels are an error."""
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.clip(codes, 0, len(self.classes_) - 1)
+        bad = self.classes_[codes] != y
+        if bad.any():
+            raise ValueError(f"{name} has labels not seen in fit: {np.unique(y[bad])[:5].tolist()}")
+        return codes.astype(np.int64)
+
+    def _check_X(self, X, dtype=np.float32):
+        self._check_fitted()
+        X = check_images(X, dtype=dtype)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} was "
+                             f"fitted with {self.n_features_in_}")
+        return X
+
+    def predict(self, X):
+        """Class labels: the most probable class of each sample."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on (X, y)."""
+        from .metrics import accuracy_score
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+
+def class_weights(class_weight, codes, classes):
+    """Per-sample weights (float32) for class_weight None, "balanced" or {label: weight}."""
+    if class_weight is None:
+        return None
+    counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
+        per_class = len(codes) / (len(classes) * np.maximum(counts, 1))
+    elif isinstance(class_weight, dict):
+        per_class = np.ones(len(classes))
+        for label, weight in class_weight.items():
+            hit = np.flatnonzero(classes == label)
+            if hit.size == 0:
+                raise ValueError(f"class_weight has label {label!r}, which is not in y")
+            if not np.isfinite(weight) or weight < 0:
+                raise ValueError(f"class_weight[{label!r}] must be finite and >= 0")
+            per_class[hit[0]] = weight
+    else:
+        raise TypeError(f"class_weight must be None, 'balanced' or a dict, got {class_weight!r}")
+    return per_class[codes].astype(np.float32)
+
+
+def progress(total, verbose, desc):
+    """A tqdm bar over epochs when verbose, else a do-nothing stand-in."""
+    if verbose:
+        from tqdm.auto import tqdm
+        return tqdm(total=total, desc=desc, unit="epoch", leave=True)
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+

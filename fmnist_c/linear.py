@@ -1,0 +1,257 @@
+"""SGDLogisticRegression: multinomial logistic regression trained by minibatch SGD in C."""
+import math
+
+import numpy as np
+
+from . import _core
+from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels, check_positive,
+                    check_sample_weight, class_weights, n_threads, progress, seed_from)
+
+_SCHEDULES = ("constant", "invscaling", "cosine")
+# rows handed to C per call: a chunk takes ~0.1 s at most, so Ctrl-C is felt at once
+_CHUNK_ROWS = 16384
+
+
+class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
+    """Multinomial (softmax) logistic regression trained by minibatch SGD.
+
+    Forward pass, softmax cross-entropy gradient and the momentum update run in C (the
+    GEMM shared with the neural networks), with the GIL released. Inputs are taken as
+    given: scale pixels to [0, 1] yourself (``X / 255``); raw 0-255 pixels need a learning
+    rate about 255**2 times smaller.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Initial step size.
+    lr_schedule : {"cosine", "constant", "invscaling"}
+        "cosine" anneals to 0 over all steps of ``fit``; "invscaling" is
+        ``learning_rate / (1 + epoch) ** power_t`` with fractional epochs; ``partial_fit``
+        uses "invscaling" as it is, and "constant" for "cosine" (it has no known end).
+    power_t : float
+        Exponent of "invscaling".
+    momentum : float
+        Momentum in [0, 1).
+    nesterov : bool
+        Nesterov momentum.
+    alpha : float
+        L2 penalty on ``coef_`` (not on the intercept); the gradient gains ``alpha * coef_``.
+    batch_size : int
+        Samples per SGD step.
+    epochs : int
+        Passes over the training data (the most when early stopping).
+    shuffle : bool
+        Shuffle the rows every epoch.
+    class_weight : None, "balanced" or dict
+        Per-class weights multiplying each sample's loss, as in scikit-learn.
+    early_stopping : bool
+        Stop when the validation accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and restore the best epoch's weights. The validation
+        set is ``validation_data`` given to fit, else a random ``validation_fraction`` of X.
+    validation_fraction, n_iter_no_change, tol : early-stopping settings.
+    random_state : None, int, RandomState or Generator
+        Seeds shuffling and the early-stopping split; an int makes fits bit-identical.
+    verbose : int
+        0 silent, 1 a tqdm progress bar over epochs.
+    n_jobs : None or int
+        Threads for the C kernels (None or -1: all cores).
+
+    Fitted attributes: ``coef_`` (n_classes, n_features), ``intercept_`` (n_classes,),
+    ``classes_``, ``n_features_in_``, ``n_iter_`` (epochs run), ``t_`` (SGD steps taken),
+    ``history_`` (dict of per-epoch lists: loss, accuracy, and val_loss, val_accuracy when
+    there is validation data). Training loss and accuracy are averaged over each epoch's
+    batches before their updates, as Keras reports them.
+    """
+
+    def __init__(self, learning_rate=0.05, lr_schedule="cosine", power_t=0.5, momentum=0.9,
+                 nesterov=True, alpha=0.0, batch_size=128, epochs=15, shuffle=True,
+                 class_weight=None, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, random_state=None, verbose=0, n_jobs=None):
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    # ---- validation -------------------------------------------------------------------
+    def _check_hyper_params(self):
+        check_positive(self.learning_rate, "learning_rate", float)
+        check_positive(self.batch_size, "batch_size")
+        check_positive(self.epochs, "epochs")
+        check_positive(self.alpha, "alpha", float, allow_zero=True)
+        check_positive(self.power_t, "power_t", float, allow_zero=True)
+        check_positive(self.n_iter_no_change, "n_iter_no_change")
+        check_positive(self.tol, "tol", float, allow_zero=True)
+        if not 0 <= check_positive(self.momentum, "momentum", float, allow_zero=True) < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not 0 < check_positive(self.validation_fraction, "validation_fraction", float) < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.lr_schedule not in _SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {self.lr_schedule!r}")
+        n_threads(self.n_jobs)
+
+    def _validation_set(self, validation_data):
+        Xv, yv = validation_data
+        Xv = check_images(Xv, name="validation X")
+        if Xv.shape[1] != self.n_features_in_:
+            raise ValueError(f"validation X has {Xv.shape[1]} features, X has {self.n_features_in_}")
+        yv = check_labels(yv, Xv.shape[0], name="validation y")
+        return Xv, self._codes_for(yv, "validation y")
+
+    # ---- training ---------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Fit on (X, y) from zero weights; returns self.
+
+        validation_data : optional (X_val, y_val), scored after every epoch into
+        ``history_`` (and used by early stopping).
+        """
+        self._check_hyper_params()
+        X = check_images(X)
+        y = check_labels(y, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        for attr in ("coef_", "intercept_", "classes_", "t_"):
+            self.__dict__.pop(attr, None)
+        codes = self._encode_labels(y)
+        self.n_features_in_ = X.shape[1]
+        rng = np.random.default_rng(seed_from(self.random_state))
+        val = None
+        if validation_data is not None:
+            val = self._validation_set(validation_data)
+        elif self.early_stopping:
+            perm = rng.permutation(X.shape[0])
+            n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
+            if n_val >= X.shape[0]:
+                raise ValueError("too few samples to hold out a validation set")
+            val = (X[perm[:n_val]], codes[perm[:n_val]])
+            keep = np.sort(perm[n_val:])
+            X, codes = X[keep], codes[keep]
+            sw = None if sw is None else sw[keep]
+        self._init_weights()
+        cw = class_weights(self.class_weight, codes, self.classes_)
+        sw = cw if sw is None else (sw if cw is None else sw * cw)
+        self._train(X, codes, sw, val, self.epochs, rng, schedule=self.lr_schedule)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of SGD on (X, y), continuing from the current weights.
+
+        The first call needs ``classes`` (all labels that will ever appear)."""
+        self._check_hyper_params()
+        X = check_images(X)
+        y = check_labels(y, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be given on the first call to partial_fit")
+            self._encode_labels(np.asarray(classes))
+            self.n_features_in_ = X.shape[1]
+            self._init_weights()
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model has {self.n_features_in_}")
+        codes = self._codes_for(y)
+        cw = class_weights(self.class_weight, codes, self.classes_)
+        sw = cw if sw is None else (sw if cw is None else sw * cw)
+        if not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(seed_from(self.random_state))
+        schedule = "constant" if self.lr_schedule == "cosine" else self.lr_schedule
+        self._train(X, codes, sw, None, 1, self._rng, schedule=schedule)
+        return self
+
+    def _init_weights(self):
+        k, d = len(self.classes_), self.n_features_in_
+        self.coef_ = np.zeros((k, d), np.float32)
+        self.intercept_ = np.zeros(k, np.float32)
+        self._velocity = (np.zeros((k, d), np.float32), np.zeros(k, np.float32))
+        self.t_ = 0
+        self.n_iter_ = 0
+        self.history_ = {"loss": [], "accuracy": []}
+
+    def _learning_rates(self, schedule, n_steps, steps_per_epoch, total_steps):
+        t = self.t_ + np.arange(n_steps, dtype=np.float64)
+        if schedule == "constant":
+            lr = np.full(n_steps, self.learning_rate)
+        elif schedule == "invscaling":
+            lr = self.learning_rate / (1.0 + t / steps_per_epoch) ** self.power_t
+        else:
+            lr = self.learning_rate * 0.5 * (1.0 + np.cos(np.pi * t / total_steps))
+        return lr.astype(np.float32)
+
+    def _train(self, X, codes, sw, val, epochs, rng, schedule):
+        n, bs = X.shape[0], int(self.batch_size)
+        steps_per_epoch = math.ceil(n / bs)
+        total = self.t_ + epochs * steps_per_epoch
+        chunk = max(bs, _CHUNK_ROWS // bs * bs)
+        threads = n_threads(self.n_jobs)
+        weight_sum = n if sw is None else float(sw.sum())
+        if val is not None:
+            self.history_.setdefault("val_loss", [])
+            self.history_.setdefault("val_accuracy", [])
+        best, best_acc, stale = None, -np.inf, 0
+        bar = progress(epochs, self.verbose, type(self).__name__)
+        try:
+            for _ in range(epochs):
+                order = rng.permutation(n) if self.shuffle else np.arange(n)
+                loss, hits = 0.0, 0
+                for start in range(0, n, chunk):
+                    part = order[start:start + chunk]
+                    lr = self._learning_rates(schedule, math.ceil(len(part) / bs),
+                                              steps_per_epoch, total)
+                    l, c = _core.linear_sgd_epoch(
+                        self.coef_, self.intercept_, *self._velocity, X, codes, sw, part, lr,
+                        bs, float(self.momentum), bool(self.nesterov), float(self.alpha), threads)
+                    loss, hits = loss + l, hits + c
+                    self.t_ += len(lr)
+                self.n_iter_ += 1
+                self.history_["loss"].append(loss / weight_sum)
+                self.history_["accuracy"].append(hits / n)
+                postfix = {"loss": f"{loss / weight_sum:.4f}", "acc": f"{hits / n:.4f}"}
+                if val is not None:
+                    vloss, vacc = self._evaluate_codes(*val)
+                    self.history_["val_loss"].append(vloss)
+                    self.history_["val_accuracy"].append(vacc)
+                    postfix.update(val_loss=f"{vloss:.4f}", val_acc=f"{vacc:.4f}")
+                    if self.early_stopping:
+                        if vacc > best_acc + self.tol:
+                            best_acc, stale = vacc, 0
+                            best = (self.coef_.copy(), self.intercept_.copy(), self.n_iter_)
+                        else:
+                            stale += 1
+                bar.set_postfix(postfix)
+                bar.update()
+                if self.early_stopping and stale >= self.n_iter_no_change:
+                    break
+        finally:
+            bar.close()
+        if best is not None:
+            self.coef_[...], self.intercept_[...] = best[0], best[1]
+            self.best_epoch_ = best[2]
+
+    def _evaluate_codes(self, X, codes):
+        p = _core.linear_forward(X, self.coef_, self.intercept_, proba=True,
+                                 nthreads=n_threads(self.n_jobs))
+        loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(codes)), codes], 1e-12))))
+        return loss, float(np.mean(np.argmax(p, axis=1) == codes))
+
+    # ---- prediction -------------------------------------------------------------------
+    def decision_function(self, X):
+        """Logits X coef_^T + intercept_, shape (n_samples, n_classes)."""
+        X = self._check_X(X)
+        return _core.linear_forward(X, self.coef_, self.intercept_, nthreads=n_threads(self.n_jobs))
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the logits), shape (n_samples, n_classes)."""
+        X = self._check_X(X)
+        return _core.linear_forward(X, self.coef_, self.intercept_, proba=True,
+                                    nthreads=n_threads(self.n_jobs))
