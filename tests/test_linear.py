@@ -311,7 +311,7 @@ def test_ctrl_c_stops_training_and_leaves_model_usable(tmp_path):
             print("interrupted", m.n_iter_, m.predict(X[:5]).shape, flush=True)
     """)
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert p.stdout.readline().strip() == "ready"
     time.sleep(1.5)
     sent = time.monotonic()

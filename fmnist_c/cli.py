@@ -1,0 +1,41 @@
+"""The fmnist-c command: reproduce the study, or print this build's configuration."""
+import argparse
+import sys
+
+
+def _models(text):
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="fmnist-c", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="train the study's models on the study's split and "
+                                           "compare with the study's figures")
+    rep.add_argument("--models", type=_models, default=None,
+                     help="comma-separated subset of the models (default: all)")
+    rep.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
+    rep.add_argument("--sample", action="store_true",
+                     help="use the embedded 3,000-image sample even if the full data is installed")
+    rep.add_argument("--out", default="results", help="output folder (default: ./results)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("info", help="SIMD level, OpenMP threads, NumPy version, where the data is")
+    args = parser.parse_args(argv)
+
+    if args.command == "info":
+        from ._config import show_config
+        show_config()
+        return 0
+    from .study import MODELS, reproduce
+    models = args.models or list(MODELS)
+    try:
+        reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
+                  verbose=0 if args.quiet else 1)
+    except ValueError as e:
+        parser.error(str(e))
+    print(f"\nWrote {args.out}/results.json, results.md and confusion matrices.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
