@@ -19,11 +19,14 @@
 typedef void (*fm_ukernel)(float *c, int64_t ldc, const float *a, const float *b,
                            int64_t kc, float alpha, float beta, int mr, int nr);
 
-/* Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2 per core): a kc x NR panel of B stays in
- * L1 while the kernel sweeps the mc x kc block of A held in L2; the kc x nc block of B
- * lives in L3. kc is capped, then k is split into equal blocks so no block is a sliver. */
+/* One micro-kernel with its register tile (mr x nr) and cache blocks. For AVX-512 on
+ * Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the mc x kc block of A (168 x 384,
+ * 252 KiB) stays in L2 while the kernel sweeps it with one kc x 32 panel of B (48 KiB,
+ * L1 and L2), and the kc x nc block of B (3 MiB) sits in L3. The kernel needs only
+ * 4.6 bytes of B per cycle, which L2 streams easily: kc from 256 to 512 measured within
+ * noise, and a long kc means fewer passes over C. kc is a cap: k is cut into equal
+ * blocks so that none is a sliver. */
 struct fm_gemm_impl {
-    enum fm_kernel id;
     fm_ukernel kernel;
     int mr, nr;
     int64_t kc_max, mc_max, nc_max;
@@ -33,7 +36,7 @@ struct fm_gemm_impl {
 /* ---------------------------------------------------------------- portable kernel */
 
 #define P_MR 4
-#define P_NR 16
+#define P_NR 8
 
 /* Plain loops over a fixed tile: the compiler vectorises the inner j loop (SSE2, NEON). */
 static void ukernel_portable(float *c, int64_t ldc, const float *a, const float *b,
@@ -115,46 +118,72 @@ static void ukernel_avx2(float *c, int64_t ldc, const float *a, const float *b,
     }
 }
 
-/* ---------------------------------------------------------------- AVX-512 kernel: 14 x 32 */
+/* ---------------------------------------------------------------- AVX-512 kernels */
 
+/* 14 x 32: 28 zmm accumulators, two B loads and fourteen broadcasts per k step, enough
+ * independent FMAs to hide Zen 4's latency with load slots to spare. When C has at most
+ * 16 columns (ten classes) half of that tile would be padding, so a 28 x 16 twin takes
+ * over: one B load per 28 FMAs. */
 #define A5_MR 14
 #define A5_NR 32
+#define A5N_MR 28
+#define A5N_NR 16
 
-/* 28 zmm accumulators, two B loads and fourteen broadcasts per k step: enough independent
- * FMAs to cover Zen 4's latency with room for the loads. Same constant-mr trick as AVX2;
- * the column edge is a pair of write masks. */
+/* Computes `rows` rows (a constant, so loops unroll and accumulators stay in registers)
+ * of nv zmm columns from panels amr wide, and stores the first mr rows and nr columns.
+ * Rows between mr and rows are packing zeros: computing them lets seven instances of
+ * the tile cover every mr. */
 static inline __attribute__((always_inline, target("avx512f,fma")))
-void avx512_tile(const int mr, float *c, int64_t ldc, const float *a, const float *b,
-                 int64_t kc, float alpha, float beta, int nr)
+void avx512_tile(const int rows, const int nv, const int amr, float *c, int64_t ldc,
+                 const float *a, const float *b, int64_t kc, float alpha, float beta,
+                 int mr, int nr)
 {
-    __m512 c0[A5_MR], c1[A5_MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < mr; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+    __m512 c0[A5N_MR], c1[A5N_MR];
+#pragma GCC unroll 32
+    for (int i = 0; i < rows; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-        for (int i = 0; i < mr; i++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = nv == 2 ? _mm512_load_ps(b + 16) : b0;
+#pragma GCC unroll 32
+        for (int i = 0; i < rows; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            if (nv == 2) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
-        a += A5_MR;
-        b += A5_NR;
+        a += amr;
+        b += 16 * nv;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-#pragma GCC unroll 16
-    for (int i = 0; i < mr; i++) {
+#pragma GCC unroll 32
+    for (int i = 0; i < rows; i++) {
+        if (i >= mr) break;
         float *ci = c + i * ldc;
-        __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
-        if (beta != 0.0f) {
-            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
-            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
-        }
+        __m512 r0 = _mm512_mul_ps(va, c0[i]);
+        if (beta != 0.0f) r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
         _mm512_mask_storeu_ps(ci, m0, r0);
-        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+        if (nv == 2) {
+            __m512 r1 = _mm512_mul_ps(va, c1[i]);
+            if (beta != 0.0f) r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+            _mm512_mask_storeu_ps(ci + 16, m1, r1);
+        }
+    }
+}
+
+/* Picks the smallest of seven row counts (multiples of amr / 7) that covers mr. */
+static inline __attribute__((always_inline, target("avx512f,fma")))
+void avx512_rows(const int nv, const int amr, float *c, int64_t ldc, const float *a,
+                 const float *b, int64_t kc, float alpha, float beta, int mr, int nr)
+{
+    switch ((mr - 1) / (amr / 7)) {
+    case 0: avx512_tile(1 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 1: avx512_tile(2 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 2: avx512_tile(3 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 3: avx512_tile(4 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 4: avx512_tile(5 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 5: avx512_tile(6 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    default: avx512_tile(amr, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
     }
 }
 
@@ -162,22 +191,14 @@ __attribute__((target("avx512f,fma")))
 static void ukernel_avx512(float *c, int64_t ldc, const float *a, const float *b,
                            int64_t kc, float alpha, float beta, int mr, int nr)
 {
-    switch (mr) {
-    case 14: avx512_tile(14, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 13: avx512_tile(13, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 12: avx512_tile(12, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 11: avx512_tile(11, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 10: avx512_tile(10, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 9: avx512_tile(9, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 8: avx512_tile(8, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 7: avx512_tile(7, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 6: avx512_tile(6, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 5: avx512_tile(5, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 4: avx512_tile(4, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 3: avx512_tile(3, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 2: avx512_tile(2, c, ldc, a, b, kc, alpha, beta, nr); break;
-    default: avx512_tile(1, c, ldc, a, b, kc, alpha, beta, nr); break;
-    }
+    avx512_rows(2, A5_MR, c, ldc, a, b, kc, alpha, beta, mr, nr);
+}
+
+__attribute__((target("avx512f,fma")))
+static void ukernel_avx512_narrow(float *c, int64_t ldc, const float *a, const float *b,
+                                  int64_t kc, float alpha, float beta, int mr, int nr)
+{
+    avx512_rows(1, A5N_MR, c, ldc, a, b, kc, alpha, beta, mr, nr);
 }
 
 /* ---------------------------------------------------------------- transposing pack */
@@ -226,10 +247,11 @@ static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds,
 
 #endif /* FM_GEMM_X86 */
 
-static const struct fm_gemm_impl impl_portable = {FM_KERNEL_PORTABLE, ukernel_portable, P_MR, P_NR, 256, 128, 2048, 0};
+static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, 256, 128, 2048, 0};
 #ifdef FM_GEMM_X86
-static const struct fm_gemm_impl impl_avx2 = {FM_KERNEL_AVX2, ukernel_avx2, A2_MR, A2_NR, 256, 120, 2048, 1};
-static const struct fm_gemm_impl impl_avx512 = {FM_KERNEL_AVX512, ukernel_avx512, A5_MR, A5_NR, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 256, 120, 2048, 1};
+static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, 384, 168, 2048, 1};
 #endif
 
 /* ---------------------------------------------------------------- packing */
@@ -393,14 +415,20 @@ const char *fm_gemm_kernel_name(enum fm_kernel kernel)
     return "unknown";
 }
 
-static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel)
+/* The kernel family and, for AVX-512, the tile that wastes least on n columns. */
+static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel, int64_t n)
 {
+#ifndef FM_GEMM_X86
+    (void)n;
+#endif
     if (kernel == FM_KERNEL_AUTO) kernel = fm_gemm_best_kernel();
     switch (kernel) {
     case FM_KERNEL_PORTABLE: return &impl_portable;
 #ifdef FM_GEMM_X86
     case FM_KERNEL_AVX2: return cpu_has_avx2() ? &impl_avx2 : NULL;
-    case FM_KERNEL_AVX512: return cpu_has_avx512() ? &impl_avx512 : NULL;
+    case FM_KERNEL_AVX512:
+        if (!cpu_has_avx512()) return NULL;
+        return n <= A5N_NR ? &impl_avx512_narrow : &impl_avx512;
 #endif
     default: return NULL;
     }
@@ -414,7 +442,7 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
             enum fm_kernel kernel, int nthreads)
 {
-    const struct fm_gemm_impl *im = impl_for(kernel);
+    const struct fm_gemm_impl *im = impl_for(kernel, n);
     if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
     if ((ta != FM_NO_TRANS && ta != FM_TRANS) || (tb != FM_NO_TRANS && tb != FM_TRANS)) return FM_EINVAL;
     if (ldc < n || lda < (ta == FM_TRANS ? m : k) || ldb < (tb == FM_TRANS ? k : n)) return FM_EINVAL;
@@ -433,7 +461,9 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
     int nt = 1;
 #ifdef _OPENMP
     nt = nthreads > 0 ? nthreads : omp_get_max_threads();
-    if (m * n * k < FM_GEMM_SERIAL_MNK) nt = 1;
+    /* each thread owns pack buffers: an absurd request must not turn into gigabytes */
+    if (nt > 4 * omp_get_num_procs()) nt = 4 * omp_get_num_procs();
+    if ((double)m * (double)n * (double)k < FM_GEMM_SERIAL_MNK) nt = 1;
 #else
     (void)nthreads;
 #endif
@@ -443,13 +473,14 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
      * work, counting a packed element as about eight multiply-adds. */
     int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
     if (nt > pm && nt > pn) nt = (int)(pm > pn ? pm : pn);
-    int64_t rows_m = min64((pm + nt - 1) / nt * im->mr, m), cols_n = (pn + nt - 1) / nt * im->nr;
-    int64_t cost_m = rows_m * round_up(n, im->nr) * k + 8 * (k * n + rows_m * k);
-    int64_t cost_n = m * cols_n * k + 8 * (m * k + cols_n * k);
+    double rows_m = (double)min64((pm + nt - 1) / nt * im->mr, m);
+    double cols_n = (double)((pn + nt - 1) / nt * im->nr);
+    double cost_m = rows_m * (double)round_up(n, im->nr) * (double)k + 8.0 * (double)k * ((double)n + rows_m);
+    double cost_n = (double)m * cols_n * (double)k + 8.0 * (double)k * ((double)m + cols_n);
     int split_n = nt > 1 && cost_n < cost_m;
     int64_t panels = split_n ? pn : pm;
-    /* sized for the whole of C, in case OpenMP grants fewer threads than asked */
-    /* B panels are read with aligned loads: keep pb on a 64-byte boundary */
+    /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
+     * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
     size_t pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
     size_t pb_len = (size_t)min64(im->nc_max, pn * im->nr) * (size_t)g.kc;
     size_t per_thread = (size_t)round_up((int64_t)(pa_len + pb_len), 16);
