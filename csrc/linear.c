@@ -21,26 +21,33 @@ void fm_softmax_rows(float *z, int64_t n, int64_t k)
 }
 
 double fm_softmax_xent(float *dz, int64_t *n_correct,
-                       const float *z, const int64_t *y, const float *sw,
+                       const float *z, const int64_t *y, const float *t, const float *sw,
                        int64_t n, int64_t k, float scale)
 {
     double loss = 0.0;
     int64_t hits = 0;
     for (int64_t i = 0; i < n; i++) {
-        const float *r = z + i * k;
+        const float *r = z + i * k, *ti = t ? t + i * k : NULL;
         float *g = dz + i * k;
-        int64_t arg = 0;
+        int64_t arg = 0, label = 0;
         for (int64_t j = 1; j < k; j++) arg = r[j] > r[arg] ? j : arg;
+        if (ti)
+            for (int64_t j = 1; j < k; j++) label = ti[j] > ti[label] ? j : label;
+        else
+            label = y[i];
         float mx = r[arg];
         double s = 0.0;
         for (int64_t j = 0; j < k; j++) s += exp((double)r[j] - mx);
-        /* CE = log sum exp(z - max) - (z_y - max); dCE/dz = softmax(z) - onehot(y) */
-        double w = sw ? sw[i] : 1.0;
-        loss += w * (log(s) - ((double)r[y[i]] - mx));
-        hits += arg == y[i];
+        double logs = log(s), w = sw ? sw[i] : 1.0;
         float c = (float)(w * scale), inv = (float)(1.0 / s);
-        for (int64_t j = 0; j < k; j++) g[j] = c * expf(r[j] - mx) * inv;
-        g[y[i]] -= c;
+        /* CE = -sum_j t_j (z_j - max - log s); dCE/dz = softmax(z) - t. Zero targets add
+         * exact zeros, so one-hot t and its label y round identically. */
+        for (int64_t j = 0; j < k; j++) {
+            float tj = ti ? ti[j] : (float)(j == y[i]);
+            if (tj != 0.0f) loss -= w * tj * (((double)r[j] - mx) - logs);
+            g[j] = c * expf(r[j] - mx) * inv - c * tj;
+        }
+        hits += arg == label;
     }
     if (n_correct) *n_correct += hits;
     return loss;
@@ -80,7 +87,7 @@ int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
         }
         status = fm_linear_forward(z, xb, w, b, bs, d, k, nthreads);
         if (status != FM_OK) goto done;
-        double l = fm_softmax_xent(z, n_correct, z, yb, swb, bs, k, 1.0f / (float)bs);
+        double l = fm_softmax_xent(z, n_correct, z, yb, NULL, swb, bs, k, 1.0f / (float)bs);
         if (!isfinite(l)) { status = FM_EDIVERGED; goto done; }
         *loss_sum += l;
         /* dW = dZ^T Xb: (k, bs) x (bs, d) */

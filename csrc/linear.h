@@ -9,11 +9,15 @@
 void fm_softmax_rows(float *z, int64_t n, int64_t k);
 
 /* Softmax cross-entropy on logits; returns the summed (weighted) loss in float64.
- * dz: (n, k) gets scale * sw[i] * (softmax(z_i) - onehot(y_i)); may alias z.
- * n_correct (may be NULL) gets the number of rows whose argmax is y_i.
- * z: (n, k) logits; y: (n) labels in [0, k); sw: (n) sample weights or NULL (all 1). */
+ * The target of row i is onehot(y_i) (sparse labels) or the distribution t_i (one-hot or
+ * soft targets): both go through the same loop, so a one-hot t gives bit-identical loss
+ * and gradient to its labels y.
+ * dz: (n, k) gets scale * sw[i] * (softmax(z_i) - target_i); may alias z.
+ * n_correct (may be NULL) gets the number of rows whose argmax is y_i (argmax of t_i).
+ * z: (n, k) logits; y: (n) labels in [0, k), or NULL when t is given; t: (n, k) target
+ * rows (each sums to 1) or NULL; sw: (n) sample weights or NULL (all 1). */
 double fm_softmax_xent(float *dz, int64_t *n_correct,
-                       const float *z, const int64_t *y, const float *sw,
+                       const float *z, const int64_t *y, const float *t, const float *sw,
                        int64_t n, int64_t k, float scale);
 
 /* logits = x w^T + b.  logits: (n, k); x: (n, d); w: (k, d); b: (k). */

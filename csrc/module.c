@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <numpy/arrayobject.h>
+#include <math.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -13,6 +14,9 @@
 #include "common.h"
 #include "gemm.h"
 #include "linear.h"
+#include "nn.h"
+#include "forest.h"
+#include "tree.h"
 
 /* Raise the exception for a kernel status; returns NULL for `return raise_status(s)`. */
 static PyObject *raise_status(int status)
@@ -284,6 +288,577 @@ fail:
     return result;
 }
 
+/* ---- trees and forests (tree.h, forest.h) ------------------------------------------- */
+
+/* A 1-D array of `type` and `len` entries (len < 0: any); new reference. */
+static PyArrayObject *as_vector(PyObject *obj, int type, int64_t len, const char *name)
+{
+    PyArrayObject *a = as_array(obj, type, 1, name);
+    if (a && len >= 0 && PyArray_DIM(a, 0) != len) {
+        PyErr_Format(PyExc_ValueError, "%s has %lld entries, expected %lld", name,
+                     (long long)PyArray_DIM(a, 0), (long long)len);
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int check_finite(const float *v, int64_t len, const char *name)
+{
+    for (int64_t i = 0; i < len; i++)
+        if (!isfinite(v[i])) {
+            PyErr_Format(PyExc_ValueError, "%s contains NaN or infinity", name);
+            return -1;
+        }
+    return 0;
+}
+
+static PyObject *py_tree_bin(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "max_bins", "nthreads", NULL};
+    PyObject *xo, *result = NULL;
+    PyArrayObject *x = NULL, *codes = NULL, *edges = NULL, *n_edges = NULL;
+    long long max_bins = 256;
+    int nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Li", kwlist, &xo, &max_bins, &nthreads))
+        return NULL;
+    int u8 = PyArray_Check(xo) && PyArray_TYPE((PyArrayObject *)xo) == NPY_UINT8;
+    if (!(x = as_array(xo, u8 ? NPY_UINT8 : NPY_FLOAT32, 2, "x"))) goto fail;
+    if (max_bins < 2 || max_bins > 256) {
+        PyErr_Format(PyExc_ValueError, "max_bins must be in [2, 256], got %lld", max_bins);
+        goto fail;
+    }
+    int64_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1), stride = u8 ? 255 : max_bins - 1;
+    if (n < 1 || d < 1) { PyErr_SetString(PyExc_ValueError, "x must have samples and features"); goto fail; }
+    if (!u8 && check_finite(PyArray_DATA(x), n * d, "x")) goto fail;
+    npy_intp cdims[2] = {d, n}, edims[2] = {d, stride}, ndims[1] = {d};
+    if (!(codes = (PyArrayObject *)PyArray_EMPTY(2, cdims, NPY_UINT8, 0)) ||
+        !(edges = (PyArrayObject *)PyArray_ZEROS(2, edims, NPY_FLOAT32, 0)) ||
+        !(n_edges = (PyArrayObject *)PyArray_EMPTY(1, ndims, NPY_INT64, 0)))
+        goto fail;
+    uint8_t *cp = PyArray_DATA(codes);
+    float *ep = PyArray_DATA(edges);
+    int64_t *np_ = PyArray_DATA(n_edges);
+    const void *xp = PyArray_DATA(x);
+    Py_BEGIN_ALLOW_THREADS
+    status = u8 ? fm_tree_bin_u8(cp, ep, np_, xp, n, d, nthreads)
+                : fm_tree_bin_f32(cp, ep, np_, xp, n, d, max_bins, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("OOO", codes, edges, n_edges);
+fail:
+    Py_XDECREF(x); Py_XDECREF(codes); Py_XDECREF(edges); Py_XDECREF(n_edges);
+    return result;
+}
+
+/* The trees[0..nt) as one flat forest: (sizes, max_depths, left, right, feature, threshold,
+ * value, impurity, n_node_samples, weighted_n_node_samples); child ids stay tree-local. */
+static PyObject *export_trees(const fm_tree *trees, int64_t nt, int64_t k)
+{
+    int64_t total = 0;
+    for (int64_t t = 0; t < nt; t++) total += trees[t].n_nodes;
+    npy_intp tdims[1] = {nt}, ndims[1] = {total}, vdims[2] = {total, k};
+    PyArrayObject *a[10] = {NULL};
+    int types[10] = {NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_FLOAT32,
+                     NPY_FLOAT32, NPY_FLOAT64, NPY_INT64, NPY_FLOAT64};
+    PyObject *result = NULL;
+    for (int j = 0; j < 10; j++)
+        if (!(a[j] = (PyArrayObject *)PyArray_EMPTY(j == 6 ? 2 : 1, j < 2 ? tdims : j == 6 ? vdims : ndims,
+                                                    types[j], 0)))
+            goto fail;
+    int64_t at = 0;
+    for (int64_t t = 0; t < nt; t++) {
+        const fm_tree *tr = &trees[t];
+        int64_t m = tr->n_nodes;
+        ((int64_t *)PyArray_DATA(a[0]))[t] = m;
+        ((int64_t *)PyArray_DATA(a[1]))[t] = tr->max_depth;
+        memcpy((int64_t *)PyArray_DATA(a[2]) + at, tr->left, (size_t)m * sizeof(int64_t));
+        memcpy((int64_t *)PyArray_DATA(a[3]) + at, tr->right, (size_t)m * sizeof(int64_t));
+        memcpy((int64_t *)PyArray_DATA(a[4]) + at, tr->feature, (size_t)m * sizeof(int64_t));
+        memcpy((float *)PyArray_DATA(a[5]) + at, tr->threshold, (size_t)m * sizeof(float));
+        memcpy((float *)PyArray_DATA(a[6]) + at * k, tr->value, (size_t)(m * k) * sizeof(float));
+        memcpy((double *)PyArray_DATA(a[7]) + at, tr->impurity, (size_t)m * sizeof(double));
+        memcpy((int64_t *)PyArray_DATA(a[8]) + at, tr->n_samples, (size_t)m * sizeof(int64_t));
+        memcpy((double *)PyArray_DATA(a[9]) + at, tr->weighted_n, (size_t)m * sizeof(double));
+        at += m;
+    }
+    result = Py_BuildValue("OOOOOOOOOO", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+fail:
+    for (int j = 0; j < 10; j++) Py_XDECREF(a[j]);
+    return result;
+}
+
+static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"codes", "code_rows", "edges", "n_edges", "y", "sample_weight", "n_classes",
+                             "first_tree", "n_trees", "seed", "n_draw", "criterion", "max_depth",
+                             "min_samples_split", "min_samples_leaf", "max_features",
+                             "min_impurity_decrease", "small_node", "nthreads", "control", NULL};
+    PyObject *ctlo = Py_None, *co, *cro, *eo, *neo, *yo, *swo, *result = NULL;
+    PyArrayObject *codes = NULL, *rows = NULL, *edges = NULL, *n_edges = NULL, *y = NULL, *sw = NULL;
+    long long k, first, nt, n_draw, max_depth, min_split, min_leaf, max_features, small_node;
+    unsigned long long seed;
+    int criterion, nthreads = 0, status;
+    double min_decrease;
+    fm_tree *trees = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iO", kwlist, &co, &cro, &eo, &neo, &yo,
+                                     &swo, &k, &first, &nt, &seed, &n_draw, &criterion,
+                                     &max_depth, &min_split, &min_leaf, &max_features,
+                                     &min_decrease, &small_node, &nthreads, &ctlo))
+        return NULL;
+    /* control: int64 [stop, done]; another thread sets stop on Ctrl-C and reads done */
+    if (ctlo != Py_None && (check_inout(ctlo, NPY_INT64, 1, "control") ||
+                            PyArray_DIM((PyArrayObject *)ctlo, 0) != 2)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "control must have 2 entries");
+        return NULL;
+    }
+    int64_t *ctl = ctlo != Py_None ? PyArray_DATA((PyArrayObject *)ctlo) : NULL;
+    if (!(codes = as_array(co, NPY_UINT8, 2, "codes")) || !(edges = as_array(eo, NPY_FLOAT32, 2, "edges")))
+        goto fail;
+    int64_t d = PyArray_DIM(codes, 0), n = PyArray_DIM(codes, 1), stride = PyArray_DIM(edges, 1);
+    if (!(n_edges = as_vector(neo, NPY_INT64, d, "n_edges")) || !(y = as_vector(yo, NPY_INT64, n, "y")))
+        goto fail;
+    if (swo != Py_None && !(sw = as_vector(swo, NPY_FLOAT32, n, "sample_weight"))) goto fail;
+    if (cro != Py_None && !(rows = as_array(cro, NPY_UINT8, 2, "code_rows"))) goto fail;
+    if (rows && (PyArray_DIM(rows, 0) != n || PyArray_DIM(rows, 1) != d)) {
+        PyErr_SetString(PyExc_ValueError, "code_rows must be codes transposed, (n, d)");
+        goto fail;
+    }
+    if (PyArray_DIM(edges, 0) != d || n < 1 || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "codes must be (d, n) and edges (d, max_bins - 1) with n, d >= 1");
+        goto fail;
+    }
+    if (check_range(PyArray_DATA(n_edges), d, stride + 1, "n_edges") ||
+        check_range(PyArray_DATA(y), n, k, "y"))
+        goto fail;
+    if (sw && check_finite(PyArray_DATA(sw), n, "sample_weight")) goto fail;
+    if (k < 1 || first < 0 || nt < 0 || n_draw < 0 || (criterion != FM_GINI && criterion != FM_ENTROPY) ||
+        max_depth < 0 || min_split < 2 || min_leaf < 1 || max_features < 1 || max_features > d ||
+        !(min_decrease >= 0.0) || small_node < 0 || small_node > FM_TREE_SMALL_MAX) {
+        PyErr_SetString(PyExc_ValueError, "forest_fit: a tree parameter is out of range");
+        goto fail;
+    }
+    if (!(trees = PyMem_Calloc(nt > 0 ? (size_t)nt : 1, sizeof(fm_tree)))) { PyErr_NoMemory(); goto fail; }
+    fm_tree_params p = {criterion, max_depth, min_split, min_leaf, max_features, min_decrease,
+                        small_node, ctl};
+    const uint8_t *cp = PyArray_DATA(codes), *crp = rows ? PyArray_DATA(rows) : NULL;
+    const float *ep = PyArray_DATA(edges), *swp = sw ? PyArray_DATA(sw) : NULL;
+    const int64_t *nep = PyArray_DATA(n_edges), *yp = PyArray_DATA(y);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_forest_fit(trees, cp, crp, ep, stride, nep, yp, swp, n, d, k, &p, seed, first, nt,
+                           n_draw, ctl ? ctl + 1 : NULL, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = export_trees(trees, nt, k);
+fail:
+    if (trees)
+        for (long long t = 0; t < nt; t++) fm_tree_free(&trees[t]);
+    PyMem_Free(trees);
+    Py_XDECREF(codes); Py_XDECREF(rows); Py_XDECREF(edges); Py_XDECREF(n_edges); Py_XDECREF(y);
+    Py_XDECREF(sw);
+    return result;
+}
+
+/* The arrays of a flat forest, checked so that no walk can leave its tree or loop. */
+typedef struct {
+    PyArrayObject *x, *left, *right, *feature, *threshold, *value, *offsets;
+    int64_t n, d, k, n_trees;
+} forest_args;
+
+static void forest_args_release(forest_args *f)
+{
+    Py_XDECREF(f->x); Py_XDECREF(f->left); Py_XDECREF(f->right); Py_XDECREF(f->feature);
+    Py_XDECREF(f->threshold); Py_XDECREF(f->value); Py_XDECREF(f->offsets);
+}
+
+static int forest_args_get(forest_args *f, PyObject *xo, PyObject *lo, PyObject *ro, PyObject *fo,
+                           PyObject *to, PyObject *vo, PyObject *oo)
+{
+    if (!(f->x = as_array(xo, NPY_FLOAT32, 2, "x")) || !(f->left = as_vector(lo, NPY_INT64, -1, "left")))
+        return -1;
+    int64_t nn = PyArray_DIM(f->left, 0);
+    if (!(f->right = as_vector(ro, NPY_INT64, nn, "right")) ||
+        !(f->feature = as_vector(fo, NPY_INT64, nn, "feature")) ||
+        !(f->threshold = as_vector(to, NPY_FLOAT32, nn, "threshold")) ||
+        !(f->offsets = as_vector(oo, NPY_INT64, -1, "offsets")))
+        return -1;
+    if (vo && !(f->value = as_array(vo, NPY_FLOAT32, 2, "value"))) return -1;
+    f->n = PyArray_DIM(f->x, 0);
+    f->d = PyArray_DIM(f->x, 1);
+    f->k = f->value ? PyArray_DIM(f->value, 1) : 0;
+    f->n_trees = PyArray_DIM(f->offsets, 0) - 1;
+    if (f->n_trees < 1 || (f->value && (PyArray_DIM(f->value, 0) != nn || f->k < 1))) {
+        PyErr_SetString(PyExc_ValueError, "offsets must have n_trees + 1 >= 2 entries and value (n_nodes, k >= 1)");
+        return -1;
+    }
+    int64_t bad = fm_forest_check(PyArray_DATA(f->left), PyArray_DATA(f->right),
+                                  PyArray_DATA(f->feature), PyArray_DATA(f->offsets), f->n_trees,
+                                  nn, f->d);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "malformed tree arrays at node %lld (or offsets do not span "
+                     "the %lld nodes)", (long long)bad, (long long)nn);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_forest_predict(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "left", "right", "feature", "threshold", "value", "offsets",
+                             "depths", "nthreads", NULL};
+    PyObject *xo, *lo, *ro, *fo, *to, *vo, *oo, *dpo, *result = NULL;
+    PyArrayObject *depths = NULL, *out = NULL;
+    forest_args f = {0};
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOO|i", kwlist, &xo, &lo, &ro, &fo, &to, &vo,
+                                     &oo, &dpo, &nthreads))
+        return NULL;
+    if (forest_args_get(&f, xo, lo, ro, fo, to, vo, oo) || !(depths = as_vector(dpo, NPY_INT64, -1, "depths")))
+        goto fail;
+    int64_t nd = PyArray_DIM(depths, 0);
+    const int64_t *dp = PyArray_DATA(depths);
+    for (int64_t j = 0; j < nd; j++)
+        if (dp[j] < 0 || (j > 0 && dp[j] < dp[j - 1])) {
+            PyErr_SetString(PyExc_ValueError, "depths must be non-negative and ascending");
+            goto fail;
+        }
+    npy_intp dims[3] = {nd, f.n, f.k};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(3, dims, NPY_FLOAT64, 0))) goto fail;
+    double *op = PyArray_DATA(out);
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_forest_predict(op, PyArray_DATA(f.x), PyArray_DATA(f.left), PyArray_DATA(f.right),
+                               PyArray_DATA(f.feature), PyArray_DATA(f.threshold),
+                               PyArray_DATA(f.value), PyArray_DATA(f.offsets), dp, f.n, f.d, f.k,
+                               f.n_trees, nd, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    forest_args_release(&f);
+    Py_XDECREF(depths); Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_forest_apply(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "left", "right", "feature", "threshold", "offsets", "max_depth",
+                             "nthreads", NULL};
+    PyObject *xo, *lo, *ro, *fo, *to, *oo, *result = NULL;
+    PyArrayObject *out = NULL;
+    forest_args f = {0};
+    long long max_depth;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOL|i", kwlist, &xo, &lo, &ro, &fo, &to, &oo,
+                                     &max_depth, &nthreads))
+        return NULL;
+    if (forest_args_get(&f, xo, lo, ro, fo, to, NULL, oo)) goto fail;
+    npy_intp dims[2] = {f.n, f.n_trees};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT64, 0))) goto fail;
+    int64_t *op = PyArray_DATA(out);
+    Py_BEGIN_ALLOW_THREADS
+    fm_forest_apply(op, PyArray_DATA(f.x), PyArray_DATA(f.left), PyArray_DATA(f.right),
+                    PyArray_DATA(f.feature), PyArray_DATA(f.threshold), PyArray_DATA(f.offsets),
+                    max_depth < 0 ? 0 : max_depth, f.n, f.d, f.n_trees, nthreads);
+    Py_END_ALLOW_THREADS
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    forest_args_release(&f);
+    Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_forest_oob(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "left", "right", "feature", "threshold", "value", "offsets",
+                             "seed", "n_draw", "nthreads", NULL};
+    PyObject *xo, *lo, *ro, *fo, *to, *vo, *oo, *result = NULL;
+    PyArrayObject *out = NULL, *cnt = NULL;
+    forest_args f = {0};
+    unsigned long long seed;
+    long long n_draw;
+    int nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOKL|i", kwlist, &xo, &lo, &ro, &fo, &to, &vo,
+                                     &oo, &seed, &n_draw, &nthreads))
+        return NULL;
+    if (forest_args_get(&f, xo, lo, ro, fo, to, vo, oo)) goto fail;
+    if (n_draw < 1) { PyErr_SetString(PyExc_ValueError, "n_draw must be >= 1"); goto fail; }
+    npy_intp dims[2] = {f.n, f.k};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0)) ||
+        !(cnt = (PyArrayObject *)PyArray_EMPTY(1, dims, NPY_INT64, 0)))
+        goto fail;
+    double *op = PyArray_DATA(out);
+    int64_t *cp = PyArray_DATA(cnt);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_forest_oob(op, cp, PyArray_DATA(f.x), PyArray_DATA(f.left), PyArray_DATA(f.right),
+                           PyArray_DATA(f.feature), PyArray_DATA(f.threshold), PyArray_DATA(f.value),
+                           PyArray_DATA(f.offsets), seed, n_draw, f.n, f.d, f.k, f.n_trees, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("OO", out, cnt);
+fail:
+    forest_args_release(&f);
+    Py_XDECREF(out); Py_XDECREF(cnt);
+    return result;
+}
+
+/* ---- neural networks (nn.h) ------------------------------------------------------------ */
+
+/* A checked network: the program and rates arrays (held) and the decoded layers. */
+typedef struct {
+    PyArrayObject *program, *rates;
+    fm_layer *layers;
+    fm_net net;
+} nn_args;
+
+static void nn_args_release(nn_args *a)
+{
+    Py_XDECREF(a->program); Py_XDECREF(a->rates);
+    PyMem_Free(a->layers);
+}
+
+/* Decode program (n_layers, FM_NN_COLUMNS) int64 and rates (n_layers) float32 for the
+ * parameter array `params` (checked in place: float32, 1-D, C-contiguous, writeable). */
+static int nn_args_get(nn_args *a, PyObject *params, PyObject *po, PyObject *ro, const char *pname)
+{
+    if (check_inout(params, NPY_FLOAT32, 1, pname)) return -1;
+    if (!(a->program = as_array(po, NPY_INT64, 2, "program"))) return -1;
+    int64_t L = PyArray_DIM(a->program, 0);
+    if (!(a->rates = as_vector(ro, NPY_FLOAT32, L, "rates"))) return -1;
+    if (L < 1 || PyArray_DIM(a->program, 1) != FM_NN_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "program must be (n_layers >= 1, %d)", (int)FM_NN_COLUMNS);
+        return -1;
+    }
+    if (!(a->layers = PyMem_Calloc((size_t)L, sizeof(fm_layer)))) { PyErr_NoMemory(); return -1; }
+    int64_t bad = fm_nn_decode(&a->net, a->layers, PyArray_DATA(a->program), PyArray_DATA(a->rates),
+                               L, PyArray_DIM((PyArrayObject *)params, 0));
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "invalid network program at layer %lld (type, shapes, "
+                     "parameter offset or rate)", (long long)bad);
+        return -1;
+    }
+    return 0;
+}
+
+/* Rows for training or evaluation: x (n, n_in) float32; y either (n) int64 labels in
+ * [0, n_out) or (n, n_out) float32 finite target rows; sample_weight None or (n) float32. */
+typedef struct {
+    PyArrayObject *x, *y, *sw;
+    fm_nn_data data;
+} nn_rows;
+
+static void nn_rows_release(nn_rows *r) { Py_XDECREF(r->x); Py_XDECREF(r->y); Py_XDECREF(r->sw); }
+
+static int nn_rows_get(nn_rows *r, const fm_net *net, PyObject *xo, PyObject *yo, PyObject *swo)
+{
+    if (!(r->x = as_array(xo, NPY_FLOAT32, 2, "x"))) return -1;
+    int64_t n = PyArray_DIM(r->x, 0);
+    if (PyArray_DIM(r->x, 1) != net->n_in || n < 1) {
+        PyErr_Format(PyExc_ValueError, "x must be (n >= 1, %lld)", (long long)net->n_in);
+        return -1;
+    }
+    int targets = PyArray_Check(yo) && PyArray_NDIM((PyArrayObject *)yo) == 2;
+    if (targets) {
+        if (!(r->y = as_array(yo, NPY_FLOAT32, 2, "y"))) return -1;
+        if (PyArray_DIM(r->y, 0) != n || PyArray_DIM(r->y, 1) != net->n_out) {
+            PyErr_Format(PyExc_ValueError, "target rows y must be (%lld, %lld)", (long long)n,
+                         (long long)net->n_out);
+            return -1;
+        }
+        if (check_finite(PyArray_DATA(r->y), n * net->n_out, "y")) return -1;
+    } else {
+        if (!(r->y = as_vector(yo, NPY_INT64, n, "y"))) return -1;
+        if (check_range(PyArray_DATA(r->y), n, net->n_out, "y")) return -1;
+    }
+    if (swo != Py_None) {
+        if (!(r->sw = as_vector(swo, NPY_FLOAT32, n, "sample_weight"))) return -1;
+        if (check_finite(PyArray_DATA(r->sw), n, "sample_weight")) return -1;
+    }
+    r->data.x = PyArray_DATA(r->x);
+    r->data.y = targets ? NULL : PyArray_DATA(r->y);
+    r->data.t = targets ? PyArray_DATA(r->y) : NULL;
+    r->data.sw = r->sw ? PyArray_DATA(r->sw) : NULL;
+    r->data.n = n;
+    return 0;
+}
+
+static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "grads", "state", "program", "rates", "x", "y", "order",
+                             "lr", "batch_size", "optimizer", "momentum", "nesterov", "beta1",
+                             "beta2", "epsilon", "weight_decay", "step", "seed",
+                             "sample_weight", "nthreads", NULL};
+    PyObject *po, *go, *so, *pgo, *ro, *xo, *yo, *oo, *lro, *swo = Py_None, *result = NULL;
+    PyArrayObject *order = NULL, *lr = NULL;
+    nn_args a = {0};
+    nn_rows r = {0};
+    long long batch, step;
+    unsigned long long seed;
+    fm_optim opt = {0};
+    int kind, nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|Oi", kwlist, &po, &go, &so,
+                                     &pgo, &ro, &xo, &yo, &oo, &lro, &batch, &kind, &opt.momentum,
+                                     &opt.nesterov, &opt.beta1, &opt.beta2, &opt.epsilon,
+                                     &opt.weight_decay, &step, &seed, &swo, &nthreads))
+        return NULL;
+    opt.kind = (enum fm_optimizer)kind;
+    if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
+        check_inout(so, NPY_FLOAT32, 1, "state") || nn_rows_get(&r, &a.net, xo, yo, swo))
+        goto fail;
+    int64_t np_ = a.net.n_params;
+    if (fm_optim_check(&opt) != FM_OK) {
+        PyErr_SetString(PyExc_ValueError, "optimizer settings out of range");
+        goto fail;
+    }
+    if (PyArray_DIM((PyArrayObject *)go, 0) != np_ ||
+        PyArray_DIM((PyArrayObject *)so, 0) != np_ * fm_optim_state_per_param(opt.kind)) {
+        PyErr_SetString(PyExc_ValueError, "grads must match params, and state hold "
+                        "fm_optim_state_per_param floats per parameter");
+        goto fail;
+    }
+    if (batch < 1 || step < 0) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1 and step >= 0");
+        goto fail;
+    }
+    if (!(order = as_vector(oo, NPY_INT64, -1, "order"))) goto fail;
+    int64_t m = PyArray_DIM(order, 0);
+    if (!(lr = as_vector(lro, NPY_FLOAT32, (m + batch - 1) / batch, "lr"))) goto fail;
+    const int64_t *op = PyArray_DATA(order);
+    if (check_range(op, m, r.data.n, "order") || check_finite(PyArray_DATA(lr), PyArray_DIM(lr, 0), "lr"))
+        goto fail;
+    double loss = 0.0;
+    int64_t correct = 0;
+    float *pp = PyArray_DATA((PyArrayObject *)po), *gp = PyArray_DATA((PyArrayObject *)go),
+          *sp = PyArray_DATA((PyArrayObject *)so);
+    const float *lrp = PyArray_DATA(lr);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, m, batch,
+                         step, seed, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("dL", loss, (long long)correct);
+fail:
+    nn_args_release(&a);
+    nn_rows_release(&r);
+    Py_XDECREF(order); Py_XDECREF(lr);
+    return result;
+}
+
+static PyObject *py_nn_gradient(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "grads", "program", "rates", "x", "y", "sample_weight",
+                             "training", "step", "seed", "want_dx", "nthreads", NULL};
+    PyObject *po, *go, *pgo, *ro, *xo, *yo, *swo = Py_None, *result = NULL;
+    PyArrayObject *dx = NULL;
+    nn_args a = {0};
+    nn_rows r = {0};
+    long long step = 0;
+    unsigned long long seed = 0;
+    int training = 0, want_dx = 0, nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|OpLKpi", kwlist, &po, &go, &pgo, &ro, &xo,
+                                     &yo, &swo, &training, &step, &seed, &want_dx, &nthreads))
+        return NULL;
+    if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
+        nn_rows_get(&r, &a.net, xo, yo, swo))
+        goto fail;
+    if (PyArray_DIM((PyArrayObject *)go, 0) != a.net.n_params) {
+        PyErr_SetString(PyExc_ValueError, "grads must match params");
+        goto fail;
+    }
+    if (want_dx) {
+        npy_intp dims[2] = {r.data.n, a.net.n_in};
+        if (!(dx = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
+    }
+    double loss = 0.0;
+    int64_t correct = 0;
+    float *gp = PyArray_DATA((PyArrayObject *)go), *dxp = dx ? PyArray_DATA(dx) : NULL;
+    const float *pp = PyArray_DATA((PyArrayObject *)po);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_nn_gradient(gp, dxp, &loss, &correct, pp, &a.net, &r.data, training, step, seed,
+                            nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("dLO", loss, (long long)correct, dx ? (PyObject *)dx : Py_None);
+fail:
+    nn_args_release(&a);
+    nn_rows_release(&r);
+    Py_XDECREF(dx);
+    return result;
+}
+
+static PyObject *py_nn_predict(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "program", "rates", "x", "batch_size", "proba", "nthreads", NULL};
+    PyObject *po, *pgo, *ro, *xo, *result = NULL;
+    PyArrayObject *x = NULL, *out = NULL;
+    nn_args a = {0};
+    long long batch = 1024;
+    int proba = 1, nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|Lpi", kwlist, &po, &pgo, &ro, &xo, &batch,
+                                     &proba, &nthreads))
+        return NULL;
+    if (nn_args_get(&a, po, pgo, ro, "params") || !(x = as_array(xo, NPY_FLOAT32, 2, "x"))) goto fail;
+    int64_t n = PyArray_DIM(x, 0);
+    if (PyArray_DIM(x, 1) != a.net.n_in || batch < 1) {
+        PyErr_Format(PyExc_ValueError, "x must be (n, %lld) and batch_size >= 1", (long long)a.net.n_in);
+        goto fail;
+    }
+    npy_intp dims[2] = {n, a.net.n_out};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
+    float *op = PyArray_DATA(out);
+    const float *pp = PyArray_DATA((PyArrayObject *)po), *xp = PyArray_DATA(x);
+    status = FM_OK;
+    Py_BEGIN_ALLOW_THREADS
+    if (n > 0) status = fm_nn_predict(op, pp, &a.net, xp, n, batch, proba, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    nn_args_release(&a);
+    Py_XDECREF(x); Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_nn_evaluate(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "program", "rates", "x", "y", "sample_weight", "batch_size",
+                             "nthreads", NULL};
+    PyObject *po, *pgo, *ro, *xo, *yo, *swo = Py_None, *result = NULL;
+    nn_args a = {0};
+    nn_rows r = {0};
+    long long batch = 1024;
+    int nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|OLi", kwlist, &po, &pgo, &ro, &xo, &yo, &swo,
+                                     &batch, &nthreads))
+        return NULL;
+    if (nn_args_get(&a, po, pgo, ro, "params") || nn_rows_get(&r, &a.net, xo, yo, swo)) goto fail;
+    if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
+    double loss = 0.0;
+    int64_t correct = 0;
+    const float *pp = PyArray_DATA((PyArrayObject *)po);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_nn_evaluate(&loss, &correct, pp, &a.net, &r.data, batch, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("dL", loss, (long long)correct);
+fail:
+    nn_args_release(&a);
+    nn_rows_release(&r);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"gemm", (PyCFunction)(void (*)(void))py_gemm, METH_VARARGS | METH_KEYWORDS,
      "gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1, beta=0, kernel='auto', "
@@ -297,6 +872,28 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "One SGD pass of softmax regression over x[order]; updates w, b, vw, vb in place and "
      "returns (weighted loss sum, correct count)."},
+    {"tree_bin", (PyCFunction)(void (*)(void))py_tree_bin, METH_VARARGS | METH_KEYWORDS,
+     "tree_bin(x, max_bins=256, nthreads=0): (codes (d, n) uint8, edges, n_edges); uint8 x is "
+     "binned exactly, float x into at most max_bins bins."},
+    {"forest_fit", (PyCFunction)(void (*)(void))py_forest_fit, METH_VARARGS | METH_KEYWORDS,
+     "Grow trees first_tree..first_tree+n_trees-1; returns the flat arrays (sizes, max_depths, "
+     "left, right, feature, threshold, value, impurity, n_node_samples, weighted_n_node_samples)."},
+    {"forest_predict", (PyCFunction)(void (*)(void))py_forest_predict, METH_VARARGS | METH_KEYWORDS,
+     "Mean class distribution over trees, each cut at every depth in depths: (n_depths, n, k)."},
+    {"forest_apply", (PyCFunction)(void (*)(void))py_forest_apply, METH_VARARGS | METH_KEYWORDS,
+     "Tree-local node id reached in each tree cut at max_depth: (n, n_trees) int64."},
+    {"forest_oob", (PyCFunction)(void (*)(void))py_forest_oob, METH_VARARGS | METH_KEYWORDS,
+     "Out-of-bag sums of class distributions and counts of out-of-bag trees per sample."},
+    {"nn_train", (PyCFunction)(void (*)(void))py_nn_train, METH_VARARGS | METH_KEYWORDS,
+     "Minibatch training of a network over x[order]; updates params, grads, state in place "
+     "and returns (weighted loss sum, correct count)."},
+    {"nn_gradient", (PyCFunction)(void (*)(void))py_nn_gradient, METH_VARARGS | METH_KEYWORDS,
+     "Loss and gradients of all rows as one batch: grads += dL/dparams; returns "
+     "(loss sum, correct count, dL/dx or None)."},
+    {"nn_predict", (PyCFunction)(void (*)(void))py_nn_predict, METH_VARARGS | METH_KEYWORDS,
+     "Inference in batches: (n, n_out) probabilities (or logits when proba=False)."},
+    {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
+     "Inference-mode (weighted loss sum, correct count) over all rows."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core",

@@ -9,9 +9,13 @@ from . import metrics, plot
 from ._base import NotFittedError
 from ._config import show_config
 from .data import CLASS_NAMES, load_fashion_mnist, load_sample, study_split
+from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
+from .nn import MLPClassifier, Sequential
+from .tree import DecisionTreeClassifier
 
 __all__ = [
-    "__version__", "CLASS_NAMES", "NotFittedError", "SGDLogisticRegression",
+    "__version__", "CLASS_NAMES", "DecisionTreeClassifier", "MLPClassifier", "NotFittedError",
+    "RandomForestClassifier", "SGDLogisticRegression", "Sequential",
     "load_fashion_mnist", "load_sample", "metrics", "plot", "show_config", "study_split",
 ]

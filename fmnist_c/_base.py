@@ -227,12 +227,25 @@ def class_weights(class_weight, codes, classes):
     return per_class[codes].astype(np.float32)
 
 
-def progress(total, verbose, desc):
-    """A tqdm bar over epochs when verbose, else a do-nothing stand-in."""
+def progress(total, verbose, desc, unit="epoch"):
+    """A tqdm bar over epochs (or other units) when verbose, else a do-nothing stand-in."""
     if verbose:
         from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, unit="epoch", leave=True)
+        return tqdm(total=total, desc=desc, unit=unit, leave=True)
     return _NoBar()
+
+
+def record_epoch(history, loss, accuracy, val=None):
+    """Append one epoch's loss and accuracy (and (val_loss, val_accuracy) when given) to a
+    Keras-style history dict; returns the matching progress-bar postfix."""
+    history["loss"].append(loss)
+    history["accuracy"].append(accuracy)
+    postfix = {"loss": f"{loss:.4f}", "acc": f"{accuracy:.4f}"}
+    if val is not None:
+        history.setdefault("val_loss", []).append(val[0])
+        history.setdefault("val_accuracy", []).append(val[1])
+        postfix.update(val_loss=f"{val[0]:.4f}", val_acc=f"{val[1]:.4f}")
+    return postfix
 
 
 class _NoBar:

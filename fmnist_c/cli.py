@@ -13,7 +13,8 @@ def main(argv=None):
     rep = sub.add_parser("reproduce", help="train the study's models on the study's split and "
                                            "compare with the study's figures")
     rep.add_argument("--models", type=_models, default=None,
-                     help="comma-separated subset of the models (default: all)")
+                     help="comma-separated models: lr, rf, mlp, mlp-onehot, mlp-improved "
+                          "(default: the study's four: lr,rf,mlp,mlp-onehot)")
     rep.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
     rep.add_argument("--sample", action="store_true",
                      help="use the embedded 3,000-image sample even if the full data is installed")
@@ -26,8 +27,8 @@ def main(argv=None):
         from ._config import show_config
         show_config()
         return 0
-    from .study import MODELS, reproduce
-    models = args.models or list(MODELS)
+    from .study import DEFAULT_MODELS, reproduce
+    models = args.models or list(DEFAULT_MODELS)
     try:
         reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
                   verbose=0 if args.quiet else 1)

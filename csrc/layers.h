@@ -1,0 +1,35 @@
+/* layers.h: forward and backward kernels of the network layers, one pair per layer.
+ * Forward saves what backward needs into caller buffers; backward ADDS into parameter
+ * gradients (the caller zeroes them once per step) and overwrites the input gradient.
+ * Dense forward is fm_linear_forward (linear.h): y = x W^T + b with W stored (out, in). */
+#ifndef FM_LAYERS_H
+#define FM_LAYERS_H
+
+#include <stdint.h>
+
+#include "common.h"
+
+/* dw += dy^T x;  db += column sums of dy;  dx = dy W (skipped when dx is NULL).
+ * accumulate == 0 overwrites dw and db instead (saves zeroing them when a driver knows
+ * this layer is their only writer).
+ * dx: (n, in); dw: (out, in); db: (out); dy: (n, out); x: (n, in); w: (out, in).
+ * Returns FM_OK or the GEMM's status. */
+int fm_dense_backward(float *dx, float *dw, float *db,
+                      const float *dy, const float *x, const float *w,
+                      int64_t n, int64_t in, int64_t out, int accumulate, int nthreads);
+
+/* y = max(x, 0); y may alias x.  y, x: (len) */
+void fm_relu_forward(float *y, const float *x, int64_t len);
+
+/* dx = dy where the forward output y > 0, else 0; dx may alias dy.  dx, dy, y: (len) */
+void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len);
+
+/* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.
+ * The mask is drawn from rng in index order, so it depends on the generator only.
+ * y, mask, x: (len); 0 <= rate < 1. */
+void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate, fm_rng *rng);
+
+/* dx = dy * mask; dx may alias dy.  dx, dy, mask: (len) */
+void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len);
+
+#endif

@@ -1,0 +1,300 @@
+/* nn.c: the network driver: decodes the layer program, runs it forward and backward on
+ * minibatches, and steps the optimizer; also batched inference. Not the kernels (layers.c),
+ * not the optimizer arithmetic (optim.c), not the loss (linear.c's fm_softmax_xent). */
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "layers.h"
+#include "linear.h"
+#include "nn.h"
+
+static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
+static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
+
+/* Parameters a layer owns at its offset. */
+static int64_t n_params_of(const fm_layer *l)
+{
+    return l->type == FM_LAYER_DENSE ? out_size(l) * in_size(l) + out_size(l) : 0;
+}
+
+int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *rates,
+                     int64_t n_layers, int64_t n_params)
+{
+    int64_t used = 0;
+    if (n_layers < 1) return 0;
+    for (int64_t i = 0; i < n_layers; i++) {
+        const int64_t *p = program + i * FM_NN_COLUMNS;
+        fm_layer *l = &layers[i];
+        l->type = (enum fm_layer_type)p[FM_COL_TYPE];
+        l->in_c = p[FM_COL_IN_C]; l->in_h = p[FM_COL_IN_H]; l->in_w = p[FM_COL_IN_W];
+        l->out_c = p[FM_COL_OUT_C]; l->out_h = p[FM_COL_OUT_H]; l->out_w = p[FM_COL_OUT_W];
+        l->param = p[FM_COL_PARAM];
+        l->rate = rates[i];
+        int ok = l->in_c > 0 && l->in_h > 0 && l->in_w > 0 && l->out_c > 0 && l->out_h > 0 &&
+                 l->out_w > 0 && l->in_c * l->in_h * l->in_w < ((int64_t)1 << 40) &&
+                 l->out_c * l->out_h * l->out_w < ((int64_t)1 << 40);
+        if (ok && i > 0)
+            ok = l->in_c == layers[i - 1].out_c && l->in_h == layers[i - 1].out_h &&
+                 l->in_w == layers[i - 1].out_w;
+        switch (l->type) {
+        case FM_LAYER_DENSE:
+            ok = ok && l->out_h == 1 && l->out_w == 1 && l->param == used &&
+                 l->param <= n_params - n_params_of(l);
+            if (ok) used = l->param + n_params_of(l);
+            break;
+        case FM_LAYER_RELU:
+            ok = ok && l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
+            break;
+        case FM_LAYER_DROPOUT:
+            ok = ok && l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w &&
+                 l->rate >= 0.0f && l->rate < 1.0f;
+            break;
+        default: ok = 0;
+        }
+        if (!ok) return i;
+    }
+    if (used != n_params) return n_layers;
+    net->layers = layers;
+    net->n_layers = n_layers;
+    net->n_params = n_params;
+    net->n_in = in_size(&layers[0]);
+    net->n_out = out_size(&layers[n_layers - 1]);
+    return -1;
+}
+
+/* What a forward/backward pass over `batch` rows keeps: every layer's output, dropout masks,
+ * two gradient buffers used in turn, and the gathered rows of a training batch. */
+typedef struct {
+    float **act, **mask;
+    float *g0, *g1, *x, *t, *sw;
+    int64_t *y;
+    void *block;
+} workspace;
+
+static void ws_free(workspace *w)
+{
+    fm_free(w->block);
+    free(w->act);
+}
+
+/* The next `len` floats of a block, rounded up to 16 floats so every piece starts on 64 bytes. */
+static float *carve(float **at, int64_t len)
+{
+    float *p = *at;
+    *at += (len + 15) / 16 * 16;
+    return p;
+}
+
+static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather)
+{
+    int64_t L = net->n_layers, widest = net->n_in, pieces = 0;
+    memset(w, 0, sizeof *w);
+    w->act = calloc((size_t)(2 * L), sizeof(float *));
+    if (w->act == NULL) return FM_ENOMEM;
+    w->mask = w->act + L;
+    for (int64_t i = 0; i < L; i++) {
+        int64_t s = out_size(&net->layers[i]);
+        widest = s > widest ? s : widest;
+        pieces += (s * batch + 15) / 16 * 16 * (net->layers[i].type == FM_LAYER_DROPOUT ? 2 : 1);
+    }
+    pieces += 2 * ((widest * batch + 15) / 16 * 16);
+    if (gather) pieces += (net->n_in + net->n_out + 3) * batch + 4 * 16;
+    float *f = w->block = fm_alloc((size_t)pieces * sizeof(float));
+    if (f == NULL) { ws_free(w); return FM_ENOMEM; }
+    for (int64_t i = 0; i < L; i++) {
+        int64_t s = out_size(&net->layers[i]) * batch;
+        if (net->layers[i].type == FM_LAYER_DROPOUT) w->mask[i] = carve(&f, s);
+        w->act[i] = carve(&f, s);
+    }
+    w->g0 = carve(&f, widest * batch);
+    w->g1 = carve(&f, widest * batch);
+    if (gather) {
+        w->x = carve(&f, net->n_in * batch);
+        w->t = carve(&f, net->n_out * batch);
+        w->sw = carve(&f, batch);
+        w->y = (int64_t *)carve(&f, 2 * batch);
+    }
+    return FM_OK;
+}
+
+/* Run the layers on n rows of x; the logits end in w->act[last]. */
+static int forward(workspace *w, const float *params, const fm_net *net, const float *x,
+                   int64_t n, int training, int64_t step, uint64_t seed, int nthreads)
+{
+    const float *in = x;
+    for (int64_t i = 0; i < net->n_layers; i++) {
+        const fm_layer *l = &net->layers[i];
+        int64_t len = out_size(l) * n;
+        float *y = w->act[i];
+        switch (l->type) {
+        case FM_LAYER_DENSE: {
+            const float *wt = params + l->param, *b = wt + out_size(l) * in_size(l);
+            int status = fm_linear_forward(y, in, wt, b, n, in_size(l), out_size(l), nthreads);
+            if (status != FM_OK) return status;
+            break;
+        }
+        case FM_LAYER_RELU: fm_relu_forward(y, in, len); break;
+        case FM_LAYER_DROPOUT:
+            if (training && l->rate > 0.0f) {
+                /* one stream per (step, layer): the same mask whatever the thread count */
+                fm_rng rng;
+                fm_rng_seed(&rng, seed, (uint64_t)step * (uint64_t)net->n_layers + (uint64_t)i);
+                fm_dropout_forward(y, w->mask[i], in, len, l->rate, &rng);
+            } else {
+                memcpy(y, in, (size_t)len * sizeof(float));
+                for (int64_t j = 0; j < len; j++) w->mask[i][j] = 1.0f; /* for backward */
+            }
+            break;
+        }
+        in = y;
+    }
+    return FM_OK;
+}
+
+/* The optimizer step a training pass applies to each layer's block as soon as backward
+ * has written its gradient. */
+typedef struct {
+    const fm_optim *opt;
+    float *state;
+    float lr;
+    int64_t t;
+} update;
+
+/* Backward from dlogits (in w->g0) through every layer; dx gets the input gradient when not
+ * NULL. Without `up` the gradients add into grads; with it each layer overwrites its block
+ * of grads (the blocks tile the array) and `up` steps that block's parameters. */
+static int backward(workspace *w, float *grads, float *dx, float *params, const fm_net *net,
+                    const float *x, int64_t n, const update *up, int nthreads)
+{
+    float *dy = w->g0, *spare = w->g1;
+    for (int64_t i = net->n_layers - 1; i >= 0; i--) {
+        const fm_layer *l = &net->layers[i];
+        const float *in = i > 0 ? w->act[i - 1] : x;
+        float *d = i > 0 ? spare : dx;
+        int64_t len = out_size(l) * n;
+        switch (l->type) {
+        case FM_LAYER_DENSE: {
+            float *wt = params + l->param;
+            float *gw = grads + l->param, *gb = gw + out_size(l) * in_size(l);
+            int status = fm_dense_backward(d, gw, gb, dy, in, wt, n, in_size(l), out_size(l),
+                                           up == NULL, nthreads);
+            if (status != FM_OK) return status;
+            if (up) { /* dx is computed: this layer's weights may change now */
+                float *s2 = fm_optim_state_per_param(up->opt->kind) > 1
+                                ? up->state + net->n_params + l->param : NULL;
+                fm_optim_step(wt, up->state + l->param, s2, gw, n_params_of(l), up->opt, up->lr,
+                              up->t, nthreads);
+            }
+            break;
+        }
+        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len); break;
+        case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->mask[i], len); break;
+        }
+        if (d == NULL) break; /* nothing below needs a gradient */
+        spare = dy;
+        dy = d;
+    }
+    return FM_OK;
+}
+
+/* Forward, mean weighted CE and backward (with the optimizer steps of `up`, if given) on
+ * one batch of n rows. */
+static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, int64_t *hits,
+                          float *params, const fm_net *net, const float *x,
+                          const int64_t *y, const float *t, const float *sw, int64_t n,
+                          int training, int64_t step, uint64_t seed, const update *up,
+                          int nthreads)
+{
+    int status = forward(w, params, net, x, n, training, step, seed, nthreads);
+    if (status != FM_OK) return status;
+    *loss = fm_softmax_xent(w->g0, hits, w->act[net->n_layers - 1], y, t, sw, n, net->n_out,
+                            1.0f / (float)n);
+    if (!isfinite(*loss)) return FM_EDIVERGED;
+    return backward(w, grads, dx, params, net, x, n, up, nthreads);
+}
+
+int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
+                const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
+                const int64_t *order, const float *lr,
+                int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads)
+{
+    workspace w;
+    int status = ws_new(&w, net, batch < m ? batch : m, 1);
+    if (status != FM_OK) return status;
+    const int64_t d = net->n_in, k = net->n_out;
+    for (int64_t s = 0, start = 0; start < m; s++, start += batch) {
+        int64_t bs = m - start < batch ? m - start : batch;
+        for (int64_t i = 0; i < bs; i++) {
+            int64_t r = order[start + i];
+            memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
+            if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
+            else w.y[i] = data->y[r];
+            w.sw[i] = data->sw ? data->sw[r] : 1.0f;
+        }
+        double loss = 0.0;
+        int64_t step = step0 + s + 1;
+        update up = {opt, state, lr[s], step};
+        status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
+                                data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
+                                seed, &up, nthreads);
+        if (status != FM_OK) break;
+        *loss_sum += loss;
+    }
+    ws_free(&w);
+    return status;
+}
+
+int fm_nn_gradient(float *grads, float *dx, double *loss_sum, int64_t *n_correct,
+                   const float *params, const fm_net *net, const fm_nn_data *data,
+                   int training, int64_t step, uint64_t seed, int nthreads)
+{
+    workspace w;
+    int status = ws_new(&w, net, data->n, 0);
+    if (status != FM_OK) return status;
+    double loss = 0.0;
+    /* without an update, backward only reads params: the cast does not let it write */
+    status = batch_gradient(&w, grads, dx, &loss, n_correct, (float *)params, net, data->x,
+                            data->y, data->t, data->sw, data->n, training, step, seed, NULL,
+                            nthreads);
+    *loss_sum += loss;
+    ws_free(&w);
+    return status;
+}
+
+int fm_nn_predict(float *out, const float *params, const fm_net *net, const float *x,
+                  int64_t n, int64_t batch, int proba, int nthreads)
+{
+    workspace w;
+    int status = ws_new(&w, net, batch < n ? batch : n, 0);
+    const int64_t k = net->n_out;
+    for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
+        int64_t bs = n - start < batch ? n - start : batch;
+        status = forward(&w, params, net, x + start * net->n_in, bs, 0, 0, 0, nthreads);
+        if (status != FM_OK) break;
+        float *o = out + start * k;
+        memcpy(o, w.act[net->n_layers - 1], (size_t)(bs * k) * sizeof(float));
+        if (proba) fm_softmax_rows(o, bs, k);
+    }
+    if (w.block) ws_free(&w);
+    return status;
+}
+
+int fm_nn_evaluate(double *loss_sum, int64_t *n_correct, const float *params, const fm_net *net,
+                   const fm_nn_data *data, int64_t batch, int nthreads)
+{
+    workspace w;
+    int64_t n = data->n, k = net->n_out;
+    int status = ws_new(&w, net, batch < n ? batch : n, 0);
+    for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
+        int64_t bs = n - start < batch ? n - start : batch;
+        status = forward(&w, params, net, data->x + start * net->n_in, bs, 0, 0, 0, nthreads);
+        if (status != FM_OK) break;
+        *loss_sum += fm_softmax_xent(w.g0, n_correct, w.act[net->n_layers - 1],
+                                     data->y ? data->y + start : NULL,
+                                     data->t ? data->t + start * k : NULL,
+                                     data->sw ? data->sw + start : NULL, bs, k, 0.0f);
+    }
+    if (w.block) ws_free(&w);
+    return status;
+}
