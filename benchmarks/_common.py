@@ -13,9 +13,10 @@ from fmnist_c.study import load_data  # noqa: E402
 
 
 def study_data(scale=True):
-    """(split, source) on the full data, falling back to the sample (and saying so)."""
+    """(split, source) on the full data (falling back to the sample, and saying so), with
+    images flattened to (n, 784): float32 pixels / 255 when `scale`, else uint8."""
     X, y, source = load_data()
-    s = fmnist_c.study_split(X, y)
+    s = fmnist_c.study_split(X.reshape(len(X), -1), y)
     if scale:
         s = s._replace(**{k: (getattr(s, k) / np.float32(255)).astype(np.float32)
                           for k in ("X_train", "X_val", "X_test")})

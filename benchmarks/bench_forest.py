@@ -36,7 +36,7 @@ def main():
     from sklearn.ensemble import RandomForestClassifier as SkForest
 
     s, source = study_data(scale=True)
-    Xtr, Xv, Xte = (a.reshape(len(a), -1) for a in (s.X_train, s.X_val, s.X_test))
+    Xtr, Xv, Xte = s.X_train, s.X_val, s.X_test
     print(f"data: {source}; train {len(s.y_train)}, test {len(s.y_test)}; "
           f"fmnist_c {fmnist_c.__version__}, scikit-learn {sklearn.__version__}; 2 threads each")
 

@@ -38,11 +38,14 @@ def loop_count(fn, min_time=0.02):
 
 def median_seconds(fns, repeats):
     """Median seconds per call of each function; the functions take turns within every
-    repeat, so a burst of load from another process hits them alike."""
+    repeat, so a burst of load from another process hits them alike. A pause before each
+    turn lets the other library's idle threads stop spinning: OpenBLAS's and OpenMP's
+    pools compete for the two cores when one runs right after the other."""
     inner = [loop_count(fn) for fn in fns]
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, n, ts in zip(fns, inner, times):
+            time.sleep(0.3)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()

@@ -7,7 +7,6 @@ vs scikit-learn lbfgs on scaled pixels. Prints accuracies and fit-time ratios.
 import argparse
 import warnings
 
-import numpy as np
 from _common import print_table, study_data, timed
 
 import fmnist_c

@@ -66,7 +66,7 @@ def main():
     import torch
 
     s, source = study_data(scale=True)
-    X = s.X_train.reshape(len(s.y_train), -1)
+    X = s.X_train
     y = s.y_train
     print(f"data: {source}; {len(y)} training images, batch {BATCH}, {args.threads} threads; "
           f"fmnist_c {fmnist_c.__version__} ({fmnist_c._core.gemm_kernel()}), torch {torch.__version__}")

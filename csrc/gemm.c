@@ -2,6 +2,7 @@
  * micro-kernels chosen at run time, OpenMP over blocks of C. Not a BLAS: one precision,
  * row-major only, and every thread count gives bit-identical results. */
 #include "gemm.h"
+#include "parallel.h"
 #include "common.h"
 
 #include <string.h>
@@ -460,7 +461,7 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
 
     int nt = 1;
 #ifdef _OPENMP
-    nt = nthreads > 0 ? nthreads : omp_get_max_threads();
+    nt = fm_parallel_threads(nthreads);
     /* each thread owns pack buffers: an absurd request must not turn into gigabytes */
     if (nt > 4 * omp_get_num_procs()) nt = 4 * omp_get_num_procs();
     if ((double)m * (double)n * (double)k < FM_GEMM_SERIAL_MNK) nt = 1;
@@ -487,8 +488,9 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
     float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
     if (buf == NULL) return FM_ENOMEM;
 
+    double forked = fm_parallel_now(), lag = 0.0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(max : lag)
 #endif
     {
         int t = 0, team = 1;
@@ -496,6 +498,7 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
         t = omp_get_thread_num();
         team = omp_get_num_threads();
 #endif
+        if (t > 0) lag = fm_parallel_now() - forked;
         float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
         int64_t q0 = panels * t / team, q1 = panels * (t + 1) / team;
         if (q1 > q0) {
@@ -505,6 +508,7 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
                 gemm_block(&g, im, q0 * im->mr, min64(q1 * im->mr, m), 0, n, pa, pb);
         }
     }
+    if (nt > 1) fm_parallel_report(forked, lag);
     fm_free(buf);
     return FM_OK;
 }

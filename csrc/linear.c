@@ -6,6 +6,7 @@
 #include "common.h"
 #include "gemm.h"
 #include "linear.h"
+#include "optim.h"
 
 void fm_softmax_rows(float *z, int64_t n, int64_t k)
 {
@@ -75,7 +76,12 @@ int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
     float *gw = fm_alloc((size_t)(k * d) * sizeof(float));
     int64_t *yb = fm_alloc((size_t)batch * sizeof(int64_t));
     float *swb = fm_alloc((size_t)batch * sizeof(float));
-    if (!xb || !z || !gw || !yb || !swb) { status = FM_ENOMEM; goto done; }
+    float *gb = fm_alloc((size_t)k * sizeof(float));
+    if (!xb || !z || !gw || !yb || !swb || !gb) { status = FM_ENOMEM; goto done; }
+    /* the L2 penalty alpha applies to the weights, not to the intercepts */
+    const fm_optim opt_w = {.kind = FM_OPT_SGD, .momentum = momentum, .nesterov = nesterov,
+                            .weight_decay = alpha};
+    const fm_optim opt_b = {.kind = FM_OPT_SGD, .momentum = momentum, .nesterov = nesterov};
 
     for (int64_t t = 0, start = 0; start < m; t++, start += batch) {
         int64_t bs = m - start < batch ? m - start : batch;
@@ -94,20 +100,14 @@ int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
         status = fm_gemm(gw, d, z, k, FM_TRANS, xb, d, FM_NO_TRANS, k, d, bs, 1.0f, 0.0f,
                          FM_KERNEL_AUTO, nthreads);
         if (status != FM_OK) goto done;
-        float eta = lr[t];
-        for (int64_t j = 0; j < k * d; j++) {
-            float g = gw[j] + alpha * w[j];
-            vw[j] = momentum * vw[j] - eta * g;
-            w[j] += nesterov ? momentum * vw[j] - eta * g : vw[j];
-        }
-        for (int64_t c = 0; c < k; c++) {
-            float g = 0.0f; /* db = column sums of dZ */
-            for (int64_t i = 0; i < bs; i++) g += z[i * k + c];
-            vb[c] = momentum * vb[c] - eta * g;
-            b[c] += nesterov ? momentum * vb[c] - eta * g : vb[c];
-        }
+        /* db = column sums of dZ */
+        for (int64_t c = 0; c < k; c++) gb[c] = 0.0f;
+        for (int64_t i = 0; i < bs; i++)
+            for (int64_t c = 0; c < k; c++) gb[c] += z[i * k + c];
+        fm_optim_step(w, vw, NULL, gw, k * d, &opt_w, lr[t], t + 1, nthreads);
+        fm_optim_step(b, vb, NULL, gb, k, &opt_b, lr[t], t + 1, nthreads);
     }
 done:
-    fm_free(xb); fm_free(z); fm_free(gw); fm_free(yb); fm_free(swb);
+    fm_free(xb); fm_free(z); fm_free(gw); fm_free(yb); fm_free(swb); fm_free(gb);
     return status;
 }

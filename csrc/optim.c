@@ -2,12 +2,9 @@
  * array. Not a scheduler: the learning rate of each step comes from the caller. */
 #include <math.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "common.h"
 #include "optim.h"
+#include "parallel.h"
 
 /* below this many parameters a parallel region costs more than it saves */
 #define FM_OPTIM_SERIAL_LEN 32768
@@ -29,13 +26,7 @@ int fm_optim_check(const fm_optim *o)
 
 static int threads_for(int64_t len, int nthreads)
 {
-    int nt = 1;
-#ifdef _OPENMP
-    nt = nthreads > 0 ? nthreads : omp_get_max_threads();
-#else
-    (void)nthreads;
-#endif
-    return len < FM_OPTIM_SERIAL_LEN ? 1 : nt;
+    return len < FM_OPTIM_SERIAL_LEN ? 1 : fm_parallel_threads(nthreads);
 }
 
 static void sgd_step(float *p, float *v, const float *g, int64_t len, const fm_optim *o, float lr,

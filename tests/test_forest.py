@@ -1,16 +1,12 @@
 """RandomForestClassifier: determinism, the depth sweep, OOB, pickling, Ctrl-C, accuracy."""
-import os
 import pickle
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 from fmnist_c import DecisionTreeClassifier, NotFittedError, RandomForestClassifier, _core
+from conftest import interrupt_after
 from test_tree import noisy
 
 
@@ -173,14 +169,7 @@ def test_ctrl_c_stops_fit_and_leaves_estimator_usable(tmp_path):
             print("interrupted", fitted, m.predict(X[:5]).shape, round(time.perf_counter() - t, 2),
                   flush=True)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(2.0)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
-    elapsed = time.monotonic() - sent
+    out, elapsed = interrupt_after(script, tmp_path, 2.0)
     assert out.startswith("interrupted False (5,)"), out
     assert elapsed < 5  # generous: includes the small refit and interpreter shutdown
 

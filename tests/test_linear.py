@@ -1,17 +1,14 @@
 """SGDLogisticRegression and its C kernel against NumPy and finite differences."""
-import os
 import pickle
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 from fmnist_c import NotFittedError, SGDLogisticRegression, _core
-from conftest import blobs
+from conftest import blobs, interrupt_after
 
 
 def numpy_loss(W, b, X, y, sw, alpha):
@@ -310,14 +307,23 @@ def test_ctrl_c_stops_training_and_leaves_model_usable(tmp_path):
             t = time.perf_counter()
             print("interrupted", m.n_iter_, m.predict(X[:5]).shape, flush=True)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert p.stdout.readline().strip() == "ready"
-    time.sleep(1.5)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
-    elapsed = time.monotonic() - sent
+    out, elapsed = interrupt_after(script, tmp_path, 1.5)
     assert out.startswith("interrupted"), out
     assert "(5,)" in out
     assert elapsed < 5  # a loose sanity bound (includes interpreter shutdown), not a timing
+
+
+def test_contention_backoff_changes_speed_not_results(tmp_path):
+    """Busy processes crowding the cores make the kernels fall back to one thread for a
+    while (csrc/parallel.c); results must not change, as they never depend on threads."""
+    X, y = blobs(n=4000, d=300, k=10)
+    quiet = SGDLogisticRegression(epochs=3, batch_size=32, random_state=0).fit(X, y)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = SGDLogisticRegression(epochs=3, batch_size=32, random_state=0).fit(X, y)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    np.testing.assert_array_equal(busy.coef_, quiet.coef_)
+    np.testing.assert_array_equal(busy.intercept_, quiet.intercept_)

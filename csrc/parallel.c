@@ -1,0 +1,59 @@
+/* parallel.c: back off to one thread while other processes crowd the CPU (see parallel.h).
+ * Not a thread pool: OpenMP runs the regions; this only chooses their width. */
+#include <stdint.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "parallel.h"
+
+/* a spinning helper starts within microseconds (worst seen: 75 us) */
+#define FM_LATE_SECONDS 5e-4
+/* helpers of a region that forks this soon after the last one ended are still spinning */
+#define FM_HOT_GAP_SECONDS 1e-3
+#define FM_BACKOFF_MIN 0.02
+#define FM_BACKOFF_MAX 1.0
+
+/* shared by every thread that calls a kernel: read and written atomically */
+static int64_t serial_until_us, last_end_us, backoff_us = (int64_t)(FM_BACKOFF_MIN * 1e6);
+
+double fm_parallel_now(void)
+{
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+int fm_parallel_threads(int requested)
+{
+#ifdef _OPENMP
+    int nt = requested > 0 ? requested : omp_get_max_threads();
+    if (nt > 1 && (int64_t)(fm_parallel_now() * 1e6) < __atomic_load_n(&serial_until_us, __ATOMIC_RELAXED))
+        return 1;
+    return nt;
+#else
+    (void)requested;
+    return 1;
+#endif
+}
+
+void fm_parallel_report(double forked, double lag)
+{
+    int64_t now_us = (int64_t)(fm_parallel_now() * 1e6);
+    int64_t last = __atomic_exchange_n(&last_end_us, now_us, __ATOMIC_RELAXED);
+    if ((int64_t)(forked * 1e6) - last > (int64_t)(FM_HOT_GAP_SECONDS * 1e6)) return;
+    int64_t backoff = __atomic_load_n(&backoff_us, __ATOMIC_RELAXED);
+    if (lag > FM_LATE_SECONDS) {
+        __atomic_store_n(&serial_until_us, now_us + backoff, __ATOMIC_RELAXED);
+        if (backoff < (int64_t)(FM_BACKOFF_MAX * 1e6))
+            __atomic_store_n(&backoff_us, 2 * backoff, __ATOMIC_RELAXED);
+    } else if (backoff != (int64_t)(FM_BACKOFF_MIN * 1e6)) {
+        __atomic_store_n(&backoff_us, (int64_t)(FM_BACKOFF_MIN * 1e6), __ATOMIC_RELAXED);
+    }
+}
