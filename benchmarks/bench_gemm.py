@@ -37,20 +37,21 @@ def loop_count(fn, min_time=0.02):
 
 
 def median_seconds(fns, repeats):
-    """Median seconds per call of each function; the functions take turns within every
-    repeat, so a burst of load from another process hits them alike. A pause before each
-    turn lets the other library's idle threads stop spinning: OpenBLAS's and OpenMP's
-    pools compete for the two cores when one runs right after the other."""
-    inner = [loop_count(fn) for fn in fns]
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, n, ts in zip(fns, inner, times):
-            time.sleep(0.3)
+    """Median seconds per call of each function, timed one function after the other. Not
+    interleaved: OpenBLAS's idle threads keep spinning after its calls and OpenMP's after
+    ours, so taking turns makes each library run against the other's spinning pool."""
+    medians = []
+    for fn in fns:
+        time.sleep(0.5)  # let the other library's threads go idle
+        n = loop_count(fn)
+        ts = []
+        for _ in range(repeats):
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
             ts.append((time.perf_counter() - t0) / n)
-    return [sorted(ts)[len(ts) // 2] for ts in times]
+        medians.append(sorted(ts)[len(ts) // 2])
+    return medians
 
 
 def main():

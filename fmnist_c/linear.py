@@ -63,8 +63,8 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
     batches before their updates, as Keras reports them.
     """
 
-    def __init__(self, learning_rate=0.05, lr_schedule="cosine", power_t=0.5, momentum=0.9,
-                 nesterov=True, alpha=0.0, batch_size=128, epochs=15, shuffle=True,
+    def __init__(self, learning_rate=0.1, lr_schedule="cosine", power_t=0.5, momentum=0.9,
+                 nesterov=True, alpha=0.0, batch_size=256, epochs=10, shuffle=True,
                  class_weight=None, early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=5, tol=1e-4, random_state=None, verbose=0, n_jobs=None):
         self.learning_rate = learning_rate

@@ -109,7 +109,7 @@ MODELS = {
     "lr": ModelSpec(
         "Logistic regression (SGD)", "logistic_regression", _lr, scale=True,
         note="multinomial, class_weight='balanced', no penalty as in the study; trained by "
-             "minibatch SGD (Nesterov momentum, cosine schedule, 15 epochs) on pixels/255 "
+             "minibatch SGD (Nesterov momentum, cosine schedule, 10 epochs of batch 256) on pixels/255 "
              "instead of sag on raw pixels, which had not converged in the study's 200 "
              "iterations"),
     "rf": ModelSpec(
@@ -190,7 +190,8 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
     import numpy
     from . import __version__
     results = {
-        "protocol": f"study split of {len(y):,} images (train then test): "
+        "protocol": f"study split of {len(y):,} "
+                    f"{'images (official train then test)' if source == 'full' else 'sample images'}: "
                     f"train_test_split(0.2, seed 0), then (0.1, seed 0) on the rest: "
                     f"{len(split.y_train):,} train / {len(split.y_val):,} validation / "
                     f"{len(split.y_test):,} test",

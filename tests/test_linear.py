@@ -119,7 +119,7 @@ def test_fits_blobs_and_reports_history():
                                                             validation_data=(X[200:], y[200:]))
     assert m.score(X[200:], y[200:]) > 0.9
     assert m.coef_.shape == (4, 12) and m.intercept_.shape == (4,)
-    assert m.n_iter_ == 10 and m.t_ == 10 * 2
+    assert m.n_iter_ == 10 and m.t_ == 10 * -(-200 // m.batch_size)
     assert set(m.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 10 for v in m.history_.values())
     assert m.history_["loss"][-1] < m.history_["loss"][0]
