@@ -461,9 +461,7 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
 
     int nt = 1;
 #ifdef _OPENMP
-    nt = fm_parallel_threads(nthreads);
-    /* each thread owns pack buffers: an absurd request must not turn into gigabytes */
-    if (nt > 4 * omp_get_num_procs()) nt = 4 * omp_get_num_procs();
+    nt = fm_parallel_threads(nthreads); /* capped: each thread owns pack buffers */
     if ((double)m * (double)n * (double)k < FM_GEMM_SERIAL_MNK) nt = 1;
 #else
     (void)nthreads;

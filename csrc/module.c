@@ -84,6 +84,7 @@ static PyArrayObject *as_matrix(PyObject *obj, const char *name, int64_t *ld)
         if (!c) return NULL;
         a = c;
         st = PyArray_STRIDES(a);
+        sh = PyArray_DIMS(a);
     }
     *ld = sh[0] <= 1 ? (sh[1] > 0 ? sh[1] : 1) : st[0] / 4;
     if (*ld < sh[1]) *ld = sh[1];
@@ -205,7 +206,7 @@ static PyObject *py_linear_forward(PyObject *self, PyObject *args, PyObject *kw)
         !(b = as_array(bo, NPY_FLOAT32, 1, "b")))
         goto fail;
     int64_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1), k = PyArray_DIM(w, 0);
-    if (PyArray_DIM(w, 1) != d || PyArray_DIM(b, 0) != k) {
+    if (PyArray_DIM(w, 1) != d || PyArray_DIM(b, 0) != k || k < 1) {
         PyErr_Format(PyExc_ValueError, "x is (%lld, %lld) but w is (%lld, %lld) and b (%lld,)",
                      (long long)n, (long long)d, (long long)PyArray_DIM(w, 0),
                      (long long)PyArray_DIM(w, 1), (long long)PyArray_DIM(b, 0));
@@ -264,6 +265,9 @@ static PyObject *py_linear_sgd_epoch(PyObject *self, PyObject *args, PyObject *k
     if (swo != Py_None && !(sw = as_array(swo, NPY_FLOAT32, 1, "sample_weight"))) goto fail;
     int64_t n = PyArray_DIM(x, 0), m = PyArray_DIM(order, 0);
     if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
+    if (k < 1) { PyErr_SetString(PyExc_ValueError, "w must have at least one row"); goto fail; }
+    /* a batch never holds more than the m rows: also keeps the kernel's buffer sizes small */
+    if (batch > m) batch = m > 0 ? m : 1;
     if (PyArray_DIM(x, 1) != d || PyArray_DIM(b, 0) != k || PyArray_SIZE((PyArrayObject *)vwo) != k * d ||
         PyArray_DIM((PyArrayObject *)vbo, 0) != k || PyArray_DIM(y, 0) != n ||
         (sw && PyArray_DIM(sw, 0) != n) || PyArray_DIM(lr, 0) != (m + batch - 1) / batch) {
@@ -434,7 +438,7 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
         check_range(PyArray_DATA(y), n, k, "y"))
         goto fail;
     if (sw && check_finite(PyArray_DATA(sw), n, "sample_weight")) goto fail;
-    if (k < 1 || first < 0 || nt < 0 || n_draw < 0 || (criterion != FM_GINI && criterion != FM_ENTROPY) ||
+    if (k < 1 || first < 0 || nt < 0 || n_draw < 0 || n_draw > INT32_MAX || (criterion != FM_GINI && criterion != FM_ENTROPY) ||
         max_depth < 0 || min_split < 2 || min_leaf < 1 || max_features < 1 || max_features > d ||
         !(min_decrease >= 0.0) || small_node < 0 || small_node > FM_TREE_SMALL_MAX) {
         PyErr_SetString(PyExc_ValueError, "forest_fit: a tree parameter is out of range");
@@ -589,7 +593,10 @@ static PyObject *py_forest_oob(PyObject *self, PyObject *args, PyObject *kw)
                                      &oo, &seed, &n_draw, &nthreads))
         return NULL;
     if (forest_args_get(&f, xo, lo, ro, fo, to, vo, oo)) goto fail;
-    if (n_draw < 1) { PyErr_SetString(PyExc_ValueError, "n_draw must be >= 1"); goto fail; }
+    if (n_draw < 1 || n_draw > INT32_MAX || f.n < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_draw must be in [1, 2**31) and x must have rows");
+        goto fail;
+    }
     npy_intp dims[2] = {f.n, f.k};
     if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0)) ||
         !(cnt = (PyArrayObject *)PyArray_EMPTY(1, dims, NPY_INT64, 0)))

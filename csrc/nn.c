@@ -31,9 +31,13 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
         l->out_c = p[FM_COL_OUT_C]; l->out_h = p[FM_COL_OUT_H]; l->out_w = p[FM_COL_OUT_W];
         l->param = p[FM_COL_PARAM];
         l->rate = rates[i];
+        /* each dimension <= 2^20, so the per-sample sizes (< 2^28) and a dense layer's
+         * weight count (< 2^56) are computed without overflow */
+        const int64_t dim_max = (int64_t)1 << 20, size_max = (int64_t)1 << 28;
         int ok = l->in_c > 0 && l->in_h > 0 && l->in_w > 0 && l->out_c > 0 && l->out_h > 0 &&
-                 l->out_w > 0 && l->in_c * l->in_h * l->in_w < ((int64_t)1 << 40) &&
-                 l->out_c * l->out_h * l->out_w < ((int64_t)1 << 40);
+                 l->out_w > 0 && l->in_c <= dim_max && l->in_h <= dim_max && l->in_w <= dim_max &&
+                 l->out_c <= dim_max && l->out_h <= dim_max && l->out_w <= dim_max &&
+                 l->in_c * l->in_h * l->in_w < size_max && l->out_c * l->out_h * l->out_w < size_max;
         if (ok && i > 0)
             ok = l->in_c == layers[i - 1].out_c && l->in_h == layers[i - 1].out_h &&
                  l->in_w == layers[i - 1].out_w;

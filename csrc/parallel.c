@@ -34,6 +34,7 @@ int fm_parallel_threads(int requested)
 {
 #ifdef _OPENMP
     int nt = requested > 0 ? requested : omp_get_max_threads();
+    if (nt > 4 * omp_get_num_procs()) nt = 4 * omp_get_num_procs();
     if (nt > 1 && (int64_t)(fm_parallel_now() * 1e6) < __atomic_load_n(&serial_until_us, __ATOMIC_RELAXED))
         return 1;
     return nt;

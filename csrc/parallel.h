@@ -8,8 +8,8 @@
 #ifndef FM_PARALLEL_H
 #define FM_PARALLEL_H
 
-/* Threads to use for a region that would use `requested` (<= 0: the OpenMP default);
- * 1 during a back-off window, and always 1 without OpenMP. */
+/* Threads to use for a region that would use `requested` (<= 0: the OpenMP default),
+ * capped at 4 per processor; 1 during a back-off window, and always 1 without OpenMP. */
 int fm_parallel_threads(int requested);
 
 /* Seconds on a monotonic clock (omp_get_wtime, or clock_gettime without OpenMP). */

@@ -8,7 +8,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#define FM_NTHREADS(n) ((n) > 0 ? (n) : omp_get_max_threads()) /* 0: OpenMP's default */
+/* 0: OpenMP's default; a request past 4 threads a processor is capped (each thread owns
+ * scratch, so an absurd n_jobs must not turn into gigabytes) */
+#define FM_NTHREADS(n) \
+    ((n) > 0 ? ((n) < 4 * omp_get_num_procs() ? (n) : 4 * omp_get_num_procs()) : omp_get_max_threads())
 #else
 #define FM_NTHREADS(n) ((void)(n), 1)
 #endif

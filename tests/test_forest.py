@@ -180,3 +180,11 @@ def test_study_split_accuracy(full_split):
     s = full_split
     m = RandomForestClassifier(100, random_state=0, n_jobs=-1).fit(s.X_train, s.y_train)
     assert m.score(s.X_test, s.y_test) >= 0.875
+
+
+def test_absurd_n_jobs_is_capped():
+    """n_jobs far past the core count is capped in C (threads own scratch), same forest."""
+    X, y = noisy()
+    a = RandomForestClassifier(4, n_jobs=100000, random_state=0).fit(X, y)
+    b = RandomForestClassifier(4, n_jobs=1, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))

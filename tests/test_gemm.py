@@ -227,3 +227,10 @@ def test_unknown_kernel_and_bad_shapes_raise():
         _core.gemm(a, a, kernel="sse9")
     with pytest.raises(ValueError):
         _core.gemm(a, a)  # (3, 4) @ (3, 4)
+
+
+def test_fortran_integer_operand_is_copied_safely():
+    """A non-float32, Fortran-ordered operand goes through two conversions in the binding."""
+    a = np.asfortranarray(np.arange(35, dtype=np.int16).reshape(5, 7))
+    b = np.arange(21, dtype=np.float32).reshape(7, 3)
+    np.testing.assert_allclose(_core.gemm(a, b), a.astype(np.float64) @ b, rtol=1e-6)

@@ -327,3 +327,17 @@ def test_contention_backoff_changes_speed_not_results(tmp_path):
             h.wait()
     np.testing.assert_array_equal(busy.coef_, quiet.coef_)
     np.testing.assert_array_equal(busy.intercept_, quiet.intercept_)
+
+
+def test_huge_batch_size_is_clamped_not_a_crash():
+    """A batch larger than the data used to size C buffers by batch * d (overflowing)."""
+    X, y = blobs(n=50, d=4)
+    big = SGDLogisticRegression(batch_size=2**62, epochs=2, random_state=0).fit(X, y)
+    full = SGDLogisticRegression(batch_size=50, epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(big.coef_, full.coef_)
+
+
+def test_kernel_rejects_zero_classes():
+    X = np.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError):
+        _core.linear_forward(X, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), proba=True)
