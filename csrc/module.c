@@ -240,6 +240,30 @@ static int check_range(const int64_t *v, int64_t len, int64_t hi, const char *na
     return 0;
 }
 
+static int check_finite(const float *v, int64_t len, const char *name)
+{
+    for (int64_t i = 0; i < len; i++)
+        if (!isfinite(v[i])) {
+            PyErr_Format(PyExc_ValueError, "%s contains NaN or infinity", name);
+            return -1;
+        }
+    return 0;
+}
+
+/* Sample weights: finite and not negative (a negative weight makes impurities meaningless). */
+static int check_weights(PyArrayObject *sw, const char *name)
+{
+    const float *v = PyArray_DATA(sw);
+    int64_t len = PyArray_SIZE(sw);
+    if (check_finite(v, len, name)) return -1;
+    for (int64_t i = 0; i < len; i++)
+        if (v[i] < 0.0f) {
+            PyErr_Format(PyExc_ValueError, "%s[%lld] = %g is negative", name, (long long)i, (double)v[i]);
+            return -1;
+        }
+    return 0;
+}
+
 static PyObject *py_linear_sgd_epoch(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -262,7 +286,9 @@ static PyObject *py_linear_sgd_epoch(PyObject *self, PyObject *args, PyObject *k
     if (!(x = as_array(xo, NPY_FLOAT32, 2, "x")) || !(y = as_array(yo, NPY_INT64, 1, "y")) ||
         !(order = as_array(oo, NPY_INT64, 1, "order")) || !(lr = as_array(lro, NPY_FLOAT32, 1, "lr")))
         goto fail;
-    if (swo != Py_None && !(sw = as_array(swo, NPY_FLOAT32, 1, "sample_weight"))) goto fail;
+    if (swo != Py_None && (!(sw = as_array(swo, NPY_FLOAT32, 1, "sample_weight")) ||
+                           check_weights(sw, "sample_weight")))
+        goto fail;
     int64_t n = PyArray_DIM(x, 0), m = PyArray_DIM(order, 0);
     if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
     if (k < 1) { PyErr_SetString(PyExc_ValueError, "w must have at least one row"); goto fail; }
@@ -305,16 +331,6 @@ static PyArrayObject *as_vector(PyObject *obj, int type, int64_t len, const char
         return NULL;
     }
     return a;
-}
-
-static int check_finite(const float *v, int64_t len, const char *name)
-{
-    for (int64_t i = 0; i < len; i++)
-        if (!isfinite(v[i])) {
-            PyErr_Format(PyExc_ValueError, "%s contains NaN or infinity", name);
-            return -1;
-        }
-    return 0;
 }
 
 static PyObject *py_tree_bin(PyObject *self, PyObject *args, PyObject *kw)
@@ -437,7 +453,7 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     if (check_range(PyArray_DATA(n_edges), d, stride + 1, "n_edges") ||
         check_range(PyArray_DATA(y), n, k, "y"))
         goto fail;
-    if (sw && check_finite(PyArray_DATA(sw), n, "sample_weight")) goto fail;
+    if (sw && check_weights(sw, "sample_weight")) goto fail;
     if (k < 1 || first < 0 || nt < 0 || n_draw < 0 || n_draw > INT32_MAX || (criterion != FM_GINI && criterion != FM_ENTROPY) ||
         max_depth < 0 || min_split < 2 || min_leaf < 1 || max_features < 1 || max_features > d ||
         !(min_decrease >= 0.0) || small_node < 0 || small_node > FM_TREE_SMALL_MAX) {
@@ -686,7 +702,7 @@ static int nn_rows_get(nn_rows *r, const fm_net *net, PyObject *xo, PyObject *yo
     }
     if (swo != Py_None) {
         if (!(r->sw = as_vector(swo, NPY_FLOAT32, n, "sample_weight"))) return -1;
-        if (check_finite(PyArray_DATA(r->sw), n, "sample_weight")) return -1;
+        if (check_weights(r->sw, "sample_weight")) return -1;
     }
     r->data.x = PyArray_DATA(r->x);
     r->data.y = targets ? NULL : PyArray_DATA(r->y);

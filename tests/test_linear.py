@@ -341,3 +341,9 @@ def test_kernel_rejects_zero_classes():
     X = np.zeros((3, 4), np.float32)
     with pytest.raises(ValueError):
         _core.linear_forward(X, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), proba=True)
+
+
+def test_kernel_rejects_negative_sample_weight(tiny):
+    X, y, W, b, sw = tiny
+    with pytest.raises(ValueError, match="negative"):
+        one_step(W, b, X, y, -sw, 0.1, 0.0)
