@@ -5,7 +5,8 @@ import numpy as np
 
 from . import _core
 from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels, check_positive,
-                    check_sample_weight, class_weights, n_threads, progress, seed_from)
+                    check_sample_weight, class_weights, n_threads, progress, record_epoch,
+                    seed_from)
 
 _SCHEDULES = ("constant", "invscaling", "cosine")
 # rows handed to C per call: a chunk takes ~0.1 s at most, so Ctrl-C is felt at once
@@ -195,9 +196,6 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         chunk = max(bs, _CHUNK_ROWS // bs * bs)
         threads = n_threads(self.n_jobs)
         weight_sum = n if sw is None else float(sw.sum())
-        if val is not None:
-            self.history_.setdefault("val_loss", [])
-            self.history_.setdefault("val_accuracy", [])
         best, best_acc, stale = None, -np.inf, 0
         bar = progress(epochs, self.verbose, type(self).__name__)
         try:
@@ -214,20 +212,14 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
                     loss, hits = loss + l, hits + c
                     self.t_ += len(lr)
                 self.n_iter_ += 1
-                self.history_["loss"].append(loss / weight_sum)
-                self.history_["accuracy"].append(hits / n)
-                postfix = {"loss": f"{loss / weight_sum:.4f}", "acc": f"{hits / n:.4f}"}
-                if val is not None:
-                    vloss, vacc = self._evaluate_codes(*val)
-                    self.history_["val_loss"].append(vloss)
-                    self.history_["val_accuracy"].append(vacc)
-                    postfix.update(val_loss=f"{vloss:.4f}", val_acc=f"{vacc:.4f}")
-                    if self.early_stopping:
-                        if vacc > best_acc + self.tol:
-                            best_acc, stale = vacc, 0
-                            best = (self.coef_.copy(), self.intercept_.copy(), self.n_iter_)
-                        else:
-                            stale += 1
+                scores = self._evaluate_codes(*val) if val is not None else None
+                postfix = record_epoch(self.history_, loss / weight_sum, hits / n, scores)
+                if scores is not None and self.early_stopping:
+                    if scores[1] > best_acc + self.tol:
+                        best_acc, stale = scores[1], 0
+                        best = (self.coef_.copy(), self.intercept_.copy(), self.n_iter_)
+                    else:
+                        stale += 1
                 bar.set_postfix(postfix)
                 bar.update()
                 if self.early_stopping and stale >= self.n_iter_no_change:
