@@ -10,6 +10,15 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when predict (or any fitted-only method) is called before fit."""
 
 
+def drop_channel(X):
+    """(n, h, w) from single-channel images (n, h, w, 1) or (n, 1, h, w); others as given."""
+    if X.ndim == 4 and X.shape[3] == 1:
+        return X[..., 0]
+    if X.ndim == 4 and X.shape[1] == 1:
+        return X[:, 0]
+    return X
+
+
 def check_images(X, name="X", dtype=np.float32):
     """Return X as a C-contiguous (n_samples, n_features) array of `dtype`.
 
@@ -23,10 +32,7 @@ def check_images(X, name="X", dtype=np.float32):
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
-    if X.ndim == 4 and X.shape[3] == 1:
-        X = X[..., 0]
-    elif X.ndim == 4 and X.shape[1] == 1:
-        X = X[:, 0]
+    X = drop_channel(X)
     if X.ndim == 3:
         X = X.reshape(X.shape[0], -1)
     if X.ndim != 2:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ._base import drop_channel
 from .metrics import _check_cm, _check_labels, _class_names, _cm_class_names, _normalize_cm
 
 __all__ = ["plot_confusion_matrix", "plot_history", "plot_samples", "plot_errors"]
@@ -15,12 +16,8 @@ __all__ = ["plot_confusion_matrix", "plot_history", "plot_samples", "plot_errors
 def _as_images(X, n_expected=None):
     """(n, h, w) images from (n, h, w), (n, h*w) with a square h*w, (n, h, w, 1) or
     (n, 1, h, w)."""
-    X = np.asarray(X)
-    if X.ndim == 4 and X.shape[3] == 1:
-        X = X[:, :, :, 0]
-    elif X.ndim == 4 and X.shape[1] == 1:
-        X = X[:, 0]
-    elif X.ndim == 2:
+    X = drop_channel(np.asarray(X))
+    if X.ndim == 2:
         side = math.isqrt(X.shape[1])
         if side * side != X.shape[1]:
             raise ValueError(f"rows of X have {X.shape[1]} pixels, not a square image")

@@ -187,7 +187,6 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
     split = study_split(X, y)
     study = study_results()
     os.makedirs(out, exist_ok=True)
-    import numpy
     from . import __version__
     results = {
         "protocol": f"study split of {len(y):,} "
@@ -197,7 +196,7 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
                     f"{len(split.y_test):,} test",
         "data": source,
         "n_train": len(split.y_train), "n_val": len(split.y_val), "n_test": len(split.y_test),
-        "versions": {"fmnist_c": __version__, "numpy": numpy.__version__,
+        "versions": {"fmnist_c": __version__, "numpy": np.__version__,
                      "python": platform.python_version()},
         "models": {},
     }
