@@ -1,9 +1,16 @@
-/* layers.c: the layer kernels the network driver (nn.c) runs: dense backward, ReLU and
- * inverted dropout. Not a driver, not an optimizer: no loops over layers or steps here. */
+/* layers.c: the layer kernels the network driver (nn.c) runs: dense backward, ReLU,
+ * inverted dropout and batch normalisation (convolution and pooling: conv.c). Not a driver,
+ * not an optimizer: no loops over layers or steps here. */
+#include <math.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "gemm.h"
 #include "layers.h"
+#include "parallel.h"
 
 int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
@@ -48,4 +55,141 @@ void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, floa
 void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len)
 {
     for (int64_t j = 0; j < len; j++) dx[j] = dy[j] * mask[j];
+}
+
+/* Threads for a per-channel loop: each thread owns a slice of channels and walks every row
+ * in order, so each channel's sum is formed the same way whatever the thread count. */
+static int channel_threads(int64_t rows, int64_t ch, int nthreads)
+{
+    return rows * ch < ((int64_t)1 << 15) || ch < 16 ? 1 : fm_parallel_threads(nthreads);
+}
+
+/* [c0, c1): the calling thread's slice of ch channels */
+static void my_channels(int64_t *c0, int64_t *c1, int64_t ch)
+{
+    int t = 0, team = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    team = omp_get_num_threads();
+#endif
+    *c0 = ch * t / team;
+    *c1 = ch * (t + 1) / team;
+}
+
+/* Channels are summed in blocks of this many float64 accumulators (on the stack). */
+#define FM_BN_BLOCK 64
+
+/* s[c - c0] = sum_r (a[r, c] - shift[c])^2 when square, else sum_r a[r, c] b[r, c] (b NULL:
+ * sum_r a[r, c]), for c in [c0, c1), c1 - c0 <= FM_BN_BLOCK, in float64, rows in order */
+static void channel_sums(double *s, const float *a, const float *b, const float *shift,
+                         int64_t rows, int64_t ch, int64_t c0, int64_t c1)
+{
+    int64_t w = c1 - c0;
+    for (int64_t c = 0; c < w; c++) s[c] = 0.0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *ar = a + r * ch + c0;
+        if (shift) {
+            for (int64_t c = 0; c < w; c++) {
+                double d = (double)ar[c] - shift[c0 + c];
+                s[c] += d * d;
+            }
+        } else if (b) {
+            const float *br = b + r * ch + c0;
+            for (int64_t c = 0; c < w; c++) s[c] += (double)ar[c] * br[c];
+        } else {
+            for (int64_t c = 0; c < w; c++) s[c] += ar[c];
+        }
+    }
+}
+
+void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float *invstd,
+                          const float *x, const float *gamma, const float *beta,
+                          int64_t rows, int64_t ch, float eps, int nthreads)
+{
+    int nt = channel_threads(rows, ch, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t c0, c1;
+        double s[FM_BN_BLOCK];
+        my_channels(&c0, &c1, ch);
+        for (int64_t cb = c0; cb < c1; cb += FM_BN_BLOCK) {
+            int64_t ce = cb + FM_BN_BLOCK < c1 ? cb + FM_BN_BLOCK : c1;
+            /* the mean, then the variance about it: two passes, no cancellation */
+            channel_sums(s, x, NULL, NULL, rows, ch, cb, ce);
+            for (int64_t c = cb; c < ce; c++) mean[c] = (float)(s[c - cb] / (double)rows);
+            channel_sums(s, x, NULL, mean, rows, ch, cb, ce);
+            for (int64_t c = cb; c < ce; c++) {
+                var[c] = (float)(s[c - cb] / (double)rows);
+                invstd[c] = (float)(1.0 / sqrt((double)var[c] + eps));
+            }
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = c0; c < c1; c++) {
+                float h = (x[r * ch + c] - mean[c]) * invstd[c];
+                xhat[r * ch + c] = h;
+                y[r * ch + c] = gamma[c] * h + beta[c];
+            }
+    }
+    (void)nt;
+}
+
+void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *running_mean, const float *running_var,
+                        int64_t rows, int64_t ch, float eps, int nthreads)
+{
+    int nt = channel_threads(rows, ch, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t c0, c1;
+        my_channels(&c0, &c1, ch);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = c0; c < c1; c++) {
+                float scale = gamma[c] / sqrtf(running_var[c] + eps);
+                y[r * ch + c] = (x[r * ch + c] - running_mean[c]) * scale + beta[c];
+            }
+    }
+    (void)nt;
+}
+
+void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                           const float *xhat, const float *gamma, const float *invstd,
+                           int64_t rows, int64_t ch, int accumulate, int nthreads)
+{
+    int nt = channel_threads(rows, ch, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t c0, c1;
+        double sg[FM_BN_BLOCK], sb[FM_BN_BLOCK];
+        my_channels(&c0, &c1, ch);
+        for (int64_t cb = c0; cb < c1; cb += FM_BN_BLOCK) {
+            int64_t ce = cb + FM_BN_BLOCK < c1 ? cb + FM_BN_BLOCK : c1;
+            /* dgamma = sum dy xhat; dbeta = sum dy */
+            channel_sums(sg, dy, xhat, NULL, rows, ch, cb, ce);
+            channel_sums(sb, dy, NULL, NULL, rows, ch, cb, ce);
+            for (int64_t c = cb; c < ce; c++) {
+                dgamma[c] = (accumulate ? dgamma[c] : 0.0f) + (float)sg[c - cb];
+                dbeta[c] = (accumulate ? dbeta[c] : 0.0f) + (float)sb[c - cb];
+            }
+            if (dx == NULL) continue;
+            /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+            float a[FM_BN_BLOCK], mb[FM_BN_BLOCK], mg[FM_BN_BLOCK];
+            for (int64_t c = cb; c < ce; c++) {
+                a[c - cb] = gamma[c] * invstd[c];
+                mb[c - cb] = (float)(sb[c - cb] / (double)rows);
+                mg[c - cb] = (float)(sg[c - cb] / (double)rows);
+            }
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = cb; c < ce; c++) {
+                    int64_t o = r * ch + c;
+                    dx[o] = a[c - cb] * (dy[o] - mb[c - cb] - xhat[o] * mg[c - cb]);
+                }
+        }
+    }
+    (void)nt;
 }

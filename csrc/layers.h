@@ -24,6 +24,28 @@ void fm_relu_forward(float *y, const float *x, int64_t len);
 /* dx = dy where the forward output y > 0, else 0; dx may alias dy.  dx, dy, y: (len) */
 void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len);
 
+/* Batch normalisation of x (rows, ch): each of the ch channels over all rows (a batch's
+ * samples after a dense layer; its pixels after a convolution, channels being last).
+ * Training: mean and biased variance of the batch, xhat = (x - mean) / sqrt(var + eps),
+ * y = gamma xhat + beta; saves xhat (rows, ch) and invstd (ch) for backward and returns the
+ * batch's mean and var (ch) for the running statistics. Sums are float64, per channel, in
+ * row order, so results do not depend on nthreads. y may alias x. */
+void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float *invstd,
+                          const float *x, const float *gamma, const float *beta,
+                          int64_t rows, int64_t ch, float eps, int nthreads);
+
+/* Inference: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta; y may alias x. */
+void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *running_mean, const float *running_var,
+                        int64_t rows, int64_t ch, float eps, int nthreads);
+
+/* dgamma += sum dy xhat;  dbeta += sum dy  (accumulate == 0 overwrites them);
+ * dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), means over rows (skipped when dx
+ * is NULL; dx may alias dy). */
+void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                           const float *xhat, const float *gamma, const float *invstd,
+                           int64_t rows, int64_t ch, int accumulate, int nthreads);
+
 /* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.
  * The mask is drawn from rng in index order, so it depends on the generator only.
  * y, mask, x: (len); 0 <= rate < 1. */

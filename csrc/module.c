@@ -634,37 +634,41 @@ fail:
 
 /* ---- neural networks (nn.h) ------------------------------------------------------------ */
 
-/* A checked network: the program and rates arrays (held) and the decoded layers. */
+/* A checked network: the program and settings arrays (held) and the decoded layers. */
 typedef struct {
-    PyArrayObject *program, *rates;
+    PyArrayObject *program, *settings;
     fm_layer *layers;
     fm_net net;
 } nn_args;
 
 static void nn_args_release(nn_args *a)
 {
-    Py_XDECREF(a->program); Py_XDECREF(a->rates);
+    Py_XDECREF(a->program); Py_XDECREF(a->settings);
     PyMem_Free(a->layers);
 }
 
-/* Decode program (n_layers, FM_NN_COLUMNS) int64 and rates (n_layers) float32 for the
- * parameter array `params` (checked in place: float32, 1-D, C-contiguous, writeable). */
+/* Decode program (n_layers, FM_NN_COLUMNS) int64 and settings (n_layers, FM_NN_FCOLUMNS)
+ * float32 for the parameter array `params` (checked in place: float32, 1-D, C-contiguous,
+ * writeable). */
 static int nn_args_get(nn_args *a, PyObject *params, PyObject *po, PyObject *ro, const char *pname)
 {
     if (check_inout(params, NPY_FLOAT32, 1, pname)) return -1;
     if (!(a->program = as_array(po, NPY_INT64, 2, "program"))) return -1;
     int64_t L = PyArray_DIM(a->program, 0);
-    if (!(a->rates = as_vector(ro, NPY_FLOAT32, L, "rates"))) return -1;
-    if (L < 1 || PyArray_DIM(a->program, 1) != FM_NN_COLUMNS) {
-        PyErr_Format(PyExc_ValueError, "program must be (n_layers >= 1, %d)", (int)FM_NN_COLUMNS);
+    if (!(a->settings = as_array(ro, NPY_FLOAT32, 2, "settings"))) return -1;
+    if (L < 1 || PyArray_DIM(a->program, 1) != FM_NN_COLUMNS ||
+        PyArray_DIM(a->settings, 0) != L || PyArray_DIM(a->settings, 1) != FM_NN_FCOLUMNS) {
+        PyErr_Format(PyExc_ValueError, "program must be (n_layers >= 1, %d) and settings "
+                     "(n_layers, %d)", (int)FM_NN_COLUMNS, (int)FM_NN_FCOLUMNS);
         return -1;
     }
+    if (check_finite(PyArray_DATA(a->settings), L * FM_NN_FCOLUMNS, "settings")) return -1;
     if (!(a->layers = PyMem_Calloc((size_t)L, sizeof(fm_layer)))) { PyErr_NoMemory(); return -1; }
-    int64_t bad = fm_nn_decode(&a->net, a->layers, PyArray_DATA(a->program), PyArray_DATA(a->rates),
+    int64_t bad = fm_nn_decode(&a->net, a->layers, PyArray_DATA(a->program), PyArray_DATA(a->settings),
                                L, PyArray_DIM((PyArrayObject *)params, 0));
     if (bad >= 0) {
         PyErr_Format(PyExc_ValueError, "invalid network program at layer %lld (type, shapes, "
-                     "parameter offset or rate)", (long long)bad);
+                     "window, parameter offset or settings)", (long long)bad);
         return -1;
     }
     return 0;
@@ -715,10 +719,10 @@ static int nn_rows_get(nn_rows *r, const fm_net *net, PyObject *xo, PyObject *yo
 static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"params", "grads", "state", "program", "rates", "x", "y", "order",
+    static char *kwlist[] = {"params", "grads", "state", "program", "settings", "x", "y", "order",
                              "lr", "batch_size", "optimizer", "momentum", "nesterov", "beta1",
                              "beta2", "epsilon", "weight_decay", "step", "seed",
-                             "sample_weight", "nthreads", NULL};
+                             "sample_weight", "nthreads", "shift", "flip", "erase", NULL};
     PyObject *po, *go, *so, *pgo, *ro, *xo, *yo, *oo, *lro, *swo = Py_None, *result = NULL;
     PyArrayObject *order = NULL, *lr = NULL;
     nn_args a = {0};
@@ -726,12 +730,16 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
     long long batch, step;
     unsigned long long seed;
     fm_optim opt = {0};
+    fm_augment aug = {0};
+    long long shift = 0;
     int kind, nthreads = 0, status;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|Oi", kwlist, &po, &go, &so,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|OiLpf", kwlist, &po, &go, &so,
                                      &pgo, &ro, &xo, &yo, &oo, &lro, &batch, &kind, &opt.momentum,
                                      &opt.nesterov, &opt.beta1, &opt.beta2, &opt.epsilon,
-                                     &opt.weight_decay, &step, &seed, &swo, &nthreads))
+                                     &opt.weight_decay, &step, &seed, &swo, &nthreads, &shift,
+                                     &aug.flip, &aug.erase))
         return NULL;
+    aug.shift = shift;
     opt.kind = (enum fm_optimizer)kind;
     if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
         check_inout(so, NPY_FLOAT32, 1, "state") || nn_rows_get(&r, &a.net, xo, yo, swo))
@@ -751,6 +759,13 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1 and step >= 0");
         goto fail;
     }
+    const fm_layer *in = &a.net.layers[0];
+    if (shift < 0 || (shift > 0 && (shift >= in->in_h || shift >= in->in_w)) ||
+        !(aug.erase >= 0.0f && aug.erase <= 1.0f)) {
+        PyErr_SetString(PyExc_ValueError, "augmentation: shift must be in [0, image side) and "
+                        "erase a probability in [0, 1]");
+        goto fail;
+    }
     if (!(order = as_vector(oo, NPY_INT64, -1, "order"))) goto fail;
     int64_t m = PyArray_DIM(order, 0);
     if (!(lr = as_vector(lro, NPY_FLOAT32, (m + batch - 1) / batch, "lr"))) goto fail;
@@ -763,8 +778,8 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
           *sp = PyArray_DATA((PyArrayObject *)so);
     const float *lrp = PyArray_DATA(lr);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, m, batch,
-                         step, seed, nthreads);
+    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, &aug, m,
+                         batch, step, seed, nthreads);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { raise_status(status); goto fail; }
     result = Py_BuildValue("dL", loss, (long long)correct);
@@ -778,7 +793,7 @@ fail:
 static PyObject *py_nn_gradient(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"params", "grads", "program", "rates", "x", "y", "sample_weight",
+    static char *kwlist[] = {"params", "grads", "program", "settings", "x", "y", "sample_weight",
                              "training", "step", "seed", "want_dx", "nthreads", NULL};
     PyObject *po, *go, *pgo, *ro, *xo, *yo, *swo = Py_None, *result = NULL;
     PyArrayObject *dx = NULL;
@@ -821,7 +836,8 @@ fail:
 static PyObject *py_nn_predict(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"params", "program", "rates", "x", "batch_size", "proba", "nthreads", NULL};
+    static char *kwlist[] = {"params", "program", "settings", "x", "batch_size", "proba", "nthreads",
+                             NULL};
     PyObject *po, *pgo, *ro, *xo, *result = NULL;
     PyArrayObject *x = NULL, *out = NULL;
     nn_args a = {0};
@@ -856,7 +872,7 @@ fail:
 static PyObject *py_nn_evaluate(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"params", "program", "rates", "x", "y", "sample_weight", "batch_size",
+    static char *kwlist[] = {"params", "program", "settings", "x", "y", "sample_weight", "batch_size",
                              "nthreads", NULL};
     PyObject *po, *pgo, *ro, *xo, *yo, *swo = Py_None, *result = NULL;
     nn_args a = {0};

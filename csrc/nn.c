@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "conv.h"
 #include "layers.h"
 #include "linear.h"
 #include "nn.h"
@@ -12,13 +13,48 @@
 static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
 static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
 
-/* Parameters a layer owns at its offset. */
+/* Parameters a layer owns at its offset, and how many of them (the first) are trained. */
 static int64_t n_params_of(const fm_layer *l)
 {
-    return l->type == FM_LAYER_DENSE ? out_size(l) * in_size(l) + out_size(l) : 0;
+    switch (l->type) {
+    case FM_LAYER_DENSE: return out_size(l) * in_size(l) + out_size(l);
+    case FM_LAYER_CONV2D: return l->out_c * (l->kh * l->kw * l->in_c + 1);
+    case FM_LAYER_BATCHNORM: return 4 * l->in_c;
+    default: return 0;
+    }
 }
 
-int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *rates,
+static int64_t n_trained_of(const fm_layer *l)
+{
+    return l->type == FM_LAYER_BATCHNORM ? 2 * l->in_c : n_params_of(l);
+}
+
+static fm_conv_geom geom(const fm_layer *l)
+{
+    fm_conv_geom g = {l->in_h, l->in_w, l->in_c, l->out_h, l->out_w, l->out_c,
+                      l->kh, l->kw, l->stride, l->pad_h, l->pad_w};
+    return g;
+}
+
+/* A window layer's geometry: window and stride in [1, 64], padding below the window. Pooling
+ * windows (no padding) lie inside the input: its kernels read without bounds checks.
+ * Convolution windows start inside the input padded above/left by pad, and may hang over
+ * its far edge (implicit zero padding below/right, less than a window): im2col checks
+ * every read. */
+static int window_ok(const fm_layer *l, int pooling)
+{
+    const int64_t lim = 64;
+    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->kh > lim || l->kw > lim || l->stride > lim ||
+        l->pad_h < 0 || l->pad_w < 0 || l->pad_h >= l->kh || l->pad_w >= l->kw)
+        return 0;
+    int64_t last_h = (l->out_h - 1) * l->stride - l->pad_h, last_w = (l->out_w - 1) * l->stride - l->pad_w;
+    if (pooling)
+        return l->pad_h == 0 && l->pad_w == 0 && l->out_c == l->in_c &&
+               last_h + l->kh <= l->in_h && last_w + l->kw <= l->in_w;
+    return last_h < l->in_h && last_w < l->in_w;
+}
+
+int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *settings,
                      int64_t n_layers, int64_t n_params)
 {
     int64_t used = 0;
@@ -30,7 +66,11 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
         l->in_c = p[FM_COL_IN_C]; l->in_h = p[FM_COL_IN_H]; l->in_w = p[FM_COL_IN_W];
         l->out_c = p[FM_COL_OUT_C]; l->out_h = p[FM_COL_OUT_H]; l->out_w = p[FM_COL_OUT_W];
         l->param = p[FM_COL_PARAM];
-        l->rate = rates[i];
+        l->kh = p[FM_COL_KH]; l->kw = p[FM_COL_KW]; l->stride = p[FM_COL_STRIDE];
+        l->pad_h = p[FM_COL_PAD_H]; l->pad_w = p[FM_COL_PAD_W];
+        l->rate = settings[i * FM_NN_FCOLUMNS + FM_FCOL_RATE];
+        l->eps = settings[i * FM_NN_FCOLUMNS + FM_FCOL_EPS];
+        int same = l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
         /* each dimension <= 2^20, so the per-sample sizes (< 2^28) and a dense layer's
          * weight count (< 2^56) are computed without overflow */
         const int64_t dim_max = (int64_t)1 << 20, size_max = (int64_t)1 << 28;
@@ -42,19 +82,24 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
             ok = l->in_c == layers[i - 1].out_c && l->in_h == layers[i - 1].out_h &&
                  l->in_w == layers[i - 1].out_w;
         switch (l->type) {
-        case FM_LAYER_DENSE:
-            ok = ok && l->out_h == 1 && l->out_w == 1 && l->param == used &&
-                 l->param <= n_params - n_params_of(l);
-            if (ok) used = l->param + n_params_of(l);
+        case FM_LAYER_DENSE: ok = ok && l->out_h == 1 && l->out_w == 1; break;
+        case FM_LAYER_CONV2D: ok = ok && window_ok(l, 0); break;
+        case FM_LAYER_MAXPOOL:
+        case FM_LAYER_AVGPOOL: ok = ok && window_ok(l, 1); break;
+        case FM_LAYER_FLATTEN:
+            ok = ok && l->out_h == 1 && l->out_w == 1 && l->out_c == in_size(l);
             break;
-        case FM_LAYER_RELU:
-            ok = ok && l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
-            break;
-        case FM_LAYER_DROPOUT:
-            ok = ok && l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w &&
-                 l->rate >= 0.0f && l->rate < 1.0f;
+        case FM_LAYER_RELU: ok = ok && same; break;
+        case FM_LAYER_DROPOUT: ok = ok && same && l->rate >= 0.0f && l->rate < 1.0f; break;
+        case FM_LAYER_BATCHNORM:
+            ok = ok && same && l->rate >= 0.0f && l->rate < 1.0f && l->eps > 0.0f &&
+                 l->eps < 1.0f;
             break;
         default: ok = 0;
+        }
+        if (ok && n_params_of(l) > 0) {
+            ok = l->param == used && l->param <= n_params - n_params_of(l);
+            if (ok) used = l->param + n_params_of(l);
         }
         if (!ok) return i;
     }
@@ -67,11 +112,13 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
     return -1;
 }
 
-/* What a forward/backward pass over `batch` rows keeps: every layer's output, dropout masks,
- * two gradient buffers used in turn, and the gathered rows of a training batch. */
+/* What a forward/backward pass over `batch` rows keeps: every layer's output, per-layer aux
+ * (dropout masks, batch norm's xhat, max pooling's argmax), batch norm's statistics, two
+ * gradient buffers used in turn, the convolutions' im2col scratch, and the gathered rows of
+ * a training batch. */
 typedef struct {
-    float **act, **mask;
-    float *g0, *g1, *x, *t, *sw;
+    float **act, **aux, **stats;
+    float *g0, *g1, *col, *dcol, *x, *t, *sw;
     int64_t *y;
     void *block;
 } workspace;
@@ -90,29 +137,51 @@ static float *carve(float **at, int64_t len)
     return p;
 }
 
+static int64_t rounded(int64_t len) { return (len + 15) / 16 * 16; }
+
+/* floats of per-layer aux a layer needs for `batch` rows, and of statistics */
+static int64_t aux_len(const fm_layer *l, int64_t batch)
+{
+    int t = l->type;
+    return t == FM_LAYER_DROPOUT || t == FM_LAYER_BATCHNORM || t == FM_LAYER_MAXPOOL
+               ? out_size(l) * batch : 0; /* argmax: int32, the size of a float */
+}
+
+static int64_t stats_len(const fm_layer *l) { return l->type == FM_LAYER_BATCHNORM ? 3 * l->in_c : 0; }
+
 static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather)
 {
-    int64_t L = net->n_layers, widest = net->n_in, pieces = 0;
+    int64_t L = net->n_layers, widest = net->n_in, pieces = 0, col = 0;
     memset(w, 0, sizeof *w);
-    w->act = calloc((size_t)(2 * L), sizeof(float *));
+    w->act = calloc((size_t)(3 * L), sizeof(float *));
     if (w->act == NULL) return FM_ENOMEM;
-    w->mask = w->act + L;
+    w->aux = w->act + L;
+    w->stats = w->act + 2 * L;
     for (int64_t i = 0; i < L; i++) {
-        int64_t s = out_size(&net->layers[i]);
+        const fm_layer *l = &net->layers[i];
+        int64_t s = out_size(l);
         widest = s > widest ? s : widest;
-        pieces += (s * batch + 15) / 16 * 16 * (net->layers[i].type == FM_LAYER_DROPOUT ? 2 : 1);
+        pieces += rounded(s * batch) + rounded(aux_len(l, batch)) + rounded(stats_len(l));
+        if (l->type == FM_LAYER_CONV2D) {
+            fm_conv_geom g = geom(l);
+            int64_t c = fm_conv2d_col_len(&g, batch);
+            col = c > col ? c : col;
+        }
     }
-    pieces += 2 * ((widest * batch + 15) / 16 * 16);
+    pieces += 2 * rounded(widest * batch) + 2 * rounded(col);
     if (gather) pieces += (net->n_in + net->n_out + 3) * batch + 4 * 16;
     float *f = w->block = fm_alloc((size_t)pieces * sizeof(float));
     if (f == NULL) { ws_free(w); return FM_ENOMEM; }
     for (int64_t i = 0; i < L; i++) {
-        int64_t s = out_size(&net->layers[i]) * batch;
-        if (net->layers[i].type == FM_LAYER_DROPOUT) w->mask[i] = carve(&f, s);
-        w->act[i] = carve(&f, s);
+        const fm_layer *l = &net->layers[i];
+        if (aux_len(l, batch)) w->aux[i] = carve(&f, aux_len(l, batch));
+        if (stats_len(l)) w->stats[i] = carve(&f, stats_len(l));
+        w->act[i] = carve(&f, out_size(l) * batch);
     }
     w->g0 = carve(&f, widest * batch);
     w->g1 = carve(&f, widest * batch);
+    w->col = carve(&f, col);
+    w->dcol = carve(&f, col);
     if (gather) {
         w->x = carve(&f, net->n_in * batch);
         w->t = carve(&f, net->n_out * batch);
@@ -122,35 +191,68 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather)
     return FM_OK;
 }
 
-/* Run the layers on n rows of x; the logits end in w->act[last]. */
-static int forward(workspace *w, const float *params, const fm_net *net, const float *x,
-                   int64_t n, int training, int64_t step, uint64_t seed, int nthreads)
+/* Run the layers on n rows of x; the logits end in w->act[last]. In training mode batch
+ * norm uses the batch's statistics, and folds them into its running statistics when
+ * `running` (the parameters, writeable) is given. */
+static int forward(workspace *w, const float *params, float *running, const fm_net *net,
+                   const float *x, int64_t n, int training, int64_t step, uint64_t seed,
+                   int nthreads)
 {
     const float *in = x;
     for (int64_t i = 0; i < net->n_layers; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t len = out_size(l) * n;
         float *y = w->act[i];
+        const float *p = params + l->param;
+        fm_conv_geom g = geom(l);
+        int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE: {
-            const float *wt = params + l->param, *b = wt + out_size(l) * in_size(l);
-            int status = fm_linear_forward(y, in, wt, b, n, in_size(l), out_size(l), nthreads);
-            if (status != FM_OK) return status;
+        case FM_LAYER_DENSE:
+            status = fm_linear_forward(y, in, p, p + out_size(l) * in_size(l), n, in_size(l),
+                                       out_size(l), nthreads);
             break;
-        }
+        case FM_LAYER_CONV2D:
+            status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
+                                       &g, n, nthreads);
+            break;
+        case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
+        case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
+        case FM_LAYER_FLATTEN: memcpy(y, in, (size_t)len * sizeof(float)); break;
         case FM_LAYER_RELU: fm_relu_forward(y, in, len); break;
         case FM_LAYER_DROPOUT:
             if (training && l->rate > 0.0f) {
                 /* one stream per (step, layer): the same mask whatever the thread count */
                 fm_rng rng;
                 fm_rng_seed(&rng, seed, (uint64_t)step * (uint64_t)net->n_layers + (uint64_t)i);
-                fm_dropout_forward(y, w->mask[i], in, len, l->rate, &rng);
+                fm_dropout_forward(y, w->aux[i], in, len, l->rate, &rng);
             } else {
                 memcpy(y, in, (size_t)len * sizeof(float));
-                for (int64_t j = 0; j < len; j++) w->mask[i][j] = 1.0f; /* for backward */
+                for (int64_t j = 0; j < len; j++) w->aux[i][j] = 1.0f; /* for backward */
+            }
+            break;
+        case FM_LAYER_BATCHNORM: {
+            int64_t c = l->in_c, rows = len / c;
+            const float *rm = p + 2 * c, *rv = p + 3 * c;
+            if (!training) {
+                fm_batchnorm_infer(y, in, p, p + c, rm, rv, rows, c, l->eps, nthreads);
+                break;
+            }
+            float *mean = w->stats[i], *var = mean + c, *invstd = var + c;
+            fm_batchnorm_forward(y, w->aux[i], mean, var, invstd, in, p, p + c, rows, c, l->eps,
+                                 nthreads);
+            if (running) {
+                /* running = m running + (1 - m) batch, with the unbiased batch variance (torch) */
+                float *run = running + l->param, m = l->rate;
+                float unbias = rows > 1 ? (float)rows / (float)(rows - 1) : 1.0f;
+                for (int64_t j = 0; j < c; j++) {
+                    run[2 * c + j] = m * run[2 * c + j] + (1.0f - m) * mean[j];
+                    run[3 * c + j] = m * run[3 * c + j] + (1.0f - m) * var[j] * unbias;
+                }
             }
             break;
         }
+        }
+        if (status != FM_OK) return status;
         in = y;
     }
     return FM_OK;
@@ -177,23 +279,39 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         const float *in = i > 0 ? w->act[i - 1] : x;
         float *d = i > 0 ? spare : dx;
         int64_t len = out_size(l) * n;
+        float *p = params + l->param, *gp = grads + l->param;
+        fm_conv_geom g = geom(l);
+        int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE: {
-            float *wt = params + l->param;
-            float *gw = grads + l->param, *gb = gw + out_size(l) * in_size(l);
-            int status = fm_dense_backward(d, gw, gb, dy, in, wt, n, in_size(l), out_size(l),
-                                           up == NULL, nthreads);
-            if (status != FM_OK) return status;
-            if (up) { /* dx is computed: this layer's weights may change now */
-                float *s2 = fm_optim_state_per_param(up->opt->kind) > 1
-                                ? up->state + net->n_params + l->param : NULL;
-                fm_optim_step(wt, up->state + l->param, s2, gw, n_params_of(l), up->opt, up->lr,
-                              up->t, nthreads);
-            }
+        case FM_LAYER_DENSE:
+            status = fm_dense_backward(d, gp, gp + out_size(l) * in_size(l), dy, in, p, n,
+                                       in_size(l), out_size(l), up == NULL, nthreads);
+            break;
+        case FM_LAYER_CONV2D:
+            status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
+                                        w->dcol, dy, in, p, &g, n, up == NULL, nthreads);
+            break;
+        case FM_LAYER_MAXPOOL:
+            if (d) fm_maxpool_backward(d, dy, (const int32_t *)w->aux[i], &g, n, nthreads);
+            break;
+        case FM_LAYER_AVGPOOL: if (d) fm_avgpool_backward(d, dy, &g, n, nthreads); break;
+        case FM_LAYER_FLATTEN: if (d) memcpy(d, dy, (size_t)len * sizeof(float)); break;
+        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len); break;
+        case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len); break;
+        case FM_LAYER_BATCHNORM: {
+            int64_t c = l->in_c;
+            fm_batchnorm_backward(d, gp, gp + c, dy, w->aux[i], p, w->stats[i] + 2 * c, len / c,
+                                  c, up == NULL, nthreads);
+            if (up) memset(gp + 2 * c, 0, (size_t)(2 * c) * sizeof(float)); /* running stats */
             break;
         }
-        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len); break;
-        case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->mask[i], len); break;
+        }
+        if (status != FM_OK) return status;
+        if (up && n_trained_of(l) > 0) { /* dx is computed: this layer's weights may change now */
+            float *s2 = fm_optim_state_per_param(up->opt->kind) > 1
+                            ? up->state + net->n_params + l->param : NULL;
+            fm_optim_step(p, up->state + l->param, s2, gp, n_trained_of(l), up->opt, up->lr,
+                          up->t, nthreads);
         }
         if (d == NULL) break; /* nothing below needs a gradient */
         spare = dy;
@@ -210,7 +328,7 @@ static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, i
                           int training, int64_t step, uint64_t seed, const update *up,
                           int nthreads)
 {
-    int status = forward(w, params, net, x, n, training, step, seed, nthreads);
+    int status = forward(w, params, up ? params : NULL, net, x, n, training, step, seed, nthreads);
     if (status != FM_OK) return status;
     *loss = fm_softmax_xent(w->g0, hits, w->act[net->n_layers - 1], y, t, sw, n, net->n_out,
                             1.0f / (float)n);
@@ -220,24 +338,34 @@ static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, i
 
 int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
                 const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr,
+                const int64_t *order, const float *lr, const fm_augment *aug,
                 int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads)
 {
     workspace w;
     int status = ws_new(&w, net, batch < m ? batch : m, 1);
     if (status != FM_OK) return status;
     const int64_t d = net->n_in, k = net->n_out;
+    const fm_layer *first = &net->layers[0];
+    const int augment = fm_augment_active(aug);
     for (int64_t s = 0, start = 0; start < m; s++, start += batch) {
         int64_t bs = m - start < batch ? m - start : batch;
+        int64_t step = step0 + s + 1;
         for (int64_t i = 0; i < bs; i++) {
             int64_t r = order[start + i];
-            memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
+            if (augment) {
+                /* a stream per (step, row of the batch), apart from dropout's streams */
+                fm_rng rng;
+                fm_rng_seed(&rng, seed ^ 0x6A09E667F3BCC908ULL, (uint64_t)step * (uint64_t)batch + (uint64_t)i);
+                fm_augment_image(w.x + i * d, data->x + r * d, first->in_h, first->in_w,
+                                 first->in_c, aug, &rng);
+            } else {
+                memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
+            }
             if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
             else w.y[i] = data->y[r];
             w.sw[i] = data->sw ? data->sw[r] : 1.0f;
         }
         double loss = 0.0;
-        int64_t step = step0 + s + 1;
         update up = {opt, state, lr[s], step};
         status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
@@ -274,7 +402,7 @@ int fm_nn_predict(float *out, const float *params, const fm_net *net, const floa
     const int64_t k = net->n_out;
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
-        status = forward(&w, params, net, x + start * net->n_in, bs, 0, 0, 0, nthreads);
+        status = forward(&w, params, NULL, net, x + start * net->n_in, bs, 0, 0, 0, nthreads);
         if (status != FM_OK) break;
         float *o = out + start * k;
         memcpy(o, w.act[net->n_layers - 1], (size_t)(bs * k) * sizeof(float));
@@ -292,7 +420,8 @@ int fm_nn_evaluate(double *loss_sum, int64_t *n_correct, const float *params, co
     int status = ws_new(&w, net, batch < n ? batch : n, 0);
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
-        status = forward(&w, params, net, data->x + start * net->n_in, bs, 0, 0, 0, nthreads);
+        status = forward(&w, params, NULL, net, data->x + start * net->n_in, bs, 0, 0, 0,
+                         nthreads);
         if (status != FM_OK) break;
         *loss_sum += fm_softmax_xent(w.g0, n_correct, w.act[net->n_layers - 1],
                                      data->y ? data->y + start : NULL,

@@ -3,32 +3,48 @@
  * followed by one optimizer step over the flat parameter array. The kernels are in
  * layers.h, the optimizers in optim.h, the loss in linear.h (fm_softmax_xent).
  *
- * Memory: the caller owns the parameters (one float32 array; a dense layer is W (out, in)
- * row-major then b (out) at its param offset), their gradients (same size) and the
- * optimizer state; the driver allocates and frees its own activation workspace per call.
- * Tensors are per-sample (C, H, W) blocks, channel-major (NCHW); dense layers see the
- * block flattened. */
+ * Memory: the caller owns the parameters (one float32 array), their gradients (same size)
+ * and the optimizer state; the driver allocates and frees its own activation workspace per
+ * call. At its param offset a dense layer holds W (out, in) row-major then b (out); a
+ * convolution W (F, kh, kw, C) then b (F); batch normalisation gamma, beta, running mean,
+ * running variance (C each; the optimizer steps only gamma and beta, and their gradients
+ * are 0). Tensors are per-sample (H, W, C) blocks, channels last (NHWC: the order of
+ * Keras' default, and the one that makes a convolution one GEMM); a program row still lists
+ * C, H, W. Dense layers see the block flattened in that order. */
 #ifndef FM_NN_H
 #define FM_NN_H
 
 #include <stdint.h>
 
+#include "augment.h"
 #include "optim.h"
 
-enum fm_layer_type { FM_LAYER_DENSE = 1, FM_LAYER_RELU = 2, FM_LAYER_DROPOUT = 3 };
+enum fm_layer_type {
+    FM_LAYER_DENSE = 1, FM_LAYER_RELU = 2, FM_LAYER_DROPOUT = 3, FM_LAYER_CONV2D = 4,
+    FM_LAYER_MAXPOOL = 5, FM_LAYER_AVGPOOL = 6, FM_LAYER_FLATTEN = 7, FM_LAYER_BATCHNORM = 8
+};
 
-/* Columns of the int64 program the binding passes, one row per layer. */
+/* Columns of the int64 program the binding passes, one row per layer; the window columns
+ * (kernel or pool size, stride, zero padding above and left) matter to conv and pooling. */
 enum fm_nn_column {
     FM_COL_TYPE, FM_COL_IN_C, FM_COL_IN_H, FM_COL_IN_W,
-    FM_COL_OUT_C, FM_COL_OUT_H, FM_COL_OUT_W, FM_COL_PARAM, FM_NN_COLUMNS
+    FM_COL_OUT_C, FM_COL_OUT_H, FM_COL_OUT_W, FM_COL_PARAM,
+    FM_COL_KH, FM_COL_KW, FM_COL_STRIDE, FM_COL_PAD_H, FM_COL_PAD_W, FM_NN_COLUMNS
 };
+
+/* Columns of the float32 settings beside the program: the dropout rate or the batch-norm
+ * momentum (running = momentum running + (1 - momentum) batch, Keras' convention), and
+ * batch norm's epsilon. */
+enum fm_nn_fcolumn { FM_FCOL_RATE, FM_FCOL_EPS, FM_NN_FCOLUMNS };
 
 typedef struct {
     enum fm_layer_type type;
     int64_t in_c, in_h, in_w;     /* input block per sample */
     int64_t out_c, out_h, out_w;  /* output block per sample */
     int64_t param;                /* offset into the parameter array (layers with parameters) */
-    float rate;                   /* dropout rate */
+    int64_t kh, kw, stride, pad_h, pad_w;  /* conv and pooling windows */
+    float rate;                   /* dropout rate, or batch-norm momentum */
+    float eps;                    /* batch norm */
 } fm_layer;
 
 typedef struct {
@@ -39,11 +55,12 @@ typedef struct {
     int64_t n_out;     /* classes: the last layer's block */
 } fm_net;
 
-/* Fill layers[0..n_layers) and net from program (n_layers, FM_NN_COLUMNS) and rates
- * (n_layers). Returns -1 when the program is valid (shapes chain, the layers' parameter
- * blocks follow each other and fill [0, n_params) exactly, rates in [0, 1)), else the index
- * of the first bad layer (n_layers when blocks leave the end of the array unused). */
-int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *rates,
+/* Fill layers[0..n_layers) and net from program (n_layers, FM_NN_COLUMNS) and settings
+ * (n_layers, FM_NN_FCOLUMNS). Returns -1 when the program is valid (shapes chain and agree
+ * with each layer's window, the layers' parameter blocks follow each other and fill
+ * [0, n_params) exactly, rates and momenta in [0, 1), eps > 0), else the index of the first
+ * bad layer (n_layers when blocks leave the end of the array unused). */
+int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *settings,
                      int64_t n_layers, int64_t n_params);
 
 /* Training or evaluation rows: exactly one of y (sparse labels) and t (target rows) is set. */
@@ -56,8 +73,10 @@ typedef struct {
 } fm_nn_data;
 
 /* Minibatch training over the rows order[0..m) in batches of `batch` (the last may be
- * smaller). Step s (global number step0 + s + 1) runs forward (dropout drawn from
- * (seed, global step, layer)), the batch-mean weighted CE, and backward; each layer
+ * smaller). Step s (global number step0 + s + 1) augments the gathered images when aug is
+ * active (drawn from (seed, global step, row of the batch)), runs forward (dropout drawn
+ * from (seed, global step, layer); batch norm on batch statistics, updating its running
+ * statistics in params), the batch-mean weighted CE, and backward; each layer
  * writes its block of grads and the optimizer steps that block at once, while it is
  * still in cache (learning rate lr[s]). loss_sum and n_correct accumulate each batch's
  * weighted loss and hits before its step. Results do not depend on nthreads.
@@ -67,12 +86,13 @@ typedef struct {
  * Returns FM_OK, FM_ENOMEM or FM_EDIVERGED (a non-finite loss; the step is not taken). */
 int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
                 const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr,
+                const int64_t *order, const float *lr, const fm_augment *aug,
                 int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads);
 
 /* All data rows as one batch: grads += d(mean weighted CE)/d params, dx (may be NULL) =
  * d(mean weighted CE)/dx (n, n_in); loss_sum and n_correct as in fm_nn_train. `training`
- * switches dropout on (drawn as at global step `step`). Returns FM_OK, FM_ENOMEM or
+ * switches dropout on (drawn as at global step `step`) and batch norm to batch statistics
+ * (running statistics are not updated: params stay unchanged). Returns FM_OK, FM_ENOMEM or
  * FM_EDIVERGED (non-finite loss; grads untouched). */
 int fm_nn_gradient(float *grads, float *dx, double *loss_sum, int64_t *n_correct,
                    const float *params, const fm_net *net, const fm_nn_data *data,

@@ -11,11 +11,11 @@ from ._config import show_config
 from .data import CLASS_NAMES, load_fashion_mnist, load_sample, study_split
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
-from .nn import MLPClassifier, Sequential
+from .nn import CNNClassifier, MLPClassifier, Sequential
 from .tree import DecisionTreeClassifier
 
 __all__ = [
-    "__version__", "CLASS_NAMES", "DecisionTreeClassifier", "MLPClassifier", "NotFittedError",
-    "RandomForestClassifier", "SGDLogisticRegression", "Sequential",
+    "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier", "MLPClassifier",
+    "NotFittedError", "RandomForestClassifier", "SGDLogisticRegression", "Sequential",
     "load_fashion_mnist", "load_sample", "metrics", "plot", "show_config", "study_split",
 ]

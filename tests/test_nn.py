@@ -16,41 +16,7 @@ from fmnist_c import MLPClassifier, NotFittedError, _core
 from fmnist_c.nn import (SGD, Adam, AdamW, Dense, Dropout, ReLU, Sequential, learning_rates,
                          load_model)
 from conftest import blobs, interrupt_after
-
-
-# ---- float64 NumPy reference -------------------------------------------------------------
-def ref_forward(model, params, X, masks=None):
-    """Logits of `model`'s program in float64; masks[i] multiplies dropout layer i."""
-    h = X.astype(np.float64)
-    for i, row in enumerate(model._program):
-        code, offset = row[0], row[7]
-        if code == 1:
-            units, fan_in = row[4], row[1] * row[2] * row[3]
-            W = params[offset:offset + units * fan_in].reshape(units, fan_in)
-            h = h @ W.T + params[offset + units * fan_in:offset + units * fan_in + units]
-        elif code == 2:
-            h = np.maximum(h, 0)
-        elif masks is not None and i in masks:
-            h = h * masks[i]
-    return h
-
-
-def ref_loss(logits, T, sw=None):
-    """Mean (weighted) softmax cross-entropy against target rows T, float64."""
-    z = logits - logits.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    per = -(T * logp).sum(1)
-    return (per if sw is None else per * sw).sum() / len(T)
-
-
-def central_diff(f, v, h=1e-6):
-    g = np.zeros_like(v)
-    for j in range(v.size):
-        up, dn = v.copy(), v.copy()
-        up.flat[j] += h
-        dn.flat[j] -= h
-        g.flat[j] = (f(up) - f(dn)) / (2 * h)
-    return g
+from nn_reference import central_diff, check_against_fd, onehot, ref_forward, ref_loss
 
 
 def small_model(layers, d, seed=0):
@@ -58,28 +24,6 @@ def small_model(layers, d, seed=0):
     rng = np.random.default_rng(seed + 100)
     m.params_[...] = rng.normal(0, 0.5, m.params_.size)  # non-zero biases too
     return m
-
-
-def onehot(y, k):
-    return np.eye(k, dtype=np.float32)[y]
-
-
-def check_against_fd(model, X, y, sw=None, masks=None, training=False):
-    k = model.n_outputs_
-    T = onehot(y, k)
-    loss, g, dx = model.gradient(X, y, sample_weight=sw, training=training)
-    p64, X64 = model.params_.astype(np.float64), X.astype(np.float64)
-    sw64 = None if sw is None else sw.astype(np.float64)
-    ref = ref_loss(ref_forward(model, p64, X64, masks), T, sw64)
-    np.testing.assert_allclose(loss, ref, rtol=1e-5)
-    fd_p = central_diff(lambda p: ref_loss(ref_forward(model, p, X64, masks), T, sw64), p64)
-    fd_x = central_diff(lambda x: ref_loss(ref_forward(model, p64, x, masks), T, sw64), X64)
-    err_p = np.abs(g - fd_p).max() if g.size else 0.0
-    err_x = np.abs(dx - fd_x).max()
-    if g.size:
-        np.testing.assert_allclose(g, fd_p, rtol=1e-4, atol=2e-6)
-    np.testing.assert_allclose(dx, fd_x, rtol=1e-4, atol=2e-6)
-    return err_p, err_x
 
 
 @pytest.fixture
@@ -274,24 +218,24 @@ def test_program_is_checked_by_the_binding(batch):
     bad = m._program.copy()
     bad[0, 7] = 3  # parameter block would run past the array
     with pytest.raises(ValueError, match="invalid network program at layer 0"):
-        _core.nn_predict(m.params_, bad, m._rates, X)
+        _core.nn_predict(m.params_, bad, m._settings, X)
     with pytest.raises(ValueError, match="layer 1"):  # parameters no layer owns
-        _core.nn_predict(np.zeros(m.params_.size + 1, np.float32), m._program, m._rates, X)
+        _core.nn_predict(np.zeros(m.params_.size + 1, np.float32), m._program, m._settings, X)
     bad = m._program.copy()
     bad[0, 0] = 99
     with pytest.raises(ValueError, match="layer 0"):
-        _core.nn_predict(m.params_, bad, m._rates, X)
+        _core.nn_predict(m.params_, bad, m._settings, X)
     with pytest.raises(ValueError, match="outside"):
-        _core.nn_gradient(m.params_, np.zeros_like(m.params_), m._program, m._rates, X, y + 5)
+        _core.nn_gradient(m.params_, np.zeros_like(m.params_), m._program, m._settings, X, y + 5)
     with pytest.raises(ValueError, match=r"x must be \(n >= 1, 7\)"):
-        _core.nn_evaluate(m.params_, m._program, m._rates, X[:, :6], y)
+        _core.nn_evaluate(m.params_, m._program, m._settings, X[:, :6], y)
     with pytest.raises(ValueError, match="order"):
         _core.nn_train(m.params_, np.zeros_like(m.params_), np.zeros_like(m.params_), m._program,
-                       m._rates, X, y, np.array([0, 50]), np.ones(1, np.float32), 4, 0, 0.0,
+                       m._settings, X, y, np.array([0, 50]), np.ones(1, np.float32), 4, 0, 0.0,
                        False, 0.0, 0.0, 1.0, 0.0, 0, 0)
     with pytest.raises(ValueError, match="optimizer settings"):
         _core.nn_train(m.params_, np.zeros_like(m.params_), np.zeros_like(m.params_), m._program,
-                       m._rates, X, y, np.arange(9), np.ones(3, np.float32), 4, 0, 1.5,
+                       m._settings, X, y, np.arange(9), np.ones(3, np.float32), 4, 0, 1.5,
                        False, 0.0, 0.0, 1.0, 0.0, 0, 0)
 
 
@@ -422,7 +366,7 @@ def test_image_shapes_and_sample_weight():
     ("epochs", 0, ValueError), ("batch_size", -1, ValueError), ("learning_rate", -1.0, ValueError),
     ("momentum", 1.0, ValueError), ("dropout", 1.0, ValueError), ("optimizer", "rmsprop", ValueError),
     ("loss", "mse", ValueError), ("hidden_layer_sizes", (0,), ValueError),
-    ("lr_schedule", "step", ValueError), ("init", "zeros", ValueError), ("n_jobs", 0, ValueError),
+    ("lr_schedule", "linear", ValueError), ("init", "zeros", ValueError), ("n_jobs", 0, ValueError),
     ("random_state", "x", TypeError),
 ])
 def test_bad_hyper_parameters(param, value, err):

@@ -1,0 +1,238 @@
+/* conv.c: convolution (im2col + the shared GEMM, chunk by chunk) and max/average pooling on
+ * channels-last tensors. Not the network driver (nn.c), not the GEMM itself (gemm.c).
+ * Every loop that runs on several threads splits over samples, whose outputs are disjoint,
+ * so results never depend on the thread count. */
+#include <string.h>
+
+#include "common.h"
+#include "conv.h"
+#include "layers.h"
+#include "linear.h"
+#include "parallel.h"
+
+/* im2col floats per chunk: 2 MB, about a core's L2, and still thousands of GEMM rows for
+ * the layers of a 28x28 network */
+#define FM_CONV_CHUNK_FLOATS ((int64_t)1 << 19)
+/* below this many floats of work a loop stays on one thread: forking costs more */
+#define FM_CONV_SERIAL ((int64_t)1 << 15)
+
+static int threads_for(int64_t work, int nthreads)
+{
+    return work < FM_CONV_SERIAL ? 1 : fm_parallel_threads(nthreads);
+}
+
+static int64_t col_width(const fm_conv_geom *g) { return g->kh * g->kw * g->in_c; }
+static int64_t in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
+static int64_t out_len(const fm_conv_geom *g) { return g->out_h * g->out_w * g->out_c; }
+
+/* a 1x1 stride-1 convolution's im2col matrix is its input */
+static int is_pointwise(const fm_conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->stride == 1; }
+
+int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n)
+{
+    int64_t per = g->out_h * g->out_w * col_width(g);
+    int64_t s = FM_CONV_CHUNK_FLOATS / per;
+    return s < 1 ? 1 : s > n ? n : s;
+}
+
+int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n)
+{
+    return is_pointwise(g) ? 0 : fm_conv2d_chunk(g, n) * g->out_h * g->out_w * col_width(g);
+}
+
+/* short runs (kw * C floats): a loop the compiler vectorises beats a memcpy call */
+static inline void copy_floats(float *dst, const float *src, int64_t len)
+{
+    for (int64_t t = 0; t < len; t++) dst[t] = src[t];
+}
+
+static inline void add_floats(float *dst, const float *src, int64_t len)
+{
+    for (int64_t t = 0; t < len; t++) dst[t] += src[t];
+}
+
+/* Walk every window of ns samples. Gather (im2col): col (ns * out_h * out_w, kh * kw * C)
+ * gets in row (s, i, j) the window of output pixel (i, j) of sample s from x (ns, in_h,
+ * in_w, C), zeros where it hangs over the border. Scatter (col2im, its adjoint): x = the
+ * sum, over the windows that read each input value, of its col entries. */
+static void im2col_walk(float *col, float *x, const fm_conv_geom *g, int64_t ns, int scatter,
+                        int nthreads)
+{
+    const int64_t C = g->in_c, K = col_width(g), run = g->kw * C, P = g->out_h * g->out_w;
+    int nt = threads_for(ns * P * K, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < ns; s++) {
+        float *xs = x + s * in_len(g);
+        if (scatter) memset(xs, 0, (size_t)in_len(g) * sizeof(float));
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                float *row = col + (s * P + i * g->out_w + j) * K;
+                int64_t h0 = i * g->stride - g->pad_h, w0 = j * g->stride - g->pad_w;
+                for (int64_t a = 0; a < g->kh; a++, row += run) {
+                    int64_t h = h0 + a;
+                    if (h < 0 || h >= g->in_h) {
+                        if (!scatter) memset(row, 0, (size_t)run * sizeof(float));
+                        continue;
+                    }
+                    float *line = xs + h * g->in_w * C;
+                    if (w0 >= 0 && w0 + g->kw <= g->in_w) { /* the whole run inside */
+                        if (scatter) add_floats(line + w0 * C, row, run);
+                        else copy_floats(row, line + w0 * C, run);
+                        continue;
+                    }
+                    for (int64_t b = 0; b < g->kw; b++) {
+                        int64_t w = w0 + b;
+                        int inside = w >= 0 && w < g->in_w;
+                        if (scatter) { if (inside) add_floats(line + w * C, row + b * C, C); }
+                        else if (inside) copy_floats(row + b * C, line + w * C, C);
+                        else memset(row + b * C, 0, (size_t)C * sizeof(float));
+                    }
+                }
+            }
+    }
+    (void)nt;
+}
+
+static void im2col(float *col, const float *x, const fm_conv_geom *g, int64_t ns, int nthreads)
+{
+    im2col_walk(col, (float *)x, g, ns, 0, nthreads); /* gathering only reads x */
+}
+
+static void col2im(float *dx, float *dcol, const fm_conv_geom *g, int64_t ns, int nthreads)
+{
+    im2col_walk(dcol, dx, g, ns, 1, nthreads); /* scattering only reads dcol */
+}
+
+int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
+                      const fm_conv_geom *g, int64_t n, int nthreads)
+{
+    const int64_t chunk = fm_conv2d_chunk(g, n), P = g->out_h * g->out_w;
+    for (int64_t s0 = 0; s0 < n; s0 += chunk) {
+        int64_t ns = n - s0 < chunk ? n - s0 : chunk;
+        const float *xc = x + s0 * in_len(g);
+        if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
+        /* Y = col W^T + b: (ns P, K) x (K, F) */
+        int status = fm_linear_forward(y + s0 * out_len(g), xc, w, b, ns * P, col_width(g),
+                                       g->out_c, nthreads);
+        if (status != FM_OK) return status;
+    }
+    return FM_OK;
+}
+
+int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
+                       const float *dy, const float *x, const float *w,
+                       const fm_conv_geom *g, int64_t n, int accumulate, int nthreads)
+{
+    const int64_t chunk = fm_conv2d_chunk(g, n), P = g->out_h * g->out_w;
+    for (int64_t s0 = 0; s0 < n; s0 += chunk) {
+        int64_t ns = n - s0 < chunk ? n - s0 : chunk;
+        const float *xc = x + s0 * in_len(g);
+        float *dc = dx == NULL ? NULL : is_pointwise(g) ? dx + s0 * in_len(g) : dcol;
+        if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
+        /* dW += dY^T col, db += column sums of dY, dcol = dY W: the dense layer's backward
+         * with the chunk's pixels as rows */
+        int status = fm_dense_backward(dc, dw, db, dy + s0 * out_len(g), xc, w, ns * P,
+                                       col_width(g), g->out_c, accumulate || s0 > 0, nthreads);
+        if (status != FM_OK) return status;
+        if (dx != NULL && !is_pointwise(g)) col2im(dx + s0 * in_len(g), dcol, g, ns, nthreads);
+    }
+    return FM_OK;
+}
+
+void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
+                        int64_t n, int nthreads)
+{
+    const int64_t C = g->in_c;
+    int nt = threads_for(n * out_len(g) * g->kh * g->kw, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_len(g);
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                int64_t o = s * out_len(g) + (i * g->out_w + j) * C;
+                float *yo = y + o;
+                int32_t *ao = arg + o;
+                for (int64_t a = 0; a < g->kh; a++)
+                    for (int64_t b = 0; b < g->kw; b++) {
+                        int32_t base = (int32_t)(((i * g->stride + a) * g->in_w + j * g->stride + b) * C);
+                        const float *xp = xs + base;
+                        if (a == 0 && b == 0) {
+                            for (int64_t c = 0; c < C; c++) { yo[c] = xp[c]; ao[c] = base + (int32_t)c; }
+                            continue;
+                        }
+                        for (int64_t c = 0; c < C; c++)
+                            if (xp[c] > yo[c]) { yo[c] = xp[c]; ao[c] = base + (int32_t)c; }
+                    }
+            }
+    }
+    (void)nt;
+}
+
+void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const fm_conv_geom *g,
+                         int64_t n, int nthreads)
+{
+    int nt = threads_for(n * in_len(g), nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < n; s++) {
+        float *xs = dx + s * in_len(g);
+        memset(xs, 0, (size_t)in_len(g) * sizeof(float));
+        /* d max/dx = 1 at the window's argmax, 0 elsewhere */
+        for (int64_t o = s * out_len(g); o < (s + 1) * out_len(g); o++) xs[arg[o]] += dy[o];
+    }
+    (void)nt;
+}
+
+void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads)
+{
+    const int64_t C = g->in_c;
+    const float scale = 1.0f / (float)(g->kh * g->kw);
+    int nt = threads_for(n * in_len(g), nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < n; s++) {
+        const float *xs = x + s * in_len(g);
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                float *yo = y + s * out_len(g) + (i * g->out_w + j) * C;
+                memset(yo, 0, (size_t)C * sizeof(float));
+                for (int64_t a = 0; a < g->kh; a++)
+                    for (int64_t b = 0; b < g->kw; b++)
+                        add_floats(yo, xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C, C);
+                for (int64_t c = 0; c < C; c++) yo[c] *= scale;
+            }
+    }
+    (void)nt;
+}
+
+void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
+                         int nthreads)
+{
+    const int64_t C = g->in_c;
+    const float scale = 1.0f / (float)(g->kh * g->kw);
+    int nt = threads_for(n * in_len(g), nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < n; s++) {
+        float *xs = dx + s * in_len(g);
+        memset(xs, 0, (size_t)in_len(g) * sizeof(float));
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                const float *d = dy + s * out_len(g) + (i * g->out_w + j) * C;
+                /* d mean/dx = 1 / (kh kw) for every x of the window */
+                for (int64_t a = 0; a < g->kh; a++)
+                    for (int64_t b = 0; b < g->kw; b++) {
+                        float *xp = xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C;
+                        for (int64_t c = 0; c < C; c++) xp[c] += d[c] * scale;
+                    }
+            }
+    }
+    (void)nt;
+}

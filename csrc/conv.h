@@ -1,0 +1,57 @@
+/* conv.h: 2-D convolution and pooling on channels-last tensors. A sample is an (H, W, C)
+ * row-major block, so one row of the im2col matrix is one output pixel's receptive field
+ * (kh, kw, C) and the convolution of a whole chunk of samples is a single GEMM with the
+ * pixels as rows, writing (H, W, F) blocks directly: no transposes. Weights are stored
+ * (F, kh, kw, C), the column order, so conv forward/backward are the dense layer's GEMMs
+ * on the im2col matrix. */
+#ifndef FM_CONV_H
+#define FM_CONV_H
+
+#include <stdint.h>
+
+/* Shapes of one convolution or pooling layer. Output pixel (i, j) reads input rows
+ * i*stride - pad_h .. + kh - 1 and columns j*stride - pad_w .. + kw - 1; rows and columns
+ * outside the input read as zeros (convolution) or are never part of a window (pooling,
+ * pad 0). For pooling out_c == in_c. */
+typedef struct {
+    int64_t in_h, in_w, in_c;
+    int64_t out_h, out_w, out_c;
+    int64_t kh, kw, stride, pad_h, pad_w;
+} fm_conv_geom;
+
+/* Samples per im2col chunk for a batch of n (1..n), and the floats a chunk's im2col
+ * matrix holds: forward and backward need `col` (and backward `dcol`) scratch of
+ * fm_conv2d_col_len(g, n) floats each. */
+int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n);
+int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n);
+
+/* y = conv(x, w) + b, chunk by chunk through col.
+ * y: (n, out_h, out_w, out_c); x: (n, in_h, in_w, in_c); w: (out_c, kh, kw, in_c); b: (out_c)
+ * Returns FM_OK or the GEMM's status. */
+int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
+                      const fm_conv_geom *g, int64_t n, int nthreads);
+
+/* dW += dY^T col(x);  db += sums of dY over pixels;  dx = col2im(dY W) (skipped when dx is
+ * NULL). accumulate == 0 overwrites dw and db. Shapes as fm_conv2d_forward; dx like x;
+ * col, dcol: scratch as above. The result does not depend on nthreads. */
+int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
+                       const float *dy, const float *x, const float *w,
+                       const fm_conv_geom *g, int64_t n, int accumulate, int nthreads);
+
+/* Max pooling: y = the max of each window; arg = its flat (h, w, c) index within the
+ * sample's input (the first in window order on ties), for backward.
+ * y, arg: (n, out_h, out_w, c); x: (n, in_h, in_w, c). */
+void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
+                        int64_t n, int nthreads);
+
+/* dx = 0, then dx[arg] += dy (windows may overlap when stride < kh). */
+void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const fm_conv_geom *g,
+                         int64_t n, int nthreads);
+
+/* Average pooling (global average pooling is the window of the whole input):
+ * y = mean of each window; backward dx = sum over the windows holding x of dy / (kh kw). */
+void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads);
+void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
+                         int nthreads);
+
+#endif
