@@ -12,8 +12,10 @@ int fm_augment_active(const fm_augment *aug)
 }
 
 void fm_augment_image(float *dst, const float *src, int64_t h, int64_t w, int64_t c,
-                      const fm_augment *aug, fm_rng *rng)
+                      const fm_augment *aug, uint64_t seed, uint64_t task)
 {
+    fm_rng r, *rng = &r;
+    fm_rng_seed(rng, seed ^ 0x6A09E667F3BCC908ULL, task);
     /* draws in a fixed order, each always taken, so one choice never shifts another's */
     int64_t span = 2 * aug->shift + 1;
     int64_t dy = (int64_t)fm_rng_below(rng, (uint64_t)span) - aug->shift;

@@ -19,8 +19,9 @@ typedef struct {
 /* 1 when any augmentation is on. */
 int fm_augment_active(const fm_augment *aug);
 
-/* dst = a random augmentation of src, drawn from rng.  dst, src: (h, w, c), not aliased. */
+/* dst = a random augmentation of src, drawn from the stream (seed, task) (apart from the
+ * streams other kernels derive from the same seed).  dst, src: (h, w, c), not aliased. */
 void fm_augment_image(float *dst, const float *src, int64_t h, int64_t w, int64_t c,
-                      const fm_augment *aug, fm_rng *rng);
+                      const fm_augment *aug, uint64_t seed, uint64_t task);
 
 #endif

@@ -135,8 +135,8 @@ void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float 
     (void)nt;
 }
 
-void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const float *beta,
-                        const float *running_mean, const float *running_var,
+void fm_batchnorm_infer(float *y, float *xhat, float *invstd, const float *x, const float *gamma,
+                        const float *beta, const float *running_mean, const float *running_var,
                         int64_t rows, int64_t ch, float eps, int nthreads)
 {
     int nt = channel_threads(rows, ch, nthreads);
@@ -146,10 +146,12 @@ void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const floa
     {
         int64_t c0, c1;
         my_channels(&c0, &c1, ch);
+        for (int64_t c = c0; c < c1; c++) invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = c0; c < c1; c++) {
-                float scale = gamma[c] / sqrtf(running_var[c] + eps);
-                y[r * ch + c] = (x[r * ch + c] - running_mean[c]) * scale + beta[c];
+                float h = (x[r * ch + c] - running_mean[c]) * invstd[c];
+                xhat[r * ch + c] = h;
+                y[r * ch + c] = gamma[c] * h + beta[c];
             }
     }
     (void)nt;
@@ -157,7 +159,7 @@ void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const floa
 
 void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                            const float *xhat, const float *gamma, const float *invstd,
-                           int64_t rows, int64_t ch, int accumulate, int nthreads)
+                           int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads)
 {
     int nt = channel_threads(rows, ch, nthreads);
 #ifdef _OPENMP
@@ -179,10 +181,10 @@ void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
             if (dx == NULL) continue;
             /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
             float a[FM_BN_BLOCK], mb[FM_BN_BLOCK], mg[FM_BN_BLOCK];
-            for (int64_t c = cb; c < ce; c++) {
+            for (int64_t c = cb; c < ce; c++) { /* fixed statistics: dx = gamma invstd dy */
                 a[c - cb] = gamma[c] * invstd[c];
-                mb[c - cb] = (float)(sb[c - cb] / (double)rows);
-                mg[c - cb] = (float)(sg[c - cb] / (double)rows);
+                mb[c - cb] = batch_stats ? (float)(sb[c - cb] / (double)rows) : 0.0f;
+                mg[c - cb] = batch_stats ? (float)(sg[c - cb] / (double)rows) : 0.0f;
             }
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t c = cb; c < ce; c++) {

@@ -34,17 +34,19 @@ void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float 
                           const float *x, const float *gamma, const float *beta,
                           int64_t rows, int64_t ch, float eps, int nthreads);
 
-/* Inference: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta; y may alias x. */
-void fm_batchnorm_infer(float *y, const float *x, const float *gamma, const float *beta,
-                        const float *running_mean, const float *running_var,
+/* Inference: xhat = (x - running_mean) / sqrt(running_var + eps), y = gamma xhat + beta;
+ * saves xhat and invstd for a backward pass as fm_batchnorm_forward does. y may alias x. */
+void fm_batchnorm_infer(float *y, float *xhat, float *invstd, const float *x, const float *gamma,
+                        const float *beta, const float *running_mean, const float *running_var,
                         int64_t rows, int64_t ch, float eps, int nthreads);
 
 /* dgamma += sum dy xhat;  dbeta += sum dy  (accumulate == 0 overwrites them);
- * dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), means over rows (skipped when dx
- * is NULL; dx may alias dy). */
+ * dx (skipped when NULL; may alias dy), after fm_batchnorm_forward (batch_stats):
+ * gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), means over rows, the batch's mean and
+ * variance depending on x; after fm_batchnorm_infer: gamma invstd dy. */
 void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                            const float *xhat, const float *gamma, const float *invstd,
-                           int64_t rows, int64_t ch, int accumulate, int nthreads);
+                           int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads);
 
 /* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.
  * The mask is drawn from rng in index order, so it depends on the generator only.

@@ -716,6 +716,49 @@ static int nn_rows_get(nn_rows *r, const fm_net *net, PyObject *xo, PyObject *yo
     return 0;
 }
 
+/* Augmentation settings for images of h x w: shift in [0, min(h, w)), erase in [0, 1]. */
+static int augment_check(long long shift, float erase, int64_t h, int64_t w)
+{
+    if (shift < 0 || (shift > 0 && (shift >= h || shift >= w)) || !(erase >= 0.0f && erase <= 1.0f)) {
+        PyErr_SetString(PyExc_ValueError, "augmentation: shift must be in [0, image side) and "
+                        "erase a probability in [0, 1]");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_augment_images(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "shift", "flip", "erase", "seed", "first_task", NULL};
+    PyObject *xo, *result = NULL;
+    PyArrayObject *x = NULL, *out = NULL;
+    fm_augment aug = {0};
+    long long shift = 0, first = 0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OLpfK|L", kwlist, &xo, &shift, &aug.flip,
+                                     &aug.erase, &seed, &first))
+        return NULL;
+    aug.shift = (int64_t)shift;
+    if (!(x = as_array(xo, NPY_FLOAT32, 4, "x"))) goto fail;
+    int64_t n = PyArray_DIM(x, 0), h = PyArray_DIM(x, 1), w = PyArray_DIM(x, 2), c = PyArray_DIM(x, 3);
+    if (augment_check(shift, aug.erase, h, w)) goto fail;
+    if (first < 0) { PyErr_SetString(PyExc_ValueError, "first_task must be >= 0"); goto fail; }
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(4, PyArray_DIMS(x), NPY_FLOAT32, 0))) goto fail;
+    float *op = PyArray_DATA(out);
+    const float *xp = PyArray_DATA(x);
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < n; i++)
+        fm_augment_image(op + i * h * w * c, xp + i * h * w * c, h, w, c, &aug, seed,
+                         (uint64_t)first + (uint64_t)i);
+    Py_END_ALLOW_THREADS
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(x); Py_XDECREF(out);
+    return result;
+}
+
 static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -739,7 +782,7 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
                                      &opt.weight_decay, &step, &seed, &swo, &nthreads, &shift,
                                      &aug.flip, &aug.erase))
         return NULL;
-    aug.shift = shift;
+    aug.shift = (int64_t)shift;
     opt.kind = (enum fm_optimizer)kind;
     if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
         check_inout(so, NPY_FLOAT32, 1, "state") || nn_rows_get(&r, &a.net, xo, yo, swo))
@@ -759,13 +802,7 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1 and step >= 0");
         goto fail;
     }
-    const fm_layer *in = &a.net.layers[0];
-    if (shift < 0 || (shift > 0 && (shift >= in->in_h || shift >= in->in_w)) ||
-        !(aug.erase >= 0.0f && aug.erase <= 1.0f)) {
-        PyErr_SetString(PyExc_ValueError, "augmentation: shift must be in [0, image side) and "
-                        "erase a probability in [0, 1]");
-        goto fail;
-    }
+    if (augment_check(shift, aug.erase, a.net.layers[0].in_h, a.net.layers[0].in_w)) goto fail;
     if (!(order = as_vector(oo, NPY_INT64, -1, "order"))) goto fail;
     int64_t m = PyArray_DIM(order, 0);
     if (!(lr = as_vector(lro, NPY_FLOAT32, (m + batch - 1) / batch, "lr"))) goto fail;
@@ -933,6 +970,8 @@ static PyMethodDef methods[] = {
      "Inference in batches: (n, n_out) probabilities (or logits when proba=False)."},
     {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
      "Inference-mode (weighted loss sum, correct count) over all rows."},
+    {"augment_images", (PyCFunction)(void (*)(void))py_augment_images, METH_VARARGS | METH_KEYWORDS,
+     "Training-time augmentation of (n, h, w, c) images, image i from stream (seed, first_task + i)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core",

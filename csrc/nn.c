@@ -121,6 +121,7 @@ typedef struct {
     float *g0, *g1, *col, *dcol, *x, *t, *sw;
     int64_t *y;
     void *block;
+    int training; /* the mode of the last forward pass, which backward differentiates */
 } workspace;
 
 static void ws_free(workspace *w)
@@ -199,6 +200,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
                    int nthreads)
 {
     const float *in = x;
+    w->training = training;
     for (int64_t i = 0; i < net->n_layers; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t len = out_size(l) * n;
@@ -232,12 +234,12 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
             break;
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c, rows = len / c;
-            const float *rm = p + 2 * c, *rv = p + 3 * c;
+            float *mean = w->stats[i], *var = mean + c, *invstd = var + c;
             if (!training) {
-                fm_batchnorm_infer(y, in, p, p + c, rm, rv, rows, c, l->eps, nthreads);
+                fm_batchnorm_infer(y, w->aux[i], invstd, in, p, p + c, p + 2 * c, p + 3 * c, rows, c,
+                                   l->eps, nthreads);
                 break;
             }
-            float *mean = w->stats[i], *var = mean + c, *invstd = var + c;
             fm_batchnorm_forward(y, w->aux[i], mean, var, invstd, in, p, p + c, rows, c, l->eps,
                                  nthreads);
             if (running) {
@@ -301,7 +303,7 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c;
             fm_batchnorm_backward(d, gp, gp + c, dy, w->aux[i], p, w->stats[i] + 2 * c, len / c,
-                                  c, up == NULL, nthreads);
+                                  c, w->training, up == NULL, nthreads);
             if (up) memset(gp + 2 * c, 0, (size_t)(2 * c) * sizeof(float)); /* running stats */
             break;
         }
@@ -352,12 +354,9 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
         int64_t step = step0 + s + 1;
         for (int64_t i = 0; i < bs; i++) {
             int64_t r = order[start + i];
-            if (augment) {
-                /* a stream per (step, row of the batch), apart from dropout's streams */
-                fm_rng rng;
-                fm_rng_seed(&rng, seed ^ 0x6A09E667F3BCC908ULL, (uint64_t)step * (uint64_t)batch + (uint64_t)i);
+            if (augment) { /* a stream per (step, row of the batch) */
                 fm_augment_image(w.x + i * d, data->x + r * d, first->in_h, first->in_w,
-                                 first->in_c, aug, &rng);
+                                 first->in_c, aug, seed, (uint64_t)step * (uint64_t)batch + (uint64_t)i);
             } else {
                 memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
             }

@@ -427,6 +427,21 @@ def _augment_args(augment):
     return {"shift": shift, "flip": bool(spec.get("flip", False)), "erase": erase}
 
 
+def augment_images(X, shift=0, flip=False, erase=0.0, random_state=None):
+    """The training-time augmentation of fit(augment=...) applied to images X (n, H, W) or
+    (n, H, W, C), e.g. to look at it; returns float32 of X's shape. Image i is drawn from
+    the stream (random_state, i), as training draws row i of step t from (seed, t * batch + i)."""
+    args = _augment_args({"shift": shift, "flip": flip, "erase": erase})
+    X = np.asarray(X)
+    if X.ndim not in (3, 4) or 0 in X.shape:
+        raise ValueError(f"X must be non-empty images (n, H, W) or (n, H, W, C), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+    images = np.asarray(X, np.float32).reshape(*X.shape[:3], -1)
+    out = _core.augment_images(images, seed=seed_from(random_state), **args)
+    return out.reshape(X.shape)
+
+
 # ---- Sequential --------------------------------------------------------------------------
 class Sequential:
     """A stack of layers trained with softmax cross-entropy, Keras-style.

@@ -79,9 +79,11 @@ def onehot(y, k):
     return np.eye(k, dtype=np.float32)[y]
 
 
-def check_against_fd(model, X, y, sw=None, masks=None, training=False):
+def check_against_fd(model, X, y, sw=None, masks=None, training=False, buffers=None):
     """The C loss, parameter and input gradients against the float64 reference and its
-    central differences; returns the largest parameter and input errors."""
+    central differences; returns the largest parameter and input errors. `buffers` marks
+    parameters that are not trained (batch norm's running statistics): their gradient must
+    be 0."""
     k = model.n_outputs_
     T = onehot(y, k)
     loss, g, dx = model.gradient(X, y, sample_weight=sw, training=training)
@@ -93,6 +95,8 @@ def check_against_fd(model, X, y, sw=None, masks=None, training=False):
 
     np.testing.assert_allclose(loss, f(p64, X64), rtol=1e-5)
     fd_p = central_diff(lambda p: f(p, X64), p64)
+    if buffers is not None:
+        fd_p[buffers] = 0.0
     fd_x = central_diff(lambda x: f(p64, x), X64)
     err_p = np.abs(g - fd_p).max() if g.size else 0.0
     err_x = np.abs(dx - fd_x).max()
