@@ -32,15 +32,75 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                    FM_KERNEL_AUTO, nthreads);
 }
 
-void fm_relu_forward(float *y, const float *x, int64_t len)
+/* Threads for an elementwise loop over len floats: one below a few hundred kilobytes. */
+static int elementwise_threads(int64_t len, int nthreads)
 {
-    for (int64_t j = 0; j < len; j++) y[j] = x[j] > 0.0f ? x[j] : 0.0f;
+    return len < ((int64_t)1 << 16) ? 1 : fm_parallel_threads(nthreads);
 }
 
-void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len)
+/* [*j0, *j1): the calling thread's share of len elements, in 16-float blocks */
+static void my_range(int64_t *j0, int64_t *j1, int64_t len)
 {
-    /* d max(x, 0)/dx = [x > 0] = [y > 0] */
-    for (int64_t j = 0; j < len; j++) dx[j] = y[j] > 0.0f ? dy[j] : 0.0f;
+    int t = 0, team = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    team = omp_get_num_threads();
+#endif
+    int64_t blocks = (len + 15) / 16;
+    *j0 = blocks * t / team * 16;
+    *j1 = blocks * (t + 1) / team * 16;
+    *j1 = *j1 < len ? *j1 : len;
+}
+
+/* restrict, branch-free bodies: the compiler vectorises them (a conditional load, or
+ * pointers that might overlap, leave a scalar loop with unpredictable branches) */
+static void relu_span(float *restrict y, const float *restrict x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) y[j] = x[j] > 0.0f ? x[j] : 0.0f;
+}
+
+static void relu_grad_span(float *restrict dx, const float *restrict dy, const float *restrict y,
+                           int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        float g = dy[j];
+        dx[j] = y[j] > 0.0f ? g : 0.0f;
+    }
+}
+
+static void product_span(float *restrict z, const float *restrict a, const float *restrict b,
+                         int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) z[j] = a[j] * b[j];
+}
+
+void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads)
+{
+    int nt = elementwise_threads(len, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t j0, j1;
+        my_range(&j0, &j1, len);
+        if (j1 > j0) relu_span(y + j0, x + j0, j1 - j0);
+    }
+    (void)nt;
+}
+
+void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len, int nthreads)
+{
+    int nt = elementwise_threads(len, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        /* d max(x, 0)/dx = [x > 0] = [y > 0] */
+        int64_t j0, j1;
+        my_range(&j0, &j1, len);
+        if (j1 > j0) relu_grad_span(dx + j0, dy + j0, y + j0, j1 - j0);
+    }
+    (void)nt;
 }
 
 void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate, fm_rng *rng)
@@ -52,9 +112,18 @@ void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, floa
     }
 }
 
-void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len)
+void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len, int nthreads)
 {
-    for (int64_t j = 0; j < len; j++) dx[j] = dy[j] * mask[j];
+    int nt = elementwise_threads(len, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t j0, j1;
+        my_range(&j0, &j1, len);
+        if (j1 > j0) product_span(dx + j0, dy + j0, mask + j0, j1 - j0);
+    }
+    (void)nt;
 }
 
 /* Threads for a per-channel loop: each thread owns a slice of channels and walks every row

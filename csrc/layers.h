@@ -18,11 +18,12 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads);
 
-/* y = max(x, 0); y may alias x.  y, x: (len) */
-void fm_relu_forward(float *y, const float *x, int64_t len);
+/* y = max(x, 0).  y, x: (len), not overlapping. Elementwise loops split over at most
+ * nthreads threads (results do not depend on it). */
+void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads);
 
-/* dx = dy where the forward output y > 0, else 0; dx may alias dy.  dx, dy, y: (len) */
-void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len);
+/* dx = dy where the forward output y > 0, else 0.  dx, dy, y: (len), not overlapping */
+void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len, int nthreads);
 
 /* Batch normalisation of x (rows, ch): each of the ch channels over all rows (a batch's
  * samples after a dense layer; its pixels after a convolution, channels being last).
@@ -53,7 +54,7 @@ void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
  * y, mask, x: (len); 0 <= rate < 1. */
 void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate, fm_rng *rng);
 
-/* dx = dy * mask; dx may alias dy.  dx, dy, mask: (len) */
-void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len);
+/* dx = dy * mask.  dx, dy, mask: (len), not overlapping */
+void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len, int nthreads);
 
 #endif

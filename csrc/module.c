@@ -759,14 +759,33 @@ fail:
     return result;
 }
 
+static PyObject *py_nn_workspace_size(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "program", "settings", "batch_size", NULL};
+    PyObject *po, *pgo, *ro, *result = NULL;
+    nn_args a = {0};
+    long long batch;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOL", kwlist, &po, &pgo, &ro, &batch)) return NULL;
+    if (nn_args_get(&a, po, pgo, ro, "params")) goto fail;
+    if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
+    /* a 64-byte aligned start within an array of this many floats: 16 more */
+    result = PyLong_FromLongLong((long long)fm_nn_workspace_len(&a.net, batch) + 16);
+fail:
+    nn_args_release(&a);
+    return result;
+}
+
 static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"params", "grads", "state", "program", "settings", "x", "y", "order",
                              "lr", "batch_size", "optimizer", "momentum", "nesterov", "beta1",
                              "beta2", "epsilon", "weight_decay", "step", "seed",
-                             "sample_weight", "nthreads", "shift", "flip", "erase", NULL};
-    PyObject *po, *go, *so, *pgo, *ro, *xo, *yo, *oo, *lro, *swo = Py_None, *result = NULL;
+                             "sample_weight", "nthreads", "shift", "flip", "erase", "workspace",
+                             NULL};
+    PyObject *po, *go, *so, *pgo, *ro, *xo, *yo, *oo, *lro, *swo = Py_None, *wso = Py_None;
+    PyObject *result = NULL;
     PyArrayObject *order = NULL, *lr = NULL;
     nn_args a = {0};
     nn_rows r = {0};
@@ -776,11 +795,11 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
     fm_augment aug = {0};
     long long shift = 0;
     int kind, nthreads = 0, status;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|OiLpf", kwlist, &po, &go, &so,
-                                     &pgo, &ro, &xo, &yo, &oo, &lro, &batch, &kind, &opt.momentum,
-                                     &opt.nesterov, &opt.beta1, &opt.beta2, &opt.epsilon,
-                                     &opt.weight_decay, &step, &seed, &swo, &nthreads, &shift,
-                                     &aug.flip, &aug.erase))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|OiLpfO", kwlist, &po, &go,
+                                     &so, &pgo, &ro, &xo, &yo, &oo, &lro, &batch, &kind,
+                                     &opt.momentum, &opt.nesterov, &opt.beta1, &opt.beta2,
+                                     &opt.epsilon, &opt.weight_decay, &step, &seed, &swo, &nthreads,
+                                     &shift, &aug.flip, &aug.erase, &wso))
         return NULL;
     aug.shift = (int64_t)shift;
     opt.kind = (enum fm_optimizer)kind;
@@ -803,6 +822,17 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
         goto fail;
     }
     if (augment_check(shift, aug.erase, a.net.layers[0].in_h, a.net.layers[0].in_w)) goto fail;
+    float *scratch = NULL;
+    if (wso != Py_None) { /* reused across calls: checked in place, 64-byte aligned */
+        if (check_inout(wso, NPY_FLOAT32, 1, "workspace")) goto fail;
+        scratch = PyArray_DATA((PyArrayObject *)wso);
+        if (PyArray_DIM((PyArrayObject *)wso, 0) < fm_nn_workspace_len(&a.net, batch) ||
+            ((uintptr_t)scratch & 63) != 0) {
+            PyErr_SetString(PyExc_ValueError, "workspace must hold nn_workspace_size(...) "
+                            "floats and start on 64 bytes");
+            goto fail;
+        }
+    }
     if (!(order = as_vector(oo, NPY_INT64, -1, "order"))) goto fail;
     int64_t m = PyArray_DIM(order, 0);
     if (!(lr = as_vector(lro, NPY_FLOAT32, (m + batch - 1) / batch, "lr"))) goto fail;
@@ -815,8 +845,8 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
           *sp = PyArray_DATA((PyArrayObject *)so);
     const float *lrp = PyArray_DATA(lr);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, &aug, m,
-                         batch, step, seed, nthreads);
+    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, &aug,
+                         scratch, m, batch, step, seed, nthreads);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { raise_status(status); goto fail; }
     result = Py_BuildValue("dL", loss, (long long)correct);
@@ -963,6 +993,10 @@ static PyMethodDef methods[] = {
     {"nn_train", (PyCFunction)(void (*)(void))py_nn_train, METH_VARARGS | METH_KEYWORDS,
      "Minibatch training of a network over x[order]; updates params, grads, state in place "
      "and returns (weighted loss sum, correct count)."},
+    {"nn_workspace_size", (PyCFunction)(void (*)(void))py_nn_workspace_size,
+     METH_VARARGS | METH_KEYWORDS,
+     "Floats of a workspace array for nn_train with batches of batch_size rows (an aligned "
+     "64-byte slice of it is used)."},
     {"nn_gradient", (PyCFunction)(void (*)(void))py_nn_gradient, METH_VARARGS | METH_KEYWORDS,
      "Loss and gradients of all rows as one batch: grads += dL/dparams; returns "
      "(loss sum, correct count, dL/dx or None)."},

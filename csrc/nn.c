@@ -120,25 +120,30 @@ typedef struct {
     float **act, **aux, **stats;
     float *g0, *g1, *col, *dcol, *x, *t, *sw;
     int64_t *y;
-    void *block;
+    float *block;
+    int owned;    /* block is ours to free */
     int training; /* the mode of the last forward pass, which backward differentiates */
 } workspace;
 
+/* Idempotent: a failed ws_new leaves nothing to free twice. */
 static void ws_free(workspace *w)
 {
-    fm_free(w->block);
+    if (w->owned) fm_free(w->block);
     free(w->act);
-}
-
-/* The next `len` floats of a block, rounded up to 16 floats so every piece starts on 64 bytes. */
-static float *carve(float **at, int64_t len)
-{
-    float *p = *at;
-    *at += (len + 15) / 16 * 16;
-    return p;
+    w->block = NULL;
+    w->act = NULL;
 }
 
 static int64_t rounded(int64_t len) { return (len + 15) / 16 * 16; }
+
+/* The piece of `len` floats at offset *at of base (NULL while only measuring), rounded up to
+ * 16 floats so every piece starts on 64 bytes. */
+static float *carve(float *base, int64_t *at, int64_t len)
+{
+    float *p = base ? base + *at : NULL;
+    *at += rounded(len);
+    return p;
+}
 
 /* floats of per-layer aux a layer needs for `batch` rows, and of statistics */
 static int64_t aux_len(const fm_layer *l, int64_t batch)
@@ -150,45 +155,55 @@ static int64_t aux_len(const fm_layer *l, int64_t batch)
 
 static int64_t stats_len(const fm_layer *l) { return l->type == FM_LAYER_BATCHNORM ? 3 * l->in_c : 0; }
 
-static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather)
+/* Lay the workspace's pieces out in base (w's pointer arrays allocated), or with base NULL
+ * only measure; returns the floats it takes. */
+static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t batch, int gather)
 {
-    int64_t L = net->n_layers, widest = net->n_in, pieces = 0, col = 0;
-    memset(w, 0, sizeof *w);
-    w->act = calloc((size_t)(3 * L), sizeof(float *));
-    if (w->act == NULL) return FM_ENOMEM;
-    w->aux = w->act + L;
-    w->stats = w->act + 2 * L;
+    int64_t L = net->n_layers, widest = net->n_in, col = 0, at = 0;
     for (int64_t i = 0; i < L; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t s = out_size(l);
         widest = s > widest ? s : widest;
-        pieces += rounded(s * batch) + rounded(aux_len(l, batch)) + rounded(stats_len(l));
         if (l->type == FM_LAYER_CONV2D) {
             fm_conv_geom g = geom(l);
             int64_t c = fm_conv2d_col_len(&g, batch);
             col = c > col ? c : col;
         }
+        float *aux = aux_len(l, batch) ? carve(base, &at, aux_len(l, batch)) : NULL;
+        float *stats = stats_len(l) ? carve(base, &at, stats_len(l)) : NULL;
+        float *act = carve(base, &at, s * batch);
+        if (base) { w->aux[i] = aux; w->stats[i] = stats; w->act[i] = act; }
     }
-    pieces += 2 * rounded(widest * batch) + 2 * rounded(col);
-    if (gather) pieces += (net->n_in + net->n_out + 3) * batch + 4 * 16;
-    float *f = w->block = fm_alloc((size_t)pieces * sizeof(float));
-    if (f == NULL) { ws_free(w); return FM_ENOMEM; }
-    for (int64_t i = 0; i < L; i++) {
-        const fm_layer *l = &net->layers[i];
-        if (aux_len(l, batch)) w->aux[i] = carve(&f, aux_len(l, batch));
-        if (stats_len(l)) w->stats[i] = carve(&f, stats_len(l));
-        w->act[i] = carve(&f, out_size(l) * batch);
-    }
-    w->g0 = carve(&f, widest * batch);
-    w->g1 = carve(&f, widest * batch);
-    w->col = carve(&f, col);
-    w->dcol = carve(&f, col);
+    float *g0 = carve(base, &at, widest * batch), *g1 = carve(base, &at, widest * batch);
+    float *c0 = carve(base, &at, col), *c1 = carve(base, &at, col);
+    if (base) { w->g0 = g0; w->g1 = g1; w->col = c0; w->dcol = c1; }
     if (gather) {
-        w->x = carve(&f, net->n_in * batch);
-        w->t = carve(&f, net->n_out * batch);
-        w->sw = carve(&f, batch);
-        w->y = (int64_t *)carve(&f, 2 * batch);
+        float *x = carve(base, &at, net->n_in * batch), *t = carve(base, &at, net->n_out * batch);
+        float *sw = carve(base, &at, batch), *y = carve(base, &at, 2 * batch);
+        if (base) { w->x = x; w->t = t; w->sw = sw; w->y = (int64_t *)y; }
     }
+    return at;
+}
+
+int64_t fm_nn_workspace_len(const fm_net *net, int64_t batch)
+{
+    return ws_layout(NULL, NULL, net, batch, 1);
+}
+
+/* A workspace for `batch` rows in scratch (at least ws_layout's length), or in memory of its
+ * own when scratch is NULL. */
+static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, float *scratch)
+{
+    int64_t L = net->n_layers;
+    memset(w, 0, sizeof *w);
+    w->act = calloc((size_t)(3 * L), sizeof(float *));
+    if (w->act == NULL) return FM_ENOMEM;
+    w->aux = w->act + L;
+    w->stats = w->act + 2 * L;
+    w->owned = scratch == NULL;
+    w->block = scratch ? scratch : fm_alloc((size_t)ws_layout(w, NULL, net, batch, gather) * sizeof(float));
+    if (w->block == NULL) { ws_free(w); return FM_ENOMEM; }
+    ws_layout(w, w->block, net, batch, gather);
     return FM_OK;
 }
 
@@ -220,7 +235,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: memcpy(y, in, (size_t)len * sizeof(float)); break;
-        case FM_LAYER_RELU: fm_relu_forward(y, in, len); break;
+        case FM_LAYER_RELU: fm_relu_forward(y, in, len, nthreads); break;
         case FM_LAYER_DROPOUT:
             if (training && l->rate > 0.0f) {
                 /* one stream per (step, layer): the same mask whatever the thread count */
@@ -298,8 +313,8 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
             break;
         case FM_LAYER_AVGPOOL: if (d) fm_avgpool_backward(d, dy, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: if (d) memcpy(d, dy, (size_t)len * sizeof(float)); break;
-        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len); break;
-        case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len); break;
+        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads); break;
+        case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len, nthreads); break;
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c;
             fm_batchnorm_backward(d, gp, gp + c, dy, w->aux[i], p, w->stats[i] + 2 * c, len / c,
@@ -340,11 +355,11 @@ static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, i
 
 int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
                 const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr, const fm_augment *aug,
+                const int64_t *order, const float *lr, const fm_augment *aug, float *scratch,
                 int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads)
 {
     workspace w;
-    int status = ws_new(&w, net, batch < m ? batch : m, 1);
+    int status = ws_new(&w, net, batch < m ? batch : m, 1, scratch);
     if (status != FM_OK) return status;
     const int64_t d = net->n_in, k = net->n_out;
     const fm_layer *first = &net->layers[0];
@@ -381,7 +396,7 @@ int fm_nn_gradient(float *grads, float *dx, double *loss_sum, int64_t *n_correct
                    int training, int64_t step, uint64_t seed, int nthreads)
 {
     workspace w;
-    int status = ws_new(&w, net, data->n, 0);
+    int status = ws_new(&w, net, data->n, 0, NULL);
     if (status != FM_OK) return status;
     double loss = 0.0;
     /* without an update, backward only reads params: the cast does not let it write */
@@ -397,7 +412,7 @@ int fm_nn_predict(float *out, const float *params, const fm_net *net, const floa
                   int64_t n, int64_t batch, int proba, int nthreads)
 {
     workspace w;
-    int status = ws_new(&w, net, batch < n ? batch : n, 0);
+    int status = ws_new(&w, net, batch < n ? batch : n, 0, NULL);
     const int64_t k = net->n_out;
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
@@ -407,7 +422,7 @@ int fm_nn_predict(float *out, const float *params, const fm_net *net, const floa
         memcpy(o, w.act[net->n_layers - 1], (size_t)(bs * k) * sizeof(float));
         if (proba) fm_softmax_rows(o, bs, k);
     }
-    if (w.block) ws_free(&w);
+    ws_free(&w);
     return status;
 }
 
@@ -416,7 +431,7 @@ int fm_nn_evaluate(double *loss_sum, int64_t *n_correct, const float *params, co
 {
     workspace w;
     int64_t n = data->n, k = net->n_out;
-    int status = ws_new(&w, net, batch < n ? batch : n, 0);
+    int status = ws_new(&w, net, batch < n ? batch : n, 0, NULL);
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
         status = forward(&w, params, NULL, net, data->x + start * net->n_in, bs, 0, 0, 0,
@@ -427,6 +442,6 @@ int fm_nn_evaluate(double *loss_sum, int64_t *n_correct, const float *params, co
                                      data->t ? data->t + start * k : NULL,
                                      data->sw ? data->sw + start : NULL, bs, k, 0.0f);
     }
-    if (w.block) ws_free(&w);
+    ws_free(&w);
     return status;
 }

@@ -82,12 +82,18 @@ typedef struct {
  * weighted loss and hits before its step. Results do not depend on nthreads.
  * params, grads: (n_params); state: (n_params * fm_optim_state_per_param): SGD's velocity,
  * or Adam's m then v; order: (m) in
- * [0, data->n); lr: (ceil(m / batch)).
+ * [0, data->n); lr: (ceil(m / batch)); scratch: NULL (the driver allocates its workspace) or
+ * fm_nn_workspace_len(net, batch) floats, 64-byte aligned.
  * Returns FM_OK, FM_ENOMEM or FM_EDIVERGED (a non-finite loss; the step is not taken). */
 int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
                 const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr, const fm_augment *aug,
+                const int64_t *order, const float *lr, const fm_augment *aug, float *scratch,
                 int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads);
+
+/* Floats of the scratch fm_nn_train can run in for batches of `batch` rows. A caller that
+ * trains in many calls passes the same scratch to each: a fresh workspace of hundreds of
+ * megabytes (wide convolutional networks) costs its page faults on every call. */
+int64_t fm_nn_workspace_len(const fm_net *net, int64_t batch);
 
 /* All data rows as one batch: grads += d(mean weighted CE)/d params, dx (may be NULL) =
  * d(mean weighted CE)/dx (n, n_in); loss_sum and n_correct as in fm_nn_train. `training`

@@ -662,6 +662,12 @@ class Sequential:
         best, best_acc, stale = None, -np.inf, 0
         rows = 4 * bs  # grows or shrinks so that a C call lasts about _CHUNK_SECONDS
         done = self.n_iter_
+        # one workspace for every C call of this fit: a fresh one per call would page-fault
+        # hundreds of megabytes each time for wide convolutional networks
+        size = _core.nn_workspace_size(self.params_, self._program, self._settings, bs)
+        block = np.empty(size, np.float32)
+        start = (-block.ctypes.data % 64) // 4
+        workspace = block[start:start + size - 16]
         try:
             for epoch in range(epochs):
                 order = self._rng.permutation(n) if shuffle else np.arange(n)
@@ -677,7 +683,7 @@ class Sequential:
                         l, c = _core.nn_train(self.params_, self.grads_, self.optimizer_state_,
                                               self._program, self._settings, X, y, part, lr, bs,
                                               step=self.t_, seed=self._seed, sample_weight=sw,
-                                              nthreads=threads, **opt_args)
+                                              nthreads=threads, workspace=workspace, **opt_args)
                         dt = time.perf_counter() - t0
                         loss, hits, start, self.t_ = loss + l, hits + c, start + len(part), \
                             self.t_ + steps

@@ -1,0 +1,165 @@
+"""The study's CNN and our improved CNN, one training epoch each on the study split, side by
+side in one run: fmnist_c (C engine) vs PyTorch CPU with the same thread count and the same
+network, optimizer and batch size (PyTorch in its fastest plain loop: the data as one
+tensor indexed by a random permutation, no DataLoader). Epochs alternate between the two
+libraries so that both meet the same machine. Prints median epoch times, the ratio
+ours / PyTorch (target <= 0.7) and GFLOP/s, then the GFLOP/s of our GEMM on every
+convolution's forward and weight-gradient shapes (target >= 50% of ~200 GFLOP/s).
+
+    python benchmarks/bench_cnn.py [--repeat 3] [--threads 2] [--samples 50400]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+from _common import print_table, study_data, timed
+
+import fmnist_c
+from fmnist_c import _core
+from fmnist_c.nn import Adam, AdamW, Conv2D, Dense, Sequential, improved_cnn, study_cnn
+
+NETS = {
+    "study": dict(layers=study_cnn, batch=128, optimizer=lambda: Adam(1e-3)),
+    "improved": dict(layers=improved_cnn, batch=128, optimizer=lambda: AdamW(2e-3, weight_decay=0.05)),
+}
+
+
+def flops_per_sample(model):
+    """Multiply-adds x 2 of one training step per sample over the conv and dense layers:
+    forward, weight gradients, and input gradients for every layer but the first."""
+    total, first = 0, True
+    for layer, shape, _, size in model._built:
+        if isinstance(layer, (Conv2D, Dense)):
+            out = layer.output_shape(shape)
+            macs = int(np.prod(out[1:])) * (size - out[0])  # pixels x weights
+            total += 2 * macs * (2 if first else 3)
+            first = False
+    return total
+
+
+def ours(name, X, y, threads):
+    spec = NETS[name]
+    m = Sequential(spec["layers"](), optimizer=spec["optimizer"](), random_state=0,
+                   n_jobs=threads)
+    m.fit(X[:spec["batch"] * 4], y[:spec["batch"] * 4], batch_size=spec["batch"], verbose=0)
+    return lambda: m.fit(X, y, epochs=1, batch_size=spec["batch"], verbose=0), m
+
+
+def torch_layers(torch, model):
+    """The same network in torch (NCHW; flattening after a permute to our (H, W, C) order
+    costs nothing measurable and keeps the nets identical)."""
+    mods = []
+    for layer, shape, _, _ in model._built:
+        t = type(layer).__name__
+        if t == "Conv2D":
+            pad = "same" if layer.padding == "same" else 0
+            mods.append(torch.nn.Conv2d(shape[0], layer.filters, layer.kernel_size, layer.strides,
+                                        padding=pad))
+        elif t == "BatchNorm":
+            mods.append(torch.nn.BatchNorm2d(shape[0]) if shape[1] > 1 else
+                        torch.nn.BatchNorm1d(shape[0]))
+        elif t == "ReLU":
+            mods.append(torch.nn.ReLU())
+        elif t == "MaxPool2D":
+            mods.append(torch.nn.MaxPool2d(layer.pool_size, layer._stride()))
+        elif t == "Dropout":
+            mods.append(torch.nn.Dropout(layer.rate))
+        elif t == "Flatten":
+            mods.append(torch.nn.Flatten())
+        elif t == "Dense":
+            mods.append(torch.nn.Linear(int(np.prod(shape)), layer.units))
+        else:
+            raise ValueError(t)
+    return torch.nn.Sequential(*mods)
+
+
+def pytorch(name, model, X, y, threads):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = NETS[name]
+    net = torch_layers(torch, model)
+    o = spec["optimizer"]()
+    if isinstance(o, AdamW):
+        opt = torch.optim.AdamW(net.parameters(), lr=o.learning_rate, weight_decay=o.weight_decay)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=o.learning_rate)
+    Xt = torch.from_numpy(X.reshape(-1, 1, 28, 28))
+    yt = torch.from_numpy(y.astype(np.int64))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    bs = spec["batch"]
+
+    def epoch():
+        net.train()
+        order = torch.randperm(len(yt))
+        for start in range(0, len(yt), bs):
+            idx = order[start:start + bs]
+            opt.zero_grad()
+            loss_fn(net(Xt[idx]), yt[idx]).backward()
+            opt.step()
+
+    return epoch
+
+
+def conv_gemm_rates(model, batch, threads, repeat=20):
+    """GFLOP/s of our GEMM on each convolution's im2col forward (rows, K) x (K, F) and
+    weight gradient (F, rows) x (rows, K), rows = one chunk of the batch's pixels."""
+    rows_out = []
+    rng = np.random.default_rng(0)
+    for layer, shape, _, _ in model._built:
+        if not isinstance(layer, Conv2D):
+            continue
+        out = layer.output_shape(shape)
+        K = layer.kernel_size[0] * layer.kernel_size[1] * shape[0]
+        pixels = out[1] * out[2]
+        rows = pixels * max(1, min(batch, (1 << 19) // (pixels * K)))
+        A = rng.random((rows, K), dtype=np.float32)
+        W = rng.random((layer.filters, K), dtype=np.float32)
+        dY = rng.random((rows, layer.filters), dtype=np.float32)
+        for label, fn in (("forward", lambda: _core.gemm(A, W, trans_b=True, nthreads=threads)),
+                          ("weight grad", lambda: _core.gemm(dY, A, trans_a=True, nthreads=threads))):
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            dt = (time.perf_counter() - t0) / repeat
+            gf = 2 * rows * K * layer.filters / dt / 1e9
+            rows_out.append([f"conv {shape[0]}->{layer.filters} {label}",
+                             f"{rows}x{K}x{layer.filters}", f"{gf:.1f}", f"{gf / 200:.0%}"])
+    return rows_out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3, help="epochs timed per library (median)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=50400, help="training images per epoch")
+    ap.add_argument("--nets", default="study,improved")
+    args = ap.parse_args()
+    import torch
+
+    s, source = study_data(scale=True)
+    X, y = s.X_train[:args.samples], s.y_train[:args.samples]
+    print(f"data: {source}; {len(y)} training images, {args.threads} threads; fmnist_c "
+          f"{fmnist_c.__version__} ({_core.gemm_kernel()}), torch {torch.__version__}")
+    for name in args.nets.split(","):
+        run_ours, m = ours(name, X, y, args.threads)
+        run_torch = pytorch(name, m, X, y, args.threads)
+        run_torch()  # warm up (oneDNN picks its kernels on the first pass)
+        times = [(timed(run_ours)[0], timed(run_torch)[0]) for _ in range(args.repeat)]
+        t_ours, t_torch = (statistics.median(t) for t in zip(*times))
+        gflop = flops_per_sample(m) * len(y) / 1e9
+        print(f"\n{name} network ({m.count_params():,} parameters), batch {NETS[name]['batch']}, "
+              f"epochs: {', '.join(f'{a:.1f}/{b:.1f}' for a, b in times)} s (ours/torch)")
+        print_table([["fmnist_c (C)", f"{t_ours:.2f}", f"{gflop / t_ours:.1f}", f"{t_ours / t_torch:.2f}"],
+                     ["PyTorch CPU", f"{t_torch:.2f}", f"{gflop / t_torch:.1f}", "1.00"]],
+                    ["library", "epoch s (median)", "GFLOP/s", "time / PyTorch"])
+        print(f"ratio ours / PyTorch ({name}): {t_ours / t_torch:.2f} (target <= 0.7)")
+        print()
+        print_table(conv_gemm_rates(m, NETS[name]["batch"], args.threads),
+                    ["GEMM", "m x k x n", "GFLOP/s", "of 200"])
+
+
+if __name__ == "__main__":
+    main()
