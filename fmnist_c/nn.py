@@ -660,7 +660,7 @@ class Sequential:
         weight_sum = n if sw is None else float(sw.sum())
         lr0 = float(self.optimizer.learning_rate)
         best, best_acc, stale = None, -np.inf, 0
-        rows = 4 * bs  # grows or shrinks so that a C call lasts about _CHUNK_SECONDS
+        rows = bs  # grows (x4 at most per call) or shrinks so a C call lasts ~_CHUNK_SECONDS
         done = self.n_iter_
         # one workspace for every C call of this fit: a fresh one per call would page-fault
         # hundreds of megabytes each time for wide convolutional networks
