@@ -13,8 +13,9 @@ def main(argv=None):
     rep = sub.add_parser("reproduce", help="train the study's models on the study's split and "
                                            "compare with the study's figures")
     rep.add_argument("--models", type=_models, default=None,
-                     help="comma-separated models: lr, rf, mlp, mlp-onehot, mlp-improved "
-                          "(default: the study's four: lr,rf,mlp,mlp-onehot)")
+                     help="comma-separated models: lr, rf, mlp, mlp-onehot, cnn, "
+                          "mlp-improved, cnn-improved (default: the study's models: "
+                          "lr,rf,mlp,mlp-onehot,cnn)")
     rep.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
     rep.add_argument("--sample", action="store_true",
                      help="use the embedded 3,000-image sample even if the full data is installed")

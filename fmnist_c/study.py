@@ -105,6 +105,13 @@ def _mlp(preset):
     return make
 
 
+def _cnn(preset):
+    def make(seed, verbose):
+        from .nn import CNNClassifier
+        return CNNClassifier.preset(preset, random_state=seed, verbose=verbose)
+    return make
+
+
 MODELS = {
     "lr": ModelSpec(
         "Logistic regression (SGD)", "logistic_regression", _lr, scale=True,
@@ -130,11 +137,19 @@ MODELS = {
     "mlp-improved": ModelSpec(
         "ANN improved (AdamW, dropout, cosine)", "ann_sparse", _mlp("improved"), scale=True,
         note="MLPClassifier.preset('improved'): see fmnist_c/nn.py PRESETS"),
+    "cnn": ModelSpec(
+        "CNN (study network, Adam)", "cnn", _cnn("study"), scale=True,
+        note="conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310 parameters), Adam "
+             "lr 1e-3, batch 128, 50 epochs, weights of the best validation epoch, as in the "
+             "study's notebook"),
+    "cnn-improved": ModelSpec(
+        "CNN improved (batch norm, augmentation, one-cycle)", "cnn", _cnn("improved"), scale=True,
+        note="CNNClassifier.preset('improved'): see fmnist_c/nn.py improved_cnn and CNN_PRESETS"),
 }
 
 # What `fmnist-c reproduce` runs without --models: the study's own rows. Our improved
 # models are opt-in (they answer "can we do better?", not "does the study reproduce?").
-DEFAULT_MODELS = ("lr", "rf", "mlp", "mlp-onehot")
+DEFAULT_MODELS = ("lr", "rf", "mlp", "mlp-onehot", "cnn")
 
 
 def load_data(sample=False, log=print):

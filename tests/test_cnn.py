@@ -16,7 +16,7 @@ import pytest
 from fmnist_c import CNNClassifier, NotFittedError
 from fmnist_c.nn import (Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                          GlobalAveragePooling2D, MaxPool2D, ReLU, Sequential, augment_images,
-                         improved_cnn, load_model, study_cnn)
+                         load_model, study_cnn)
 from conftest import interrupt_after
 from nn_reference import check_against_fd
 
