@@ -104,7 +104,8 @@ def pytorch(name, model, X, y, threads):
 
 def conv_gemm_rates(model, batch, threads, repeat=20):
     """GFLOP/s of our GEMM on each convolution's im2col forward (rows, K) x (K, F) and
-    weight gradient (F, rows) x (rows, K), rows = one chunk of the batch's pixels."""
+    weight gradient (F, rows) x (rows, K), rows = the pixels of one im2col chunk of the
+    batch (the GEMM calls training makes)."""
     rows_out = []
     rng = np.random.default_rng(0)
     for layer, shape, _, _ in model._built:
@@ -113,7 +114,8 @@ def conv_gemm_rates(model, batch, threads, repeat=20):
         out = layer.output_shape(shape)
         K = layer.kernel_size[0] * layer.kernel_size[1] * shape[0]
         pixels = out[1] * out[2]
-        rows = pixels * max(1, min(batch, (1 << 19) // (pixels * K)))
+        rows = pixels * _core.conv_chunk(out[1], out[2], shape[0], *layer.kernel_size,
+                                         layer.filters, batch)
         A = rng.random((rows, K), dtype=np.float32)
         W = rng.random((layer.filters, K), dtype=np.float32)
         dY = rng.random((rows, layer.filters), dtype=np.float32)

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "gemm.h"
 #include "linear.h"
+#include "conv.h"
 #include "nn.h"
 #include "forest.h"
 #include "tree.h"
@@ -727,6 +728,19 @@ static int augment_check(long long shift, float erase, int64_t h, int64_t w)
     return 0;
 }
 
+static PyObject *py_conv_chunk(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long h, w, c, kh, kw, f, n;
+    if (!PyArg_ParseTuple(args, "LLLLLLL", &h, &w, &c, &kh, &kw, &f, &n)) return NULL;
+    if (h < 1 || w < 1 || c < 1 || kh < 1 || kw < 1 || f < 1 || n < 1) {
+        PyErr_SetString(PyExc_ValueError, "sizes must be >= 1");
+        return NULL;
+    }
+    fm_conv_geom g = {h, w, c, h, w, f, kh, kw, 1, 0, 0};
+    return PyLong_FromLongLong((long long)fm_conv2d_chunk(&g, n));
+}
+
 static PyObject *py_augment_images(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -1004,6 +1018,9 @@ static PyMethodDef methods[] = {
      "Inference in batches: (n, n_out) probabilities (or logits when proba=False)."},
     {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
      "Inference-mode (weighted loss sum, correct count) over all rows."},
+    {"conv_chunk", (PyCFunction)py_conv_chunk, METH_VARARGS,
+     "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per im2col chunk (one GEMM) "
+     "of a convolution over a batch of n."},
     {"augment_images", (PyCFunction)(void (*)(void))py_augment_images, METH_VARARGS | METH_KEYWORDS,
      "Training-time augmentation of (n, h, w, c) images, image i from stream (seed, first_task + i)."},
     {NULL, NULL, 0, NULL}};

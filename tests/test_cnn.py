@@ -380,7 +380,7 @@ def test_ctrl_c_stops_cnn_training_and_leaves_model_usable(tmp_path):
         from fmnist_c import CNNClassifier
         rng = np.random.default_rng(0)
         X = rng.random((2000, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 2000)
-        m = CNNClassifier(architecture="improved", epochs=100000, random_state=0)
+        m = CNNClassifier(epochs=100000, random_state=0)
         print("ready", flush=True)
         try:
             m.fit(X, y, validation_data=(X[:200], y[:200]))
