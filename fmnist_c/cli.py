@@ -19,6 +19,10 @@ def main(argv=None):
     rep.add_argument("--sample", action="store_true",
                      help="use the embedded 3,000-image sample even if the full data is installed")
     rep.add_argument("--out", default="results", help="output folder (default: ./results)")
+    rep.add_argument("--protocol", choices=("study", "official"), default="study",
+                     help="study: the study's 50,400/5,600/14,000 split of all 70,000 images "
+                          "(default); official: the official 10,000 test images as test set, "
+                          "10%% of the official 60,000 training images as validation")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("info", help="SIMD level, OpenMP threads, NumPy version, where the data is")
     args = parser.parse_args(argv)
@@ -31,7 +35,7 @@ def main(argv=None):
     models = args.models or list(DEFAULT_MODELS)
     try:
         reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
-                  verbose=0 if args.quiet else 1)
+                  verbose=0 if args.quiet else 1, protocol=args.protocol)
     except ValueError as e:
         parser.error(str(e))
     print(f"\nWrote {args.out}/results.json, results.md and confusion matrices.")
