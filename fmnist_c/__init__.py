@@ -9,6 +9,7 @@ from . import metrics, plot
 from ._base import NotFittedError
 from ._config import show_config
 from .data import CLASS_NAMES, load_fashion_mnist, load_sample, official_split, study_split
+from .deploy import predict_images, prepare_image
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import MLPClassifier, Sequential
@@ -17,6 +18,6 @@ from .tree import DecisionTreeClassifier
 __all__ = [
     "__version__", "CLASS_NAMES", "DecisionTreeClassifier", "MLPClassifier", "NotFittedError",
     "RandomForestClassifier", "SGDLogisticRegression", "Sequential",
-    "load_fashion_mnist", "load_sample", "metrics", "official_split", "plot", "show_config",
-    "study_split",
+    "load_fashion_mnist", "load_sample", "metrics", "official_split", "plot", "predict_images",
+    "prepare_image", "show_config", "study_split",
 ]
