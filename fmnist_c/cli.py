@@ -1,4 +1,5 @@
-"""The fmnist-c command: reproduce the study, or print this build's configuration."""
+"""The fmnist-c command: reproduce the study, classify images with a saved model, or print
+this build's configuration."""
 import argparse
 import sys
 
@@ -20,7 +21,20 @@ def main(argv=None):
     rep.add_argument("--sample", action="store_true",
                      help="use the embedded 3,000-image sample even if the full data is installed")
     rep.add_argument("--out", default="results", help="output folder (default: ./results)")
+    rep.add_argument("--protocol", choices=("study", "official"), default="study",
+                     help="study: the study's 50,400/5,600/14,000 split of all 70,000 images "
+                          "(default); official: the official 10,000 test images as test set, "
+                          "10%% of the official 60,000 training images as validation")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    pred = sub.add_parser("predict", help="classify PNG/JPEG images with a saved model",
+                          description="Each image is turned into a 28x28 Fashion-MNIST image "
+                                      "(grayscale, background trimmed, longest side fitted "
+                                      "into 28 and centred, negated when the background is "
+                                      "light; see fmnist_c.prepare_image) and classified.")
+    pred.add_argument("model", help="a model file saved by fmnist_c (.npz)")
+    pred.add_argument("images", nargs="+", metavar="IMAGE", help="image files, any size or colour")
+    pred.add_argument("--pixel-scale", type=float, default=255.0,
+                      help="the model sees pixels / this (default 255; 1 for raw-pixel models)")
     sub.add_parser("info", help="SIMD level, OpenMP threads, NumPy version, where the data is")
     args = parser.parse_args(argv)
 
@@ -28,11 +42,20 @@ def main(argv=None):
         from ._config import show_config
         show_config()
         return 0
+    if args.command == "predict":
+        from .deploy import predict_images
+        try:
+            found = predict_images(args.model, args.images, pixel_scale=args.pixel_scale)
+        except (ValueError, ImportError) as e:
+            parser.error(str(e))
+        for p in found:
+            print(f"{p.source}: {p.class_name} ({p.probability:.1%})")
+        return 0
     from .study import DEFAULT_MODELS, reproduce
     models = args.models or list(DEFAULT_MODELS)
     try:
         reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
-                  verbose=0 if args.quiet else 1)
+                  verbose=0 if args.quiet else 1, protocol=args.protocol)
     except ValueError as e:
         parser.error(str(e))
     print(f"\nWrote {args.out}/results.json, results.md and confusion matrices.")

@@ -24,6 +24,8 @@ __all__ = [
     "find_data",
     "load_fashion_mnist",
     "load_sample",
+    "official_split",
+    "official_split_indices",
     "read_idx",
     "study_split",
     "study_split_indices",
@@ -342,6 +344,15 @@ def load_sample(return_indices=False):
 StudySplit = namedtuple("StudySplit", "X_train y_train X_val y_val X_test y_test")
 
 
+def _holdout(idx, share, random_state):
+    """(kept, held_out) of the index array idx as scikit-learn's train_test_split(
+    test_size=share, random_state=random_state) splits it: the share rounded up is taken
+    from the front of a RandomState(random_state) permutation, the rest keeps permuted order."""
+    p = np.random.RandomState(random_state).permutation(len(idx))
+    n_out = math.ceil(share * len(idx))
+    return idx[p[n_out:]].astype(np.int64), idx[p[:n_out]].astype(np.int64)
+
+
 def study_split_indices(n, random_state=0):
     """The original study's split of range(n) as (train_idx, val_idx, test_idx), int64.
 
@@ -355,13 +366,37 @@ def study_split_indices(n, random_state=0):
     random_state = operator.index(random_state)
     if n < 3:
         raise ValueError(f"the study split needs at least 3 samples, got {n}")
-    p = np.random.RandomState(random_state).permutation(n)
-    n_test = math.ceil(0.2 * n)
-    test, rest = p[:n_test], p[n_test:]
-    q = np.random.RandomState(random_state).permutation(len(rest))
-    n_val = math.ceil(0.1 * len(rest))
-    val, train = rest[q[:n_val]], rest[q[n_val:]]
-    return train.astype(np.int64), val.astype(np.int64), test.astype(np.int64)
+    rest, test = _holdout(np.arange(n), 0.2, random_state)
+    train, val = _holdout(rest, 0.1, random_state)
+    return train, val, test
+
+
+def official_split_indices(n, n_train=60000, random_state=0):
+    """The official Fashion-MNIST protocol on range(n) as (train_idx, val_idx, test_idx).
+
+    The first n_train indices are the official training images, the rest the official
+    test images (the order of load_fashion_mnist("all")). The test set is the official
+    test set, untouched; the validation set is 10% of the official training images,
+    held out the way the study's second split does it (train_test_split(test_size=0.1,
+    random_state=rs)). For n = 70,000: 54,000 / 6,000 / 10,000.
+    """
+    n = operator.index(n)
+    n_train = operator.index(n_train)
+    random_state = operator.index(random_state)
+    if not 2 <= n_train < n:
+        raise ValueError(f"n_train must leave at least 2 training and 1 test sample: "
+                         f"got n_train={n_train} of n={n}")
+    train, val = _holdout(np.arange(n_train), 0.1, random_state)
+    return train, val, np.arange(n_train, n, dtype=np.int64)
+
+
+def _split(X, y, indices):
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+    train, val, test = indices(len(X))
+    return StudySplit(X[train], y[train], X[val], y[val], X[test], y[test])
 
 
 def study_split(X, y, random_state=0):
@@ -370,9 +405,16 @@ def study_split(X, y, random_state=0):
     Returns StudySplit(X_train, y_train, X_val, y_val, X_test, y_test); the indices
     behind it come from study_split_indices(len(X), random_state).
     """
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
-    train, val, test = study_split_indices(len(X), random_state)
-    return StudySplit(X[train], y[train], X[val], y[val], X[test], y[test])
+    return _split(X, y, lambda n: study_split_indices(n, random_state))
+
+
+def official_split(X, y, n_train=60000, random_state=0):
+    """Split (X, y), the official training images first, by the official protocol: the
+    official test set as test, 10% of the official training set as validation.
+
+    Returns a StudySplit; the indices come from official_split_indices(len(X), n_train,
+    random_state). On load_fashion_mnist("all"): 54,000 / 6,000 / 10,000. On the
+    embedded sample, n_train is the number of sample images from the official training
+    file: (load_sample(return_indices=True)[2] < 60000).sum().
+    """
+    return _split(X, y, lambda n: official_split_indices(n, n_train, random_state))

@@ -13,7 +13,7 @@ def test_reproduce_on_sample_writes_everything(tmp_path, capsys):
     assert cli.main(["reproduce", "--models", "lr", "--sample", "--seeds", "2",
                      "--out", str(tmp_path), "--quiet"]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res["data"] == "sample" and res["n_test"] == 600
+    assert res["data"] == "sample" and res["n_test"] == 600 and res["protocol"] == "study"
     lr = res["models"]["lr"]
     assert len(lr["runs"]) == 2 and lr["runs"][0]["seed"] == 0 and lr["runs"][1]["seed"] == 1
     assert 0.7 < lr["test_accuracy_mean"] <= 1 and lr["test_accuracy_std"] >= 0
@@ -23,6 +23,22 @@ def test_reproduce_on_sample_writes_everything(tmp_path, capsys):
     md = (tmp_path / "results.md").read_text()
     assert "| Logistic regression (SGD) |" in md and "0.8414" in md
     assert "Logistic regression (SGD)" in capsys.readouterr().out
+
+
+def test_reproduce_official_protocol_on_sample(tmp_path):
+    # the sample's images from the official test file are the test set; 10% of those from
+    # the official training file are the validation set
+    _, _, indices = fmnist_c.load_sample(return_indices=True)
+    n_train = int((indices < 60000).sum())
+    assert cli.main(["reproduce", "--models", "lr", "--sample", "--protocol", "official",
+                     "--out", str(tmp_path), "--quiet"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["protocol"] == "official" and "official test images" in res["split"]
+    assert (res["n_train"], res["n_val"], res["n_test"]) == (n_train - 260, 260, 3000 - n_train)
+    assert sum(map(sum, res["models"]["lr"]["confusion_matrix_last_seed"])) == 3000 - n_train
+    assert "study (on its own split)" in (tmp_path / "results.md").read_text()
+    with pytest.raises(ValueError, match="protocol"):
+        study.load_split("kaggle", sample=True)
 
 
 def test_reproduce_falls_back_to_sample_and_says_so(tmp_path, monkeypatch, capsys):

@@ -3,6 +3,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import math
 import os
 import struct
 import threading
@@ -472,6 +473,39 @@ def test_study_split_rejects_bad_input():
         data.study_split_indices(2)
     with pytest.raises(TypeError):
         data.study_split_indices(100, random_state=None)
+
+
+@pytest.mark.parametrize("n, n_train", [(70000, 60000), (3000, 2563), (12, 9)])
+def test_official_split_keeps_the_official_test_set(n, n_train):
+    train, val, test = data.official_split_indices(n, n_train)
+    check_partition(train, val, test, n)
+    np.testing.assert_array_equal(test, np.arange(n_train, n))
+    assert len(val) == math.ceil(0.1 * n_train) and train.max() < n_train
+    if n == 70000:
+        assert (len(train), len(val), len(test)) == (54000, 6000, 10000)
+
+
+def test_official_split_matches_sklearn_holdout():
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    train, val = model_selection.train_test_split(np.arange(500), test_size=0.1, random_state=3)
+    got = data.official_split_indices(600, 500, random_state=3)
+    np.testing.assert_array_equal(got[0], train)
+    np.testing.assert_array_equal(got[1], val)
+
+
+def test_official_split_on_arrays_and_bad_input():
+    X = np.arange(30 * 4).reshape(30, 2, 2)
+    y = np.arange(30) % 10
+    s = data.official_split(X, y, n_train=20)
+    np.testing.assert_array_equal(s.X_test, X[20:])
+    assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (18, 2, 10)
+    with pytest.raises(ValueError, match="samples"):
+        data.official_split(X, y[:-1], n_train=20)
+    for n_train in (30, 40, 1):
+        with pytest.raises(ValueError, match="n_train"):
+            data.official_split_indices(30, n_train)
+    with pytest.raises(TypeError):
+        data.official_split_indices(30, 20.5)
 
 
 # --- the embedded sample ------------------------------------------------------------------
