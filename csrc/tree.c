@@ -504,14 +504,17 @@ static int push(builder *b, frame fr)
 }
 
 /* Rows going left keep their order in place, the others follow them: a stable partition,
- * so rows stay ascending and column reads stay forward. Returns the left count. */
+ * so rows stay ascending and column reads stay forward. Sums the left rows' class weights
+ * into b->cl on the way. Returns the left count. */
 static int64_t partition(builder *b, const frame *fr, int64_t f, int64_t bin)
 {
     const uint8_t *col = b->codes + f * b->n;
     int64_t nl = fr->start, nr = 0;
+    for (int64_t c = 0; c < b->k; c++) b->cl[c] = 0.0;
     for (int64_t j = fr->start; j < fr->end; j++) {
         if (col[b->idx[j]] <= bin) {
             b->idx[nl] = b->idx[j]; b->ys[nl] = b->ys[j]; b->ws[nl] = b->ws[j];
+            b->cl[b->ys[j]] += b->ws[j];
             nl++;
         } else {
             b->tidx[nr] = b->idx[j]; b->tys[nr] = b->ys[j]; b->tws[nr] = b->ws[j];
@@ -555,12 +558,12 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     if (find_split(b, &fr, w, &best) != FM_OK) return FM_ENOMEM;
     if (best.feature < 0) return FM_OK;
 
-    /* the exact improvement, weighted as scikit-learn's min_impurity_decrease */
-    const uint8_t *col = b->codes + best.feature * b->n;
+    /* the exact improvement, weighted as scikit-learn's min_impurity_decrease, from the left
+     * class sums the partition adds up in its one pass over the rows (a second pass was
+     * 3% of a forest fit's profile); if the gain falls short the node stays a leaf, and the order
+     * of its rows no longer matters */
+    int64_t nl = partition(b, &fr, best.feature, best.bin);
     double wl = 0.0;
-    for (int64_t c = 0; c < k; c++) b->cl[c] = 0.0;
-    for (int64_t j = fr.start; j < fr.end; j++)
-        if (col[b->idx[j]] <= best.bin) b->cl[b->ys[j]] += b->ws[j];
     for (int64_t c = 0; c < k; c++) { b->cr[c] = b->ct[c] - b->cl[c]; wl += b->cl[c]; }
     double wr = w - wl;
     double gain = (w / b->w_total) * (imp - wl / w * impurity(b->cl, wl, k, crit)
@@ -570,7 +573,6 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     t->feature[id] = best.feature;
     t->threshold[id] = best.bin < b->n_edges[best.feature]
                            ? b->edges[best.feature * b->edge_stride + best.bin] : FLT_MAX;
-    int64_t nl = partition(b, &fr, best.feature, best.bin);
     frame left = {fr.start, fr.start + nl, fr.depth + 1, id, 1, child_path(fr.path, 0)};
     frame right = {fr.start + nl, fr.end, fr.depth + 1, id, 0, child_path(fr.path, 1)};
     if (push(b, right) != FM_OK || push(b, left) != FM_OK) return FM_ENOMEM;
