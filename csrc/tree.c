@@ -1,7 +1,7 @@
 /* tree.c: CART classification trees on binned features: split search by class histograms
- * over the node's bins (or, for small nodes, by sorting the node's codes) and the
- * depth-first builder. Not here: binning (tree_bins.c); bagging, threads over trees and
- * prediction (forest.c). */
+ * over the node's bins (doubles, int32 counts, or 16-bit class lanes when weights are whole;
+ * for small nodes, also by sorting the node's codes) and the depth-first builder.
+ * Not here: binning (tree_bins.c); bagging, threads over trees and prediction (forest.c). */
 #include "tree.h"
 
 #include <float.h>
@@ -33,11 +33,15 @@ struct fm_tree_work {
     int64_t *ys, *tys;     /* (m) their classes */
     float *ws, *tws;       /* (m) their weights */
     double *hw;            /* (2, 256, k) weighted class sums per bin, two copies */
+    int32_t *hi;           /* (2, 256, k) the same as counts, when weights are whole numbers */
     int64_t *hn;           /* (256) samples per bin */
     double *ct;            /* (6, k) class sums: node, left, right; then over the classes
                               present in the node only */
     int64_t *yl;           /* (m) a node's samples' ids among its present classes */
     double *wd;            /* (m) their weights as doubles */
+    int32_t *wi;           /* (m) and as integers, when whole */
+    uint64_t *inc;         /* (m) their weights in their class's 16-bit lane (lane nodes) */
+    uint64_t *lanes;       /* (2, 256) class sums per bin in 16-bit lanes, two copies */
     int64_t *cmap;         /* (k) class -> id among the present ones */
     int64_t *feat, *swaps; /* (d) feature order, undo log of a node's draws */
     int64_t *slot;         /* (d) column of each drawn feature in vals, -1 if known constant */
@@ -66,12 +70,20 @@ typedef struct {
     int64_t *idx, *tidx, *ys, *tys; /* as in fm_tree_work */
     float *ws, *tws;
     double *hw;
+    int32_t *hi;
+    int whole;  /* every weight a whole number, the total below 2^31: histograms count in
+                   int32, exactly */
+    int pure_is_final; /* a split into two pure children ends the node's search: see
+                          find_split */
     int64_t *hn;
     double *ct, *cl, *cr;
     int64_t kk, kp, *yl, *cmap; /* classes present in the node (kp: rounded up to even), its
                                    samples' ids among them */
     double *wd;               /* (m) the node's weights as doubles, from its start */
+    int32_t *wi;              /* (m) the same as integers, if whole */
+    uint64_t *inc, *lanes;    /* as in fm_tree_work */
     double *lct, *lcl, *lcr;  /* (kk) class sums over present classes: node, left, right */
+    double *hrow;             /* (kp) one histogram bin's class sums */
     int64_t *feat, *swaps, *slot;
     uint64_t *known;
     int64_t known_cap, words;
@@ -152,11 +164,11 @@ static inline void running_score(const running *r, split *best, int64_t feature,
  * sum_c h (h - 2 cr) on the right; summing each bin's change apart (two lanes, no branch)
  * keeps the running sums off the critical path. Exact in any order for integer weights. */
 static inline void gini_move(running *r, double *restrict cl, double *restrict cr,
-                             const double *restrict h1, const double *restrict h2, int64_t kp)
+                             const double *restrict h, int64_t kp)
 {
     double dl0 = 0.0, dl1 = 0.0, dr0 = 0.0, dr1 = 0.0, s0 = 0.0, s1 = 0.0;
     for (int64_t c = 0; c < kp; c += 2) {
-        double a = h1[c] + h2[c], b = h1[c + 1] + h2[c + 1];
+        double a = h[c], b = h[c + 1];
         dl0 += a * (2.0 * cl[c] + a);
         dl1 += b * (2.0 * cl[c + 1] + b);
         dr0 += a * (a - 2.0 * cr[c]);
@@ -171,32 +183,45 @@ static inline void gini_move(running *r, double *restrict cl, double *restrict c
     r->wr -= s0 + s1;
 }
 
+/* Sums per bin of the samples' ws[j] into two histograms h1, h2 at AT(bin, j) (even and
+ * odd samples: runs of one (bin, class) would otherwise chain every add on the store before
+ * it), and the occupied bins into occ. */
+#define FILL_TWO(h1, h2, AT, ws)                                                            \
+    do {                                                                                    \
+        int64_t j = 0;                                                                      \
+        for (; j + 1 < m; j += 2) {                                                         \
+            unsigned b0 = v[j], b1 = v[j + 1];                                              \
+            h1[AT(b0, j)] += ws[j];                                                         \
+            h2[AT(b1, j + 1)] += ws[j + 1];                                                 \
+            occ[b0 >> 6] |= 1ULL << (b0 & 63);                                              \
+            occ[b1 >> 6] |= 1ULL << (b1 & 63);                                              \
+        }                                                                                   \
+        if (j < m) {                                                                        \
+            h1[AT(v[j], j)] += ws[j];                                                       \
+            occ[v[j] >> 6] |= 1ULL << (v[j] & 63);                                          \
+        }                                                                                   \
+    } while (0)
+#define AT_CLASS(bin, j) ((bin) * k + ys[j])
+#define AT_BIN(bin, j) (bin)
+
 /* Best split of one feature by a class histogram over its bins; only occupied bins are
  * visited (a 256-bit occupancy mask), so sparse nodes do not pay for 256 bins. Rows of the
- * histogram have b->kp (the present classes, rounded up to even) entries.
+ * histogram have b->kp (the present classes, rounded up to even) entries. Whole weights
+ * (bootstrap counts) are summed in int32: exact, a shorter chain per add and half the
+ * cache (two copies of 256 x 10 doubles overflow a 32 KB L1); each occupied row becomes
+ * doubles before the scan, so both ways score identical numbers.
  * Returns 1 if the feature is not constant in the node. */
 static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
                               split *best)
 {
     const int64_t k = b->kp, *ys = b->yl;
-    const double *ws = b->wd;
-    /* two histograms, even and odd samples: runs of one (bin, class) would otherwise
-     * chain every add on the store before it */
-    double *hw = b->hw, *hw2 = b->hw + 256 * k;
-    int64_t *hn = b->hn, m = fr->end - fr->start, j = 0;
+    double *hw = b->hw;
+    int32_t *hi = b->hi;
+    int64_t *hn = b->hn, m = fr->end - fr->start;
     int counts = b->p->min_samples_leaf > 1; /* else any occupied bin makes a valid side */
     uint64_t occ[4] = {0, 0, 0, 0};
-    for (; j + 1 < m; j += 2) {
-        unsigned b0 = v[j], b1 = v[j + 1];
-        hw[b0 * k + ys[j]] += ws[j];
-        hw2[b1 * k + ys[j + 1]] += ws[j + 1];
-        occ[b0 >> 6] |= 1ULL << (b0 & 63);
-        occ[b1 >> 6] |= 1ULL << (b1 & 63);
-    }
-    if (j < m) {
-        hw[v[j] * k + ys[j]] += ws[j];
-        occ[v[j] >> 6] |= 1ULL << (v[j] & 63);
-    }
+    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, b->wi);
+    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, b->wd);
     if (counts)
         for (int64_t j = 0; j < m; j++) hn[v[j]]++;
     int n_occ = 0;
@@ -205,26 +230,69 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     running r = {0, 0, 0, 0, 0};
     if (n_occ > 1) running_start(&r, b, w, crit);
     int seen = 0;
+    double *row = b->hrow; /* the bin's two copies summed, which are zeroed for the next use */
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
-            double *row = hw + bin * k, *row2 = hw2 + bin * k;
+            if (b->whole) {
+                int32_t *i1 = hi + bin * k, *i2 = i1 + 256 * k;
+                for (int64_t c = 0; c < k; c++) {
+                    row[c] = (double)(i1[c] + i2[c]);
+                    i1[c] = i2[c] = 0;
+                }
+            } else {
+                double *d1 = hw + bin * k, *d2 = d1 + 256 * k;
+                for (int64_t c = 0; c < k; c++) {
+                    row[c] = d1[c] + d2[c];
+                    d1[c] = d2[c] = 0.0;
+                }
+            }
             if (n_occ > 1) {
                 if (crit == FM_GINI) {
-                    gini_move(&r, b->lcl, b->lcr, row, row2, k);
+                    gini_move(&r, b->lcl, b->lcr, row, k);
                 } else {
-                    for (int64_t c = 0; c < b->kk; c++) {
-                        double h = row[c] + row2[c];
-                        if (h != 0.0) running_move(&r, b, c, h, crit);
-                    }
+                    for (int64_t c = 0; c < b->kk; c++)
+                        if (row[c] != 0.0) running_move(&r, b, c, row[c], crit);
                 }
                 r.nl += counts ? hn[bin] : 1;
                 if (++seen < n_occ)
                     running_score(&r, best, f, bin, m, b->p->min_samples_leaf, crit);
             }
-            memset(row, 0, (size_t)k * sizeof(double));
-            memset(row2, 0, (size_t)k * sizeof(double));
             hn[bin] = 0;
+        }
+    }
+    return n_occ > 1;
+}
+
+/* Gini, whole weights, at most LANE_CLASSES classes in the node and less than 2^16 weight:
+ * a bin's class counts fit the 16-bit lanes of one uint64 (no carry can cross a lane), so a
+ * sample costs one add into a 2 KB histogram (b->inc holds its weight shifted to its
+ * class's lane). The scan moves each bin's counts as the histogram path does; all sums are
+ * exact integers, so the scores are identical. Needs min_samples_leaf 1 (no sample counts).
+ * Returns 1 if the feature is not constant in the node. */
+#define LANE_CLASSES 4
+
+static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
+                          split *best)
+{
+    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4] = {0, 0, 0, 0};
+    int64_t m = fr->end - fr->start;
+    FILL_TWO(h1, h2, AT_BIN, b->inc);
+    int n_occ = 0;
+    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
+    running r = {0, 0, 0, 0, 0};
+    if (n_occ > 1) running_start(&r, b, w, FM_GINI);
+    int seen = 0;
+    for (int q = 0; q < 4; q++) {
+        for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
+            int64_t bin = q * 64 + __builtin_ctzll(bits);
+            uint64_t x = h1[bin] + h2[bin];
+            h1[bin] = h2[bin] = 0;
+            if (n_occ < 2) continue;
+            for (int64_t c = 0; c < b->kk; c++, x >>= 16)
+                if (x & 0xFFFF) running_move(&r, b, c, (double)(x & 0xFFFF), FM_GINI);
+            r.nl++;
+            if (++seen < n_occ) running_score(&r, best, f, bin, m, 1, FM_GINI);
         }
     }
     return n_occ > 1;
@@ -340,11 +408,23 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         b->yl[j] = b->cmap[b->ys[fr->start + j]];
         b->wd[j] = b->ws[fr->start + j];
     }
+    int lanes = b->whole && b->p->criterion == FM_GINI && b->p->min_samples_leaf == 1 &&
+                b->kk <= LANE_CLASSES && w < 65536.0;
+    if (lanes)
+        for (int64_t j = 0; j < m; j++)
+            b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * b->yl[j]);
+    else if (b->whole && !small)
+        for (int64_t j = 0; j < m; j++) b->wi[j] = (int32_t)b->ws[fr->start + j];
     if (ensure_known(b, fr->depth + 1) != FM_OK) return FM_ENOMEM;
     const uint64_t *known = b->known + fr->depth * words;
     uint64_t *found = b->known + (fr->depth + 1) * words;
     memcpy(found, known, (size_t)words * sizeof(uint64_t));
-    while (drawn < d && visited < b->p->max_features) {
+    /* With gini and whole weights totalling at most 2^17, every proxy is a ratio of exact
+     * integers (w^3 < 2^53): two pure children score exactly w, any other split less (by at
+     * least 1 / w^2, far above rounding), and a later candidate must score strictly more.
+     * So once a pure split is found nothing can replace it, and the features left to draw
+     * need not be read (the children are leaves: their known-constant sets are not used). */
+    while (drawn < d && visited < b->p->max_features && !(b->pure_is_final && best->proxy == w)) {
         if (drawn == batch_end) { /* draw ahead; the order of the draws is unchanged */
             int64_t got = 0, fs[ROW_BATCH];
             batch_start = drawn;
@@ -374,8 +454,9 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         drawn++;
         if (slot < 0) continue;
         const uint8_t *v = b->vals + slot * m;
-        int varies = small ? split_by_sorting(b, fr, v, f, w, best)
-                           : split_by_histogram(b, fr, v, f, w, best);
+        int varies = lanes   ? split_by_lanes(b, fr, v, f, w, best)
+                     : small ? split_by_sorting(b, fr, v, f, w, best)
+                             : split_by_histogram(b, fr, v, f, w, best);
         if (!varies) found[f >> 6] |= 1ULL << (f & 63);
         visited += varies;
     }
@@ -423,14 +504,17 @@ static int push(builder *b, frame fr)
 }
 
 /* Rows going left keep their order in place, the others follow them: a stable partition,
- * so rows stay ascending and column reads stay forward. Returns the left count. */
+ * so rows stay ascending and column reads stay forward. Sums the left rows' class weights
+ * into b->cl on the way. Returns the left count. */
 static int64_t partition(builder *b, const frame *fr, int64_t f, int64_t bin)
 {
     const uint8_t *col = b->codes + f * b->n;
     int64_t nl = fr->start, nr = 0;
+    for (int64_t c = 0; c < b->k; c++) b->cl[c] = 0.0;
     for (int64_t j = fr->start; j < fr->end; j++) {
         if (col[b->idx[j]] <= bin) {
             b->idx[nl] = b->idx[j]; b->ys[nl] = b->ys[j]; b->ws[nl] = b->ws[j];
+            b->cl[b->ys[j]] += b->ws[j];
             nl++;
         } else {
             b->tidx[nr] = b->idx[j]; b->tys[nr] = b->ys[j]; b->tws[nr] = b->ws[j];
@@ -474,12 +558,12 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     if (find_split(b, &fr, w, &best) != FM_OK) return FM_ENOMEM;
     if (best.feature < 0) return FM_OK;
 
-    /* the exact improvement, weighted as scikit-learn's min_impurity_decrease */
-    const uint8_t *col = b->codes + best.feature * b->n;
+    /* the exact improvement, weighted as scikit-learn's min_impurity_decrease, from the left
+     * class sums the partition adds up in its one pass over the rows (a second pass was
+     * 3% of a forest fit's profile); if the gain falls short the node stays a leaf, and the order
+     * of its rows no longer matters */
+    int64_t nl = partition(b, &fr, best.feature, best.bin);
     double wl = 0.0;
-    for (int64_t c = 0; c < k; c++) b->cl[c] = 0.0;
-    for (int64_t j = fr.start; j < fr.end; j++)
-        if (col[b->idx[j]] <= best.bin) b->cl[b->ys[j]] += b->ws[j];
     for (int64_t c = 0; c < k; c++) { b->cr[c] = b->ct[c] - b->cl[c]; wl += b->cl[c]; }
     double wr = w - wl;
     double gain = (w / b->w_total) * (imp - wl / w * impurity(b->cl, wl, k, crit)
@@ -489,7 +573,6 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     t->feature[id] = best.feature;
     t->threshold[id] = best.bin < b->n_edges[best.feature]
                            ? b->edges[best.feature * b->edge_stride + best.bin] : FLT_MAX;
-    int64_t nl = partition(b, &fr, best.feature, best.bin);
     frame left = {fr.start, fr.start + nl, fr.depth + 1, id, 1, child_path(fr.path, 0)};
     frame right = {fr.start + nl, fr.end, fr.depth + 1, id, 0, child_path(fr.path, 1)};
     if (push(b, right) != FM_OK || push(b, left) != FM_OK) return FM_ENOMEM;
@@ -500,7 +583,9 @@ void fm_tree_work_free(fm_tree_work *w)
 {
     if (!w) return;
     fm_free(w->idx); fm_free(w->tidx); fm_free(w->ys); fm_free(w->tys); fm_free(w->ws);
-    fm_free(w->tws); fm_free(w->hw); fm_free(w->hn); fm_free(w->ct); fm_free(w->yl); fm_free(w->wd); fm_free(w->cmap); fm_free(w->feat);
+    fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->ct);
+    fm_free(w->yl); fm_free(w->wd); fm_free(w->wi); fm_free(w->inc); fm_free(w->lanes);
+    fm_free(w->cmap); fm_free(w->feat);
     fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->stack);
     fm_free(w);
 }
@@ -519,25 +604,32 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->ws = fm_alloc((size_t)m * sizeof(float));
     w->tws = fm_alloc((size_t)m * sizeof(float));
     w->hw = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(double));
+    w->hi = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     w->hn = fm_alloc(256 * sizeof(int64_t));
-    /* ct, cl, cr: k each; lct, lcl, lcr: k + 1 each (padded to an even count) */
-    w->ct = fm_alloc((size_t)(6 * (k + 1)) * sizeof(double));
+    /* ct, cl, cr: k each; lct, lcl, lcr, hrow: k + 1 each (padded to an even count) */
+    w->ct = fm_alloc((size_t)(7 * (k + 1)) * sizeof(double));
     w->yl = fm_alloc((size_t)m * sizeof(int64_t));
     w->wd = fm_alloc((size_t)m * sizeof(double));
+    w->wi = fm_alloc((size_t)m * sizeof(int32_t));
+    w->inc = fm_alloc((size_t)m * sizeof(uint64_t));
+    w->lanes = fm_alloc(2 * 256 * sizeof(uint64_t));
     w->cmap = fm_alloc((size_t)k * sizeof(int64_t));
     w->feat = fm_alloc((size_t)d * sizeof(int64_t));
     w->swaps = fm_alloc((size_t)d * sizeof(int64_t));
     w->slot = fm_alloc((size_t)d * sizeof(int64_t));
     w->keys = fm_alloc((size_t)w->keys_cap * sizeof(uint32_t));
     w->vals = fm_alloc((size_t)(m > ROW_BATCH * ROW_GATHER ? m : ROW_BATCH * ROW_GATHER));
-    if (!w->idx || !w->tidx || !w->ys || !w->tys || !w->ws || !w->tws || !w->hw || !w->hn ||
-        !w->ct || !w->yl || !w->wd || !w->cmap || !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals) {
+    if (!w->idx || !w->tidx || !w->ys || !w->tys || !w->ws || !w->tws || !w->hw || !w->hi ||
+        !w->hn || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
+        !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals) {
         fm_tree_work_free(w);
         return NULL;
     }
     /* the histogram and feature order are restored after every use */
     memset(w->hw, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(double));
+    memset(w->hi, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     memset(w->hn, 0, 256 * sizeof(int64_t));
+    memset(w->lanes, 0, 2 * 256 * sizeof(uint64_t));
     for (int64_t f = 0; f < d; f++) w->feat[f] = f;
     return w;
 }
@@ -554,21 +646,28 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
     builder b = {.codes = codes, .rows = code_rows, .edges = edges, .n_edges = n_edges, .p = p,
                  .n = n, .d = d, .k = k, .edge_stride = edge_stride, .seed = seed,
                  .idx = work->idx, .tidx = work->tidx, .ys = work->ys, .tys = work->tys,
-                 .ws = work->ws, .tws = work->tws, .hw = work->hw, .hn = work->hn,
+                 .ws = work->ws, .tws = work->tws, .hw = work->hw, .hi = work->hi,
+                 .hn = work->hn,
                  .ct = work->ct, .cl = work->ct + k, .cr = work->ct + 2 * k,
                  .lct = work->ct + 3 * k, .lcl = work->ct + 4 * k + 1,
-                 .lcr = work->ct + 5 * k + 2, .yl = work->yl, .wd = work->wd, .cmap = work->cmap, .feat = work->feat,
+                 .lcr = work->ct + 5 * k + 2, .hrow = work->ct + 6 * k + 3, .yl = work->yl,
+                 .wd = work->wd, .wi = work->wi, .inc = work->inc, .lanes = work->lanes,
+                 .cmap = work->cmap, .feat = work->feat,
                  .swaps = work->swaps, .slot = work->slot, .known = work->known,
                  .known_cap = work->known_cap, .words = (d + 63) / 64, .keys = work->keys, .vals = work->vals,
                  .stack = work->stack, .stack_cap = work->stack_cap,
                  .node_hint = work->node_hint};
     t->k = k;
+    b.whole = 1;
     for (int64_t j = 0; j < m; j++) {
         b.idx[j] = rows[j];
         b.ys[j] = y[rows[j]];
         b.ws[j] = w[j];
         b.w_total += w[j];
+        b.whole &= w[j] == floorf(w[j]);
     }
+    b.whole &= b.w_total <= (double)INT32_MAX;
+    b.pure_is_final = b.whole && p->criterion == FM_GINI && b.w_total <= 131072.0;
     int status = push(&b, (frame){0, m, 0, -1, 0, 1});
     while (b.stack_len > 0 && status == FM_OK) {
         if (p->stop && *p->stop) status = FM_EINTR;

@@ -44,11 +44,12 @@ static int64_t code_of(const float *edges, int64_t len, float x)
 }
 
 #define HASH_CAP 1024 /* open addressing for up to 256 distinct floats: load <= 1/4 */
+#define HASH_EMPTY 0xFFFFFFFFu /* a NaN's bits: no finite float has this key */
 
 static uint32_t float_key(float v)
 {
     uint32_t u;
-    if (v == 0.0f) v = 0.0f; /* -0 and +0 are one value */
+    v += 0.0f; /* -0 + 0 = +0: -0 and +0 are one value, without a branch */
     memcpy(&u, &v, 4);
     return u;
 }
@@ -60,26 +61,25 @@ static int bin_column(uint8_t *code, float *edges, int64_t *n_edges, float *col,
                       int64_t n, int64_t max_bins)
 {
     uint32_t keys[HASH_CAP];
-    uint8_t id[HASH_CAP], used[HASH_CAP], rank[256];
+    uint8_t id[HASH_CAP], rank[256];
     float distinct[256];
     int64_t u = 0;
-    memset(used, 0, sizeof used);
-    /* one pass: each value gets the id of its first occurrence (runs of one value, such as
-     * a blank background, skip the hash), ids become ranks once the values are sorted */
-    uint32_t last_key = 0;
-    uint8_t last_id = 0;
+    memset(keys, 0xFF, sizeof keys);
+    /* one pass: each value gets the id of its first occurrence, ids become ranks once the
+     * values are sorted. Almost every probe hits at once, so the loop is kept to that one
+     * predictable test (a shortcut for runs of one value mispredicted on every change). */
     for (int64_t i = 0; i < n && u <= max_bins; i++) {
-        uint32_t key = float_key(col[i]);
-        if (i > 0 && key == last_key) { code[i] = last_id; continue; }
-        uint32_t s = hash_slot(key);
-        while (used[s] && keys[s] != key) s = (s + 1) & (HASH_CAP - 1);
-        if (!used[s]) {
-            used[s] = 1; keys[s] = key;
-            if (u < max_bins) { distinct[u] = col[i] == 0.0f ? 0.0f : col[i]; id[s] = (uint8_t)u; }
-            u++;
+        uint32_t key = float_key(col[i]), s = hash_slot(key);
+        while (keys[s] != key) {
+            if (keys[s] == HASH_EMPTY) {
+                keys[s] = key;
+                if (u < max_bins) { distinct[u] = col[i] + 0.0f; id[s] = (uint8_t)u; }
+                u++;
+                break;
+            }
+            s = (s + 1) & (HASH_CAP - 1);
         }
-        code[i] = last_id = id[s];
-        last_key = key;
+        code[i] = id[s];
     }
     if (u <= max_bins) { /* every distinct value its own bin: exact */
         float sorted_d[256];

@@ -5,6 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import fmnist_c.tree as tree_module
 from fmnist_c import DecisionTreeClassifier, NotFittedError, RandomForestClassifier, _core
 from conftest import interrupt_after
 from test_tree import noisy
@@ -14,6 +15,33 @@ def same_forest(a, b):
     for name in a._nodes:
         np.testing.assert_array_equal(a._nodes[name], b._nodes[name], err_msg=name)
     np.testing.assert_array_equal(a._offsets, b._offsets)
+
+
+def same_trees_up_to_weight_scale(a, b, scale):
+    for name in ("left", "right", "feature", "threshold", "n_node_samples", "impurity"):
+        np.testing.assert_array_equal(a._nodes[name], b._nodes[name], err_msg=name)
+    np.testing.assert_array_equal(a._nodes["value"], b._nodes["value"])
+    np.testing.assert_array_equal(a._nodes["weighted_n_node_samples"] * scale,
+                                  b._nodes["weighted_n_node_samples"])
+
+
+@pytest.mark.parametrize("small_node", [0, 256, 4096])
+def test_whole_weight_kernels_equal_the_general_ones(monkeypatch, small_node):
+    """Whole weights (bootstrap counts) take integer histograms, 16-bit class lanes and the
+    stop at a pure split; halving every weight (exact in binary, and no longer all whole)
+    takes the double-precision histograms and the sort, with none of those shortcuts. Gini
+    is exactly scale-free in floating point (entropy's logarithms are not), so the trees
+    must be the same, node for node; six classes give nodes on both sides of four."""
+    monkeypatch.setattr(tree_module, "_SMALL_NODE", small_node)
+    X, y = noisy(3000, d=8, k=6, seed=5, integer=True)
+    w = np.random.default_rng(2).integers(1, 4, len(y)).astype(np.float32)
+    w[0] = 1
+    for est in (DecisionTreeClassifier(max_features=3, random_state=0),
+                RandomForestClassifier(4, max_features=3, random_state=0)):
+        whole = type(est)(**est.get_params()).fit(X, y, sample_weight=w)
+        halves = type(est)(**est.get_params()).fit(X, y, sample_weight=w / 2)
+        same_trees_up_to_weight_scale(whole, halves, 0.5)
+        assert whole._nodes["left"].size > 500
 
 
 def test_same_forest_for_any_n_jobs_and_any_first_tree():

@@ -176,6 +176,18 @@ def test_quantile_bins_for_many_distinct_values():
     assert abs(m.score(X, y) - full.score(X, y)) < 0.08
 
 
+def test_exact_bins_are_ranks_of_distinct_values_and_minus_zero_is_zero():
+    rng = np.random.default_rng(5)
+    X = rng.integers(-3, 4, (500, 3)).astype(np.float32) / 2
+    X[rng.random(X.shape) < 0.2] = -0.0
+    codes, edges, n_edges = _core.tree_bin(X)
+    for f in range(3):
+        values = np.unique(X[:, f])  # -0.0 and 0.0 compare equal: one value
+        assert n_edges[f] == len(values) - 1
+        np.testing.assert_array_equal(codes[f], np.searchsorted(values, X[:, f]))
+        assert np.all((values[:-1] < edges[f, :n_edges[f]]) & (edges[f, :n_edges[f]] < values[1:]))
+
+
 def test_class_weight_equals_sample_weight_and_dict():
     X, y = noisy(300, seed=4)
     counts = np.bincount(y)
