@@ -13,9 +13,16 @@ nbformat = pytest.importorskip("nbformat")
 tool = SimpleNamespace(**runpy.run_path(os.path.join(ROOT, "tools", "make_notebooks.py")))
 
 
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """Where 05 saves its networks and 06 loads them (run in name order: 05 before 06)."""
+    return tmp_path_factory.mktemp("notebook_models")
+
+
 @pytest.mark.parametrize("name", sorted(tool.NOTEBOOKS))
-def test_notebook_runs_without_errors(name, monkeypatch):
+def test_notebook_runs_without_errors(name, monkeypatch, models_dir):
     monkeypatch.setenv(tool.QUICK_ENV, "1")
+    monkeypatch.setenv(tool.MODELS_ENV, str(models_dir))
     # the kernel imports the fmnist_c this test imports (installed or the source tree)
     import fmnist_c
     here = os.path.dirname(os.path.dirname(fmnist_c.__file__))
