@@ -96,9 +96,9 @@ class Dropout(Layer):
     code = _DROPOUT
 
     def __init__(self, rate):
-        rate = check_positive(rate, "rate", float, allow_zero=True)
+        rate = check_positive(rate, "dropout rate", float, allow_zero=True)
         if not rate < 1:
-            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
         self.rate = rate
 
     def get_config(self):
@@ -642,6 +642,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, (int, np.integer)):
             sizes = (sizes,)
+        if isinstance(sizes, str) or not np.iterable(sizes):
+            raise TypeError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}")
         layers = []
         for units in sizes:
             layers.append(Dense(check_positive(units, "hidden_layer_sizes"), activation="relu"))
