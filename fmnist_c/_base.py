@@ -5,6 +5,8 @@ import inspect
 
 import numpy as np
 
+from . import _core
+
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when predict (or any fitted-only method) is called before fit."""
@@ -121,9 +123,12 @@ def seed_from(random_state):
 
 
 def n_threads(n_jobs):
-    """OpenMP thread count for n_jobs (None or -1: all; 0 is invalid, as in scikit-learn)."""
+    """OpenMP thread count for n_jobs (0 is invalid, as in scikit-learn). None or -1: all
+    the calling thread may use, omp_get_max_threads() read here, so that a
+    threadpoolctl.threadpool_limits (or omp_set_num_threads) in the caller also binds the
+    kernels that run on a worker thread (tree and forest fits); 0 without OpenMP."""
     if n_jobs is None or n_jobs == -1:
-        return 0
+        return _core.openmp_threads()
     if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0 \
             or n_jobs < -1:
         raise ValueError(f"n_jobs must be None, -1 or a positive int, got {n_jobs!r}")
