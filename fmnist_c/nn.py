@@ -427,6 +427,10 @@ class Sequential:
                     bar.close()
                 if patience is not None and stale >= patience:
                     break
+        except FloatingPointError:  # diverged: the weights are NaN
+            if best is None:  # (else the best epoch's come back below) unbuild: predict
+                del self.params_  # refuses, and the next fit starts afresh
+            raise
         finally:
             if best is not None:
                 self.params_[...] = best[0]
@@ -673,8 +677,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         n_threads(self.n_jobs)
         X = check_images(X)
         y = check_labels(y, X.shape[0])
-        for attr in ("classes_", "model_", "best_epoch_"):
-            self.__dict__.pop(attr, None)
+        self._clear()
         codes = self._encode_labels(y)
         model = self._make_model(len(self.classes_))
         val = None
@@ -691,9 +694,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                       validation_data=val, verbose=self.verbose, restore_best_weights=restore,
                       patience=self.patience if val is not None else None,
                       sample_weight=sample_weight)
+        except FloatingPointError:  # diverged: leave no NaN model behind
+            self._clear()
+            raise
         finally:
-            self._sync()
+            if hasattr(self, "model_"):  # also after Ctrl-C: the model stays usable
+                self._sync()
         return self
+
+    def _clear(self):
+        for attr in ("classes_", "model_", "best_epoch_"):
+            self.__dict__.pop(attr, None)
 
     def _sync(self):
         self.history_ = self.model_.history_
