@@ -10,7 +10,6 @@ loops chunks (~0.15 s each, so Ctrl-C and the progress bar respond at once) and 
 import json
 import math
 import time
-import zipfile
 
 import numpy as np
 
@@ -250,12 +249,22 @@ class Sequential:
 
     def build(self, n_features):
         """Compile the program for inputs of n_features and draw the initial weights."""
+        n_params = self._compile(n_features)
+        seed = seed_from(self.random_state)
+        self._seed = seed
+        self._rng = np.random.default_rng([seed, 1])
+        self.params_ = self._initial_params(np.random.default_rng([seed, 0]), n_params)
+        self._reset_training()
+        return self
+
+    def _compile(self, n_features):
+        """Set the program for inputs of n_features; returns the parameter count (nothing
+        of that size is allocated here)."""
         shape = tuple(self.input_shape) if self.input_shape is not None else (n_features,)
         if len(shape) == 1:
             shape = (shape[0], 1, 1)
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise ValueError(f"input_shape {self.input_shape} does not hold {n_features} features")
-        seed = seed_from(self.random_state)
         rows, rates, blocks, offset = [], [], [], 0
         for layer in (p for spec in self.layers for p in spec._expand()):
             out, size = layer.output_shape(shape), layer.param_count(shape)
@@ -269,11 +278,7 @@ class Sequential:
         self._blocks = blocks
         self.n_features_in_ = n_features
         self.n_outputs_ = int(np.prod(shape))
-        self._seed = seed
-        self._rng = np.random.default_rng([seed, 1])
-        self.params_ = self._initial_params(np.random.default_rng([seed, 0]), offset)
-        self._reset_training()
-        return self
+        return offset
 
     def _initial_params(self, rng, n_params):
         params = np.zeros(n_params, np.float32)
@@ -507,10 +512,16 @@ class Sequential:
                 "history": np.array(json.dumps(self.history_))}
 
     def _restore(self, arrays):
-        self.build(int(arrays["n_features"]))
-        if arrays["params"].shape != self.params_.shape or \
-                arrays["optimizer_state"].shape != self.optimizer_state_.shape:
+        n_features = check_positive(int(arrays["n_features"]), "n_features")
+        # before build allocates for the saved architecture, which a corrupt file can inflate
+        if arrays["params"].shape != (self._compile(n_features),):
             raise ValueError("the saved parameters do not fit the saved architecture")
+        self.build(n_features)
+        if arrays["optimizer_state"].shape != self.optimizer_state_.shape:
+            raise ValueError("the saved optimizer state does not fit the saved architecture")
+        for name in ("params", "optimizer_state"):
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"the saved {name} hold NaN or infinity")
         self.params_[...] = arrays["params"]
         self.optimizer_state_[...] = arrays["optimizer_state"]
         self.t_, self.n_iter_ = int(arrays["t"]), int(arrays["n_iter"])
@@ -526,8 +537,8 @@ class Sequential:
     @classmethod
     def load(cls, path):
         """Read a model written by Sequential.save."""
-        config, arrays = _load(path, "Sequential")
-        return cls.from_config(config)._restore(arrays)
+        return _load(path, "Sequential",
+                     lambda config, arrays: cls.from_config(config)._restore(arrays))
 
 
 def _save(path, kind, config, arrays):
@@ -535,33 +546,44 @@ def _save(path, kind, config, arrays):
              config=np.array(json.dumps(config)), **arrays)
 
 
-def _load(path, kind):
-    """(config, arrays) of an fmnist_c model file of `kind`; ValueError for anything else."""
+def _load(path, kind, build):
+    """build(config, arrays) for an fmnist_c model file of `kind`; ValueError for anything
+    else, whatever a corrupt file holds (tools/fuzz.py checks this)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # anything the zip and .npy parsers raise for a malformed file:
+        # BadZipFile, EOFError, NotImplementedError and RuntimeError (odd or encrypted
+        # members), tokenize.TokenError (a mangled .npy header), MemoryError (a header
+        # claiming terabytes), ...
         raise ValueError(f"{path!s} is not an fmnist_c model file ({e})") from None
-    if not isinstance(arrays, dict) or str(arrays.get("format", "")) != _FORMAT:
+    if str(arrays.get("format", "")) != _FORMAT:
         raise ValueError(f"{path!s} is not an fmnist_c model file (no '{_FORMAT}' marker)")
-    if int(arrays["version"]) != 1:
-        raise ValueError(f"{path!s} has model format version {int(arrays['version'])}; "
-                         f"this fmnist_c reads version 1")
-    if str(arrays["kind"]) != kind:
-        raise ValueError(f"{path!s} holds a {arrays['kind']}, not a {kind}")
     try:
-        return json.loads(str(arrays["config"])), arrays
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path!s} has a corrupt model configuration ({e})") from None
+        if int(arrays["version"]) != 1:
+            raise ValueError(f"{path!s} has model format version {int(arrays['version'])}; "
+                             f"this fmnist_c reads version 1")
+        if str(arrays["kind"]) != kind:
+            raise ValueError(f"{path!s} holds a {arrays['kind']}, not a {kind}")
+        return build(json.loads(str(arrays["config"])), arrays)
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+        raise ValueError(f"{path!s} is a corrupt fmnist_c model file "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def load_model(path):
-    """Load a Sequential or MLPClassifier saved by their save methods."""
+    """Load a Sequential or MLPClassifier saved by their save methods (a path or a file)."""
+    start = path.tell() if hasattr(path, "tell") else None
     try:
         return Sequential.load(path)
     except ValueError as e:
         if "holds a MLPClassifier" not in str(e):
             raise
+    if start is not None:  # a file: read it again from where it began
+        path.seek(start)
     return MLPClassifier.load(path)
 
 
@@ -738,13 +760,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path):
         """Read a classifier written by MLPClassifier.save."""
-        config, arrays = _load(path, "MLPClassifier")
-        params = dict(config["params"])
-        if isinstance(params.get("hidden_layer_sizes"), list):
-            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        self = cls(**params)
-        self.classes_ = arrays["classes"]
-        self.model_ = Sequential.from_config(config["model"])._restore(arrays)
-        self.n_features_in_ = self.model_.n_features_in_
-        self._sync()
-        return self
+        def build(config, arrays):
+            params = dict(config["params"])
+            if isinstance(params.get("hidden_layer_sizes"), list):
+                params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            self = cls(**params)
+            self.classes_ = arrays["classes"]
+            self.model_ = Sequential.from_config(config["model"])._restore(arrays)
+            if self.classes_.shape != (self.model_.n_outputs_,):
+                raise ValueError(f"{path!s} has {self.classes_.size} classes for "
+                                 f"{self.model_.n_outputs_} outputs")
+            self.n_features_in_ = self.model_.n_features_in_
+            self._sync()
+            return self
+        return _load(path, "MLPClassifier", build)
