@@ -1,4 +1,5 @@
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -83,6 +84,16 @@ def blobs(n=300, d=12, k=4, seed=0):
     centers = rng.normal(0, 3, (k, d))
     y = rng.integers(0, k, n)
     return (centers[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
+def run_json(script, cwd, **env):
+    """Run `script` in a fresh interpreter (cwd away from the source tree, this run's
+    sys.path, `env` added to the environment); returns what it printed, parsed as JSON."""
+    out = subprocess.run([sys.executable, "-c", script], cwd=cwd, text=True, capture_output=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def interrupt_after(script, cwd, seconds):

@@ -1,15 +1,12 @@
 """Memory: 1,000 fit/predict cycles of every estimator of conftest.ESTIMATORS keep the
 resident set and the bytes malloc has handed out flat. (LeakSanitizer checks the C
 allocations themselves, on one and more threads: .ci/run.)"""
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from conftest import ESTIMATORS
+from conftest import ESTIMATORS, run_json
 
 WARM_UP, CYCLES = 100, 1000
 # Bounds over 1,000 cycles, measured here with leaks injected (ctypes malloc per cycle):
@@ -62,11 +59,6 @@ def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
             model.fit(X, y).predict_proba(X)
         print(json.dumps({{k: v - before[k] for k, v in usage().items()}}))
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, text=True,
-                         capture_output=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    grown = json.loads(out.stdout)
+    grown = run_json(script, tmp_path, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     assert grown["rss"] < RSS_BOUND, f"RSS grew by {grown['rss'] >> 10} KiB"
     assert grown["malloc"] < MALLOC_BOUND, f"malloc'd bytes grew by {grown['malloc'] >> 10} KiB"

@@ -1,10 +1,6 @@
 """Threads, for every estimator of conftest.ESTIMATORS: two Python threads training at
 once get what sequential runs get; a random_state gives bit-identical fits whatever the
 thread count; n_jobs and threadpoolctl's limits bind the OpenMP threads the kernels use."""
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import threading
 
@@ -12,7 +8,7 @@ import pytest
 
 from fmnist_c import _core
 from fmnist_c._base import n_threads
-from conftest import assert_same_fit, blobs, estimator_factories
+from conftest import assert_same_fit, blobs, estimator_factories, run_json
 
 ALL = estimator_factories()
 openmp = pytest.mark.skipif(_core.openmp_threads() == 0, reason="built without OpenMP")
@@ -118,12 +114,7 @@ def test_kernels_start_no_helper_threads_when_limited_to_one(tmp_path):
         counts["two_jobs"] = helpers()
         print(json.dumps(counts))
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OPENBLAS_NUM_THREADS": "1",
-           "OMP_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, text=True,
-                         capture_output=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    counts = json.loads(out.stdout)
+    counts = run_json(script, tmp_path, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="2")
     assert counts["limited"] == counts["base"], counts
     assert counts["one_job"] == counts["base"], counts
     assert counts["two_jobs"] > counts["base"], counts
