@@ -5,6 +5,8 @@ import inspect
 
 import numpy as np
 
+from . import _core
+
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when predict (or any fitted-only method) is called before fit."""
@@ -44,9 +46,13 @@ def check_images(X, name="X", dtype=np.float32):
         raise ValueError(f"{name} has 0 samples; at least 1 is required")
     if X.shape[1] == 0:
         raise ValueError(f"{name} has 0 features; at least 1 is required")
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    return np.ascontiguousarray(X, dtype=dtype)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: caught below
+        out = np.ascontiguousarray(X, dtype=dtype)
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(out).all():
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} has values beyond the range of {out.dtype}")
+    return out
 
 
 def check_labels(y, n_samples, name="y"):
@@ -75,7 +81,10 @@ def check_sample_weight(sample_weight, n_samples):
     """Return float32 sample weights (non-negative, finite, not all zero) or None."""
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight, dtype=np.float64)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"sample_weight must hold real numbers ({e})") from None
     if w.ndim != 1 or w.shape[0] != n_samples:
         raise ValueError(f"sample_weight must be 1-D of length {n_samples}, got shape {w.shape}")
     if not np.isfinite(w).all() or (w < 0).any():
@@ -114,9 +123,12 @@ def seed_from(random_state):
 
 
 def n_threads(n_jobs):
-    """OpenMP thread count for n_jobs (None or -1: all; 0 is invalid, as in scikit-learn)."""
+    """OpenMP thread count for n_jobs (0 is invalid, as in scikit-learn). None or -1: all
+    the calling thread may use, omp_get_max_threads() read here, so that a
+    threadpoolctl.threadpool_limits (or omp_set_num_threads) in the caller also binds the
+    kernels that run on a worker thread (tree and forest fits); 0 without OpenMP."""
     if n_jobs is None or n_jobs == -1:
-        return 0
+        return _core.openmp_threads()
     if not isinstance(n_jobs, (int, np.integer)) or isinstance(n_jobs, bool) or n_jobs == 0 \
             or n_jobs < -1:
         raise ValueError(f"n_jobs must be None, -1 or a positive int, got {n_jobs!r}")
@@ -176,7 +188,10 @@ class ClassifierMixin:
 
     def _encode_labels(self, y):
         """Set classes_ from y and return y as int64 codes 0..n_classes-1."""
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        try:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+        except TypeError as e:  # an object array mixing labels that do not compare
+            raise TypeError(f"y has labels that cannot be sorted together ({e})") from None
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); "
                              f"a classifier needs at least 2")

@@ -143,4 +143,4 @@ class RandomForestClassifier(_BaseTrees):
 
     @property
     def n_jobs_(self):
-        return n_threads(self.n_jobs) or _core.openmp_threads()
+        return n_threads(self.n_jobs) or 1

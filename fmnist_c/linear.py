@@ -122,8 +122,7 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         X = check_images(X)
         y = check_labels(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
-        for attr in ("coef_", "intercept_", "classes_", "t_"):
-            self.__dict__.pop(attr, None)
+        self._clear()
         codes = self._encode_labels(y)
         self.n_features_in_ = X.shape[1]
         rng = np.random.default_rng(seed_from(self.random_state))
@@ -169,6 +168,10 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         schedule = "constant" if self.lr_schedule == "cosine" else self.lr_schedule
         self._train(X, codes, sw, None, 1, self._rng, schedule=schedule)
         return self
+
+    def _clear(self):
+        for attr in ("coef_", "intercept_", "classes_", "t_"):
+            self.__dict__.pop(attr, None)
 
     def _init_weights(self):
         k, d = len(self.classes_), self.n_features_in_
@@ -224,6 +227,9 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
                 bar.update()
                 if self.early_stopping and stale >= self.n_iter_no_change:
                     break
+        except FloatingPointError:  # diverged: leave no NaN model behind
+            self._clear()
+            raise
         finally:
             bar.close()
         if best is not None:

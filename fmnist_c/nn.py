@@ -10,7 +10,6 @@ loops chunks (~0.15 s each, so Ctrl-C and the progress bar respond at once) and 
 import json
 import math
 import time
-import zipfile
 
 import numpy as np
 
@@ -301,9 +300,9 @@ class Dropout(Layer):
     code = _DROPOUT
 
     def __init__(self, rate):
-        rate = check_positive(rate, "rate", float, allow_zero=True)
+        rate = check_positive(rate, "dropout rate", float, allow_zero=True)
         if not rate < 1:
-            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
         self.rate = rate
 
     def get_config(self):
@@ -500,6 +499,22 @@ class Sequential:
 
     def build(self, n_features):
         """Compile the program for inputs of n_features and draw the initial weights."""
+        n_params = self._compile(n_features)
+        seed = seed_from(self.random_state)
+        self._seed = seed
+        self._rng = np.random.default_rng([seed, 1])
+        init_rng = np.random.default_rng([seed, 0])
+        self.params_ = np.zeros(n_params, np.float32)
+        for layer, shape, offset, size in self._built:
+            values = layer._initial(init_rng, shape, self.init)
+            if values is not None:
+                self.params_[offset:offset + size] = values
+        self._reset_training()
+        return self
+
+    def _compile(self, n_features):
+        """Set the program for inputs of n_features; returns the parameter count (nothing
+        of that size is allocated here)."""
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
         elif isinstance(self.layers[0], (Conv2D, MaxPool2D, GlobalAveragePooling2D)) and \
@@ -512,7 +527,6 @@ class Sequential:
             shape = (shape[0], 1, 1)
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise ValueError(f"input_shape {self.input_shape} does not hold {n_features} features")
-        seed = seed_from(self.random_state)
         rows, settings, built, offset = [], [], [], 0
         self.input_shape_ = shape
         for layer in (p for spec in self.layers for p in spec._expand()):
@@ -526,16 +540,7 @@ class Sequential:
         self._built = built
         self.n_features_in_ = n_features
         self.n_outputs_ = int(np.prod(shape))
-        self._seed = seed
-        self._rng = np.random.default_rng([seed, 1])
-        init_rng = np.random.default_rng([seed, 0])
-        self.params_ = np.zeros(offset, np.float32)
-        for layer, shape, offset, size in built:
-            values = layer._initial(init_rng, shape, self.init)
-            if values is not None:
-                self.params_[offset:offset + size] = values
-        self._reset_training()
-        return self
+        return offset
 
     def _reset_training(self):
         self.grads_ = np.zeros_like(self.params_)
@@ -703,6 +708,10 @@ class Sequential:
                     bar.close()
                 if patience is not None and stale >= patience:
                     break
+        except FloatingPointError:  # diverged: the weights are NaN
+            if best is None:  # (else the best epoch's come back below) unbuild: predict
+                del self.params_  # refuses, and the next fit starts afresh
+            raise
         finally:
             if best is not None:
                 self.params_[...] = best[0]
@@ -785,10 +794,16 @@ class Sequential:
                 "history": np.array(json.dumps(self.history_))}
 
     def _restore(self, arrays):
-        self.build(int(arrays["n_features"]))
-        if arrays["params"].shape != self.params_.shape or \
-                arrays["optimizer_state"].shape != self.optimizer_state_.shape:
+        n_features = check_positive(int(arrays["n_features"]), "n_features")
+        # before build allocates for the saved architecture, which a corrupt file can inflate
+        if arrays["params"].shape != (self._compile(n_features),):
             raise ValueError("the saved parameters do not fit the saved architecture")
+        self.build(n_features)
+        if arrays["optimizer_state"].shape != self.optimizer_state_.shape:
+            raise ValueError("the saved optimizer state does not fit the saved architecture")
+        for name in ("params", "optimizer_state"):
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"the saved {name} hold NaN or infinity")
         self.params_[...] = arrays["params"]
         self.optimizer_state_[...] = arrays["optimizer_state"]
         self.t_, self.n_iter_ = int(arrays["t"]), int(arrays["n_iter"])
@@ -804,7 +819,10 @@ class Sequential:
     @classmethod
     def load(cls, path):
         """Read a model written by Sequential.save."""
-        config, arrays = _load(path, "Sequential")
+        return _load(path, "Sequential", cls._from_file)
+
+    @classmethod
+    def _from_file(cls, config, arrays):
         return cls.from_config(config)._restore(arrays)
 
 
@@ -813,31 +831,39 @@ def _save(path, kind, config, arrays):
              config=np.array(json.dumps(config)), **arrays)
 
 
-def _load(path, kind):
-    """(config, arrays) of an fmnist_c model file of `kind` (None: any); ValueError for
-    anything else."""
+def _load(path, kind, build):
+    """build(config, arrays) for an fmnist_c model file of `kind` (None: any kind); ValueError
+    for anything else, whatever a corrupt file holds (tools/fuzz.py checks this)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # anything the zip and .npy parsers raise for a malformed file:
+        # BadZipFile, EOFError, NotImplementedError and RuntimeError (odd or encrypted
+        # members), tokenize.TokenError (a mangled .npy header), MemoryError (a header
+        # claiming terabytes), ...
         raise ValueError(f"{path!s} is not an fmnist_c model file ({e})") from None
-    if not isinstance(arrays, dict) or str(arrays.get("format", "")) != _FORMAT:
+    if str(arrays.get("format", "")) != _FORMAT:
         raise ValueError(f"{path!s} is not an fmnist_c model file (no '{_FORMAT}' marker)")
-    if int(arrays["version"]) != 1:
-        raise ValueError(f"{path!s} has model format version {int(arrays['version'])}; "
-                         f"this fmnist_c reads version 1")
-    if str(arrays.get("kind", "")) not in ((kind,) if kind else tuple(_MODEL_KINDS)):
-        raise ValueError(f"{path!s} holds a {arrays.get('kind')}, not a {kind or 'known model'}")
     try:
-        return json.loads(str(arrays["config"])), arrays
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path!s} has a corrupt model configuration ({e})") from None
+        if int(arrays["version"]) != 1:
+            raise ValueError(f"{path!s} has model format version {int(arrays['version'])}; "
+                             f"this fmnist_c reads version 1")
+        if str(arrays["kind"]) not in ((kind,) if kind else tuple(_MODEL_KINDS)):
+            raise ValueError(f"{path!s} holds a {arrays['kind']}, not a {kind or 'known model'}")
+        return build(json.loads(str(arrays["config"])), arrays)
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError, RecursionError) as e:
+        raise ValueError(f"{path!s} is a corrupt fmnist_c model file "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def load_model(path):
-    """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier)."""
-    _, arrays = _load(path, None)
-    return _MODEL_KINDS[str(arrays["kind"])].load(path)
+    """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier), from a
+    path or a file."""
+    return _load(path, None, lambda config, arrays:
+                 _MODEL_KINDS[str(arrays["kind"])]._from_file(config, arrays))
 
 
 # ---- classifiers -------------------------------------------------------------------------
@@ -884,8 +910,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         augment = self._augment()
         X = check_images(X)
         y = check_labels(y, X.shape[0])
-        for attr in ("classes_", "model_", "best_epoch_"):
-            self.__dict__.pop(attr, None)
+        self._clear()
         codes = self._encode_labels(y)
         model = self._make_model(len(self.classes_))
         val = None
@@ -902,9 +927,17 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
                       validation_data=val, verbose=self.verbose, restore_best_weights=restore,
                       patience=self.patience if val is not None else None,
                       sample_weight=sample_weight, augment=augment)
+        except FloatingPointError:  # diverged: leave no NaN model behind
+            self._clear()
+            raise
         finally:
-            self._sync()
+            if hasattr(self, "model_"):  # also after Ctrl-C: the model stays usable
+                self._sync()
         return self
+
+    def _clear(self):
+        for attr in ("classes_", "model_", "best_epoch_"):
+            self.__dict__.pop(attr, None)
 
     def _sync(self):
         self.history_ = self.model_.history_
@@ -943,10 +976,16 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path):
         """Read a classifier written by this class's save."""
-        config, arrays = _load(path, cls.__name__)
+        return _load(path, cls.__name__, cls._from_file)
+
+    @classmethod
+    def _from_file(cls, config, arrays):
         self = cls(**{k: _from_json(v) for k, v in config["params"].items()})
         self.classes_ = arrays["classes"]
         self.model_ = Sequential.from_config(config["model"])._restore(arrays)
+        if self.classes_.shape != (self.model_.n_outputs_,):
+            raise ValueError(f"the model file has {self.classes_.size} classes for "
+                             f"{self.model_.n_outputs_} outputs")
         self.n_features_in_ = self.model_.n_features_in_
         self._sync()
         return self
@@ -1048,6 +1087,8 @@ class MLPClassifier(_NetClassifier):
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, (int, np.integer)):
             sizes = (sizes,)
+        if isinstance(sizes, str) or not np.iterable(sizes):
+            raise TypeError(f"hidden_layer_sizes must be a tuple of ints, got {sizes!r}")
         layers = []
         for units in sizes:
             layers.append(Dense(check_positive(units, "hidden_layer_sizes"), activation="relu"))

@@ -1,3 +1,5 @@
+import functools
+import json
 import os
 import signal
 import subprocess
@@ -8,7 +10,58 @@ import numpy as np
 import pytest
 
 import fmnist_c
+from fmnist_c import (DecisionTreeClassifier, MLPClassifier, RandomForestClassifier,
+                      SGDLogisticRegression)
 from fmnist_c.data import find_data
+
+# Every estimator, with settings that fit ~40 samples in milliseconds: the cross-cutting
+# tests (bad input, leaks, threads, determinism, numerics) run over this list, so a new
+# estimator joins all of them with one line here.
+ESTIMATORS = [
+    (SGDLogisticRegression, dict(epochs=3, batch_size=8)),
+    (DecisionTreeClassifier, dict()),
+    (RandomForestClassifier, dict(n_estimators=4)),
+    (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
+]
+
+
+def estimator_factories(only=lambda cls: True):
+    """pytest params: a factory per estimator of ESTIMATORS (those `only` keeps) making it
+    with its small settings and random_state=0; keywords override."""
+    return [pytest.param(functools.partial(cls, **{"random_state": 0, **small}), id=cls.__name__)
+            for cls, small in ESTIMATORS if only(cls)]
+
+
+def has_param(name):
+    """For estimator_factories: keep the estimators with hyper-parameter `name`."""
+    return lambda cls: name in cls().get_params()
+
+
+def fitted_state(est):
+    """Every array a fitted estimator holds (nested fitted objects such as model_ and
+    dicts such as _nodes included), by dotted name: what "bit-identical" compares."""
+    state = {}
+
+    def walk(prefix, obj):
+        items = obj.items() if isinstance(obj, dict) else vars(obj).items()
+        for key, value in items:
+            if isinstance(value, np.ndarray):
+                state[prefix + key] = value
+            elif isinstance(value, dict) or (key.endswith("_") and hasattr(value, "__dict__")):
+                walk(f"{prefix}{key}.", value)
+
+    walk("", est)
+    return state
+
+
+def assert_same_fit(a, b, X):
+    """a and b hold bit-identical fitted arrays and give bit-identical predictions on X."""
+    sa, sb = fitted_state(a), fitted_state(b)
+    assert sa.keys() == sb.keys() and sa
+    for name in sa:
+        np.testing.assert_array_equal(sa[name], sb[name], err_msg=name)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +84,16 @@ def blobs(n=300, d=12, k=4, seed=0):
     centers = rng.normal(0, 3, (k, d))
     y = rng.integers(0, k, n)
     return (centers[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
+def run_json(script, cwd, **env):
+    """Run `script` in a fresh interpreter (cwd away from the source tree, this run's
+    sys.path, `env` added to the environment); returns what it printed, parsed as JSON."""
+    out = subprocess.run([sys.executable, "-c", script], cwd=cwd, text=True, capture_output=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 def interrupt_after(script, cwd, seconds):

@@ -1,0 +1,162 @@
+"""The bad-input battery, for every estimator of conftest.ESTIMATORS: malformed data,
+labels, sample weights and hyper-parameters each raise ValueError or TypeError naming the
+argument, or work correctly; any memory layout or dtype of the same values gives a
+bit-identical fit. Estimator-specific options stay in each estimator's own test file."""
+import numpy as np
+import pytest
+
+from fmnist_c import NotFittedError
+from conftest import ESTIMATORS, assert_same_fit, blobs, estimator_factories
+
+X, y = blobs(n=40, d=6, k=3)
+nan, inf = float("nan"), float("inf")
+ALL = estimator_factories()
+
+
+def poke(a, value):
+    """A float64 copy of a with one entry set to value."""
+    a = a.astype(np.float64)
+    a[3, 2] = value
+    return a
+
+
+@pytest.mark.parametrize("make", ALL)
+@pytest.mark.parametrize("Xb, yb, err, match", [
+    pytest.param(X.astype(object), y, TypeError, "X must hold real numbers", id="object X"),
+    pytest.param(X.astype(complex), y, TypeError, "X must hold real numbers", id="complex X"),
+    pytest.param(X.astype(str), y, TypeError, "X must hold real numbers", id="string X"),
+    pytest.param(None, y, TypeError, "X is None", id="X None"),
+    pytest.param(X[:, 0], y, ValueError, r"X must be \(n_samples, n_features\).*reshape",
+                 id="1-D X"),
+    pytest.param(X.reshape(40, 3, 1, 2), y, ValueError, r"got shape \(40, 3, 1, 2\)", id="4-D X"),
+    pytest.param(X.reshape(40, 3, 2, 1, 1), y, ValueError, "X must be", id="5-D X"),
+    pytest.param(X[:0], y[:0], ValueError, "X has 0 samples", id="0 samples"),
+    pytest.param(X[:, :0], y, ValueError, "X has 0 features", id="0 features"),
+    pytest.param(poke(X, nan), y, ValueError, "X contains NaN or infinity", id="NaN in X"),
+    pytest.param(poke(X, -inf), y, ValueError, "X contains NaN or infinity", id="inf in X"),
+    pytest.param(poke(X, 1e300), y, ValueError, "X has values beyond the range of float32",
+                 id="X beyond float32"),
+    pytest.param(X, y[:-1], ValueError, "X has 40 samples but y has 39", id="length mismatch"),
+    pytest.param(X[:1], y[:1], ValueError, "y has a single class", id="one sample"),
+    pytest.param(X, np.zeros(40), ValueError, "y has a single class", id="one class"),
+    pytest.param(X, None, TypeError, "y is None", id="y None"),
+    pytest.param(X, np.c_[y, y], ValueError, "y must be 1-D", id="2-D y"),
+    pytest.param(X, y + 0.5, ValueError, "y has non-integer values", id="non-integer y"),
+    pytest.param(X, np.where(y == 1, nan, y), ValueError, "y contains NaN", id="NaN in y"),
+    pytest.param(X, y.astype(complex), TypeError, "y must hold class labels", id="complex y"),
+    pytest.param(X, np.array([None, 1, "a", 2.0] * 10, dtype=object), TypeError,
+                 "y has labels that cannot be sorted", id="unsortable y"),
+])
+def test_fit_rejects_bad_data(make, Xb, yb, err, match):
+    with pytest.raises(err, match=match):
+        make().fit(Xb, yb)
+
+
+@pytest.mark.parametrize("make", ALL)
+@pytest.mark.parametrize("sw, err, match", [
+    pytest.param(np.ones(39), ValueError, "sample_weight must be 1-D of length 40", id="short"),
+    pytest.param(np.ones((40, 1)), ValueError, "sample_weight must be 1-D", id="2-D"),
+    pytest.param(np.where(y == 1, nan, 1.0), ValueError, "sample_weight must be finite", id="NaN"),
+    pytest.param(np.full(40, -1.0), ValueError, "sample_weight must be finite and non-negative",
+                 id="negative"),
+    pytest.param(np.zeros(40), ValueError, "sample_weight sums to zero", id="all zero"),
+    pytest.param(np.array(["heavy"] * 40), TypeError, "sample_weight must hold real numbers",
+                 id="strings"),
+])
+def test_fit_rejects_bad_sample_weight(make, sw, err, match):
+    with pytest.raises(err, match=match):
+        make().fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_odd_but_valid_labels_work(make):
+    """Two samples (one per class); negative, huge, string, boolean and integral float
+    labels: the fit works and predicts those labels."""
+    two = [np.flatnonzero(y == 0)[0], np.flatnonzero(y == 1)[0]]
+    m = make().fit(X[two], y[two])
+    assert set(m.predict(X)) <= {0, 1}
+    for labels in (y - 5, y * 2**61, np.array(["coat", "bag", "shirt"])[y], y == 1,
+                   y.astype(np.float64)):
+        m = make().fit(X, labels)
+        np.testing.assert_array_equal(m.classes_, np.unique(labels))
+        assert set(m.predict(X)) <= set(labels.tolist())
+        assert 0.0 <= m.score(X, labels) <= 1.0
+
+
+def layouts(a):
+    """The same values as a in other memory layouts and dtypes."""
+    wide = np.repeat(a, 2, axis=1)
+    return {
+        "fortran": np.asfortranarray(a),
+        "column-strided": wide[:, ::2],
+        "row-strided": np.repeat(a, 2, axis=0)[::2],
+        "negative-stride": np.ascontiguousarray(a[:, ::-1])[:, ::-1],
+        "float64": a.astype(np.float64),
+        "list": a.tolist(),
+    }
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_any_layout_gives_a_bit_identical_fit(make):
+    ref = make().fit(X, y)
+    for name, Xl in layouts(X).items():
+        m = make().fit(Xl, y)
+        assert_same_fit(m, ref, X)
+        np.testing.assert_array_equal(ref.predict_proba(Xl), ref.predict_proba(X), err_msg=name)
+    small = np.round(X * 10)  # integers and booleans convert exactly
+    for exact in (small.astype(np.int16), X > 0):
+        assert_same_fit(make().fit(exact, y), make().fit(exact.astype(np.float32), y), X)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_predict_checks_fitted_state_and_input(make):
+    m = make()
+    for method in (m.predict, m.predict_proba, lambda Xp: m.score(Xp, y)):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            method(X)
+    m.fit(X, y)
+    name = type(m).__name__
+    for Xp, err, match in [
+        (X[:, :3], ValueError, f"X has 3 features, but {name} was fitted with 6"),
+        (np.c_[X, X], ValueError, f"X has 12 features, but {name} was fitted with 6"),
+        (X[0], ValueError, "reshape"),
+        (X[:0], ValueError, "X has 0 samples"),
+        (poke(X, nan), ValueError, "X contains NaN"),
+        (X.astype(str), TypeError, "X must hold real numbers"),
+    ]:
+        for method in (m.predict, m.predict_proba):
+            with pytest.raises(err, match=match):
+                method(Xp)
+    assert m.predict(X[:1]).shape == (1,)
+
+
+# Absurd values of the hyper-parameters estimators share, by name: each estimator is
+# checked for those it has (so a new estimator is covered as soon as it is listed).
+ABSURD = {
+    "epochs": [-1, 0, 2.5, True],
+    "batch_size": [0, -8, 1.5],
+    "learning_rate": [0, -0.1, nan, inf, "0.1"],
+    "momentum": [-0.1, 1.0, nan],
+    "weight_decay": [-1.0, nan],
+    "alpha": [-1.0, nan],
+    "dropout": [-0.1, 1.0, nan],
+    "hidden_layer_sizes": [None, "8", (0,), (8, -1), (2.5,)],
+    "max_depth": [0, -1, 1.5, nan],
+    "min_samples_split": [0, 1, nan],
+    "min_samples_leaf": [0, nan],
+    "max_features": [0, nan, "all"],
+    "max_bins": [1, 257],
+    "n_estimators": [0, -1, 2.5],
+    "n_jobs": [0, -2, 1.5],
+    "random_state": [-1, 1.5, "0"],
+}
+
+
+@pytest.mark.parametrize("cls, param", [
+    pytest.param(cls, p, id=f"{cls.__name__}-{p}")
+    for cls, _ in ESTIMATORS for p in sorted(cls().get_params()) if p in ABSURD])
+def test_absurd_hyper_parameters_name_themselves(cls, param):
+    make = next(p.values[0] for p in ALL if p.values[0].func is cls)
+    for value in ABSURD[param]:
+        with pytest.raises((ValueError, TypeError), match=param):
+            make(**{param: value}).fit(X, y)
