@@ -1125,7 +1125,7 @@ CNN_PRESETS = {
     # DESIGN.md: Adam 1e-3, batch 128, 50 epochs, the best validation epoch
     "study": dict(),
     "improved": dict(architecture="improved", optimizer="adamw", learning_rate=2e-3,
-                     weight_decay=0.05, lr_schedule="onecycle", epochs=20, augment_shift=2,
+                     weight_decay=0.05, lr_schedule="onecycle", epochs=15, augment_shift=2,
                      augment_flip=True, init="he_uniform"),
 }
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import fmnist_c
-from fmnist_c import (DecisionTreeClassifier, MLPClassifier, RandomForestClassifier,
-                      SGDLogisticRegression)
+from fmnist_c import (CNNClassifier, DecisionTreeClassifier, MLPClassifier,
+                      RandomForestClassifier, SGDLogisticRegression)
+from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
 from fmnist_c.data import find_data
 
 # Every estimator, with settings that fit ~40 samples in milliseconds: the cross-cutting
@@ -23,13 +24,19 @@ ESTIMATORS = [
     (RandomForestClassifier, dict(n_estimators=4)),
     (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
 ]
+# Estimators of square images only (their features must be s x s pixels): the tests whose
+# data are square (d = 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.
+IMAGE_ESTIMATORS = [
+    (CNNClassifier, dict(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()], epochs=2, batch_size=8)),
+]
 
 
-def estimator_factories(only=lambda cls: True):
-    """pytest params: a factory per estimator of ESTIMATORS (those `only` keeps) making it
-    with its small settings and random_state=0; keywords override."""
+def estimator_factories(only=lambda cls: True, images=False):
+    """pytest params: a factory per estimator of ESTIMATORS (and IMAGE_ESTIMATORS with
+    `images`; those `only` keeps) making it with its small settings and random_state=0;
+    keywords override."""
     return [pytest.param(functools.partial(cls, **{"random_state": 0, **small}), id=cls.__name__)
-            for cls, small in ESTIMATORS if only(cls)]
+            for cls, small in ESTIMATORS + (IMAGE_ESTIMATORS if images else []) if only(cls)]
 
 
 def has_param(name):

@@ -1,12 +1,13 @@
-"""Memory: 1,000 fit/predict cycles of every estimator of conftest.ESTIMATORS keep the
-resident set and the bytes malloc has handed out flat. (LeakSanitizer checks the C
-allocations themselves, on one and more threads: .ci/run.)"""
+"""Memory: 1,000 fit/predict cycles of every estimator of conftest.ESTIMATORS and
+IMAGE_ESTIMATORS (the data are 10x10 images) keep the resident set and the bytes malloc
+has handed out flat. (LeakSanitizer checks the C allocations themselves, on one and more
+threads: .ci/run.)"""
 import os
 import textwrap
 
 import pytest
 
-from conftest import ESTIMATORS, run_json
+from conftest import ESTIMATORS, IMAGE_ESTIMATORS, run_json
 
 WARM_UP, CYCLES = 100, 1000
 # Bounds over 1,000 cycles, measured here with leaks injected (ctypes malloc per cycle):
@@ -22,8 +23,8 @@ def under_asan():
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
-@pytest.mark.parametrize("index", range(len(ESTIMATORS)),
-                         ids=[cls.__name__ for cls, _ in ESTIMATORS])
+@pytest.mark.parametrize("index", range(len(ESTIMATORS + IMAGE_ESTIMATORS)),
+                         ids=[cls.__name__ for cls, _ in ESTIMATORS + IMAGE_ESTIMATORS])
 def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
     """In a fresh process on one OpenMP thread: on a crowded machine, thousands of
     two-thread regions on 40 samples would spend their time waiting for a core."""
@@ -31,7 +32,7 @@ def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
         pytest.skip("ASan's quarantine holds freed memory: RSS grows by design")
     script = textwrap.dedent(f"""
         import ctypes, json, os
-        from conftest import ESTIMATORS, blobs
+        from conftest import ESTIMATORS, IMAGE_ESTIMATORS, blobs
 
         class MallInfo2(ctypes.Structure):
             _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -49,7 +50,7 @@ def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
             m = mallinfo2() if mallinfo2 else None
             return {{"rss": rss, "malloc": m.uordblks + m.hblkhd if m else 0}}
 
-        cls, small = ESTIMATORS[{index}]
+        cls, small = (ESTIMATORS + IMAGE_ESTIMATORS)[{index}]
         X, y = blobs(n=40, d=100, k=3)
         model = cls(random_state=0, **small)
         for _ in range({WARM_UP}):

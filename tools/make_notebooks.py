@@ -454,12 +454,12 @@ for c in top_confusions(confusion_matrix(y_test, model_a.predict(X_test), labels
                "50 epochs, best validation epoch. Then the study's \"future improvement\", "
                "ours: batch normalisation, more filters, dropout, random shifts and flips of the "
                "training images (done in C as each batch is gathered), AdamW with a one-cycle "
-               "learning-rate schedule, 20 epochs (`CNNClassifier.preset(\"improved\")`). Both "
+               "learning-rate schedule, 15 epochs (`CNNClassifier.preset(\"improved\")`). Both "
                "are saved for the evaluation and deployment notebook."),
         ("code", '''\
 import json
 EPOCHS_CNN = 1 if QUICK else 50            # the study's 50
-EPOCHS_IMPROVED = 1 if QUICK else 20       # the improved preset's 20
+EPOCHS_IMPROVED = 1 if QUICK else 15       # the improved preset's 15
 MODELS = os.environ.get("@MODELS_ENV@", "models")
 os.makedirs(MODELS, exist_ok=True)
 cnns = {}
