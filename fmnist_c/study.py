@@ -226,8 +226,9 @@ def run_model(key, split, seed, verbose=0):
 def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbose=1, log=print,
               protocol="study"):
     """Run the study's models over `seeds` seeds on the `protocol` split (see load_split);
-    write results.json, results.md and a confusion matrix PNG per model into `out`; return
-    the results dict."""
+    write results.json, results.md, a confusion matrix PNG per model, training curves
+    (history_<model>.png) for the models trained by epochs, and comparison.png (ours vs
+    the study) into `out`; return the results dict."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
@@ -277,8 +278,11 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
         results["models"][key] = entry
         _plot_cm(cm, f"{spec.title}: test accuracy {acc[-1]:.4f} ({source} data)",
                  os.path.join(out, f"confusion_{key}.png"))
+        if getattr(model, "history_", None):
+            _plot_history(model, f"{spec.title} (last seed)", os.path.join(out, f"history_{key}.png"))
         log(f"[{key}] test accuracy {entry['test_accuracy_mean']:.4f} "
             f"(study: {entry['study_test_accuracy']:.4f}), fit {entry['fit_seconds_mean']:.1f} s")
+    _plot_comparison(results, os.path.join(out, "comparison.png"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     table = results_table(results)
@@ -305,16 +309,51 @@ def results_table(results):
     return "\n".join(lines) + "\n"
 
 
-def _plot_cm(cm, title, path):
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from .plot import plot_confusion_matrix
-    fig, ax = plt.subplots(figsize=(9, 8))
-    plot_confusion_matrix(cm, ax=ax, title=title)
-    fig.tight_layout()
+    return plt
+
+
+def _save(fig, path):
+    if fig.get_layout_engine() is None:  # plot_history lays its figure out itself
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+def _plot_cm(cm, title, path):
+    from .plot import plot_confusion_matrix
+    fig, ax = _pyplot().subplots(figsize=(9, 8))
+    plot_confusion_matrix(cm, ax=ax, title=title)
+    _save(fig, path)
+
+
+def _plot_history(model, title, path):
+    from .plot import plot_history
+    fig = plot_history(model)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def _plot_comparison(results, path):
+    """Ours (mean, with the seeds' range) against the study's published figure, per model."""
+    entries = list(results["models"].values())
+    fig, ax = _pyplot().subplots(figsize=(max(6, 1.6 * len(entries)), 4.5))
+    x = np.arange(len(entries))
+    ours = [e["test_accuracy_mean"] for e in entries]
+    spread = [e["test_accuracy_std"] for e in entries]
+    ax.bar(x - 0.2, ours, 0.4, yerr=spread, capsize=3, label="fmnist_c")
+    ax.bar(x + 0.2, [e["study_test_accuracy"] for e in entries], 0.4, label="the study")
+    for xi, v in zip(x, ours):
+        ax.text(xi - 0.2, v + 0.003, f"{v:.4f}", ha="center", fontsize=8)
+    ax.set_xticks(x, [e["title"].split(":")[0].split(" (")[0] for e in entries], rotation=15)
+    ax.set_ylim(min(ours + [e["study_test_accuracy"] for e in entries]) - 0.05, 1.0)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"test accuracy, {results['data']} data, {results['protocol']} split")
+    ax.legend(loc="upper left")
+    _save(fig, path)
 
 
 def _jsonable(params):

@@ -20,6 +20,8 @@ def test_reproduce_on_sample_writes_everything(tmp_path, capsys):
     assert lr["study_test_accuracy"] == pytest.approx(0.8414, abs=1e-4)
     assert sum(map(sum, lr["confusion_matrix_last_seed"])) == 600
     assert (tmp_path / "confusion_lr.png").stat().st_size > 10_000
+    assert (tmp_path / "history_lr.png").stat().st_size > 10_000  # LR trains by epochs
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
     md = (tmp_path / "results.md").read_text()
     assert "| Logistic regression (SGD) |" in md and "0.8414" in md
     assert "Logistic regression (SGD)" in capsys.readouterr().out
