@@ -26,8 +26,11 @@ static int64_t col_width(const fm_conv_geom *g) { return g->kh * g->kw * g->in_c
 static int64_t in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
 static int64_t out_len(const fm_conv_geom *g) { return g->out_h * g->out_w * g->out_c; }
 
-/* a 1x1 stride-1 convolution's im2col matrix is its input */
-static int is_pointwise(const fm_conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->stride == 1; }
+/* a 1x1 stride-1 convolution over the whole input: its im2col matrix is the input */
+static int is_pointwise(const fm_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->out_h == g->in_h && g->out_w == g->in_w;
+}
 
 int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n)
 {
@@ -196,8 +199,10 @@ void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const f
     for (int64_t s = 0; s < n; s++) {
         float *xs = dx + s * in_len(g);
         memset(xs, 0, (size_t)in_len(g) * sizeof(float));
-        /* d max/dx = 1 at the window's argmax, 0 elsewhere */
-        for (int64_t o = s * out_len(g); o < (s + 1) * out_len(g); o++) xs[arg[o]] += dy[o];
+        /* d max/dx = 1 at the window's argmax, 0 elsewhere (an index outside the sample,
+         * which only memory corrupted behind our back could hold, is skipped) */
+        for (int64_t o = s * out_len(g); o < (s + 1) * out_len(g); o++)
+            if ((uint64_t)(uint32_t)arg[o] < (uint64_t)in_len(g)) xs[arg[o]] += dy[o];
     }
     (void)nt;
 }

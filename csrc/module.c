@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <numpy/arrayobject.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -332,6 +333,40 @@ static PyArrayObject *as_vector(PyObject *obj, int type, int64_t len, const char
         return NULL;
     }
     return a;
+}
+
+/* A private copy: for index arrays a kernel trusts after check_range, which nothing the
+ * kernel writes may alias. */
+static PyArrayObject *as_index_copy(PyObject *obj, int64_t len, const char *name)
+{
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_INT64,
+                                                         NPY_ARRAY_IN_ARRAY | NPY_ARRAY_ENSURECOPY);
+    if (a && (PyArray_NDIM(a) != 1 || (len >= 0 && PyArray_DIM(a, 0) != len))) {
+        PyErr_Format(PyExc_ValueError, "%s must be 1-D%s", name, len >= 0 ? " with one entry a row" : "");
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* 0 when none of the n_out arrays a kernel writes overlaps another or any of the n_in it
+ * reads (NULL entries skipped), else ValueError naming the pair. All are contiguous. */
+static int check_disjoint(PyArrayObject *const *arrays, const char *const *names, int n_out, int n)
+{
+    for (int i = 0; i < n_out; i++) {
+        if (!arrays[i]) continue;
+        const char *a0 = PyArray_BYTES(arrays[i]), *a1 = a0 + PyArray_NBYTES(arrays[i]);
+        for (int j = i + 1; j < n; j++) {
+            if (!arrays[j]) continue;
+            const char *b0 = PyArray_BYTES(arrays[j]), *b1 = b0 + PyArray_NBYTES(arrays[j]);
+            if (a0 < b1 && b0 < a1) {
+                PyErr_Format(PyExc_ValueError, "%s and %s share memory; the kernel writes %s",
+                             names[i], names[j], names[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 static PyObject *py_tree_bin(PyObject *self, PyObject *args, PyObject *kw)
@@ -702,7 +737,7 @@ static int nn_rows_get(nn_rows *r, const fm_net *net, PyObject *xo, PyObject *yo
         }
         if (check_finite(PyArray_DATA(r->y), n * net->n_out, "y")) return -1;
     } else {
-        if (!(r->y = as_vector(yo, NPY_INT64, n, "y"))) return -1;
+        if (!(r->y = as_index_copy(yo, n, "y"))) return -1;
         if (check_range(PyArray_DATA(r->y), n, net->n_out, "y")) return -1;
     }
     if (swo != Py_None) {
@@ -733,8 +768,10 @@ static PyObject *py_conv_chunk(PyObject *self, PyObject *args)
     (void)self;
     long long h, w, c, kh, kw, f, n;
     if (!PyArg_ParseTuple(args, "LLLLLLL", &h, &w, &c, &kh, &kw, &f, &n)) return NULL;
-    if (h < 1 || w < 1 || c < 1 || kh < 1 || kw < 1 || f < 1 || n < 1) {
-        PyErr_SetString(PyExc_ValueError, "sizes must be >= 1");
+    const long long lim = 1 << 20; /* as fm_nn_decode's dimensions: no product overflows */
+    if (h < 1 || w < 1 || c < 1 || kh < 1 || kw < 1 || f < 1 || n < 1 || h > lim || w > lim ||
+        c > lim || kh > 64 || kw > 64 || f > lim || h * w >= (1LL << 28) || kh * kw * c >= (1LL << 28)) {
+        PyErr_SetString(PyExc_ValueError, "sizes must be >= 1 and within fm_nn_decode's bounds");
         return NULL;
     }
     fm_conv_geom g = {h, w, c, h, w, f, kh, kw, 1, 0, 0};
@@ -782,9 +819,14 @@ static PyObject *py_nn_workspace_size(PyObject *self, PyObject *args, PyObject *
     long long batch;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOL", kwlist, &po, &pgo, &ro, &batch)) return NULL;
     if (nn_args_get(&a, po, pgo, ro, "params")) goto fail;
-    if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
+    if (batch < 1 || batch > FM_NN_MAX_BATCH) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be in [1, 2^24]");
+        goto fail;
+    }
+    int64_t len = fm_nn_workspace_len(&a.net, batch);
+    if (len < 0) { PyErr_NoMemory(); goto fail; }
     /* a 64-byte aligned start within an array of this many floats: 16 more */
-    result = PyLong_FromLongLong((long long)fm_nn_workspace_len(&a.net, batch) + 16);
+    result = PyLong_FromLongLong((long long)len + 16);
 fail:
     nn_args_release(&a);
     return result;
@@ -831,25 +873,33 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
                         "fm_optim_state_per_param floats per parameter");
         goto fail;
     }
-    if (batch < 1 || step < 0) {
-        PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1 and step >= 0");
+    if (batch < 1 || batch > FM_NN_MAX_BATCH || step < 0) {
+        PyErr_SetString(PyExc_ValueError, "batch_size must be in [1, 2^24] and step >= 0");
         goto fail;
     }
     if (augment_check(shift, aug.erase, a.net.layers[0].in_h, a.net.layers[0].in_w)) goto fail;
+    if (!(order = as_index_copy(oo, -1, "order"))) goto fail;
+    int64_t m = PyArray_DIM(order, 0), steps = m == 0 ? 0 : 1 + (m - 1) / batch;
+    if (step > LLONG_MAX - steps) { PyErr_SetString(PyExc_ValueError, "step too large"); goto fail; }
+    if (!(lr = as_vector(lro, NPY_FLOAT32, steps, "lr"))) goto fail;
     float *scratch = NULL;
     if (wso != Py_None) { /* reused across calls: checked in place, 64-byte aligned */
         if (check_inout(wso, NPY_FLOAT32, 1, "workspace")) goto fail;
         scratch = PyArray_DATA((PyArrayObject *)wso);
-        if (PyArray_DIM((PyArrayObject *)wso, 0) < fm_nn_workspace_len(&a.net, batch) ||
-            ((uintptr_t)scratch & 63) != 0) {
+        int64_t need = fm_nn_workspace_len(&a.net, batch < m ? batch : m);
+        if (need < 0 || PyArray_DIM((PyArrayObject *)wso, 0) < need || ((uintptr_t)scratch & 63) != 0) {
             PyErr_SetString(PyExc_ValueError, "workspace must hold nn_workspace_size(...) "
                             "floats and start on 64 bytes");
             goto fail;
         }
     }
-    if (!(order = as_vector(oo, NPY_INT64, -1, "order"))) goto fail;
-    int64_t m = PyArray_DIM(order, 0);
-    if (!(lr = as_vector(lro, NPY_FLOAT32, (m + batch - 1) / batch, "lr"))) goto fail;
+    {
+        PyArrayObject *arrays[] = {(PyArrayObject *)po, (PyArrayObject *)go, (PyArrayObject *)so,
+                                   scratch ? (PyArrayObject *)wso : NULL, r.x, r.y, r.sw, lr};
+        const char *names[] = {"params", "grads", "state", "workspace", "x", "y",
+                               "sample_weight", "lr"};
+        if (check_disjoint(arrays, names, 4, 8)) goto fail;
+    }
     const int64_t *op = PyArray_DATA(order);
     if (check_range(op, m, r.data.n, "order") || check_finite(PyArray_DATA(lr), PyArray_DIM(lr, 0), "lr"))
         goto fail;

@@ -2,6 +2,7 @@
  * minibatches, and steps the optimizer; also batched inference. Not the kernels (layers.c),
  * not the optimizer arithmetic (optim.c), not the loss (linear.c's fm_softmax_xent). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common.h"
@@ -43,10 +44,13 @@ static fm_conv_geom geom(const fm_layer *l)
  * every read. */
 static int window_ok(const fm_layer *l, int pooling)
 {
-    const int64_t lim = 64;
+    /* pooling windows are bounded by the input below; a convolution's by its column width
+     * kh kw C < 2^28 (then no product of sizes overflows) */
+    const int64_t lim = (int64_t)1 << 20;
     if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->kh > lim || l->kw > lim || l->stride > lim ||
         l->pad_h < 0 || l->pad_w < 0 || l->pad_h >= l->kh || l->pad_w >= l->kw)
         return 0;
+    if (!pooling && l->kh * l->kw * l->in_c >= ((int64_t)1 << 28)) return 0;
     int64_t last_h = (l->out_h - 1) * l->stride - l->pad_h, last_w = (l->out_w - 1) * l->stride - l->pad_w;
     if (pooling)
         return l->pad_h == 0 && l->pad_w == 0 && l->out_c == l->in_c &&
@@ -62,6 +66,7 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
     for (int64_t i = 0; i < n_layers; i++) {
         const int64_t *p = program + i * FM_NN_COLUMNS;
         fm_layer *l = &layers[i];
+        if (p[FM_COL_TYPE] < FM_LAYER_DENSE || p[FM_COL_TYPE] > FM_LAYER_BATCHNORM) return i;
         l->type = (enum fm_layer_type)p[FM_COL_TYPE];
         l->in_c = p[FM_COL_IN_C]; l->in_h = p[FM_COL_IN_H]; l->in_w = p[FM_COL_IN_W];
         l->out_c = p[FM_COL_OUT_C]; l->out_h = p[FM_COL_OUT_H]; l->out_w = p[FM_COL_OUT_W];
@@ -100,6 +105,8 @@ int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, cons
         if (ok && n_params_of(l) > 0) {
             ok = l->param == used && l->param <= n_params - n_params_of(l);
             if (ok) used = l->param + n_params_of(l);
+        } else if (ok) {
+            l->param = 0; /* never used, but params + param must stay a valid pointer */
         }
         if (!ok) return i;
     }
@@ -141,7 +148,8 @@ static int64_t rounded(int64_t len) { return (len + 15) / 16 * 16; }
 static float *carve(float *base, int64_t *at, int64_t len)
 {
     float *p = base ? base + *at : NULL;
-    *at += rounded(len);
+    /* past 2^60 floats (no sizes the bindings allow come near): saturate, the caller fails */
+    *at = len > ((int64_t)1 << 60) || *at > ((int64_t)1 << 60) ? INT64_MAX : *at + rounded(len);
     return p;
 }
 
@@ -182,7 +190,7 @@ static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t b
         float *sw = carve(base, &at, batch), *y = carve(base, &at, 2 * batch);
         if (base) { w->x = x; w->t = t; w->sw = sw; w->y = (int64_t *)y; }
     }
-    return at;
+    return at == INT64_MAX ? -1 : at;
 }
 
 int64_t fm_nn_workspace_len(const fm_net *net, int64_t batch)
@@ -201,7 +209,8 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, fl
     w->aux = w->act + L;
     w->stats = w->act + 2 * L;
     w->owned = scratch == NULL;
-    w->block = scratch ? scratch : fm_alloc((size_t)ws_layout(w, NULL, net, batch, gather) * sizeof(float));
+    int64_t len = ws_layout(w, NULL, net, batch, gather);
+    w->block = scratch ? scratch : len < 0 ? NULL : fm_alloc((size_t)len * sizeof(float));
     if (w->block == NULL) { ws_free(w); return FM_ENOMEM; }
     ws_layout(w, w->block, net, batch, gather);
     return FM_OK;

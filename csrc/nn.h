@@ -76,7 +76,8 @@ typedef struct {
  * smaller). Step s (global number step0 + s + 1) augments the gathered images when aug is
  * active (drawn from (seed, global step, row of the batch)), runs forward (dropout drawn
  * from (seed, global step, layer); batch norm on batch statistics, updating its running
- * statistics in params), the batch-mean weighted CE, and backward; each layer
+ * statistics in params, also on a step that then diverges), the batch-mean weighted CE,
+ * and backward; each layer
  * writes its block of grads and the optimizer steps that block at once, while it is
  * still in cache (learning rate lr[s]). loss_sum and n_correct accumulate each batch's
  * weighted loss and hits before its step. Results do not depend on nthreads.
@@ -90,7 +91,12 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
                 const int64_t *order, const float *lr, const fm_augment *aug, float *scratch,
                 int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads);
 
-/* Floats of the scratch fm_nn_train can run in for batches of `batch` rows. A caller that
+/* The largest batch the bindings accept: with per-sample sizes < 2^28, a workspace's sizes
+ * stay far from int64 overflow. */
+#define FM_NN_MAX_BATCH ((int64_t)1 << 24)
+
+/* Floats of the scratch fm_nn_train can run in for batches of `batch` rows (-1 when that
+ * does not fit in int64). A caller that
  * trains in many calls passes the same scratch to each: a fresh workspace of hundreds of
  * megabytes (wide convolutional networks) costs its page faults on every call. */
 int64_t fm_nn_workspace_len(const fm_net *net, int64_t batch);

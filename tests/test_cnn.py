@@ -401,3 +401,40 @@ def test_study_cnn_on_the_full_data(full_split):
     m = CNNClassifier(epochs=2, random_state=0).fit(f(s.X_train), s.y_train,
                                                     validation_data=(f(s.X_val), s.y_val))
     assert m.score(f(s.X_test), s.y_test) >= 0.85
+
+
+# ---- the binding treats the program and the buffers as untrusted -------------------------
+def test_a_1x1_convolution_that_crops_is_not_taken_for_pointwise():
+    """A 1x1 stride-1 program row whose output is smaller than its input (no Python layer
+    writes one; the binding must still compute it right): the crop, not the first pixels."""
+    m = image_model([Conv2D(2, 1)], (1, 4, 4))
+    m._program[0, 5:7] = 2  # out_h = out_w = 2
+    m.n_outputs_ = 8
+    X, y = images(5, (1, 4, 4))
+    check_against_fd(m, X, np.minimum(y, 7))
+
+
+def test_train_refuses_buffers_that_share_memory_and_absurd_batches():
+    from fmnist_c import _core
+    m = image_model([Conv2D(2, 3), MaxPool2D(2), Flatten()], (1, 6, 6))
+    X, y = images(4, (1, 6, 6))
+    size = _core.nn_workspace_size(m.params_, m._program, m._settings, 4)
+    ws = np.zeros(size + 16 + m.params_.size, np.float32)
+    start = (-ws.ctypes.data % 64) // 4
+    common = dict(params=m.params_, grads=np.zeros_like(m.params_), program=m._program,
+                  settings=m._settings, x=X, y=y, order=np.arange(4), lr=np.ones(1, np.float32),
+                  batch_size=4, optimizer=0, momentum=0.0, nesterov=False, beta1=0.0, beta2=0.0,
+                  epsilon=1.0, weight_decay=0.0, step=0, seed=0)
+    params = ws[start:start + m.params_.size]  # the workspace below starts on them
+    params[...] = m.params_
+    with pytest.raises(ValueError, match="params and workspace share memory"):
+        _core.nn_train(state=np.zeros_like(m.params_), workspace=ws[start:start + size],
+                       **{**common, "params": params})
+    grads = np.zeros_like(m.params_)
+    with pytest.raises(ValueError, match="grads and state share memory"):
+        _core.nn_train(state=grads, **{**common, "grads": grads})
+    with pytest.raises(ValueError, match="batch_size"):
+        _core.nn_train(state=np.zeros_like(m.params_), **{**common, "batch_size": 2**62,
+                                                          "lr": np.ones(0, np.float32)})
+    with pytest.raises(ValueError, match="sizes"):
+        _core.conv_chunk(2**40, 2**40, 1, 1, 1, 1, 1)
