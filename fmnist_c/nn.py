@@ -791,7 +791,8 @@ class Sequential:
                 "optimizer_state": self.optimizer_state_, "t": np.int64(self.t_),
                 "n_iter": np.int64(self.n_iter_), "seed": np.uint64(self._seed),
                 "shuffle_state": np.array(json.dumps(self._rng.bit_generator.state)),
-                "history": np.array(json.dumps(self.history_))}
+                "history": np.array(json.dumps(self.history_)),
+                "best_epoch": np.int64(getattr(self, "best_epoch_", 0))}
 
     def _restore(self, arrays):
         n_features = check_positive(int(arrays["n_features"]), "n_features")
@@ -810,6 +811,8 @@ class Sequential:
         self._seed = int(arrays["seed"])
         self._rng.bit_generator.state = json.loads(str(arrays["shuffle_state"]))
         self.history_ = json.loads(str(arrays["history"]))
+        if int(arrays.get("best_epoch", 0)) > 0:  # files before 0.1.0's CNN lack it
+            self.best_epoch_ = int(arrays["best_epoch"])
         return self
 
     def save(self, path):

@@ -326,15 +326,16 @@ def test_same_random_state_is_bit_identical_across_threads(small_images):
 
 
 def test_save_load_pickle_and_predict_in_a_fresh_process(small_images, tmp_path):
-    X, y, Xv, _ = small_images
+    X, y, Xv, _yv = small_images
     m = CNNClassifier(layers=[Conv2D(4, 3), BatchNorm(), ReLU(), GlobalAveragePooling2D()],
-                      epochs=1, random_state=0).fit(X[:200], y[:200])
+                      epochs=2, random_state=0).fit(X[:200], y[:200], validation_data=(Xv, _yv))
     ref = m.predict_proba(Xv[:20])
     path = tmp_path / "cnn.npz"
     m.save(path)
     for other in (CNNClassifier.load(path), load_model(path), pickle.loads(pickle.dumps(m))):
         np.testing.assert_array_equal(other.predict_proba(Xv[:20]), ref)
         assert other.get_params()["layers"] == m.layers
+        assert other.history_ == m.history_ and other.best_epoch_ == m.best_epoch_
     np.save(tmp_path / "x.npy", Xv[:20])
     script = textwrap.dedent(f"""
         import numpy as np
