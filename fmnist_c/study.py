@@ -337,6 +337,12 @@ def _plot_history(model, title, path):
     _save(fig, path)
 
 
+def _short(title):
+    """A model title cut for an axis label: "ANN (A)", "Random forest", "CNN"."""
+    head = title.split(":")[0]
+    return head.split(" (")[0] if len(head) > 20 else head
+
+
 def _plot_comparison(results, path):
     """Ours (mean, with the seeds' range) against the study's published figure, per model."""
     entries = list(results["models"].values())
@@ -348,7 +354,7 @@ def _plot_comparison(results, path):
     ax.bar(x + 0.2, [e["study_test_accuracy"] for e in entries], 0.4, label="the study")
     for xi, v in zip(x, ours):
         ax.text(xi - 0.2, v + 0.003, f"{v:.4f}", ha="center", fontsize=8)
-    ax.set_xticks(x, [e["title"].split(":")[0].split(" (")[0] for e in entries], rotation=15)
+    ax.set_xticks(x, [_short(e["title"]) for e in entries], rotation=15)
     ax.set_ylim(min(ours + [e["study_test_accuracy"] for e in entries]) - 0.05, 1.0)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"test accuracy, {results['data']} data, {results['protocol']} split")
