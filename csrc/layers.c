@@ -52,16 +52,23 @@ static void my_range(int64_t *j0, int64_t *j1, int64_t len)
     *j1 = *j1 < len ? *j1 : len;
 }
 
-/* restrict, branch-free bodies: the compiler vectorises them (a conditional load, or
- * pointers that might overlap, leave a scalar loop with unpredictable branches) */
-static void relu_span(float *restrict y, const float *restrict x, int64_t n)
+/* restrict, branch-free bodies over one thread's span: the compiler vectorises them (a
+ * conditional load, or pointers that might overlap, leave a scalar loop with unpredictable
+ * branches). z = f(a, b) elementwise; relu ignores b. */
+typedef void (*span_fn)(float *restrict z, const float *restrict a, const float *restrict b,
+                        int64_t n);
+
+static void relu_span(float *restrict y, const float *restrict x, const float *restrict unused,
+                      int64_t n)
 {
+    (void)unused;
     for (int64_t j = 0; j < n; j++) y[j] = x[j] > 0.0f ? x[j] : 0.0f;
 }
 
 static void relu_grad_span(float *restrict dx, const float *restrict dy, const float *restrict y,
                            int64_t n)
 {
+    /* d max(x, 0)/dx = [x > 0] = [y > 0] */
     for (int64_t j = 0; j < n; j++) {
         float g = dy[j];
         dx[j] = y[j] > 0.0f ? g : 0.0f;
@@ -74,7 +81,9 @@ static void product_span(float *restrict z, const float *restrict a, const float
     for (int64_t j = 0; j < n; j++) z[j] = a[j] * b[j];
 }
 
-void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads)
+/* z = f(a, b) over len elements, split in 16-float blocks over the threads */
+static void elementwise(span_fn f, float *z, const float *a, const float *b, int64_t len,
+                        int nthreads)
 {
     int nt = elementwise_threads(len, nthreads);
 #ifdef _OPENMP
@@ -83,24 +92,19 @@ void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads)
     {
         int64_t j0, j1;
         my_range(&j0, &j1, len);
-        if (j1 > j0) relu_span(y + j0, x + j0, j1 - j0);
+        if (j1 > j0) f(z + j0, a + j0, b ? b + j0 : NULL, j1 - j0);
     }
     (void)nt;
 }
 
+void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads)
+{
+    elementwise(relu_span, y, x, NULL, len, nthreads);
+}
+
 void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len, int nthreads)
 {
-    int nt = elementwise_threads(len, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        /* d max(x, 0)/dx = [x > 0] = [y > 0] */
-        int64_t j0, j1;
-        my_range(&j0, &j1, len);
-        if (j1 > j0) relu_grad_span(dx + j0, dy + j0, y + j0, j1 - j0);
-    }
-    (void)nt;
+    elementwise(relu_grad_span, dx, dy, y, len, nthreads);
 }
 
 void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate, fm_rng *rng)
@@ -114,16 +118,7 @@ void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, floa
 
 void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len, int nthreads)
 {
-    int nt = elementwise_threads(len, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int64_t j0, j1;
-        my_range(&j0, &j1, len);
-        if (j1 > j0) product_span(dx + j0, dy + j0, mask + j0, j1 - j0);
-    }
-    (void)nt;
+    elementwise(product_span, dx, dy, mask, len, nthreads);
 }
 
 /* Threads for a per-channel loop: each thread owns a slice of channels and walks every row
