@@ -98,17 +98,11 @@ def _rf(seed, verbose):
     return StudyForest(random_state=seed, verbose=verbose)
 
 
-def _mlp(preset):
+def _net(classifier, preset):
+    """A maker of fmnist_c.nn.<classifier>.preset(preset) (imported when first used)."""
     def make(seed, verbose):
-        from .nn import MLPClassifier
-        return MLPClassifier.preset(preset, random_state=seed, verbose=verbose)
-    return make
-
-
-def _cnn(preset):
-    def make(seed, verbose):
-        from .nn import CNNClassifier
-        return CNNClassifier.preset(preset, random_state=seed, verbose=verbose)
+        from . import nn
+        return getattr(nn, classifier).preset(preset, random_state=seed, verbose=verbose)
     return make
 
 
@@ -125,25 +119,30 @@ MODELS = {
              "seed, as in the study; max_depth chosen from 18..39 on the validation set by "
              "cutting one forest grown to depth 39 (the study chose 29 on the test set)"),
     "mlp": ModelSpec(
-        "ANN (A): sparse CE, SGD momentum 0.9", "ann_sparse", _mlp("study-a"), scale=True,
+        "ANN (A): sparse CE, SGD momentum 0.9", "ann_sparse",
+        _net("MLPClassifier", "study-a"), scale=True,
         note="784-256-256-10 ReLU, Glorot uniform, sparse categorical CE, SGD lr 0.01 "
              "momentum 0.9, batch 64, 20 epochs, weights of the best validation epoch, as "
              "in the study"),
     "mlp-onehot": ModelSpec(
-        "ANN (B): one-hot CE, SGD without momentum", "ann_onehot", _mlp("study-b"), scale=True,
+        "ANN (B): one-hot CE, SGD without momentum", "ann_onehot",
+        _net("MLPClassifier", "study-b"), scale=True,
         note="the same network with one-hot categorical CE (the same function as sparse CE: "
              "identical gradients), SGD lr 0.01 without momentum, batch 64, 100 epochs, last "
              "epoch, as in the study"),
     "mlp-improved": ModelSpec(
-        "ANN improved (AdamW, dropout, cosine)", "ann_sparse", _mlp("improved"), scale=True,
+        "ANN improved (AdamW, dropout, cosine)", "ann_sparse",
+        _net("MLPClassifier", "improved"), scale=True,
         note="MLPClassifier.preset('improved'): see fmnist_c/nn.py PRESETS"),
     "cnn": ModelSpec(
-        "CNN (study network, Adam)", "cnn", _cnn("study"), scale=True,
+        "CNN (study network, Adam)", "cnn",
+        _net("CNNClassifier", "study"), scale=True,
         note="conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310 parameters), Adam "
              "lr 1e-3, batch 128, 50 epochs, weights of the best validation epoch, as in the "
              "study's notebook"),
     "cnn-improved": ModelSpec(
-        "CNN improved (batch norm, augmentation, one-cycle)", "cnn", _cnn("improved"), scale=True,
+        "CNN improved (batch norm, augmentation, one-cycle)", "cnn",
+        _net("CNNClassifier", "improved"), scale=True,
         note="CNNClassifier.preset('improved'): see fmnist_c/nn.py improved_cnn and CNN_PRESETS"),
 }
 
