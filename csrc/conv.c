@@ -16,6 +16,13 @@
 #define FM_CONV_CHUNK_FLOATS ((int64_t)1 << 17)
 /* below this many floats of work a loop stays on one thread: forking costs more */
 #define FM_CONV_SERIAL ((int64_t)1 << 15)
+/* A convolution splits its samples into this many groups of consecutive samples (fewer
+ * when there are fewer samples). Each group has its own im2col scratch and weight-gradient
+ * partial, and groups run on separate threads, each with one-thread GEMMs: a chunk's GEMM
+ * is too small to split well (two threads gave 1.1-1.4x over one when they did). The
+ * partials are summed in group order, and the count does not depend on the thread count,
+ * so neither do results. */
+#define FM_CONV_GROUPS 4
 
 static int threads_for(int64_t work, int nthreads)
 {
@@ -25,6 +32,7 @@ static int threads_for(int64_t work, int nthreads)
 static int64_t col_width(const fm_conv_geom *g) { return g->kh * g->kw * g->in_c; }
 static int64_t in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
 static int64_t out_len(const fm_conv_geom *g) { return g->out_h * g->out_w * g->out_c; }
+static int64_t rounded(int64_t len) { return (len + 15) / 16 * 16; } /* 64-byte pieces */
 
 /* a 1x1 stride-1 convolution over the whole input: its im2col matrix is the input */
 static int is_pointwise(const fm_conv_geom *g)
@@ -32,16 +40,27 @@ static int is_pointwise(const fm_conv_geom *g)
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->out_h == g->in_h && g->out_w == g->in_w;
 }
 
+static int64_t n_groups(int64_t n) { return n < 1 ? 1 : n < FM_CONV_GROUPS ? n : FM_CONV_GROUPS; }
+
 int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n)
 {
-    int64_t per = g->out_h * g->out_w * col_width(g);
+    int64_t per = g->out_h * g->out_w * col_width(g), most = (n + n_groups(n) - 1) / n_groups(n);
     int64_t s = FM_CONV_CHUNK_FLOATS / per;
-    return s < 1 ? 1 : s > n ? n : s;
+    return s < 1 ? 1 : s > most ? most : s;
 }
 
-int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n)
+/* one group's im2col chunk, and its dW and db partial */
+static int64_t group_col(const fm_conv_geom *g, int64_t n)
 {
-    return is_pointwise(g) ? 0 : fm_conv2d_chunk(g, n) * g->out_h * g->out_w * col_width(g);
+    return is_pointwise(g) ? 0 : rounded(fm_conv2d_chunk(g, n) * g->out_h * g->out_w * col_width(g));
+}
+static int64_t group_part(const fm_conv_geom *g) { return rounded(g->out_c * (col_width(g) + 1)); }
+
+int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n) { return n_groups(n) * group_col(g, n); }
+
+int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n)
+{
+    return n_groups(n) * (group_col(g, n) + group_part(g));
 }
 
 /* short runs (kw * C floats): a loop the compiler vectorises beats a memcpy call */
@@ -112,12 +131,31 @@ static void col2im(float *dx, float *dcol, const fm_conv_geom *g, int64_t ns, in
     im2col_walk(dcol, dx, g, ns, 1, nthreads); /* scattering only reads dcol */
 }
 
-int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                      const fm_conv_geom *g, int64_t n, int nthreads)
+/* The threads a convolution over n samples runs its groups on, and the threads each
+ * group's kernels may use in turn (all of them when there is only one group). */
+static int group_threads(int *inner, const fm_conv_geom *g, int64_t n, int nthreads)
 {
-    const int64_t chunk = fm_conv2d_chunk(g, n), P = g->out_h * g->out_w;
-    for (int64_t s0 = 0; s0 < n; s0 += chunk) {
-        int64_t ns = n - s0 < chunk ? n - s0 : chunk;
+    int nt = threads_for(n * out_len(g) * col_width(g), nthreads);
+    if (nt > n_groups(n)) nt = (int)n_groups(n);
+    *inner = nt > 1 ? 1 : nthreads;
+    return nt;
+}
+
+/* Samples [*s0, *s1) of group gi of n. */
+static void group_range(int64_t *s0, int64_t *s1, int64_t gi, int64_t n)
+{
+    *s0 = n * gi / n_groups(n);
+    *s1 = n * (gi + 1) / n_groups(n);
+}
+
+/* The forward pass of one group's samples, chunk by chunk through its col. */
+static int group_forward(float *y, float *col, const float *x, const float *w, const float *b,
+                         const fm_conv_geom *g, int64_t s0, int64_t s1, int64_t chunk,
+                         int nthreads)
+{
+    const int64_t P = g->out_h * g->out_w;
+    for (; s0 < s1; s0 += chunk) {
+        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
         const float *xc = x + s0 * in_len(g);
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* Y = col W^T + b: (ns P, K) x (K, F) */
@@ -128,22 +166,86 @@ int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, cons
     return FM_OK;
 }
 
-int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
-                       const float *dy, const float *x, const float *w,
-                       const fm_conv_geom *g, int64_t n, int accumulate, int nthreads)
+/* The backward pass of one group's samples: its dW and db partial (overwritten) and the dx
+ * of its samples. */
+static int group_backward(float *dx, float *part, float *col, float *dcol, const float *dy,
+                          const float *x, const float *w, const fm_conv_geom *g, int64_t s0,
+                          int64_t s1, int64_t chunk, int nthreads)
 {
-    const int64_t chunk = fm_conv2d_chunk(g, n), P = g->out_h * g->out_w;
-    for (int64_t s0 = 0; s0 < n; s0 += chunk) {
-        int64_t ns = n - s0 < chunk ? n - s0 : chunk;
+    const int64_t P = g->out_h * g->out_w, K = col_width(g);
+    for (int64_t first = s0; s0 < s1; s0 += chunk) {
+        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
         const float *xc = x + s0 * in_len(g);
         float *dc = dx == NULL ? NULL : is_pointwise(g) ? dx + s0 * in_len(g) : dcol;
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* dW += dY^T col, db += column sums of dY, dcol = dY W: the dense layer's backward
          * with the chunk's pixels as rows */
-        int status = fm_dense_backward(dc, dw, db, dy + s0 * out_len(g), xc, w, ns * P,
-                                       col_width(g), g->out_c, accumulate || s0 > 0, nthreads);
+        int status = fm_dense_backward(dc, part, part + g->out_c * K, dy + s0 * out_len(g), xc, w,
+                                       ns * P, K, g->out_c, s0 > first, nthreads);
         if (status != FM_OK) return status;
         if (dx != NULL && !is_pointwise(g)) col2im(dx + s0 * in_len(g), dcol, g, ns, nthreads);
+    }
+    return FM_OK;
+}
+
+/* One convolution call: forward when dy is NULL (y out, x in), else backward (dx out,
+ * dy and x in, each group's dW and db partial in dcol). */
+typedef struct {
+    float *out, *col, *dcol;
+    const float *x, *dy, *w, *b;
+    const fm_conv_geom *g;
+    int64_t n;
+} conv_call;
+
+/* Every group of the call, spread over threads; the first failing status, or FM_OK. */
+static int run_groups(const conv_call *c, int nthreads)
+{
+    const fm_conv_geom *g = c->g;
+    const int64_t groups = n_groups(c->n), chunk = fm_conv2d_chunk(g, c->n), gc = group_col(g, c->n);
+    int inner, nt = group_threads(&inner, g, c->n, nthreads), status = FM_OK;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t gi = 0; gi < groups; gi++) {
+        int64_t s0, s1;
+        group_range(&s0, &s1, gi, c->n);
+        float *col = c->col + gi * gc, *dcol = c->dcol + gi * (gc + group_part(g));
+        int st = c->dy == NULL
+                     ? group_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, chunk, inner)
+                     : group_backward(c->out, dcol + gc, col, dcol, c->dy, c->x, c->w, g, s0, s1,
+                                      chunk, inner);
+        if (st != FM_OK) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            status = st;
+        }
+    }
+    return status;
+}
+
+int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
+                      const fm_conv_geom *g, int64_t n, int nthreads)
+{
+    return run_groups(&(conv_call){.out = y, .col = col, .x = x, .w = w, .b = b, .g = g, .n = n},
+                      nthreads);
+}
+
+int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
+                       const float *dy, const float *x, const float *w,
+                       const fm_conv_geom *g, int64_t n, int accumulate, int nthreads)
+{
+    int status = run_groups(&(conv_call){.out = dx, .col = col, .dcol = dcol, .x = x, .dy = dy,
+                                         .w = w, .g = g, .n = n}, nthreads);
+    if (status != FM_OK) return status;
+    /* dW (+)= the groups' partials, in group order; db likewise */
+    const int64_t gc = group_col(g, n), stride = gc + group_part(g), F = g->out_c;
+    const int64_t FK = F * col_width(g);
+    for (int64_t j = 0; j < FK + F; j++) {
+        float sum = accumulate ? (j < FK ? dw[j] : db[j - FK]) : 0.0f;
+        for (int64_t gi = 0; gi < n_groups(n); gi++) sum += dcol[gi * stride + gc + j];
+        if (j < FK) dw[j] = sum;
+        else db[j - FK] = sum;
     }
     return FM_OK;
 }

@@ -19,11 +19,13 @@ typedef struct {
     int64_t kh, kw, stride, pad_h, pad_w;
 } fm_conv_geom;
 
-/* Samples per im2col chunk for a batch of n (1..n), and the floats a chunk's im2col
- * matrix holds: forward and backward need `col` (and backward `dcol`) scratch of
- * fm_conv2d_col_len(g, n) floats each. */
+/* Samples per im2col chunk (one GEMM) for a batch of n (1..n). Forward and backward need
+ * `col` scratch of fm_conv2d_col_len(g, n) floats (each group of samples' im2col chunk),
+ * backward also `dcol` scratch of fm_conv2d_dcol_len(g, n) (each group's dcol chunk and
+ * weight-gradient partial). */
 int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n);
 int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n);
+int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n);
 
 /* y = conv(x, w) + b, chunk by chunk through col.
  * y: (n, out_h, out_w, out_c); x: (n, in_h, in_w, in_c); w: (out_c, kh, kw, in_c); b: (out_c)

@@ -167,15 +167,16 @@ static int64_t stats_len(const fm_layer *l) { return l->type == FM_LAYER_BATCHNO
  * only measure; returns the floats it takes. */
 static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t batch, int gather)
 {
-    int64_t L = net->n_layers, widest = net->n_in, col = 0, at = 0;
+    int64_t L = net->n_layers, widest = net->n_in, col = 0, dcol = 0, at = 0;
     for (int64_t i = 0; i < L; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t s = out_size(l);
         widest = s > widest ? s : widest;
         if (l->type == FM_LAYER_CONV2D) {
             fm_conv_geom g = geom(l);
-            int64_t c = fm_conv2d_col_len(&g, batch);
+            int64_t c = fm_conv2d_col_len(&g, batch), dc = fm_conv2d_dcol_len(&g, batch);
             col = c > col ? c : col;
+            dcol = dc > dcol ? dc : dcol;
         }
         float *aux = aux_len(l, batch) ? carve(base, &at, aux_len(l, batch)) : NULL;
         float *stats = stats_len(l) ? carve(base, &at, stats_len(l)) : NULL;
@@ -183,7 +184,7 @@ static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t b
         if (base) { w->aux[i] = aux; w->stats[i] = stats; w->act[i] = act; }
     }
     float *g0 = carve(base, &at, widest * batch), *g1 = carve(base, &at, widest * batch);
-    float *c0 = carve(base, &at, col), *c1 = carve(base, &at, col);
+    float *c0 = carve(base, &at, col), *c1 = carve(base, &at, dcol);
     if (base) { w->g0 = g0; w->g1 = g1; w->col = c0; w->dcol = c1; }
     if (gather) {
         float *x = carve(base, &at, net->n_in * batch), *t = carve(base, &at, net->n_out * batch);
