@@ -57,8 +57,11 @@ static inline uint64_t fm_rng_next(fm_rng *r)
     return out;
 }
 
-/* uniform in [0, 1) with 24 random bits, exact in float32 */
-static inline float fm_rng_uniform(fm_rng *r) { return (float)(fm_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+/* the low 24 bits of `bits` as a uniform in [0, 1), exact in float32 */
+static inline float fm_unit24(uint64_t bits) { return (float)(bits & 0xFFFFFF) * (1.0f / 16777216.0f); }
+
+/* uniform in [0, 1) with 24 random bits */
+static inline float fm_rng_uniform(fm_rng *r) { return fm_unit24(fm_rng_next(r) >> 40); }
 
 /* uniform integer in [0, n), n > 0, without modulo bias (Lemire) */
 static inline uint64_t fm_rng_below(fm_rng *r, uint64_t n)

@@ -50,9 +50,11 @@ void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *
                            int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads);
 
 /* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.
- * The mask is drawn from rng in index order, so it depends on the generator only.
+ * The mask depends on (seed, task) only: each block of elements draws from its own stream
+ * derived from them, whichever of the nthreads threads runs it.
  * y, mask, x: (len); 0 <= rate < 1. */
-void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate, fm_rng *rng);
+void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, float rate,
+                        uint64_t seed, uint64_t task, int nthreads);
 
 /* dx = dy * mask.  dx, dy, mask: (len), not overlapping */
 void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t len, int nthreads);

@@ -248,10 +248,9 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
         case FM_LAYER_RELU: fm_relu_forward(y, in, len, nthreads); break;
         case FM_LAYER_DROPOUT:
             if (training && l->rate > 0.0f) {
-                /* one stream per (step, layer): the same mask whatever the thread count */
-                fm_rng rng;
-                fm_rng_seed(&rng, seed, (uint64_t)step * (uint64_t)net->n_layers + (uint64_t)i);
-                fm_dropout_forward(y, w->aux[i], in, len, l->rate, &rng);
+                /* one task per (step, layer): the same mask whatever the thread count */
+                fm_dropout_forward(y, w->aux[i], in, len, l->rate, seed,
+                                   (uint64_t)step * (uint64_t)net->n_layers + (uint64_t)i, nthreads);
             } else {
                 memcpy(y, in, (size_t)len * sizeof(float));
                 for (int64_t j = 0; j < len; j++) w->aux[i][j] = 1.0f; /* for backward */
