@@ -891,12 +891,12 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         layers = self._layers(n_classes)
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.optimizer == "sgd":
-            opt = SGD(self.learning_rate, self.momentum, self.nesterov, self.weight_decay)
-        else:
+        opt = SGD(self.learning_rate, self.momentum, self.nesterov, self.weight_decay)
+        opt._c_args()  # a bad momentum is an error even where the optimizer ignores it
+        if self.optimizer != "sgd":
             opt = _OPTIMIZER_CLASSES[self.optimizer](learning_rate=self.learning_rate,
                                                      weight_decay=self.weight_decay)
-        opt._c_args()
+            opt._c_args()
         return Sequential(layers, loss=self.loss, optimizer=opt, lr_schedule=self.lr_schedule,
                           init=self.init, random_state=self.random_state, n_jobs=self.n_jobs)
 

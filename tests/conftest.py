@@ -25,7 +25,7 @@ ESTIMATORS = [
     (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
 ]
 # Estimators of square images only (their features must be s x s pixels): the tests whose
-# data are square (d = 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.
+# data are square (d = 16, 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.
 IMAGE_ESTIMATORS = [
     (CNNClassifier, dict(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()], epochs=2, batch_size=8)),
 ]

@@ -1,4 +1,5 @@
-"""The bad-input battery, for every estimator of conftest.ESTIMATORS: malformed data,
+"""The bad-input battery, for every estimator of conftest.ESTIMATORS and IMAGE_ESTIMATORS
+(the data are 4 x 4 images): malformed data,
 labels, sample weights and hyper-parameters each raise ValueError or TypeError naming the
 argument, or work correctly; any memory layout or dtype of the same values gives a
 bit-identical fit. Estimator-specific options stay in each estimator's own test file."""
@@ -6,11 +7,11 @@ import numpy as np
 import pytest
 
 from fmnist_c import NotFittedError
-from conftest import ESTIMATORS, assert_same_fit, blobs, estimator_factories
+from conftest import ESTIMATORS, IMAGE_ESTIMATORS, assert_same_fit, blobs, estimator_factories
 
-X, y = blobs(n=40, d=6, k=3)
+X, y = blobs(n=40, d=16, k=3)  # 16 features: 4 x 4 images for the CNN
 nan, inf = float("nan"), float("inf")
-ALL = estimator_factories()
+ALL = estimator_factories(images=True)
 
 
 def poke(a, value):
@@ -28,8 +29,8 @@ def poke(a, value):
     pytest.param(None, y, TypeError, "X is None", id="X None"),
     pytest.param(X[:, 0], y, ValueError, r"X must be \(n_samples, n_features\).*reshape",
                  id="1-D X"),
-    pytest.param(X.reshape(40, 3, 1, 2), y, ValueError, r"got shape \(40, 3, 1, 2\)", id="4-D X"),
-    pytest.param(X.reshape(40, 3, 2, 1, 1), y, ValueError, "X must be", id="5-D X"),
+    pytest.param(X.reshape(40, 4, 2, 2), y, ValueError, r"got shape \(40, 4, 2, 2\)", id="4-D X"),
+    pytest.param(X.reshape(40, 4, 4, 1, 1), y, ValueError, "X must be", id="5-D X"),
     pytest.param(X[:0], y[:0], ValueError, "X has 0 samples", id="0 samples"),
     pytest.param(X[:, :0], y, ValueError, "X has 0 features", id="0 features"),
     pytest.param(poke(X, nan), y, ValueError, "X contains NaN or infinity", id="NaN in X"),
@@ -117,8 +118,8 @@ def test_predict_checks_fitted_state_and_input(make):
     m.fit(X, y)
     name = type(m).__name__
     for Xp, err, match in [
-        (X[:, :3], ValueError, f"X has 3 features, but {name} was fitted with 6"),
-        (np.c_[X, X], ValueError, f"X has 12 features, but {name} was fitted with 6"),
+        (X[:, :3], ValueError, f"X has 3 features, but {name} was fitted with 16"),
+        (np.c_[X, X], ValueError, f"X has 32 features, but {name} was fitted with 16"),
         (X[0], ValueError, "reshape"),
         (X[:0], ValueError, "X has 0 samples"),
         (poke(X, nan), ValueError, "X contains NaN"),
@@ -154,7 +155,8 @@ ABSURD = {
 
 @pytest.mark.parametrize("cls, param", [
     pytest.param(cls, p, id=f"{cls.__name__}-{p}")
-    for cls, _ in ESTIMATORS for p in sorted(cls().get_params()) if p in ABSURD])
+    for cls, _ in ESTIMATORS + IMAGE_ESTIMATORS for p in sorted(cls().get_params())
+    if p in ABSURD])
 def test_absurd_hyper_parameters_name_themselves(cls, param):
     make = next(p.values[0] for p in ALL if p.values[0].func is cls)
     for value in ABSURD[param]:
