@@ -50,7 +50,7 @@ static PyArrayObject *as_array(PyObject *obj, int type, int ndim, const char *na
 
 /* Borrowed check of an array the kernel writes into in place: exact type, C-contiguous,
  * aligned, writeable, `ndim` dims. */
-static int check_inout(PyObject *obj, int type, int ndim, const char *name)
+static int check_exact(PyObject *obj, int type, int ndim, const char *name, int writeable)
 {
     if (!PyArray_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", name);
@@ -58,13 +58,18 @@ static int check_inout(PyObject *obj, int type, int ndim, const char *name)
     }
     PyArrayObject *a = (PyArrayObject *)obj;
     if (PyArray_TYPE(a) != type || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
-        !PyArray_ISALIGNED(a) || !PyArray_ISWRITEABLE(a)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a writeable, C-contiguous %d-dimensional array of %s", name, ndim,
+        !PyArray_ISALIGNED(a) || (writeable && !PyArray_ISWRITEABLE(a))) {
+        PyErr_Format(PyExc_ValueError, "%s must be a %sC-contiguous %d-dimensional array of %s",
+                     name, writeable ? "writeable, " : "", ndim,
                      type == NPY_FLOAT32 ? "float32" : "int64");
         return -1;
     }
     return 0;
+}
+
+static int check_inout(PyObject *obj, int type, int ndim, const char *name)
+{
+    return check_exact(obj, type, ndim, name, 1);
 }
 
 /* A 2-D float32 operand whose rows are contiguous: its leading dimension comes from the row
@@ -686,9 +691,10 @@ static void nn_args_release(nn_args *a)
 /* Decode program (n_layers, FM_NN_COLUMNS) int64 and settings (n_layers, FM_NN_FCOLUMNS)
  * float32 for the parameter array `params` (checked in place: float32, 1-D, C-contiguous,
  * writeable). */
-static int nn_args_get(nn_args *a, PyObject *params, PyObject *po, PyObject *ro, const char *pname)
+static int nn_args_get(nn_args *a, PyObject *params, PyObject *po, PyObject *ro, const char *pname,
+                       int writeable)
 {
-    if (check_inout(params, NPY_FLOAT32, 1, pname)) return -1;
+    if (check_exact(params, NPY_FLOAT32, 1, pname, writeable)) return -1;
     if (!(a->program = as_array(po, NPY_INT64, 2, "program"))) return -1;
     int64_t L = PyArray_DIM(a->program, 0);
     if (!(a->settings = as_array(ro, NPY_FLOAT32, 2, "settings"))) return -1;
@@ -818,7 +824,7 @@ static PyObject *py_nn_workspace_size(PyObject *self, PyObject *args, PyObject *
     nn_args a = {0};
     long long batch;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOL", kwlist, &po, &pgo, &ro, &batch)) return NULL;
-    if (nn_args_get(&a, po, pgo, ro, "params")) goto fail;
+    if (nn_args_get(&a, po, pgo, ro, "params", 0)) goto fail;
     if (batch < 1 || batch > FM_NN_MAX_BATCH) {
         PyErr_SetString(PyExc_ValueError, "batch_size must be in [1, 2^24]");
         goto fail;
@@ -859,7 +865,7 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     aug.shift = (int64_t)shift;
     opt.kind = (enum fm_optimizer)kind;
-    if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
+    if (nn_args_get(&a, po, pgo, ro, "params", 1) || check_inout(go, NPY_FLOAT32, 1, "grads") ||
         check_inout(so, NPY_FLOAT32, 1, "state") || nn_rows_get(&r, &a.net, xo, yo, swo))
         goto fail;
     int64_t np_ = a.net.n_params;
@@ -936,7 +942,7 @@ static PyObject *py_nn_gradient(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|OpLKpi", kwlist, &po, &go, &pgo, &ro, &xo,
                                      &yo, &swo, &training, &step, &seed, &want_dx, &nthreads))
         return NULL;
-    if (nn_args_get(&a, po, pgo, ro, "params") || check_inout(go, NPY_FLOAT32, 1, "grads") ||
+    if (nn_args_get(&a, po, pgo, ro, "params", 1) || check_inout(go, NPY_FLOAT32, 1, "grads") ||
         nn_rows_get(&r, &a.net, xo, yo, swo))
         goto fail;
     if (PyArray_DIM((PyArrayObject *)go, 0) != a.net.n_params) {
@@ -977,7 +983,7 @@ static PyObject *py_nn_predict(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|Lpi", kwlist, &po, &pgo, &ro, &xo, &batch,
                                      &proba, &nthreads))
         return NULL;
-    if (nn_args_get(&a, po, pgo, ro, "params") || !(x = as_array(xo, NPY_FLOAT32, 2, "x"))) goto fail;
+    if (nn_args_get(&a, po, pgo, ro, "params", 0) || !(x = as_array(xo, NPY_FLOAT32, 2, "x"))) goto fail;
     int64_t n = PyArray_DIM(x, 0);
     if (PyArray_DIM(x, 1) != a.net.n_in || batch < 1) {
         PyErr_Format(PyExc_ValueError, "x must be (n, %lld) and batch_size >= 1", (long long)a.net.n_in);
@@ -1013,7 +1019,7 @@ static PyObject *py_nn_evaluate(PyObject *self, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|OLi", kwlist, &po, &pgo, &ro, &xo, &yo, &swo,
                                      &batch, &nthreads))
         return NULL;
-    if (nn_args_get(&a, po, pgo, ro, "params") || nn_rows_get(&r, &a.net, xo, yo, swo)) goto fail;
+    if (nn_args_get(&a, po, pgo, ro, "params", 0) || nn_rows_get(&r, &a.net, xo, yo, swo)) goto fail;
     if (batch < 1) { PyErr_SetString(PyExc_ValueError, "batch_size must be >= 1"); goto fail; }
     double loss = 0.0;
     int64_t correct = 0;

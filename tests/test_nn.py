@@ -326,6 +326,19 @@ def test_save_load_and_pickle_round_trip(tmp_path, fmt):
     np.testing.assert_array_equal(s2.params_, s.params_)
 
 
+def test_read_only_parameters_predict_and_evaluate():
+    """Inference only reads the parameters: a frozen (read-only) copy predicts and scores
+    alike, while training still refuses it."""
+    X, y = blobs(n=120, d=12, k=3)
+    s = Sequential([Dense(8, activation="relu"), Dense(3)], random_state=0).fit(X, y, verbose=0)
+    proba, scores = s.predict_proba(X), s.evaluate(X, y)
+    s.params_.flags.writeable = False
+    np.testing.assert_array_equal(s.predict_proba(X), proba)
+    assert s.evaluate(X, y) == scores
+    with pytest.raises(ValueError, match="params must be a writeable"):
+        s.fit(X, y, verbose=0)
+
+
 def test_load_rejects_other_files(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     np.savez(tmp_path / "plain.npz", a=np.arange(3))
