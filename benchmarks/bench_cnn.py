@@ -11,6 +11,7 @@ convolution's forward and weight-gradient shapes (target >= 50% of ~200 GFLOP/s)
 import argparse
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from _common import print_table, study_data, timed
@@ -105,7 +106,8 @@ def pytorch(name, model, X, y, threads):
 def conv_gemm_rates(model, batch, threads, repeat=20):
     """GFLOP/s of our GEMM on each convolution's im2col forward (rows, K) x (K, F) and
     weight gradient (F, rows) x (rows, K), rows = the pixels of one im2col chunk of the
-    batch (the GEMM calls training makes)."""
+    batch, run as training runs them: each thread a one-thread GEMM on its own group of
+    samples, `threads` at once (the rate is their sum)."""
     rows_out = []
     rng = np.random.default_rng(0)
     for layer, shape, _, _ in model._built:
@@ -116,19 +118,25 @@ def conv_gemm_rates(model, batch, threads, repeat=20):
         pixels = out[1] * out[2]
         rows = pixels * _core.conv_chunk(out[1], out[2], shape[0], *layer.kernel_size,
                                          layer.filters, batch)
-        A = rng.random((rows, K), dtype=np.float32)
-        W = rng.random((layer.filters, K), dtype=np.float32)
-        dY = rng.random((rows, layer.filters), dtype=np.float32)
-        for label, fn in (("forward", lambda: _core.gemm(A, W, trans_b=True, nthreads=threads)),
-                          ("weight grad", lambda: _core.gemm(dY, A, trans_a=True, nthreads=threads))):
-            fn()
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                fn()
-            dt = (time.perf_counter() - t0) / repeat
-            gf = 2 * rows * K * layer.filters / dt / 1e9
+        F = layer.filters
+        operands = [(rng.random((rows, K), dtype=np.float32), rng.random((F, K), dtype=np.float32),
+                     rng.random((rows, F), dtype=np.float32), np.empty((rows, F), np.float32),
+                     np.empty((F, K), np.float32)) for _ in range(threads)]
+        for label, fn in (("forward", lambda A, W, dY, Y, dW:
+                           _core.gemm(A, W, Y, trans_b=True, nthreads=1)),
+                          ("weight grad", lambda A, W, dY, Y, dW:
+                           _core.gemm(dY, A, dW, trans_a=True, nthreads=1))):
+            def work(ops):
+                for _ in range(repeat):
+                    fn(*ops)
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, operands))  # warm up
+                t0 = time.perf_counter()
+                list(pool.map(work, operands))
+                dt = time.perf_counter() - t0
+            gf = 2 * rows * K * layer.filters * repeat * threads / dt / 1e9
             rows_out.append([f"conv {shape[0]}->{layer.filters} {label}",
-                             f"{rows}x{K}x{layer.filters}", f"{gf:.1f}", f"{gf / 200:.0%}"])
+                             f"{rows}x{K}x{F}", f"{gf:.1f}", f"{gf / 200:.0%}"])
     return rows_out
 
 
