@@ -44,9 +44,13 @@ static int64_t n_groups(int64_t n) { return n < 1 ? 1 : n < FM_CONV_GROUPS ? n :
 
 int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n)
 {
+    /* the largest group in chunks of at most FM_CONV_CHUNK_FLOATS, as even as they come */
     int64_t per = g->out_h * g->out_w * col_width(g), most = (n + n_groups(n) - 1) / n_groups(n);
-    int64_t s = FM_CONV_CHUNK_FLOATS / per;
-    return s < 1 ? 1 : s > most ? most : s;
+    int64_t cap = FM_CONV_CHUNK_FLOATS / per;
+    if (cap < 1) cap = 1;
+    if (most < 1) return 1;
+    int64_t chunks = (most + cap - 1) / cap;
+    return (most + chunks - 1) / chunks;
 }
 
 /* one group's im2col chunk, and its dW and db partial */
