@@ -201,7 +201,7 @@ typedef struct {
     int64_t n;
 } conv_call;
 
-/* Every group of the call, spread over threads; the first failing status, or FM_OK. */
+/* Every group of the call, spread over threads; FM_OK, or the status of a group that failed. */
 static int run_groups(const conv_call *c, int nthreads)
 {
     const fm_conv_geom *g = c->g;
