@@ -35,6 +35,7 @@ struct fm_tree_work {
     double *hw;            /* (2, 256, k) weighted class sums per bin, two copies */
     int32_t *hi;           /* (2, 256, k) the same as counts, when weights are whole numbers */
     int64_t *hn;           /* (256) samples per bin */
+    uint8_t *seen;         /* (256) 1 for the bins a feature's fill touched */
     double *ct;            /* (6, k) class sums: node, left, right; then over the classes
                               present in the node only */
     int64_t *yl;           /* (m) a node's samples' ids among its present classes */
@@ -76,6 +77,7 @@ typedef struct {
     int pure_is_final; /* a split into two pure children ends the node's search: see
                           find_split */
     int64_t *hn;
+    uint8_t *seen;
     double *ct, *cl, *cr;
     int64_t kk, kp, *yl, *cmap; /* classes present in the node (kp: rounded up to even), its
                                    samples' ids among them */
@@ -193,14 +195,36 @@ static inline void gini_move(running *r, double *restrict cl, double *restrict c
             unsigned b0 = v[j], b1 = v[j + 1];                                              \
             h1[AT(b0, j)] += ws[j];                                                         \
             h2[AT(b1, j + 1)] += ws[j + 1];                                                 \
-            occ[b0 >> 6] |= 1ULL << (b0 & 63);                                              \
-            occ[b1 >> 6] |= 1ULL << (b1 & 63);                                              \
+            seen[b0] = seen[b1] = 1;                                                        \
         }                                                                                   \
         if (j < m) {                                                                        \
             h1[AT(v[j], j)] += ws[j];                                                       \
-            occ[v[j] >> 6] |= 1ULL << (v[j] & 63);                                          \
+            seen[v[j]] = 1;                                                                 \
         }                                                                                   \
     } while (0)
+
+/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ, and seen cleared; returns
+ * the number of occupied bins. Bytes rather than bits while filling: setting a bit is a
+ * load, an or and a store, and runs of one bin chain each sample's on the store before it.
+ * A multiply gathers 8 flag bytes into 8 bits (each byte lands on its own bit of the top
+ * byte, without carries). */
+static inline int occupancy(uint64_t *occ, uint8_t *seen)
+{
+    int n = 0;
+    for (int q = 0; q < 4; q++) {
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; i++) {
+            uint64_t x;
+            memcpy(&x, seen + 64 * q + 8 * i, 8);
+            bits |= ((x * 0x0102040810204080ULL) >> 56) << (8 * i);
+        }
+        occ[q] = bits;
+        n += __builtin_popcountll(bits);
+    }
+    memset(seen, 0, 256);
+    return n;
+}
+
 #define AT_CLASS(bin, j) ((bin) * k + ys[j])
 #define AT_BIN(bin, j) (bin)
 
@@ -219,17 +243,17 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     int32_t *hi = b->hi;
     int64_t *hn = b->hn, m = fr->end - fr->start;
     int counts = b->p->min_samples_leaf > 1; /* else any occupied bin makes a valid side */
-    uint64_t occ[4] = {0, 0, 0, 0};
+    uint64_t occ[4];
+    uint8_t *seen = b->seen;
     if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, b->wi);
     else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, b->wd);
     if (counts)
         for (int64_t j = 0; j < m; j++) hn[v[j]]++;
-    int n_occ = 0;
-    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
+    int n_occ = occupancy(occ, seen);
     enum fm_criterion crit = b->p->criterion;
     running r = {0, 0, 0, 0, 0};
     if (n_occ > 1) running_start(&r, b, w, crit);
-    int seen = 0;
+    int scanned = 0;
     double *row = b->hrow; /* the bin's two copies summed, which are zeroed for the next use */
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
@@ -255,7 +279,7 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
                         if (row[c] != 0.0) running_move(&r, b, c, row[c], crit);
                 }
                 r.nl += counts ? hn[bin] : 1;
-                if (++seen < n_occ)
+                if (++scanned < n_occ)
                     running_score(&r, best, f, bin, m, b->p->min_samples_leaf, crit);
             }
             hn[bin] = 0;
@@ -267,32 +291,48 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
 /* Gini, whole weights, at most LANE_CLASSES classes in the node and less than 2^16 weight:
  * a bin's class counts fit the 16-bit lanes of one uint64 (no carry can cross a lane), so a
  * sample costs one add into a 2 KB histogram (b->inc holds its weight shifted to its
- * class's lane). The scan moves each bin's counts as the histogram path does; all sums are
- * exact integers, so the scores are identical. Needs min_samples_leaf 1 (no sample counts).
+ * class's lane). The scan keeps the left child's counts in lanes too (the right child's
+ * are the node's minus them, lane by lane without borrows) and takes each side's weight and
+ * sum of squares from its four lanes, without a branch on which classes the bin holds.
+ * These are the exact integers the histogram path's running sums reach, so the scores are
+ * identical. Needs min_samples_leaf 1 (no sample counts).
  * Returns 1 if the feature is not constant in the node. */
 #define LANE_CLASSES 4
 
-static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
-                          split *best)
+static inline void lane_sums(uint64_t x, double *sum, double *squares)
 {
-    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4] = {0, 0, 0, 0};
+    uint64_t s = 0, q = 0;
+    for (int c = 0; c < LANE_CLASSES; c++, x >>= 16) {
+        uint64_t h = x & 0xFFFF;
+        s += h;
+        q += h * h;
+    }
+    *sum = (double)s;
+    *squares = (double)q;
+}
+
+static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, split *best)
+{
+    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4];
+    uint8_t *seen = b->seen;
     int64_t m = fr->end - fr->start;
     FILL_TWO(h1, h2, AT_BIN, b->inc);
-    int n_occ = 0;
-    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
+    int n_occ = occupancy(occ, seen);
+    uint64_t node = 0, left = 0;
+    for (int64_t c = 0; c < b->kk; c++) node |= (uint64_t)b->lct[c] << (16 * c);
     running r = {0, 0, 0, 0, 0};
-    if (n_occ > 1) running_start(&r, b, w, FM_GINI);
-    int seen = 0;
+    int scanned = 0;
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
             uint64_t x = h1[bin] + h2[bin];
             h1[bin] = h2[bin] = 0;
-            if (n_occ < 2) continue;
-            for (int64_t c = 0; c < b->kk; c++, x >>= 16)
-                if (x & 0xFFFF) running_move(&r, b, c, (double)(x & 0xFFFF), FM_GINI);
-            r.nl++;
-            if (++seen < n_occ) running_score(&r, best, f, bin, m, 1, FM_GINI);
+            if (++scanned == n_occ) continue; /* the last bin leaves no right child */
+            left += x;
+            lane_sums(left, &r.wl, &r.sl);
+            lane_sums(node - left, &r.wr, &r.sr);
+            r.nl = scanned;
+            running_score(&r, best, f, bin, m, 1, FM_GINI);
         }
     }
     return n_occ > 1;
@@ -454,7 +494,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         drawn++;
         if (slot < 0) continue;
         const uint8_t *v = b->vals + slot * m;
-        int varies = lanes   ? split_by_lanes(b, fr, v, f, w, best)
+        int varies = lanes   ? split_by_lanes(b, fr, v, f, best)
                      : small ? split_by_sorting(b, fr, v, f, w, best)
                              : split_by_histogram(b, fr, v, f, w, best);
         if (!varies) found[f >> 6] |= 1ULL << (f & 63);
@@ -583,7 +623,7 @@ void fm_tree_work_free(fm_tree_work *w)
 {
     if (!w) return;
     fm_free(w->idx); fm_free(w->tidx); fm_free(w->ys); fm_free(w->tys); fm_free(w->ws);
-    fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->ct);
+    fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->seen); fm_free(w->ct);
     fm_free(w->yl); fm_free(w->wd); fm_free(w->wi); fm_free(w->inc); fm_free(w->lanes);
     fm_free(w->cmap); fm_free(w->feat);
     fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->stack);
@@ -606,6 +646,7 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->hw = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(double));
     w->hi = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     w->hn = fm_alloc(256 * sizeof(int64_t));
+    w->seen = fm_alloc(256);
     /* ct, cl, cr: k each; lct, lcl, lcr, hrow: k + 1 each (padded to an even count) */
     w->ct = fm_alloc((size_t)(7 * (k + 1)) * sizeof(double));
     w->yl = fm_alloc((size_t)m * sizeof(int64_t));
@@ -620,7 +661,7 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->keys = fm_alloc((size_t)w->keys_cap * sizeof(uint32_t));
     w->vals = fm_alloc((size_t)(m > ROW_BATCH * ROW_GATHER ? m : ROW_BATCH * ROW_GATHER));
     if (!w->idx || !w->tidx || !w->ys || !w->tys || !w->ws || !w->tws || !w->hw || !w->hi ||
-        !w->hn || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
+        !w->hn || !w->seen || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
         !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals) {
         fm_tree_work_free(w);
         return NULL;
@@ -629,6 +670,7 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     memset(w->hw, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(double));
     memset(w->hi, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     memset(w->hn, 0, 256 * sizeof(int64_t));
+    memset(w->seen, 0, 256);
     memset(w->lanes, 0, 2 * 256 * sizeof(uint64_t));
     for (int64_t f = 0; f < d; f++) w->feat[f] = f;
     return w;
@@ -647,7 +689,7 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
                  .n = n, .d = d, .k = k, .edge_stride = edge_stride, .seed = seed,
                  .idx = work->idx, .tidx = work->tidx, .ys = work->ys, .tys = work->tys,
                  .ws = work->ws, .tws = work->tws, .hw = work->hw, .hi = work->hi,
-                 .hn = work->hn,
+                 .hn = work->hn, .seen = work->seen,
                  .ct = work->ct, .cl = work->ct + k, .cr = work->ct + 2 * k,
                  .lct = work->ct + 3 * k, .lcl = work->ct + 4 * k + 1,
                  .lcr = work->ct + 5 * k + 2, .hrow = work->ct + 6 * k + 3, .yl = work->yl,
