@@ -50,6 +50,7 @@ struct fm_tree_work {
     int64_t known_cap;
     uint32_t *keys;        /* (small_node + 1) code << 16 | position, for sorting small nodes */
     uint8_t *vals;         /* (max(m, ROW_BATCH * ROW_GATHER)) a node's codes of features */
+    uint8_t *bestv;        /* (m) its codes of the best feature so far */
     frame *stack;
     int64_t stack_cap;
 };
@@ -90,7 +91,7 @@ typedef struct {
     uint64_t *known;
     int64_t known_cap, words;
     uint32_t *keys;
-    uint8_t *vals;
+    uint8_t *vals, *bestv;
     frame *stack;
     int64_t stack_len, stack_cap, node_hint;
 } builder;
@@ -203,8 +204,8 @@ static inline void gini_move(running *r, double *restrict cl, double *restrict c
         }                                                                                   \
     } while (0)
 
-/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ, and seen cleared; returns
- * the number of occupied bins. Bytes rather than bits while filling: setting a bit is a
+/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ; returns the number of
+ * occupied bins (the scans clear their marks). Bytes rather than bits while filling: setting a bit is a
  * load, an or and a store, and runs of one bin chain each sample's on the store before it.
  * A multiply gathers 8 flag bytes into 8 bits (each byte lands on its own bit of the top
  * byte, without carries). */
@@ -221,7 +222,6 @@ static inline int occupancy(uint64_t *occ, uint8_t *seen)
         occ[q] = bits;
         n += __builtin_popcountll(bits);
     }
-    memset(seen, 0, 256);
     return n;
 }
 
@@ -245,8 +245,10 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     int counts = b->p->min_samples_leaf > 1; /* else any occupied bin makes a valid side */
     uint64_t occ[4];
     uint8_t *seen = b->seen;
-    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, b->wi);
-    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, b->wd);
+    const int32_t *restrict wi = b->wi;
+    const double *restrict wd = b->wd;
+    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, wi);
+    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, wd);
     if (counts)
         for (int64_t j = 0; j < m; j++) hn[v[j]]++;
     int n_occ = occupancy(occ, seen);
@@ -283,6 +285,7 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
                     running_score(&r, best, f, bin, m, b->p->min_samples_leaf, crit);
             }
             hn[bin] = 0;
+            seen[bin] = 0;
         }
     }
     return n_occ > 1;
@@ -316,7 +319,8 @@ static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t
     uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4];
     uint8_t *seen = b->seen;
     int64_t m = fr->end - fr->start;
-    FILL_TWO(h1, h2, AT_BIN, b->inc);
+    const uint64_t *restrict inc = b->inc;
+    FILL_TWO(h1, h2, AT_BIN, inc);
     int n_occ = occupancy(occ, seen);
     uint64_t node = 0, left = 0;
     for (int64_t c = 0; c < b->kk; c++) node |= (uint64_t)b->lct[c] << (16 * c);
@@ -327,6 +331,7 @@ static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t
             int64_t bin = q * 64 + __builtin_ctzll(bits);
             uint64_t x = h1[bin] + h2[bin];
             h1[bin] = h2[bin] = 0;
+            seen[bin] = 0;
             if (++scanned == n_occ) continue; /* the last bin leaves no right child */
             left += x;
             lane_sums(left, &r.wl, &r.sl);
@@ -494,9 +499,11 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         drawn++;
         if (slot < 0) continue;
         const uint8_t *v = b->vals + slot * m;
+        double before = best->proxy;
         int varies = lanes   ? split_by_lanes(b, fr, v, f, best)
                      : small ? split_by_sorting(b, fr, v, f, w, best)
                              : split_by_histogram(b, fr, v, f, w, best);
+        if (best->proxy != before) memcpy(b->bestv, v, (size_t)m);
         if (!varies) found[f >> 6] |= 1ULL << (f & 63);
         visited += varies;
     }
@@ -544,26 +551,31 @@ static int push(builder *b, frame fr)
 }
 
 /* Rows going left keep their order in place, the others follow them: a stable partition,
- * so rows stay ascending and column reads stay forward. Sums the left rows' class weights
- * into b->cl on the way. Returns the left count. */
-static int64_t partition(builder *b, const frame *fr, int64_t f, int64_t bin)
+ * so rows stay ascending and column reads stay forward. The codes are the ones the split
+ * search kept (b->bestv): read in order, where the column would cost a cache miss a row.
+ * Sums the left rows' class weights into b->cl on the way. Returns the left count. */
+static int64_t partition(builder *b, const frame *fr, int64_t bin)
 {
-    const uint8_t *col = b->codes + f * b->n;
+    const uint8_t *v = b->bestv;
+    int64_t *restrict idx = b->idx, *restrict ys = b->ys, *restrict tidx = b->tidx,
+            *restrict tys = b->tys;
+    float *restrict ws = b->ws, *restrict tws = b->tws;
+    double *restrict cl = b->cl;
     int64_t nl = fr->start, nr = 0;
-    for (int64_t c = 0; c < b->k; c++) b->cl[c] = 0.0;
+    for (int64_t c = 0; c < b->k; c++) cl[c] = 0.0;
     for (int64_t j = fr->start; j < fr->end; j++) {
-        if (col[b->idx[j]] <= bin) {
-            b->idx[nl] = b->idx[j]; b->ys[nl] = b->ys[j]; b->ws[nl] = b->ws[j];
-            b->cl[b->ys[j]] += b->ws[j];
+        if (v[j - fr->start] <= bin) {
+            idx[nl] = idx[j]; ys[nl] = ys[j]; ws[nl] = ws[j];
+            cl[ys[j]] += ws[j];
             nl++;
         } else {
-            b->tidx[nr] = b->idx[j]; b->tys[nr] = b->ys[j]; b->tws[nr] = b->ws[j];
+            tidx[nr] = idx[j]; tys[nr] = ys[j]; tws[nr] = ws[j];
             nr++;
         }
     }
-    memcpy(b->idx + nl, b->tidx, (size_t)nr * sizeof(int64_t));
-    memcpy(b->ys + nl, b->tys, (size_t)nr * sizeof(int64_t));
-    memcpy(b->ws + nl, b->tws, (size_t)nr * sizeof(float));
+    memcpy(idx + nl, tidx, (size_t)nr * sizeof(int64_t));
+    memcpy(ys + nl, tys, (size_t)nr * sizeof(int64_t));
+    memcpy(ws + nl, tws, (size_t)nr * sizeof(float));
     return nl - fr->start;
 }
 
@@ -602,7 +614,7 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
      * class sums the partition adds up in its one pass over the rows (a second pass was
      * 3% of a forest fit's profile); if the gain falls short the node stays a leaf, and the order
      * of its rows no longer matters */
-    int64_t nl = partition(b, &fr, best.feature, best.bin);
+    int64_t nl = partition(b, &fr, best.bin);
     double wl = 0.0;
     for (int64_t c = 0; c < k; c++) { b->cr[c] = b->ct[c] - b->cl[c]; wl += b->cl[c]; }
     double wr = w - wl;
@@ -626,7 +638,7 @@ void fm_tree_work_free(fm_tree_work *w)
     fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->seen); fm_free(w->ct);
     fm_free(w->yl); fm_free(w->wd); fm_free(w->wi); fm_free(w->inc); fm_free(w->lanes);
     fm_free(w->cmap); fm_free(w->feat);
-    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->stack);
+    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->bestv); fm_free(w->stack);
     fm_free(w);
 }
 
@@ -660,9 +672,10 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->slot = fm_alloc((size_t)d * sizeof(int64_t));
     w->keys = fm_alloc((size_t)w->keys_cap * sizeof(uint32_t));
     w->vals = fm_alloc((size_t)(m > ROW_BATCH * ROW_GATHER ? m : ROW_BATCH * ROW_GATHER));
+    w->bestv = fm_alloc((size_t)m);
     if (!w->idx || !w->tidx || !w->ys || !w->tys || !w->ws || !w->tws || !w->hw || !w->hi ||
         !w->hn || !w->seen || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
-        !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals) {
+        !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals || !w->bestv) {
         fm_tree_work_free(w);
         return NULL;
     }
@@ -696,7 +709,7 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
                  .wd = work->wd, .wi = work->wi, .inc = work->inc, .lanes = work->lanes,
                  .cmap = work->cmap, .feat = work->feat,
                  .swaps = work->swaps, .slot = work->slot, .known = work->known,
-                 .known_cap = work->known_cap, .words = (d + 63) / 64, .keys = work->keys, .vals = work->vals,
+                 .known_cap = work->known_cap, .words = (d + 63) / 64, .keys = work->keys, .vals = work->vals, .bestv = work->bestv,
                  .stack = work->stack, .stack_cap = work->stack_cap,
                  .node_hint = work->node_hint};
     t->k = k;
