@@ -161,7 +161,7 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
 
         def work():
             try:
-                out["parts"] = _core.forest_fit(*args, nthreads=threads, control=control, **params)
+                out["arrays"] = _core.forest_fit(*args, nthreads=threads, control=control, **params)
             except BaseException as e:  # handed to the caller's thread
                 out["error"] = e
 
@@ -183,13 +183,12 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
             raise
         finally:
             bar.close()
-        parts = [out["parts"]]
-        sizes = np.concatenate([p[0] for p in parts])
-        nodes = {name: np.concatenate([p[2 + j] for p in parts]) for j, name in enumerate(_FIELDS)}
+        sizes, max_depths, *arrays = out["arrays"]  # fresh arrays from the kernel: no copies
+        nodes = dict(zip(_FIELDS, arrays))
         for a in nodes.values():
             a.flags.writeable = False
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._max_depths = np.concatenate([p[1] for p in parts])
+        self._max_depths = max_depths
         self._nodes = nodes
         self.n_features_in_ = X.shape[1]
         self.n_classes_ = len(self.classes_)
