@@ -451,21 +451,18 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"codes", "code_rows", "edges", "n_edges", "y", "sample_weight", "n_classes",
                              "first_tree", "n_trees", "seed", "n_draw", "criterion", "max_depth",
                              "min_samples_split", "min_samples_leaf", "max_features",
-                             "min_impurity_decrease", "small_node", "nthreads", "control",
-                             "subtract_min", NULL};
+                             "min_impurity_decrease", "small_node", "nthreads", "control", NULL};
     PyObject *ctlo = Py_None, *co, *cro, *eo, *neo, *yo, *swo, *result = NULL;
     PyArrayObject *codes = NULL, *rows = NULL, *edges = NULL, *n_edges = NULL, *y = NULL, *sw = NULL;
     long long k, first, nt, n_draw, max_depth, min_split, min_leaf, max_features, small_node;
-    long long subtract_min = -1;
     unsigned long long seed;
     int criterion, nthreads = 0, status;
     double min_decrease;
     fm_tree *trees = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iOL", kwlist, &co, &cro, &eo, &neo, &yo,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iO", kwlist, &co, &cro, &eo, &neo, &yo,
                                      &swo, &k, &first, &nt, &seed, &n_draw, &criterion,
                                      &max_depth, &min_split, &min_leaf, &max_features,
-                                     &min_decrease, &small_node, &nthreads, &ctlo,
-                                     &subtract_min))
+                                     &min_decrease, &small_node, &nthreads, &ctlo))
         return NULL;
     /* control: int64 [stop, done]; another thread sets stop on Ctrl-C and reads done */
     if (ctlo != Py_None && (check_inout(ctlo, NPY_INT64, 1, "control") ||
@@ -501,7 +498,7 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (!(trees = PyMem_Calloc(nt > 0 ? (size_t)nt : 1, sizeof(fm_tree)))) { PyErr_NoMemory(); goto fail; }
     fm_tree_params p = {criterion, max_depth, min_split, min_leaf, max_features, min_decrease,
-                        small_node, subtract_min, ctl};
+                        small_node, ctl};
     const uint8_t *cp = PyArray_DATA(codes), *crp = rows ? PyArray_DATA(rows) : NULL;
     const float *ep = PyArray_DATA(edges), *swp = sw ? PyArray_DATA(sw) : NULL;
     const int64_t *nep = PyArray_DATA(n_edges), *yp = PyArray_DATA(y);

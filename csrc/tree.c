@@ -23,8 +23,6 @@ typedef struct {
     int64_t start, end, depth, parent;
     int is_left;
     uint64_t path;
-    int decided;          /* the split below was decided by sibling subtraction (see pair) */
-    int64_t feature, bin; /* feature -1: no split */
 } frame;
 
 /* Scratch reused by every tree a thread grows (fresh pages per tree cost a fifth of the
@@ -53,10 +51,6 @@ struct fm_tree_work {
     uint32_t *keys;        /* (small_node + 1) code << 16 | position, for sorting small nodes */
     uint8_t *vals;         /* (max(m, ROW_BATCH * ROW_GATHER)) a node's codes of features */
     uint8_t *bestv;        /* (m) its codes of the best feature so far */
-    int32_t *kept;         /* (2, d, 256, k + 1) class counts of every feature of two nodes
-                              (sibling subtraction; allocated when first used) */
-    uint64_t *kept_occ;    /* (2, d, 4) their occupied bins */
-    int64_t *kept_map;     /* (2, k) class maps of the first node and the second's classes */
     frame *stack;
     int64_t stack_cap;
 };
@@ -98,11 +92,6 @@ typedef struct {
     int64_t known_cap, words;
     uint32_t *keys;
     uint8_t *vals, *bestv;
-    int32_t *kept, *keep, *src; /* keep: the node's histograms are written there; src: they
-                                   are read from there, not filled (see pair) */
-    uint64_t *kept_occ, *keep_occ, *src_occ;
-    int64_t *kept_map;
-    int subtract;               /* sibling subtraction applies to this tree */
     frame *stack;
     int64_t stack_len, stack_cap, node_hint;
 } builder;
@@ -239,16 +228,12 @@ static inline int occupancy(uint64_t *occ, uint8_t *seen)
 #define AT_CLASS(bin, j) ((bin) * k + ys[j])
 #define AT_BIN(bin, j) (bin)
 
-#define KEPT_STRIDE(b) (256 * ((b)->k + 1)) /* a feature's histogram in b->kept */
-
 /* Best split of one feature by a class histogram over its bins; only occupied bins are
  * visited (a 256-bit occupancy mask), so sparse nodes do not pay for 256 bins. Rows of the
  * histogram have b->kp (the present classes, rounded up to even) entries. Whole weights
  * (bootstrap counts) are summed in int32: exact, a shorter chain per add and half the
  * cache (two copies of 256 x 10 doubles overflow a 32 KB L1); each occupied row becomes
- * doubles before the scan, so both ways score identical numbers. With b->keep the rows
- * and the mask are also written there; with b->src they are read from there instead of
- * being filled from the codes v (whole weights only, both).
+ * doubles before the scan, so both ways score identical numbers.
  * Returns 1 if the feature is not constant in the node. */
 static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
                               split *best)
@@ -262,20 +247,11 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     uint8_t *seen = b->seen;
     const int32_t *restrict wi = b->wi;
     const double *restrict wd = b->wd;
-    int32_t *keep = b->keep ? b->keep + f * KEPT_STRIDE(b) : NULL;
-    const int32_t *src = b->src ? b->src + f * KEPT_STRIDE(b) : NULL;
-    int n_occ = 0;
-    if (src) {
-        memcpy(occ, b->src_occ + 4 * f, sizeof occ);
-        for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
-    } else {
-        if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, wi);
-        else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, wd);
-        if (counts)
-            for (int64_t j = 0; j < m; j++) hn[v[j]]++;
-        n_occ = occupancy(occ, seen);
-    }
-    if (keep) memcpy(b->keep_occ + 4 * f, occ, sizeof occ);
+    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, wi);
+    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, wd);
+    if (counts)
+        for (int64_t j = 0; j < m; j++) hn[v[j]]++;
+    int n_occ = occupancy(occ, seen);
     enum fm_criterion crit = b->p->criterion;
     running r = {0, 0, 0, 0, 0};
     if (n_occ > 1) running_start(&r, b, w, crit);
@@ -284,13 +260,10 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
-            if (src) {
-                for (int64_t c = 0; c < k; c++) row[c] = (double)src[bin * k + c];
-            } else if (b->whole) {
+            if (b->whole) {
                 int32_t *i1 = hi + bin * k, *i2 = i1 + 256 * k;
                 for (int64_t c = 0; c < k; c++) {
                     row[c] = (double)(i1[c] + i2[c]);
-                    if (keep) keep[bin * k + c] = i1[c] + i2[c];
                     i1[c] = i2[c] = 0;
                 }
             } else {
@@ -461,8 +434,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
     fm_rng rng;
     fm_rng_seed(&rng, b->seed, fr->path);
     int64_t d = b->d, drawn = 0, visited = 0, m = fr->end - fr->start, words = b->words;
-    int small = m <= b->p->small_node && !b->keep && !b->src,
-        by_rows = b->rows && m <= ROW_GATHER;
+    int small = m <= b->p->small_node, by_rows = b->rows && m <= ROW_GATHER;
     int64_t batch_start = 0, batch_end = 0, want = by_rows ? ROW_BATCH : 1;
     const int64_t *idx = b->idx + fr->start;
     best->feature = -1;
@@ -477,17 +449,16 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
     }
     b->kp = (b->kk + 1) & ~(int64_t)1;
     b->lct[b->kk] = 0.0; /* the padding class, if any: always empty */
-    for (int64_t j = 0; j < m && !b->src; j++) {
+    for (int64_t j = 0; j < m; j++) {
         b->yl[j] = b->cmap[b->ys[fr->start + j]];
         b->wd[j] = b->ws[fr->start + j];
     }
     int lanes = b->whole && b->p->criterion == FM_GINI && b->p->min_samples_leaf == 1 &&
-                b->kk <= LANE_CLASSES && w < 65536.0 && !b->keep && !b->src;
-    if (b->keep) memset(b->keep_occ, 0, (size_t)(4 * d) * sizeof(uint64_t));
+                b->kk <= LANE_CLASSES && w < 65536.0;
     if (lanes)
         for (int64_t j = 0; j < m; j++)
             b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * b->yl[j]);
-    else if (b->whole && !small && !b->src)
+    else if (b->whole && !small)
         for (int64_t j = 0; j < m; j++) b->wi[j] = (int32_t)b->ws[fr->start + j];
     if (ensure_known(b, fr->depth + 1) != FM_OK) return FM_ENOMEM;
     const uint64_t *known = b->known + fr->depth * words;
@@ -497,10 +468,8 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
      * integers (w^3 < 2^53): two pure children score exactly w, any other split less (by at
      * least 1 / w^2, far above rounding), and a later candidate must score strictly more.
      * So once a pure split is found nothing can replace it, and the features left to draw
-     * need not be read (the children are leaves: their known-constant sets are not used).
-     * A node keeping its histograms for sibling subtraction reads every feature. */
-    while (drawn < d && visited < b->p->max_features &&
-           !(b->pure_is_final && !b->keep && best->proxy == w)) {
+     * need not be read (the children are leaves: their known-constant sets are not used). */
+    while (drawn < d && visited < b->p->max_features && !(b->pure_is_final && best->proxy == w)) {
         if (drawn == batch_end) { /* draw ahead; the order of the draws is unchanged */
             int64_t got = 0, fs[ROW_BATCH];
             batch_start = drawn;
@@ -515,8 +484,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
                 if (!skip) fs[got++] = f;
             }
             uint8_t *restrict out = b->vals;
-            if (b->src) got = 0; /* the histograms are known: nothing to read */
-            if (by_rows && got) {
+            if (by_rows) {
                 const uint8_t *restrict rows = b->rows;
                 for (int64_t i = 0; i < m; i++) {
                     const uint8_t *row = rows + idx[i] * d;
@@ -535,7 +503,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         int varies = lanes   ? split_by_lanes(b, fr, v, f, best)
                      : small ? split_by_sorting(b, fr, v, f, w, best)
                              : split_by_histogram(b, fr, v, f, w, best);
-        if (best->proxy != before && !b->src) memcpy(b->bestv, v, (size_t)m);
+        if (best->proxy != before) memcpy(b->bestv, v, (size_t)m);
         if (!varies) found[f >> 6] |= 1ULL << (f & 63);
         visited += varies;
     }
@@ -611,84 +579,6 @@ static int64_t partition(builder *b, const frame *fr, int64_t bin)
     return nl - fr->start;
 }
 
-/* A node that becomes a leaf whatever its samples. */
-static int stops(const fm_tree_params *p, const frame *fr, double imp)
-{
-    int64_t m = fr->end - fr->start;
-    return fr->depth >= p->max_depth || m < p->min_samples_split ||
-           m < 2 * p->min_samples_leaf || imp <= DBL_EPSILON;
-}
-
-/* Sibling subtraction. The node just split kept the class histograms of every feature
- * (b->kept, rows over its present classes); its smaller child's split search runs now and
- * keeps its own (the second store), and the larger child's histograms are the node's minus
- * the smaller one's, compacted in place to the larger child's classes. The larger child's
- * split search then reads them instead of its rows' codes. Both children carry the split
- * decided here on the stack and no histogram outlives this call, so memory stays at two
- * stores a thread however deep the tree grows. Counts are exact integers (b->subtract
- * requires what find_split's pure-split stop requires, and more), so the children decide
- * exactly as they would on their own: the scores are the same numbers in any layout, and
- * the pure-split stop is off while keeping, as it only skips features that cannot win. */
-static int pair(builder *b, frame *left, frame *right)
-{
-    const fm_tree_params *p = b->p;
-    int64_t k = b->k, d = b->d, stride = KEPT_STRIDE(b), kp_node = b->kp;
-    int small_left = left->end - left->start <= right->end - right->start;
-    frame *sm = small_left ? left : right, *lg = small_left ? right : left;
-    const double *cs = small_left ? b->cl : b->cr, *cg = small_left ? b->cr : b->cl;
-    double wsm = 0.0, wlg = 0.0;
-    for (int64_t c = 0; c < k; c++) { wsm += cs[c]; wlg += cg[c]; }
-    if (lg->end - lg->start <= p->subtract_min || stops(p, lg, impurity(cg, wlg, k, p->criterion)))
-        return FM_OK;
-    int64_t *node_map = b->kept_map, *lg_classes = b->kept_map + k;
-    memcpy(node_map, b->cmap, (size_t)k * sizeof(int64_t));
-    split best;
-    memcpy(b->ct, cs, (size_t)k * sizeof(double));
-    b->keep = b->kept + d * stride;
-    b->keep_occ = b->kept_occ + 4 * d;
-    int status = find_split(b, sm, wsm, &best);
-    b->keep = NULL;
-    if (status != FM_OK) return status;
-    sm->decided = 1;
-    sm->feature = best.feature;
-    sm->bin = best.bin;
-    /* node - smaller child, row by row over the node's occupied bins; rows are written at the
-     * larger child's (shorter) stride, never past what is still to be read */
-    const int64_t *sm_map = b->cmap, kp_sm = b->kp;
-    int64_t kk_lg = 0;
-    for (int64_t c = 0; c < k; c++)
-        if (cg[c] > 0.0) lg_classes[kk_lg++] = c;
-    int64_t kp_lg = (kk_lg + 1) & ~(int64_t)1;
-    for (int64_t f = 0; f < d; f++) {
-        uint64_t *occ = b->kept_occ + 4 * f, *sm_occ = occ + 4 * d;
-        int32_t *rows = b->kept + f * stride, *sm_rows = rows + d * stride;
-        for (int q = 0; q < 4; q++) {
-            for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
-                int64_t bin = q * 64 + __builtin_ctzll(bits);
-                const int32_t *x = rows + bin * kp_node, *s = sm_rows + bin * kp_sm;
-                int32_t *g = rows + bin * kp_lg, any = 0;
-                int in_sm = (sm_occ[q] >> (bin & 63)) & 1;
-                for (int64_t j = 0; j < kk_lg; j++) {
-                    int64_t c = lg_classes[j];
-                    g[j] = x[node_map[c]] - (in_sm && cs[c] > 0.0 ? s[sm_map[c]] : 0);
-                    any |= g[j];
-                }
-                if (kp_lg > kk_lg) g[kk_lg] = 0;
-                if (!any) occ[q] &= ~(1ULL << (bin & 63));
-            }
-        }
-    }
-    memcpy(b->ct, cg, (size_t)k * sizeof(double));
-    b->src = b->kept;
-    b->src_occ = b->kept_occ;
-    status = find_split(b, lg, wlg, &best);
-    b->src = NULL;
-    lg->decided = 1;
-    lg->feature = best.feature;
-    lg->bin = best.bin;
-    return status;
-}
-
 static int grow_node(builder *b, fm_tree *t, frame fr)
 {
     const fm_tree_params *p = b->p;
@@ -713,24 +603,11 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
         t->value[id * k + c] = w > 0.0 ? (float)(b->ct[c] / w) : 1.0f / (float)k;
     if (fr.depth > t->max_depth) t->max_depth = fr.depth;
 
-    if (stops(p, &fr, imp)) return FM_OK;
-    split best = {fr.feature, fr.bin, 0.0};
-    int kept = !fr.decided && b->subtract && m > p->subtract_min;
-    if (fr.decided) { /* the codes the partition reads; no constant feature found here */
-        if (ensure_known(b, fr.depth + 1) != FM_OK) return FM_ENOMEM;
-        memcpy(b->known + (fr.depth + 1) * b->words, b->known + fr.depth * b->words,
-               (size_t)b->words * sizeof(uint64_t));
-        if (best.feature >= 0) {
-            const uint8_t *col = b->codes + best.feature * b->n;
-            for (int64_t j = 0; j < m; j++) b->bestv[j] = col[b->idx[fr.start + j]];
-        }
-    } else {
-        b->keep = kept ? b->kept : NULL;
-        b->keep_occ = b->kept_occ;
-        int status = find_split(b, &fr, w, &best);
-        b->keep = NULL;
-        if (status != FM_OK) return status;
-    }
+    if (fr.depth >= p->max_depth || m < p->min_samples_split || m < 2 * p->min_samples_leaf ||
+        imp <= DBL_EPSILON)
+        return FM_OK;
+    split best;
+    if (find_split(b, &fr, w, &best) != FM_OK) return FM_ENOMEM;
     if (best.feature < 0) return FM_OK;
 
     /* the exact improvement, weighted as scikit-learn's min_impurity_decrease, from the left
@@ -748,9 +625,8 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     t->feature[id] = best.feature;
     t->threshold[id] = best.bin < b->n_edges[best.feature]
                            ? b->edges[best.feature * b->edge_stride + best.bin] : FLT_MAX;
-    frame left = {fr.start, fr.start + nl, fr.depth + 1, id, 1, child_path(fr.path, 0), 0, -1, 0};
-    frame right = {fr.start + nl, fr.end, fr.depth + 1, id, 0, child_path(fr.path, 1), 0, -1, 0};
-    if (kept && pair(b, &left, &right) != FM_OK) return FM_ENOMEM;
+    frame left = {fr.start, fr.start + nl, fr.depth + 1, id, 1, child_path(fr.path, 0)};
+    frame right = {fr.start + nl, fr.end, fr.depth + 1, id, 0, child_path(fr.path, 1)};
     if (push(b, right) != FM_OK || push(b, left) != FM_OK) return FM_ENOMEM;
     return FM_OK;
 }
@@ -762,8 +638,7 @@ void fm_tree_work_free(fm_tree_work *w)
     fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->seen); fm_free(w->ct);
     fm_free(w->yl); fm_free(w->wd); fm_free(w->wi); fm_free(w->inc); fm_free(w->lanes);
     fm_free(w->cmap); fm_free(w->feat);
-    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->bestv);
-    fm_free(w->kept); fm_free(w->kept_occ); fm_free(w->kept_map); fm_free(w->stack);
+    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->bestv); fm_free(w->stack);
     fm_free(w);
 }
 
@@ -839,29 +714,16 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
                  .node_hint = work->node_hint};
     t->k = k;
     b.whole = 1;
-    int positive = 1;
     for (int64_t j = 0; j < m; j++) {
         b.idx[j] = rows[j];
         b.ys[j] = y[rows[j]];
         b.ws[j] = w[j];
         b.w_total += w[j];
         b.whole &= w[j] == floorf(w[j]);
-        positive &= w[j] > 0.0f;
     }
     b.whole &= b.w_total <= (double)INT32_MAX;
     b.pure_is_final = b.whole && p->criterion == FM_GINI && b.w_total <= 131072.0;
-    b.subtract = b.pure_is_final && positive && p->subtract_min >= 0 && p->max_features >= d &&
-                 p->min_samples_leaf == 1;
-    if (b.subtract && !work->kept) { /* two stores of every feature's histogram */
-        work->kept = fm_alloc((size_t)(2 * d * 256 * (k + 1)) * sizeof(int32_t));
-        work->kept_occ = fm_alloc((size_t)(2 * d * 4) * sizeof(uint64_t));
-        work->kept_map = fm_alloc((size_t)(2 * k) * sizeof(int64_t));
-        if (!work->kept || !work->kept_occ || !work->kept_map) return FM_ENOMEM;
-    }
-    b.kept = work->kept;
-    b.kept_occ = work->kept_occ;
-    b.kept_map = work->kept_map;
-    int status = push(&b, (frame){0, m, 0, -1, 0, 1, 0, -1, 0});
+    int status = push(&b, (frame){0, m, 0, -1, 0, 1});
     while (b.stack_len > 0 && status == FM_OK) {
         if (p->stop && *p->stop) status = FM_EINTR;
         else status = grow_node(&b, t, b.stack[--b.stack_len]);

@@ -30,10 +30,6 @@ typedef struct {
     double min_impurity_decrease;
     int64_t small_node;        /* nodes of at most this many samples sort instead of filling
                                   histograms; at most FM_TREE_SMALL_MAX */
-    int64_t subtract_min;      /* sibling subtraction, when every feature is examined (gini,
-                                  positive whole weights, min_samples_leaf 1): a child of more
-                                  than this many samples gets its histograms as its parent's
-                                  minus its sibling's (same trees, less work); negative: never */
     const volatile int64_t *stop; /* or NULL: polled between nodes; nonzero ends the build
                                      with FM_EINTR (set by another thread on Ctrl-C) */
 } fm_tree_params;

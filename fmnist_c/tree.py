@@ -19,9 +19,6 @@ _CRITERIA = {"gini": 0, "entropy": 1}
 # class lanes at any size, this only chooses for the others; re-measured then (10 trees,
 # one thread, CPU time, busy machine), 64..512 were within the noise of each other.
 _SMALL_NODE = 256
-# With max_features=None, a node of more than this many samples gets its histograms as its
-# parent's minus its sibling's (csrc/tree.c, pair); -1: never. The same trees either way.
-_SUBTRACT_MIN = 4000
 _UNLIMITED = 2**62
 # how often the waiting main thread wakes for Ctrl-C and the progress bar
 _POLL_SECONDS = 0.05
@@ -135,7 +132,7 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
             max_features=_resolve_max_features(self.max_features, d),
             min_impurity_decrease=check_positive(self.min_impurity_decrease,
                                                  "min_impurity_decrease", float, allow_zero=True),
-            small_node=_SMALL_NODE, subtract_min=_SUBTRACT_MIN)
+            small_node=_SMALL_NODE)
 
     def _prepare(self, X, y, sample_weight):
         """Validate once: (X as uint8 or float32, class codes, weights or None, params)."""

@@ -45,23 +45,6 @@ def test_whole_weight_kernels_equal_the_general_ones(monkeypatch, small_node):
         assert whole._nodes["left"].size > 500
 
 
-@pytest.mark.parametrize("k", [2, 6])
-def test_sibling_subtraction_grows_the_same_trees(monkeypatch, k):
-    """With every feature examined, a child's histograms derived as its parent's minus its
-    sibling's give the same trees, node for node, as filling them (the default threshold
-    derives only large children; 2 derives nearly every one a parent can)."""
-    X, y = noisy(3000, d=8, k=k, seed=7, integer=True)
-    w = np.random.default_rng(3).integers(1, 4, len(y)).astype(np.float32)
-    for est in (DecisionTreeClassifier(random_state=0),
-                RandomForestClassifier(3, max_features=None, random_state=0)):
-        fits = []
-        for threshold in (-1, 2):
-            monkeypatch.setattr(tree_module, "_SUBTRACT_MIN", threshold)
-            fits.append(type(est)(**est.get_params()).fit(X, y, sample_weight=w))
-        same_forest(*fits)
-        assert fits[0]._nodes["left"].size > 300
-
-
 def test_same_forest_for_any_n_jobs_and_any_first_tree():
     X, y = noisy(400, d=10, seed=1)
     a = RandomForestClassifier(12, random_state=3, n_jobs=1).fit(X, y)
