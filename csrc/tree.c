@@ -292,51 +292,52 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
 }
 
 /* Gini, whole weights, at most LANE_CLASSES classes in the node and less than 2^16 weight:
- * a bin's class counts fit the 16-bit lanes of one uint64 (no carry can cross a lane), so a
- * sample costs one add into a 2 KB histogram (b->inc holds its weight shifted to its
- * class's lane). The scan keeps the left child's counts in lanes too (the right child's
- * are the node's minus them, lane by lane without borrows) and takes each side's weight and
- * sum of squares from its four lanes, without a branch on which classes the bin holds.
- * These are the exact integers the histogram path's running sums reach, so the scores are
- * identical. Needs min_samples_leaf 1 (no sample counts).
- * Returns 1 if the feature is not constant in the node. */
-#define LANE_CLASSES 4
+ * a bin's class counts fit the 16-bit lanes of LANE_WORDS uint64 words (class c in lane
+ * c % 4 of word c / 4; no carry can cross a lane), so a sample costs one add into a small
+ * histogram (b->inc holds its weight shifted to its class's lane). The scan keeps the left
+ * child's counts in lanes too (the right child's are the node's minus them, lane by lane
+ * without borrows) and takes each side's weight and sum of squares from the lanes, without
+ * a branch on which classes the bin holds. These are the exact integers the histogram
+ * path's running sums reach, so the scores are identical. Needs min_samples_leaf 1 (no
+ * sample counts). Returns 1 if the feature is not constant in the node. */
+#define LANE_WORDS 2
+#define LANE_CLASSES (4 * LANE_WORDS)
+#define AT_WORD(bin, j) ((bin) * nw + (ys[j] >> 2))
 
-static inline void lane_sums(uint64_t x, double *sum, double *squares)
+static inline void lane_sums(uint64_t x, uint64_t *sum, uint64_t *squares)
 {
-    uint64_t s = 0, q = 0;
-    for (int c = 0; c < LANE_CLASSES; c++, x >>= 16) {
+    for (int c = 0; c < 4; c++, x >>= 16) {
         uint64_t h = x & 0xFFFF;
-        s += h;
-        q += h * h;
+        *sum += h;
+        *squares += h * h;
     }
-    *sum = (double)s;
-    *squares = (double)q;
 }
 
 static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, split *best)
 {
-    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4];
+    const int64_t nw = (b->kk + 3) / 4, *ys = b->yl, m = fr->end - fr->start;
+    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256 * LANE_WORDS, occ[4];
     uint8_t *seen = b->seen;
-    int64_t m = fr->end - fr->start;
     const uint64_t *restrict inc = b->inc;
-    FILL_TWO(h1, h2, AT_BIN, inc);
+    if (nw == 1) FILL_TWO(h1, h2, AT_BIN, inc);
+    else FILL_TWO(h1, h2, AT_WORD, inc);
     int n_occ = occupancy(occ, seen);
-    uint64_t node = 0, left = 0;
-    for (int64_t c = 0; c < b->kk; c++) node |= (uint64_t)b->lct[c] << (16 * c);
-    running r = {0, 0, 0, 0, 0};
+    uint64_t node[LANE_WORDS] = {0}, left[LANE_WORDS] = {0};
+    for (int64_t c = 0; c < b->kk; c++) node[c >> 2] |= (uint64_t)b->lct[c] << (16 * (c & 3));
     int scanned = 0;
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
-            uint64_t x = h1[bin] + h2[bin];
-            h1[bin] = h2[bin] = 0;
+            uint64_t *x1 = h1 + bin * nw, *x2 = h2 + bin * nw, wl = 0, sl = 0, wr = 0, sr = 0;
+            for (int64_t j = 0; j < nw; j++) {
+                left[j] += x1[j] + x2[j];
+                x1[j] = x2[j] = 0;
+                lane_sums(left[j], &wl, &sl);
+                lane_sums(node[j] - left[j], &wr, &sr);
+            }
             seen[bin] = 0;
             if (++scanned == n_occ) continue; /* the last bin leaves no right child */
-            left += x;
-            lane_sums(left, &r.wl, &r.sl);
-            lane_sums(node - left, &r.wr, &r.sr);
-            r.nl = scanned;
+            running r = {(double)wl, (double)wr, (double)sl, (double)sr, scanned};
             running_score(&r, best, f, bin, m, 1, FM_GINI);
         }
     }
@@ -457,7 +458,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
                 b->kk <= LANE_CLASSES && w < 65536.0;
     if (lanes)
         for (int64_t j = 0; j < m; j++)
-            b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * b->yl[j]);
+            b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * (b->yl[j] & 3));
     else if (b->whole && !small)
         for (int64_t j = 0; j < m; j++) b->wi[j] = (int32_t)b->ws[fr->start + j];
     if (ensure_known(b, fr->depth + 1) != FM_OK) return FM_ENOMEM;
@@ -665,7 +666,7 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->wd = fm_alloc((size_t)m * sizeof(double));
     w->wi = fm_alloc((size_t)m * sizeof(int32_t));
     w->inc = fm_alloc((size_t)m * sizeof(uint64_t));
-    w->lanes = fm_alloc(2 * 256 * sizeof(uint64_t));
+    w->lanes = fm_alloc(2 * 256 * LANE_WORDS * sizeof(uint64_t));
     w->cmap = fm_alloc((size_t)k * sizeof(int64_t));
     w->feat = fm_alloc((size_t)d * sizeof(int64_t));
     w->swaps = fm_alloc((size_t)d * sizeof(int64_t));
@@ -684,7 +685,7 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     memset(w->hi, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     memset(w->hn, 0, 256 * sizeof(int64_t));
     memset(w->seen, 0, 256);
-    memset(w->lanes, 0, 2 * 256 * sizeof(uint64_t));
+    memset(w->lanes, 0, 2 * 256 * LANE_WORDS * sizeof(uint64_t));
     for (int64_t f = 0; f < d; f++) w->feat[f] = f;
     return w;
 }
