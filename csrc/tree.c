@@ -35,6 +35,7 @@ struct fm_tree_work {
     double *hw;            /* (2, 256, k) weighted class sums per bin, two copies */
     int32_t *hi;           /* (2, 256, k) the same as counts, when weights are whole numbers */
     int64_t *hn;           /* (256) samples per bin */
+    uint8_t *seen;         /* (256) 1 for the bins a feature's fill touched */
     double *ct;            /* (6, k) class sums: node, left, right; then over the classes
                               present in the node only */
     int64_t *yl;           /* (m) a node's samples' ids among its present classes */
@@ -49,6 +50,7 @@ struct fm_tree_work {
     int64_t known_cap;
     uint32_t *keys;        /* (small_node + 1) code << 16 | position, for sorting small nodes */
     uint8_t *vals;         /* (max(m, ROW_BATCH * ROW_GATHER)) a node's codes of features */
+    uint8_t *bestv;        /* (m) its codes of the best feature so far */
     frame *stack;
     int64_t stack_cap;
 };
@@ -76,6 +78,7 @@ typedef struct {
     int pure_is_final; /* a split into two pure children ends the node's search: see
                           find_split */
     int64_t *hn;
+    uint8_t *seen;
     double *ct, *cl, *cr;
     int64_t kk, kp, *yl, *cmap; /* classes present in the node (kp: rounded up to even), its
                                    samples' ids among them */
@@ -88,7 +91,7 @@ typedef struct {
     uint64_t *known;
     int64_t known_cap, words;
     uint32_t *keys;
-    uint8_t *vals;
+    uint8_t *vals, *bestv;
     frame *stack;
     int64_t stack_len, stack_cap, node_hint;
 } builder;
@@ -193,14 +196,35 @@ static inline void gini_move(running *r, double *restrict cl, double *restrict c
             unsigned b0 = v[j], b1 = v[j + 1];                                              \
             h1[AT(b0, j)] += ws[j];                                                         \
             h2[AT(b1, j + 1)] += ws[j + 1];                                                 \
-            occ[b0 >> 6] |= 1ULL << (b0 & 63);                                              \
-            occ[b1 >> 6] |= 1ULL << (b1 & 63);                                              \
+            seen[b0] = seen[b1] = 1;                                                        \
         }                                                                                   \
         if (j < m) {                                                                        \
             h1[AT(v[j], j)] += ws[j];                                                       \
-            occ[v[j] >> 6] |= 1ULL << (v[j] & 63);                                          \
+            seen[v[j]] = 1;                                                                 \
         }                                                                                   \
     } while (0)
+
+/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ; returns the number of
+ * occupied bins (the scans clear their marks). Bytes rather than bits while filling: setting a bit is a
+ * load, an or and a store, and runs of one bin chain each sample's on the store before it.
+ * A multiply gathers 8 flag bytes into 8 bits (each byte lands on its own bit of the top
+ * byte, without carries). */
+static inline int occupancy(uint64_t *occ, uint8_t *seen)
+{
+    int n = 0;
+    for (int q = 0; q < 4; q++) {
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; i++) {
+            uint64_t x;
+            memcpy(&x, seen + 64 * q + 8 * i, 8);
+            bits |= ((x * 0x0102040810204080ULL) >> 56) << (8 * i);
+        }
+        occ[q] = bits;
+        n += __builtin_popcountll(bits);
+    }
+    return n;
+}
+
 #define AT_CLASS(bin, j) ((bin) * k + ys[j])
 #define AT_BIN(bin, j) (bin)
 
@@ -219,17 +243,19 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     int32_t *hi = b->hi;
     int64_t *hn = b->hn, m = fr->end - fr->start;
     int counts = b->p->min_samples_leaf > 1; /* else any occupied bin makes a valid side */
-    uint64_t occ[4] = {0, 0, 0, 0};
-    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, b->wi);
-    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, b->wd);
+    uint64_t occ[4];
+    uint8_t *seen = b->seen;
+    const int32_t *restrict wi = b->wi;
+    const double *restrict wd = b->wd;
+    if (b->whole) FILL_TWO(hi, (hi + 256 * k), AT_CLASS, wi);
+    else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, wd);
     if (counts)
         for (int64_t j = 0; j < m; j++) hn[v[j]]++;
-    int n_occ = 0;
-    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
+    int n_occ = occupancy(occ, seen);
     enum fm_criterion crit = b->p->criterion;
     running r = {0, 0, 0, 0, 0};
     if (n_occ > 1) running_start(&r, b, w, crit);
-    int seen = 0;
+    int scanned = 0;
     double *row = b->hrow; /* the bin's two copies summed, which are zeroed for the next use */
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
@@ -255,44 +281,64 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
                         if (row[c] != 0.0) running_move(&r, b, c, row[c], crit);
                 }
                 r.nl += counts ? hn[bin] : 1;
-                if (++seen < n_occ)
+                if (++scanned < n_occ)
                     running_score(&r, best, f, bin, m, b->p->min_samples_leaf, crit);
             }
             hn[bin] = 0;
+            seen[bin] = 0;
         }
     }
     return n_occ > 1;
 }
 
 /* Gini, whole weights, at most LANE_CLASSES classes in the node and less than 2^16 weight:
- * a bin's class counts fit the 16-bit lanes of one uint64 (no carry can cross a lane), so a
- * sample costs one add into a 2 KB histogram (b->inc holds its weight shifted to its
- * class's lane). The scan moves each bin's counts as the histogram path does; all sums are
- * exact integers, so the scores are identical. Needs min_samples_leaf 1 (no sample counts).
- * Returns 1 if the feature is not constant in the node. */
-#define LANE_CLASSES 4
+ * a bin's class counts fit the 16-bit lanes of LANE_WORDS uint64 words (class c in lane
+ * c % 4 of word c / 4; no carry can cross a lane), so a sample costs one add into a small
+ * histogram (b->inc holds its weight shifted to its class's lane). The scan keeps the left
+ * child's counts in lanes too (the right child's are the node's minus them, lane by lane
+ * without borrows) and takes each side's weight and sum of squares from the lanes, without
+ * a branch on which classes the bin holds. These are the exact integers the histogram
+ * path's running sums reach, so the scores are identical. Needs min_samples_leaf 1 (no
+ * sample counts). Returns 1 if the feature is not constant in the node. */
+#define LANE_WORDS 2
+#define LANE_CLASSES (4 * LANE_WORDS)
+#define AT_WORD(bin, j) ((bin) * nw + (ys[j] >> 2))
 
-static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
-                          split *best)
+static inline void lane_sums(uint64_t x, uint64_t *sum, uint64_t *squares)
 {
-    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256, occ[4] = {0, 0, 0, 0};
-    int64_t m = fr->end - fr->start;
-    FILL_TWO(h1, h2, AT_BIN, b->inc);
-    int n_occ = 0;
-    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
-    running r = {0, 0, 0, 0, 0};
-    if (n_occ > 1) running_start(&r, b, w, FM_GINI);
-    int seen = 0;
+    for (int c = 0; c < 4; c++, x >>= 16) {
+        uint64_t h = x & 0xFFFF;
+        *sum += h;
+        *squares += h * h;
+    }
+}
+
+static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, split *best)
+{
+    const int64_t nw = (b->kk + 3) / 4, *ys = b->yl, m = fr->end - fr->start;
+    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256 * LANE_WORDS, occ[4];
+    uint8_t *seen = b->seen;
+    const uint64_t *restrict inc = b->inc;
+    if (nw == 1) FILL_TWO(h1, h2, AT_BIN, inc);
+    else FILL_TWO(h1, h2, AT_WORD, inc);
+    int n_occ = occupancy(occ, seen);
+    uint64_t node[LANE_WORDS] = {0}, left[LANE_WORDS] = {0};
+    for (int64_t c = 0; c < b->kk; c++) node[c >> 2] |= (uint64_t)b->lct[c] << (16 * (c & 3));
+    int scanned = 0;
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
-            uint64_t x = h1[bin] + h2[bin];
-            h1[bin] = h2[bin] = 0;
-            if (n_occ < 2) continue;
-            for (int64_t c = 0; c < b->kk; c++, x >>= 16)
-                if (x & 0xFFFF) running_move(&r, b, c, (double)(x & 0xFFFF), FM_GINI);
-            r.nl++;
-            if (++seen < n_occ) running_score(&r, best, f, bin, m, 1, FM_GINI);
+            uint64_t *x1 = h1 + bin * nw, *x2 = h2 + bin * nw, wl = 0, sl = 0, wr = 0, sr = 0;
+            for (int64_t j = 0; j < nw; j++) {
+                left[j] += x1[j] + x2[j];
+                x1[j] = x2[j] = 0;
+                lane_sums(left[j], &wl, &sl);
+                lane_sums(node[j] - left[j], &wr, &sr);
+            }
+            seen[bin] = 0;
+            if (++scanned == n_occ) continue; /* the last bin leaves no right child */
+            running r = {(double)wl, (double)wr, (double)sl, (double)sr, scanned};
+            running_score(&r, best, f, bin, m, 1, FM_GINI);
         }
     }
     return n_occ > 1;
@@ -412,7 +458,7 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
                 b->kk <= LANE_CLASSES && w < 65536.0;
     if (lanes)
         for (int64_t j = 0; j < m; j++)
-            b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * b->yl[j]);
+            b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * (b->yl[j] & 3));
     else if (b->whole && !small)
         for (int64_t j = 0; j < m; j++) b->wi[j] = (int32_t)b->ws[fr->start + j];
     if (ensure_known(b, fr->depth + 1) != FM_OK) return FM_ENOMEM;
@@ -454,9 +500,11 @@ static int find_split(builder *b, const frame *fr, double w, split *best)
         drawn++;
         if (slot < 0) continue;
         const uint8_t *v = b->vals + slot * m;
-        int varies = lanes   ? split_by_lanes(b, fr, v, f, w, best)
+        double before = best->proxy;
+        int varies = lanes   ? split_by_lanes(b, fr, v, f, best)
                      : small ? split_by_sorting(b, fr, v, f, w, best)
                              : split_by_histogram(b, fr, v, f, w, best);
+        if (best->proxy != before) memcpy(b->bestv, v, (size_t)m);
         if (!varies) found[f >> 6] |= 1ULL << (f & 63);
         visited += varies;
     }
@@ -504,26 +552,31 @@ static int push(builder *b, frame fr)
 }
 
 /* Rows going left keep their order in place, the others follow them: a stable partition,
- * so rows stay ascending and column reads stay forward. Sums the left rows' class weights
- * into b->cl on the way. Returns the left count. */
-static int64_t partition(builder *b, const frame *fr, int64_t f, int64_t bin)
+ * so rows stay ascending and column reads stay forward. The codes are the ones the split
+ * search kept (b->bestv): read in order, where the column would cost a cache miss a row.
+ * Sums the left rows' class weights into b->cl on the way. Returns the left count. */
+static int64_t partition(builder *b, const frame *fr, int64_t bin)
 {
-    const uint8_t *col = b->codes + f * b->n;
+    const uint8_t *v = b->bestv;
+    int64_t *restrict idx = b->idx, *restrict ys = b->ys, *restrict tidx = b->tidx,
+            *restrict tys = b->tys;
+    float *restrict ws = b->ws, *restrict tws = b->tws;
+    double *restrict cl = b->cl;
     int64_t nl = fr->start, nr = 0;
-    for (int64_t c = 0; c < b->k; c++) b->cl[c] = 0.0;
+    for (int64_t c = 0; c < b->k; c++) cl[c] = 0.0;
     for (int64_t j = fr->start; j < fr->end; j++) {
-        if (col[b->idx[j]] <= bin) {
-            b->idx[nl] = b->idx[j]; b->ys[nl] = b->ys[j]; b->ws[nl] = b->ws[j];
-            b->cl[b->ys[j]] += b->ws[j];
+        if (v[j - fr->start] <= bin) {
+            idx[nl] = idx[j]; ys[nl] = ys[j]; ws[nl] = ws[j];
+            cl[ys[j]] += ws[j];
             nl++;
         } else {
-            b->tidx[nr] = b->idx[j]; b->tys[nr] = b->ys[j]; b->tws[nr] = b->ws[j];
+            tidx[nr] = idx[j]; tys[nr] = ys[j]; tws[nr] = ws[j];
             nr++;
         }
     }
-    memcpy(b->idx + nl, b->tidx, (size_t)nr * sizeof(int64_t));
-    memcpy(b->ys + nl, b->tys, (size_t)nr * sizeof(int64_t));
-    memcpy(b->ws + nl, b->tws, (size_t)nr * sizeof(float));
+    memcpy(idx + nl, tidx, (size_t)nr * sizeof(int64_t));
+    memcpy(ys + nl, tys, (size_t)nr * sizeof(int64_t));
+    memcpy(ws + nl, tws, (size_t)nr * sizeof(float));
     return nl - fr->start;
 }
 
@@ -562,7 +615,7 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
      * class sums the partition adds up in its one pass over the rows (a second pass was
      * 3% of a forest fit's profile); if the gain falls short the node stays a leaf, and the order
      * of its rows no longer matters */
-    int64_t nl = partition(b, &fr, best.feature, best.bin);
+    int64_t nl = partition(b, &fr, best.bin);
     double wl = 0.0;
     for (int64_t c = 0; c < k; c++) { b->cr[c] = b->ct[c] - b->cl[c]; wl += b->cl[c]; }
     double wr = w - wl;
@@ -583,10 +636,10 @@ void fm_tree_work_free(fm_tree_work *w)
 {
     if (!w) return;
     fm_free(w->idx); fm_free(w->tidx); fm_free(w->ys); fm_free(w->tys); fm_free(w->ws);
-    fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->ct);
+    fm_free(w->tws); fm_free(w->hw); fm_free(w->hi); fm_free(w->hn); fm_free(w->seen); fm_free(w->ct);
     fm_free(w->yl); fm_free(w->wd); fm_free(w->wi); fm_free(w->inc); fm_free(w->lanes);
     fm_free(w->cmap); fm_free(w->feat);
-    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->stack);
+    fm_free(w->swaps); fm_free(w->slot); fm_free(w->known); fm_free(w->keys); fm_free(w->vals); fm_free(w->bestv); fm_free(w->stack);
     fm_free(w);
 }
 
@@ -606,22 +659,24 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     w->hw = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(double));
     w->hi = fm_alloc((size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     w->hn = fm_alloc(256 * sizeof(int64_t));
+    w->seen = fm_alloc(256);
     /* ct, cl, cr: k each; lct, lcl, lcr, hrow: k + 1 each (padded to an even count) */
     w->ct = fm_alloc((size_t)(7 * (k + 1)) * sizeof(double));
     w->yl = fm_alloc((size_t)m * sizeof(int64_t));
     w->wd = fm_alloc((size_t)m * sizeof(double));
     w->wi = fm_alloc((size_t)m * sizeof(int32_t));
     w->inc = fm_alloc((size_t)m * sizeof(uint64_t));
-    w->lanes = fm_alloc(2 * 256 * sizeof(uint64_t));
+    w->lanes = fm_alloc(2 * 256 * LANE_WORDS * sizeof(uint64_t));
     w->cmap = fm_alloc((size_t)k * sizeof(int64_t));
     w->feat = fm_alloc((size_t)d * sizeof(int64_t));
     w->swaps = fm_alloc((size_t)d * sizeof(int64_t));
     w->slot = fm_alloc((size_t)d * sizeof(int64_t));
     w->keys = fm_alloc((size_t)w->keys_cap * sizeof(uint32_t));
     w->vals = fm_alloc((size_t)(m > ROW_BATCH * ROW_GATHER ? m : ROW_BATCH * ROW_GATHER));
+    w->bestv = fm_alloc((size_t)m);
     if (!w->idx || !w->tidx || !w->ys || !w->tys || !w->ws || !w->tws || !w->hw || !w->hi ||
-        !w->hn || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
-        !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals) {
+        !w->hn || !w->seen || !w->ct || !w->yl || !w->wd || !w->wi || !w->inc || !w->lanes || !w->cmap ||
+        !w->feat || !w->swaps || !w->slot || !w->keys || !w->vals || !w->bestv) {
         fm_tree_work_free(w);
         return NULL;
     }
@@ -629,7 +684,8 @@ fm_tree_work *fm_tree_work_new(int64_t m, int64_t d, int64_t k, int64_t small_no
     memset(w->hw, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(double));
     memset(w->hi, 0, (size_t)(2 * 256 * (k + 1)) * sizeof(int32_t));
     memset(w->hn, 0, 256 * sizeof(int64_t));
-    memset(w->lanes, 0, 2 * 256 * sizeof(uint64_t));
+    memset(w->seen, 0, 256);
+    memset(w->lanes, 0, 2 * 256 * LANE_WORDS * sizeof(uint64_t));
     for (int64_t f = 0; f < d; f++) w->feat[f] = f;
     return w;
 }
@@ -647,14 +703,14 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
                  .n = n, .d = d, .k = k, .edge_stride = edge_stride, .seed = seed,
                  .idx = work->idx, .tidx = work->tidx, .ys = work->ys, .tys = work->tys,
                  .ws = work->ws, .tws = work->tws, .hw = work->hw, .hi = work->hi,
-                 .hn = work->hn,
+                 .hn = work->hn, .seen = work->seen,
                  .ct = work->ct, .cl = work->ct + k, .cr = work->ct + 2 * k,
                  .lct = work->ct + 3 * k, .lcl = work->ct + 4 * k + 1,
                  .lcr = work->ct + 5 * k + 2, .hrow = work->ct + 6 * k + 3, .yl = work->yl,
                  .wd = work->wd, .wi = work->wi, .inc = work->inc, .lanes = work->lanes,
                  .cmap = work->cmap, .feat = work->feat,
                  .swaps = work->swaps, .slot = work->slot, .known = work->known,
-                 .known_cap = work->known_cap, .words = (d + 63) / 64, .keys = work->keys, .vals = work->vals,
+                 .known_cap = work->known_cap, .words = (d + 63) / 64, .keys = work->keys, .vals = work->vals, .bestv = work->bestv,
                  .stack = work->stack, .stack_cap = work->stack_cap,
                  .node_hint = work->node_hint};
     t->k = k;

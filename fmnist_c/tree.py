@@ -15,7 +15,7 @@ _CRITERIA = {"gini": 0, "entropy": 1}
 # sort above) instead of filling 256-bin histograms. benchmarks/bench_forest.py
 # --small-node: 20 trees on the study split fit fastest around 256; histograms in every
 # node were 15% (one thread, CPU time) to 70% (two threads, busy machine) slower. Since
-# gini nodes with whole weights (bootstrap counts) and at most 4 classes count into 16-bit
+# gini nodes with whole weights (bootstrap counts) and at most 8 classes count into 16-bit
 # class lanes at any size, this only chooses for the others; re-measured then (10 trees,
 # one thread, CPU time, busy machine), 64..512 were within the noise of each other.
 _SMALL_NODE = 256
@@ -161,7 +161,7 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
 
         def work():
             try:
-                out["parts"] = _core.forest_fit(*args, nthreads=threads, control=control, **params)
+                out["arrays"] = _core.forest_fit(*args, nthreads=threads, control=control, **params)
             except BaseException as e:  # handed to the caller's thread
                 out["error"] = e
 
@@ -183,13 +183,12 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
             raise
         finally:
             bar.close()
-        parts = [out["parts"]]
-        sizes = np.concatenate([p[0] for p in parts])
-        nodes = {name: np.concatenate([p[2 + j] for p in parts]) for j, name in enumerate(_FIELDS)}
+        sizes, max_depths, *arrays = out["arrays"]  # fresh arrays from the kernel: no copies
+        nodes = dict(zip(_FIELDS, arrays))
         for a in nodes.values():
             a.flags.writeable = False
         self._offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._max_depths = np.concatenate([p[1] for p in parts])
+        self._max_depths = max_depths
         self._nodes = nodes
         self.n_features_in_ = X.shape[1]
         self.n_classes_ = len(self.classes_)

@@ -31,11 +31,13 @@ def test_whole_weight_kernels_equal_the_general_ones(monkeypatch, small_node):
     stop at a pure split; halving every weight (exact in binary, and no longer all whole)
     takes the double-precision histograms and the sort, with none of those shortcuts. Gini
     is exactly scale-free in floating point (entropy's logarithms are not), so the trees
-    must be the same, node for node; six classes give nodes on both sides of four."""
+    must be the same, node for node; ten classes give nodes with more than eight, with one
+    lane word (up to four) and with two."""
     monkeypatch.setattr(tree_module, "_SMALL_NODE", small_node)
-    X, y = noisy(3000, d=8, k=6, seed=5, integer=True)
+    X, y = noisy(3000, d=8, k=10, seed=5, integer=True)
     w = np.random.default_rng(2).integers(1, 4, len(y)).astype(np.float32)
     w[0] = 1
+    w[1::97] = 0  # zero weights: occupied bins that weigh nothing
     for est in (DecisionTreeClassifier(max_features=3, random_state=0),
                 RandomForestClassifier(4, max_features=3, random_state=0)):
         whole = type(est)(**est.get_params()).fit(X, y, sample_weight=w)
