@@ -332,6 +332,7 @@ struct gemm_problem {
     int64_t ldc, lda, ldb, m, n, k, kc;
     enum fm_trans ta, tb;
     float alpha, beta;
+    const fm_gemm_tail *tail;
 };
 
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
@@ -339,7 +340,8 @@ static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 
 /* C[i0:i1, j0:j1] with this thread's pack buffers. i0 and j0 are multiples of MR and NR,
  * and k is blocked the same way for every sub-block, so each element of C sees the same
- * sequence of operations whichever thread computes it. */
+ * sequence of operations whichever thread computes it. The tail runs on each mc x NR
+ * strip as the last k block finishes it, while the strip is in L1. */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
                        int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
 {
@@ -350,6 +352,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
             int64_t kc = min64(g->kc, g->k - pc);
             /* later k blocks accumulate onto what the first one wrote */
             float beta = pc == 0 ? g->beta : 1.0f;
+            const fm_gemm_tail *tail = pc + kc == g->k ? g->tail : NULL;
             pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
             for (int64_t ic = i0; ic < i1; ic += im->mc_max) {
                 int64_t mc = min64(im->mc_max, i1 - ic);
@@ -363,6 +366,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
                                    kc, g->alpha, beta, mrr, nrr);
                     }
                 }
+                if (tail) tail->fn(tail->ctx, ic, jc, mc, nc);
             }
         }
     }
@@ -443,6 +447,15 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
             enum fm_kernel kernel, int nthreads)
 {
+    return fm_gemm_fused(c, ldc, a, lda, ta, b, ldb, tb, m, n, k, alpha, beta, NULL, kernel,
+                         nthreads);
+}
+
+int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta,
+                  const float *b, int64_t ldb, enum fm_trans tb,
+                  int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                  const fm_gemm_tail *tail, enum fm_kernel kernel, int nthreads)
+{
     const struct fm_gemm_impl *im = impl_for(kernel, n);
     if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
     if ((ta != FM_NO_TRANS && ta != FM_TRANS) || (tb != FM_NO_TRANS && tb != FM_TRANS)) return FM_EINVAL;
@@ -451,11 +464,12 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
     if (c == NULL) return FM_EINVAL;
     if (k == 0 || alpha == 0.0f) {
         scale_c(c, ldc, m, n, beta);
+        if (tail) tail->fn(tail->ctx, 0, 0, m, n);
         return FM_OK;
     }
     if (a == NULL || b == NULL) return FM_EINVAL;
 
-    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta};
+    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta, tail};
     int64_t nkb = (k + im->kc_max - 1) / im->kc_max;
     g.kc = (k + nkb - 1) / nkb;
 

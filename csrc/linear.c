@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "gemm.h"
+#include "layers.h"
 #include "linear.h"
 #include "optim.h"
 
@@ -57,9 +58,7 @@ double fm_softmax_xent(float *dz, int64_t *n_correct,
 int fm_linear_forward(float *logits, const float *x, const float *w, const float *b,
                       int64_t n, int64_t d, int64_t k, int nthreads)
 {
-    for (int64_t i = 0; i < n; i++) memcpy(logits + i * k, b, (size_t)k * sizeof(float));
-    return fm_gemm(logits, k, x, d, FM_NO_TRANS, w, d, FM_TRANS, n, k, d, 1.0f, 1.0f,
-                   FM_KERNEL_AUTO, nthreads);
+    return fm_dense_forward(logits, x, w, b, n, d, k, 0, nthreads);
 }
 
 int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
