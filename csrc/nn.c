@@ -455,6 +455,10 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
             else w.y[i] = data->y[r];
             w.sw[i] = data->sw ? data->sw[r] : 1.0f;
         }
+        /* the next batch's rows, random ones of a large array: fetched from memory while
+         * this step computes, they wait in cache for the copy above */
+        for (int64_t i = start + bs; i < start + bs + batch && i < m; i++)
+            for (int64_t j = 0; j < d; j += 16) __builtin_prefetch(data->x + order[i] * d + j, 0, 1);
         double loss = 0.0;
         update up = {opt, state, lr[s], step, {0}};
         fm_optim_coef_init(&up.coef, opt, lr[s], step);
