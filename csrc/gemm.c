@@ -30,6 +30,7 @@ typedef void (*fm_ukernel)(float *c, int64_t ldc, const float *a, const float *b
 struct fm_gemm_impl {
     fm_ukernel kernel;
     int mr, nr;
+    int mr_step; /* the kernel computes tiles of rows in multiples of this (padding the rest) */
     int64_t kc_max, mc_max, nc_max;
     int avx_pack; /* pack with AVX transposes: the CPU has AVX2 */
 };
@@ -248,11 +249,11 @@ static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds,
 
 #endif /* FM_GEMM_X86 */
 
-static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, 256, 128, 2048, 0};
+static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, P_MR, 256, 128, 2048, 0};
 #ifdef FM_GEMM_X86
-static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 256, 120, 2048, 1};
-static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, 384, 168, 2048, 1};
-static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 1, 256, 120, 2048, 1};
+static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, A5_MR / 7, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, A5N_MR / 7, 384, 168, 2048, 1};
 #endif
 
 /* ---------------------------------------------------------------- packing */
@@ -338,9 +339,10 @@ struct gemm_problem {
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 
-/* C[i0:i1, j0:j1] with this thread's pack buffers. i0 and j0 are multiples of MR and NR,
- * and k is blocked the same way for every sub-block, so each element of C sees the same
- * sequence of operations whichever thread computes it. The tail runs on each mc x NR
+/* C[i0:i1, j0:j1] with this thread's pack buffers. k is blocked the same way for every
+ * sub-block, and a micro-kernel computes each row and column of its tile alike whatever
+ * the tile's size, so each element of C sees the same sequence of operations whichever
+ * thread computes it. The tail runs on each mc x NR
  * strip as the last k block finishes it, while the strip is in L1. */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
                        int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
@@ -480,18 +482,20 @@ int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_tr
 #else
     (void)nthreads;
 #endif
-    /* Threads take contiguous runs of whole MR-row (or NR-column) panels of C and never
-     * split k, which keeps the result independent of nt. Each thread packs its own copy
-     * of the operand it shares, so pick the split whose busiest thread has the least
-     * work, counting a packed element as about eight multiply-adds. */
+    /* Threads take contiguous runs of rows (in the kernel's row steps) or of whole
+     * NR-column panels of C and never split k, which keeps the result independent of nt.
+     * Each thread packs its own copy of the operand it shares, so pick the split whose
+     * busiest thread has the least work, counting a packed element as about eight
+     * multiply-adds. */
     int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
-    if (nt > pm && nt > pn) nt = (int)(pm > pn ? pm : pn);
-    double rows_m = (double)min64((pm + nt - 1) / nt * im->mr, m);
+    int64_t um = (m + im->mr_step - 1) / im->mr_step;
+    if (nt > um && nt > pn) nt = (int)(um > pn ? um : pn);
+    double rows_m = (double)min64((um + nt - 1) / nt * im->mr_step, m);
     double cols_n = (double)((pn + nt - 1) / nt * im->nr);
     double cost_m = rows_m * (double)round_up(n, im->nr) * (double)k + 8.0 * (double)k * ((double)n + rows_m);
     double cost_n = (double)m * cols_n * (double)k + 8.0 * (double)k * ((double)m + cols_n);
     int split_n = nt > 1 && cost_n < cost_m;
-    int64_t panels = split_n ? pn : pm;
+    int64_t units = split_n ? pn : um, unit = split_n ? im->nr : im->mr_step;
     /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
      * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
     size_t pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
@@ -512,12 +516,12 @@ int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_tr
 #endif
         if (t > 0) lag = fm_parallel_now() - forked;
         float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
-        int64_t q0 = panels * t / team, q1 = panels * (t + 1) / team;
+        int64_t q0 = units * t / team * unit, q1 = min64(units * (t + 1) / team * unit, split_n ? n : m);
         if (q1 > q0) {
             if (split_n)
-                gemm_block(&g, im, 0, m, q0 * im->nr, min64(q1 * im->nr, n), pa, pb);
+                gemm_block(&g, im, 0, m, q0, q1, pa, pb);
             else
-                gemm_block(&g, im, q0 * im->mr, min64(q1 * im->mr, m), 0, n, pa, pb);
+                gemm_block(&g, im, q0, q1, 0, n, pa, pb);
         }
     }
     if (nt > 1) fm_parallel_report(forked, lag);
