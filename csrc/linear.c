@@ -38,16 +38,26 @@ double fm_softmax_xent(float *dz, int64_t *n_correct,
         else
             label = y[i];
         float mx = r[arg];
-        double s = 0.0;
-        for (int64_t j = 0; j < k; j++) s += exp((double)r[j] - mx);
-        double logs = log(s), w = sw ? sw[i] : 1.0;
-        float c = (float)(w * scale), inv = (float)(1.0 / s);
-        /* CE = -sum_j t_j (z_j - max - log s); dCE/dz = softmax(z) - t. Zero targets add
-         * exact zeros, so one-hot t and its label y round identically. */
+        /* CE = -sum_j t_j (z_j - max - log s) = log s sum_j t_j - sum_j t_j (z_j - max);
+         * dCE/dz = softmax(z) - t. Zero targets are skipped, so one-hot t and its label y
+         * round identically. One expf per logit, kept in g until s is known (g may be z
+         * itself: each r[j] is read before g[j] is written). */
+        double s = 0.0, tz = 0.0, tsum = 0.0;
         for (int64_t j = 0; j < k; j++) {
             float tj = ti ? ti[j] : (float)(j == y[i]);
-            if (tj != 0.0f) loss -= w * tj * (((double)r[j] - mx) - logs);
-            g[j] = c * expf(r[j] - mx) * inv - c * tj;
+            if (tj != 0.0f) {
+                tz += tj * ((double)r[j] - mx);
+                tsum += tj;
+            }
+            g[j] = expf(r[j] - mx);
+            s += g[j];
+        }
+        double logs = log(s), w = sw ? sw[i] : 1.0;
+        float c = (float)(w * scale), inv = (float)(1.0 / s);
+        if (tsum != 0.0) loss -= w * (tz - tsum * logs);
+        for (int64_t j = 0; j < k; j++) {
+            float tj = ti ? ti[j] : (float)(j == y[i]);
+            g[j] = c * g[j] * inv - c * tj;
         }
         hits += arg == label;
     }
