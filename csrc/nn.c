@@ -10,6 +10,7 @@
 #include "layers.h"
 #include "linear.h"
 #include "nn.h"
+#include "parallel.h"
 
 static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
 static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
@@ -443,6 +444,15 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
     for (int64_t s = 0, start = 0; start < m; s++, start += batch) {
         int64_t bs = m - start < batch ? m - start : batch;
         int64_t step = step0 + s + 1;
+        /* Rows are gathered (and augmented) in parallel, each thread prefetching the rows
+         * of the next batch it will gather: random rows of a large array, fetched from
+         * memory while this step computes. A prefetch every other 64-byte line: the copy
+         * found the rows as well cached (the hardware fetches line pairs), and the
+         * prefetches, which stall once the miss queue fills, cost half as much (perf). */
+        int gt = bs * d < ((int64_t)1 << 15) ? 1 : fm_parallel_threads(nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(gt) if (gt > 1)
+#endif
         for (int64_t i = 0; i < bs; i++) {
             int64_t r = order[start + i];
             if (augment) { /* a stream per (step, row of the batch) */
@@ -454,14 +464,11 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
             if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
             else w.y[i] = data->y[r];
             w.sw[i] = data->sw ? data->sw[r] : 1.0f;
+            if (start + batch + i < m)
+                for (int64_t j = 0; j < d; j += 32)
+                    __builtin_prefetch(data->x + order[start + batch + i] * d + j, 0, 1);
         }
-        /* the next batch's rows, random ones of a large array: fetched from memory while
-         * this step computes, they wait in cache for the copy above. A prefetch every
-         * other 64-byte line: the copy found the rows as well cached (the hardware fetches
-         * line pairs), and the prefetches, which stall once the miss queue fills, cost
-         * half as much (perf, one core). */
-        for (int64_t i = start + bs; i < start + bs + batch && i < m; i++)
-            for (int64_t j = 0; j < d; j += 32) __builtin_prefetch(data->x + order[i] * d + j, 0, 1);
+        (void)gt;
         double loss = 0.0;
         update up = {opt, state, lr[s], step, {0}};
         fm_optim_coef_init(&up.coef, opt, lr[s], step);
