@@ -7,6 +7,7 @@ indexed by a random permutation; no DataLoader). Prints median epoch times over
     python benchmarks/bench_mlp.py [--repeat 5] [--threads 2]
 """
 import argparse
+import os
 import statistics
 
 import numpy as np
@@ -73,7 +74,10 @@ def main():
     run_ours, m = ours(X, y, args.threads)
     run_torch = pytorch(X, y, args.threads)
     # alternate the two so that both meet the same machine (others share its 2 cores)
+    # a busy machine stalls OpenMP's spinning threads (PyTorch's far more): say how busy
+    load = os.getloadavg()[0]
     times = [(timed(run_ours)[0], timed(run_torch)[0]) for _ in range(args.repeat)]
+    print(f"load average (1 min) before / after the epochs: {load:.2f} / {os.getloadavg()[0]:.2f}")
     t_ours, t_torch = (statistics.median(t) for t in zip(*times))
     gflop = flops_per_sample() * len(y) / 1e9
     rows = [["fmnist_c (C)", f"{t_ours:.3f}", f"{gflop / t_ours:.1f}", f"{t_ours / t_torch:.2f}"],

@@ -30,6 +30,7 @@ typedef void (*fm_ukernel)(float *c, int64_t ldc, const float *a, const float *b
 struct fm_gemm_impl {
     fm_ukernel kernel;
     int mr, nr;
+    int mr_step, nr_step; /* the kernel computes tiles in multiples of these rows and columns */
     int64_t kc_max, mc_max, nc_max;
     int avx_pack; /* pack with AVX transposes: the CPU has AVX2 */
 };
@@ -122,20 +123,22 @@ static void ukernel_avx2(float *c, int64_t ldc, const float *a, const float *b,
 /* ---------------------------------------------------------------- AVX-512 kernels */
 
 /* 14 x 32: 28 zmm accumulators, two B loads and fourteen broadcasts per k step, enough
- * independent FMAs to hide Zen 4's latency with load slots to spare. When C has at most
- * 16 columns (ten classes) half of that tile would be padding, so a 28 x 16 twin takes
- * over: one B load per 28 FMAs. */
+ * independent FMAs to hide Zen 4's latency with load slots to spare; a last panel of at
+ * most 16 columns computes only those (half the work). When C has at most 16 columns
+ * (ten classes) half of that tile would be padding, so a 28 x 16 twin takes over: one B
+ * load per 28 FMAs. */
 #define A5_MR 14
 #define A5_NR 32
 #define A5N_MR 28
 #define A5N_NR 16
 
 /* Computes `rows` rows (a constant, so loops unroll and accumulators stay in registers)
- * of nv zmm columns from panels amr wide, and stores the first mr rows and nr columns.
+ * of nv zmm columns from A panels amr wide and B panels anr wide, and stores the first mr
+ * rows and nr columns.
  * Rows between mr and rows are packing zeros: computing them lets seven instances of
  * the tile cover every mr. */
 static inline __attribute__((always_inline, target("avx512f,fma")))
-void avx512_tile(const int rows, const int nv, const int amr, float *c, int64_t ldc,
+void avx512_tile(const int rows, const int nv, const int amr, const int anr, float *c, int64_t ldc,
                  const float *a, const float *b, int64_t kc, float alpha, float beta,
                  int mr, int nr)
 {
@@ -152,7 +155,7 @@ void avx512_tile(const int rows, const int nv, const int amr, float *c, int64_t 
             if (nv == 2) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
         a += amr;
-        b += 16 * nv;
+        b += anr;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
@@ -174,17 +177,17 @@ void avx512_tile(const int rows, const int nv, const int amr, float *c, int64_t 
 
 /* Picks the smallest of seven row counts (multiples of amr / 7) that covers mr. */
 static inline __attribute__((always_inline, target("avx512f,fma")))
-void avx512_rows(const int nv, const int amr, float *c, int64_t ldc, const float *a,
+void avx512_rows(const int nv, const int amr, const int anr, float *c, int64_t ldc, const float *a,
                  const float *b, int64_t kc, float alpha, float beta, int mr, int nr)
 {
     switch ((mr - 1) / (amr / 7)) {
-    case 0: avx512_tile(1 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 1: avx512_tile(2 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 2: avx512_tile(3 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 3: avx512_tile(4 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 4: avx512_tile(5 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 5: avx512_tile(6 * amr / 7, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    default: avx512_tile(amr, nv, amr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 0: avx512_tile(1 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 1: avx512_tile(2 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 2: avx512_tile(3 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 3: avx512_tile(4 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 4: avx512_tile(5 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    case 5: avx512_tile(6 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
+    default: avx512_tile(amr, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
     }
 }
 
@@ -192,14 +195,17 @@ __attribute__((target("avx512f,fma")))
 static void ukernel_avx512(float *c, int64_t ldc, const float *a, const float *b,
                            int64_t kc, float alpha, float beta, int mr, int nr)
 {
-    avx512_rows(2, A5_MR, c, ldc, a, b, kc, alpha, beta, mr, nr);
+    if (nr <= 16)
+        avx512_rows(1, A5_MR, A5_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
+    else
+        avx512_rows(2, A5_MR, A5_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
 }
 
 __attribute__((target("avx512f,fma")))
 static void ukernel_avx512_narrow(float *c, int64_t ldc, const float *a, const float *b,
                                   int64_t kc, float alpha, float beta, int mr, int nr)
 {
-    avx512_rows(1, A5N_MR, c, ldc, a, b, kc, alpha, beta, mr, nr);
+    avx512_rows(1, A5N_MR, A5N_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
 }
 
 /* ---------------------------------------------------------------- transposing pack */
@@ -248,11 +254,11 @@ static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds,
 
 #endif /* FM_GEMM_X86 */
 
-static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, 256, 128, 2048, 0};
+static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, P_MR, P_NR, 256, 128, 2048, 0};
 #ifdef FM_GEMM_X86
-static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 256, 120, 2048, 1};
-static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, 384, 168, 2048, 1};
-static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 1, A2_NR, 256, 120, 2048, 1};
+static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, A5_MR / 7, 16, 384, 168, 2048, 1};
+static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, A5N_MR / 7, 16, 384, 168, 2048, 1};
 #endif
 
 /* ---------------------------------------------------------------- packing */
@@ -332,14 +338,17 @@ struct gemm_problem {
     int64_t ldc, lda, ldb, m, n, k, kc;
     enum fm_trans ta, tb;
     float alpha, beta;
+    const fm_gemm_tail *tail;
 };
 
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 
-/* C[i0:i1, j0:j1] with this thread's pack buffers. i0 and j0 are multiples of MR and NR,
- * and k is blocked the same way for every sub-block, so each element of C sees the same
- * sequence of operations whichever thread computes it. */
+/* C[i0:i1, j0:j1] with this thread's pack buffers. k is blocked the same way for every
+ * sub-block, and a micro-kernel computes each row and column of its tile alike whatever
+ * the tile's size, so each element of C sees the same sequence of operations whichever
+ * thread computes it. The tail runs on each mc x NR
+ * strip as the last k block finishes it, while the strip is in L1. */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
                        int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
 {
@@ -350,6 +359,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
             int64_t kc = min64(g->kc, g->k - pc);
             /* later k blocks accumulate onto what the first one wrote */
             float beta = pc == 0 ? g->beta : 1.0f;
+            const fm_gemm_tail *tail = pc + kc == g->k ? g->tail : NULL;
             pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
             for (int64_t ic = i0; ic < i1; ic += im->mc_max) {
                 int64_t mc = min64(im->mc_max, i1 - ic);
@@ -363,6 +373,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
                                    kc, g->alpha, beta, mrr, nrr);
                     }
                 }
+                if (tail) tail->fn(tail->ctx, ic, jc, mc, nc);
             }
         }
     }
@@ -443,6 +454,15 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
             enum fm_kernel kernel, int nthreads)
 {
+    return fm_gemm_fused(c, ldc, a, lda, ta, b, ldb, tb, m, n, k, alpha, beta, NULL, kernel,
+                         nthreads);
+}
+
+int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta,
+                  const float *b, int64_t ldb, enum fm_trans tb,
+                  int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                  const fm_gemm_tail *tail, enum fm_kernel kernel, int nthreads)
+{
     const struct fm_gemm_impl *im = impl_for(kernel, n);
     if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
     if ((ta != FM_NO_TRANS && ta != FM_TRANS) || (tb != FM_NO_TRANS && tb != FM_TRANS)) return FM_EINVAL;
@@ -451,11 +471,12 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
     if (c == NULL) return FM_EINVAL;
     if (k == 0 || alpha == 0.0f) {
         scale_c(c, ldc, m, n, beta);
+        if (tail) tail->fn(tail->ctx, 0, 0, m, n);
         return FM_OK;
     }
     if (a == NULL || b == NULL) return FM_EINVAL;
 
-    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta};
+    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta, tail};
     int64_t nkb = (k + im->kc_max - 1) / im->kc_max;
     g.kc = (k + nkb - 1) / nkb;
 
@@ -466,18 +487,20 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
 #else
     (void)nthreads;
 #endif
-    /* Threads take contiguous runs of whole MR-row (or NR-column) panels of C and never
-     * split k, which keeps the result independent of nt. Each thread packs its own copy
-     * of the operand it shares, so pick the split whose busiest thread has the least
-     * work, counting a packed element as about eight multiply-adds. */
+    /* Threads take contiguous runs of rows or columns of C (in the kernel's steps) and
+     * never split k, which keeps the result independent of nt.
+     * Each thread packs its own copy of the operand it shares, so pick the split whose
+     * busiest thread has the least work, counting a packed element as about eight
+     * multiply-adds. */
     int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
-    if (nt > pm && nt > pn) nt = (int)(pm > pn ? pm : pn);
-    double rows_m = (double)min64((pm + nt - 1) / nt * im->mr, m);
-    double cols_n = (double)((pn + nt - 1) / nt * im->nr);
+    int64_t um = (m + im->mr_step - 1) / im->mr_step, un = (n + im->nr_step - 1) / im->nr_step;
+    if (nt > um && nt > un) nt = (int)(um > un ? um : un);
+    double rows_m = (double)min64((um + nt - 1) / nt * im->mr_step, m);
+    double cols_n = (double)((un + nt - 1) / nt * im->nr_step);
     double cost_m = rows_m * (double)round_up(n, im->nr) * (double)k + 8.0 * (double)k * ((double)n + rows_m);
     double cost_n = (double)m * cols_n * (double)k + 8.0 * (double)k * ((double)m + cols_n);
     int split_n = nt > 1 && cost_n < cost_m;
-    int64_t panels = split_n ? pn : pm;
+    int64_t units = split_n ? un : um, unit = split_n ? im->nr_step : im->mr_step;
     /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
      * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
     size_t pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
@@ -498,12 +521,12 @@ int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta
 #endif
         if (t > 0) lag = fm_parallel_now() - forked;
         float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
-        int64_t q0 = panels * t / team, q1 = panels * (t + 1) / team;
+        int64_t q0 = units * t / team * unit, q1 = min64(units * (t + 1) / team * unit, split_n ? n : m);
         if (q1 > q0) {
             if (split_n)
-                gemm_block(&g, im, 0, m, q0 * im->nr, min64(q1 * im->nr, n), pa, pb);
+                gemm_block(&g, im, 0, m, q0, q1, pa, pb);
             else
-                gemm_block(&g, im, q0 * im->mr, min64(q1 * im->mr, m), 0, n, pa, pb);
+                gemm_block(&g, im, q0, q1, 0, n, pa, pb);
         }
     }
     if (nt > 1) fm_parallel_report(forked, lag);

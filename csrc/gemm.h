@@ -22,6 +22,22 @@ int fm_gemm(float *c, int64_t ldc,
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
             enum fm_kernel kernel, int nthreads);
 
+/* Work fused into a GEMM: fn(ctx, i0, j0, rows, cols) runs on each finished region of C
+ * (rows [i0, i0 + rows), columns [j0, j0 + cols) hold their final values), on the thread
+ * that computed it, while the region is still in cache. The regions tile C, each is passed
+ * once, and different threads run theirs at the same time. */
+typedef struct {
+    void (*fn)(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols);
+    void *ctx;
+} fm_gemm_tail;
+
+/* fm_gemm, then tail (NULL: none) on each finished region of C. */
+int fm_gemm_fused(float *c, int64_t ldc,
+                  const float *a, int64_t lda, enum fm_trans ta,
+                  const float *b, int64_t ldb, enum fm_trans tb,
+                  int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                  const fm_gemm_tail *tail, enum fm_kernel kernel, int nthreads);
+
 /* The naive triple loop with a float64 accumulator: the reference twin for tests. */
 void fm_gemm_naive(float *c, int64_t ldc,
                    const float *a, int64_t lda, enum fm_trans ta,

@@ -12,44 +12,85 @@
 #include "layers.h"
 #include "parallel.h"
 
+/* The tails fused into the dense GEMMs: bias and ReLU on the output of forward, ReLU's
+ * backward on dx. Each runs on one finished strip of C (ld floats a row). */
+typedef struct {
+    float *c;
+    const float *b, *x;
+    int64_t ld;
+    int relu;
+} dense_tail;
+
+static void bias_relu_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+{
+    const dense_tail *t = ctx;
+    const float *restrict b = t->b + j0;
+    for (int64_t i = i0; i < i0 + rows; i++) {
+        float *restrict y = t->c + i * t->ld + j0;
+        for (int64_t j = 0; j < cols; j++) y[j] += b[j];
+        if (t->relu)
+            for (int64_t j = 0; j < cols; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+    }
+}
+
+static void relu_mask_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+{
+    const dense_tail *t = ctx;
+    for (int64_t i = i0; i < i0 + rows; i++) {
+        float *restrict d = t->c + i * t->ld + j0;
+        const float *restrict x = t->x + i * t->ld + j0;
+        /* d max(z, 0)/dz = [z > 0] = [x > 0], x being the ReLU's output */
+        for (int64_t j = 0; j < cols; j++) d[j] = x[j] > 0.0f ? d[j] : 0.0f;
+    }
+}
+
+int fm_dense_forward(float *y, const float *x, const float *w, const float *b,
+                     int64_t n, int64_t in, int64_t out, int relu, int nthreads)
+{
+    dense_tail t = {y, b, NULL, out, relu};
+    fm_gemm_tail tail = {bias_relu_rows, &t};
+    /* Y = X W^T: (n, in) x (in, out) */
+    return fm_gemm_fused(y, out, x, in, FM_NO_TRANS, w, in, FM_TRANS, n, out, in, 1.0f, 0.0f,
+                         &tail, FM_KERNEL_AUTO, nthreads);
+}
+
 int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads)
 {
-    /* dW += dY^T X: (out, n) x (n, in) */
-    int status = fm_gemm(dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
-                         accumulate ? 1.0f : 0.0f, FM_KERNEL_AUTO, nthreads);
-    if (status != FM_OK) return status;
+    return fm_dense_backward_fused(dx, dw, db, dy, x, w, n, in, out, accumulate, 0, NULL,
+                                   nthreads);
+}
+
+int fm_dense_backward_fused(float *dx, float *dw, float *db,
+                            const float *dy, const float *x, const float *w,
+                            int64_t n, int64_t in, int64_t out, int accumulate, int relu,
+                            const fm_gemm_tail *dw_tail, int nthreads)
+{
+    int status = FM_OK;
+    if (dx != NULL) {
+        dense_tail t = {dx, NULL, x, in, 1};
+        fm_gemm_tail mask = {relu_mask_rows, &t};
+        /* dX = dY W: (n, out) x (out, in) */
+        status = fm_gemm_fused(dx, in, dy, out, FM_NO_TRANS, w, in, FM_NO_TRANS, n, in, out,
+                               1.0f, 0.0f, relu ? &mask : NULL, FM_KERNEL_AUTO, nthreads);
+        if (status != FM_OK) return status;
+    }
     if (!accumulate) memset(db, 0, (size_t)out * sizeof(float));
     /* db += sum_i dY_i, row by row so the order (and the rounding) never changes */
     for (int64_t i = 0; i < n; i++) {
         const float *r = dy + i * out;
         for (int64_t j = 0; j < out; j++) db[j] += r[j];
     }
-    if (dx == NULL) return FM_OK;
-    /* dX = dY W: (n, out) x (out, in) */
-    return fm_gemm(dx, in, dy, out, FM_NO_TRANS, w, in, FM_NO_TRANS, n, in, out, 1.0f, 0.0f,
-                   FM_KERNEL_AUTO, nthreads);
+    /* dW += dY^T X: (out, n) x (n, in) */
+    return fm_gemm_fused(dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
+                         accumulate ? 1.0f : 0.0f, dw_tail, FM_KERNEL_AUTO, nthreads);
 }
 
 /* Threads for an elementwise loop over len floats: one below a few hundred kilobytes. */
 static int elementwise_threads(int64_t len, int nthreads)
 {
     return len < ((int64_t)1 << 16) ? 1 : fm_parallel_threads(nthreads);
-}
-
-/* [*j0, *j1): the calling thread's share of len elements, in 16-float blocks */
-static void my_range(int64_t *j0, int64_t *j1, int64_t len)
-{
-    int t = 0, team = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    team = omp_get_num_threads();
-#endif
-    int64_t blocks = (len + 15) / 16;
-    *j0 = blocks * t / team * 16;
-    *j1 = blocks * (t + 1) / team * 16;
-    *j1 = *j1 < len ? *j1 : len;
 }
 
 /* restrict, branch-free bodies over one thread's span: the compiler vectorises them (a
@@ -91,7 +132,7 @@ static void elementwise(span_fn f, float *z, const float *a, const float *b, int
 #endif
     {
         int64_t j0, j1;
-        my_range(&j0, &j1, len);
+        fm_parallel_share(&j0, &j1, len);
         if (j1 > j0) f(z + j0, a + j0, b ? b + j0 : NULL, j1 - j0);
     }
     (void)nt;

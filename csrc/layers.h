@@ -1,13 +1,20 @@
 /* layers.h: forward and backward kernels of the network layers, one pair per layer.
  * Forward saves what backward needs into caller buffers; backward ADDS into parameter
  * gradients (the caller zeroes them once per step) and overwrites the input gradient.
- * Dense forward is fm_linear_forward (linear.h): y = x W^T + b with W stored (out, in). */
+ * A dense layer stores W (out, in). */
 #ifndef FM_LAYERS_H
 #define FM_LAYERS_H
 
 #include <stdint.h>
 
 #include "common.h"
+#include "gemm.h"
+
+/* y = x W^T + b, then max(y, 0) when relu (a following ReLU fused in: its forward is
+ * this output). y: (n, out); x: (n, in); w: (out, in); b: (out).
+ * Returns FM_OK or the GEMM's status. */
+int fm_dense_forward(float *y, const float *x, const float *w, const float *b,
+                     int64_t n, int64_t in, int64_t out, int relu, int nthreads);
 
 /* dw += dy^T x;  db += column sums of dy;  dx = dy W (skipped when dx is NULL).
  * accumulate == 0 overwrites dw and db instead (saves zeroing them when a driver knows
@@ -17,6 +24,15 @@
 int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads);
+
+/* fm_dense_backward with work fused into its GEMMs. dx comes first, and is zeroed where
+ * x <= 0 when relu (x is a ReLU's output: this is that ReLU's backward too); then dw, whose
+ * finished regions go to dw_tail (NULL: none). dx is complete by then, so the tail may
+ * change w (an optimizer step). */
+int fm_dense_backward_fused(float *dx, float *dw, float *db,
+                            const float *dy, const float *x, const float *w,
+                            int64_t n, int64_t in, int64_t out, int accumulate, int relu,
+                            const fm_gemm_tail *dw_tail, int nthreads);
 
 /* y = max(x, 0).  y, x: (len), not overlapping. Elementwise loops split over at most
  * nthreads threads (results do not depend on it). */

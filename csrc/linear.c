@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "gemm.h"
+#include "layers.h"
 #include "linear.h"
 #include "optim.h"
 
@@ -37,16 +38,26 @@ double fm_softmax_xent(float *dz, int64_t *n_correct,
         else
             label = y[i];
         float mx = r[arg];
-        double s = 0.0;
-        for (int64_t j = 0; j < k; j++) s += exp((double)r[j] - mx);
-        double logs = log(s), w = sw ? sw[i] : 1.0;
-        float c = (float)(w * scale), inv = (float)(1.0 / s);
-        /* CE = -sum_j t_j (z_j - max - log s); dCE/dz = softmax(z) - t. Zero targets add
-         * exact zeros, so one-hot t and its label y round identically. */
+        /* CE = -sum_j t_j (z_j - max - log s) = log s sum_j t_j - sum_j t_j (z_j - max);
+         * dCE/dz = softmax(z) - t. Zero targets are skipped, so one-hot t and its label y
+         * round identically. One expf per logit, kept in g until s is known (g may be z
+         * itself: each r[j] is read before g[j] is written). */
+        double s = 0.0, tz = 0.0, tsum = 0.0;
         for (int64_t j = 0; j < k; j++) {
             float tj = ti ? ti[j] : (float)(j == y[i]);
-            if (tj != 0.0f) loss -= w * tj * (((double)r[j] - mx) - logs);
-            g[j] = c * expf(r[j] - mx) * inv - c * tj;
+            if (tj != 0.0f) {
+                tz += tj * ((double)r[j] - mx);
+                tsum += tj;
+            }
+            g[j] = expf(r[j] - mx);
+            s += g[j];
+        }
+        double logs = log(s), w = sw ? sw[i] : 1.0;
+        float c = (float)(w * scale), inv = (float)(1.0 / s);
+        if (tsum != 0.0) loss -= w * (tz - tsum * logs);
+        for (int64_t j = 0; j < k; j++) {
+            float tj = ti ? ti[j] : (float)(j == y[i]);
+            g[j] = c * g[j] * inv - c * tj;
         }
         hits += arg == label;
     }
@@ -57,9 +68,7 @@ double fm_softmax_xent(float *dz, int64_t *n_correct,
 int fm_linear_forward(float *logits, const float *x, const float *w, const float *b,
                       int64_t n, int64_t d, int64_t k, int nthreads)
 {
-    for (int64_t i = 0; i < n; i++) memcpy(logits + i * k, b, (size_t)k * sizeof(float));
-    return fm_gemm(logits, k, x, d, FM_NO_TRANS, w, d, FM_TRANS, n, k, d, 1.0f, 1.0f,
-                   FM_KERNEL_AUTO, nthreads);
+    return fm_dense_forward(logits, x, w, b, n, d, k, 0, nthreads);
 }
 
 int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,

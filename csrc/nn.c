@@ -10,6 +10,7 @@
 #include "layers.h"
 #include "linear.h"
 #include "nn.h"
+#include "parallel.h"
 
 static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
 static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
@@ -217,6 +218,22 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, fl
     return FM_OK;
 }
 
+/* Layer i is a ReLU whose forward the dense layer before it computes, as part of its output. */
+static int relu_fused_forward(const fm_net *net, int64_t i)
+{
+    return i > 0 && i < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
+           net->layers[i - 1].type == FM_LAYER_DENSE;
+}
+
+/* Layer i is a ReLU whose backward the dense layer after it computes, as part of its input
+ * gradient (the mask needs only the ReLU's output). Not the first layer, whose input
+ * gradient is the caller's dx. */
+static int relu_fused_backward(const fm_net *net, int64_t i)
+{
+    return i > 0 && i + 1 < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
+           net->layers[i + 1].type == FM_LAYER_DENSE;
+}
+
 /* Run the layers on n rows of x; the logits end in w->act[last]. In training mode batch
  * norm uses the batch's statistics, and folds them into its running statistics when
  * `running` (the parameters, writeable) is given. */
@@ -234,10 +251,14 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
         fm_conv_geom g = geom(l);
         int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE:
-            status = fm_linear_forward(y, in, p, p + out_size(l) * in_size(l), n, in_size(l),
-                                       out_size(l), nthreads);
+        case FM_LAYER_DENSE: {
+            /* with a fused ReLU, its output goes where the ReLU's own would */
+            int relu = relu_fused_forward(net, i + 1);
+            status = fm_dense_forward(relu ? w->act[i + 1] : y, in, p, p + out_size(l) * in_size(l),
+                                      n, in_size(l), out_size(l), relu, nthreads);
+            if (relu) y = w->act[i + 1];
             break;
+        }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
                                        &g, n, nthreads);
@@ -245,7 +266,9 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: memcpy(y, in, (size_t)len * sizeof(float)); break;
-        case FM_LAYER_RELU: fm_relu_forward(y, in, len, nthreads); break;
+        case FM_LAYER_RELU:
+            if (!relu_fused_forward(net, i)) fm_relu_forward(y, in, len, nthreads);
+            break;
         case FM_LAYER_DROPOUT:
             if (training && l->rate > 0.0f) {
                 /* one task per (step, layer): the same mask whatever the thread count */
@@ -291,7 +314,34 @@ typedef struct {
     float *state;
     float lr;
     int64_t t;
+    fm_optim_coef coef; /* of (opt, lr, t), for the fused steps */
 } update;
+
+/* A dense layer's weights, stepped by the tail of its dW GEMM, strip by strip while the
+ * gradient is in cache and in the GEMM's parallel region (after dX has read them). */
+typedef struct {
+    const update *up;
+    float *p, *s1, *s2;
+    const float *g;
+    int64_t ld;
+} step_tail;
+
+static void step_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+{
+    const step_tail *t = ctx;
+    for (int64_t i = i0; i < i0 + rows; i++) {
+        int64_t o = i * t->ld + j0;
+        fm_optim_update(t->p + o, t->s1 + o, t->s2 ? t->s2 + o : NULL, t->g + o, cols,
+                        &t->up->coef);
+    }
+}
+
+/* where optimizer state s (1 or 2) of the parameter at offset `at` lives, NULL if none */
+static float *state_at(const update *up, const fm_net *net, int s, int64_t at)
+{
+    return s == 1 ? up->state + at
+           : fm_optim_state_per_param(up->opt->kind) > 1 ? up->state + net->n_params + at : NULL;
+}
 
 /* Backward from dlogits (in w->g0) through every layer; dx gets the input gradient when not
  * NULL. Without `up` the gradients add into grads; with it each layer overwrites its block
@@ -309,10 +359,24 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         fm_conv_geom g = geom(l);
         int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE:
-            status = fm_dense_backward(d, gp, gp + out_size(l) * in_size(l), dy, in, p, n,
-                                       in_size(l), out_size(l), up == NULL, nthreads);
+        case FM_LAYER_DENSE: {
+            int64_t nw = out_size(l) * in_size(l);
+            step_tail st = {up, p, NULL, NULL, gp, in_size(l)};
+            fm_gemm_tail tail = {step_rows, &st};
+            if (up) {
+                st.s1 = state_at(up, net, 1, l->param);
+                st.s2 = state_at(up, net, 2, l->param);
+            }
+            status = fm_dense_backward_fused(d, gp, gp + nw, dy, in, p, n, in_size(l), out_size(l),
+                                             up == NULL, relu_fused_backward(net, i - 1), up ? &tail : NULL,
+                                             nthreads);
+            if (status == FM_OK && up) { /* the bias; the tail stepped W */
+                float *s2 = state_at(up, net, 2, l->param + nw);
+                fm_optim_update(p + nw, state_at(up, net, 1, l->param + nw), s2, gp + nw,
+                                out_size(l), &up->coef);
+            }
             break;
+        }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
                                         w->dcol, dy, in, p, &g, n, up == NULL, nthreads);
@@ -322,7 +386,10 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
             break;
         case FM_LAYER_AVGPOOL: if (d) fm_avgpool_backward(d, dy, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: if (d) memcpy(d, dy, (size_t)len * sizeof(float)); break;
-        case FM_LAYER_RELU: if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads); break;
+        case FM_LAYER_RELU:
+            if (relu_fused_backward(net, i)) d = dy; /* the dense layer after it masked dy */
+            else if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads);
+            break;
         case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len, nthreads); break;
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c;
@@ -333,15 +400,16 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         }
         }
         if (status != FM_OK) return status;
-        if (up && n_trained_of(l) > 0) { /* dx is computed: this layer's weights may change now */
-            float *s2 = fm_optim_state_per_param(up->opt->kind) > 1
-                            ? up->state + net->n_params + l->param : NULL;
-            fm_optim_step(p, up->state + l->param, s2, gp, n_trained_of(l), up->opt, up->lr,
-                          up->t, nthreads);
+        if (up && n_trained_of(l) > 0 && l->type != FM_LAYER_DENSE) {
+            /* dx is computed: this layer's weights may change now */
+            fm_optim_step(p, state_at(up, net, 1, l->param), state_at(up, net, 2, l->param), gp,
+                          n_trained_of(l), up->opt, up->lr, up->t, nthreads);
         }
         if (d == NULL) break; /* nothing below needs a gradient */
-        spare = dy;
-        dy = d;
+        if (d != dy) {
+            spare = dy;
+            dy = d;
+        }
     }
     return FM_OK;
 }
@@ -376,6 +444,15 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
     for (int64_t s = 0, start = 0; start < m; s++, start += batch) {
         int64_t bs = m - start < batch ? m - start : batch;
         int64_t step = step0 + s + 1;
+        /* Rows are gathered (and augmented) in parallel, each thread prefetching the rows
+         * of the next batch it will gather: random rows of a large array, fetched from
+         * memory while this step computes. A prefetch every other 64-byte line: the copy
+         * found the rows as well cached (the hardware fetches line pairs), and the
+         * prefetches, which stall once the miss queue fills, cost half as much (perf). */
+        int gt = bs * d < ((int64_t)1 << 15) ? 1 : fm_parallel_threads(nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(gt) if (gt > 1)
+#endif
         for (int64_t i = 0; i < bs; i++) {
             int64_t r = order[start + i];
             if (augment) { /* a stream per (step, row of the batch) */
@@ -387,9 +464,14 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
             if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
             else w.y[i] = data->y[r];
             w.sw[i] = data->sw ? data->sw[r] : 1.0f;
+            if (start + batch + i < m)
+                for (int64_t j = 0; j < d; j += 32)
+                    __builtin_prefetch(data->x + order[start + batch + i] * d + j, 0, 1);
         }
+        (void)gt;
         double loss = 0.0;
-        update up = {opt, state, lr[s], step};
+        update up = {opt, state, lr[s], step, {0}};
+        fm_optim_coef_init(&up.coef, opt, lr[s], step);
         status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
                                 seed, &up, nthreads);

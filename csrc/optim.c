@@ -6,6 +6,7 @@
 #include "optim.h"
 #include "parallel.h"
 
+
 /* below this many parameters a parallel region costs more than it saves */
 #define FM_OPTIM_SERIAL_LEN 32768
 
@@ -29,33 +30,36 @@ static int threads_for(int64_t len, int nthreads)
     return len < FM_OPTIM_SERIAL_LEN ? 1 : fm_parallel_threads(nthreads);
 }
 
-static void sgd_step(float *p, float *v, const float *g, int64_t len, const fm_optim *o, float lr,
-                     int nt)
+void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t)
+{
+    c->opt = opt;
+    c->lr = lr;
+    c->step = c->c2 = c->shrink = 1.0f;
+    c->l2 = 0.0f;
+    if (opt->kind == FM_OPT_SGD) return;
+    c->l2 = opt->kind == FM_OPT_ADAM ? opt->weight_decay : 0.0f;
+    c->shrink = opt->kind == FM_OPT_ADAMW ? 1.0f - lr * opt->weight_decay : 1.0f;
+    c->step = (float)(lr / (1.0 - pow(opt->beta1, (double)t)));
+    c->c2 = (float)(1.0 / sqrt(1.0 - pow(opt->beta2, (double)t)));
+}
+
+static void sgd_update(float *restrict p, float *restrict v, const float *restrict g, int64_t len,
+                       const fm_optim *o, float lr)
 {
     const float mu = o->momentum, wd = o->weight_decay;
     const int nesterov = o->nesterov;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
     for (int64_t j = 0; j < len; j++) {
         float gj = g[j] + wd * p[j];
         v[j] = mu * v[j] - lr * gj;
         p[j] += nesterov ? mu * v[j] - lr * gj : v[j];
     }
-    (void)nt;
 }
 
-static void adam_step(float *p, float *m, float *v, const float *g, int64_t len, const fm_optim *o,
-                      float lr, int64_t t, int nt)
+static void adam_update(float *restrict p, float *restrict m, float *restrict v,
+                        const float *restrict g, int64_t len, const fm_optim_coef *c)
 {
-    const float b1 = o->beta1, b2 = o->beta2, eps = o->epsilon;
-    const float l2 = o->kind == FM_OPT_ADAM ? o->weight_decay : 0.0f;
-    const float shrink = o->kind == FM_OPT_ADAMW ? 1.0f - lr * o->weight_decay : 1.0f;
-    const float step = (float)(lr / (1.0 - pow(b1, (double)t)));
-    const float c2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)t)));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
+    const float b1 = c->opt->beta1, b2 = c->opt->beta2, eps = c->opt->epsilon;
+    const float l2 = c->l2, shrink = c->shrink, step = c->step, c2 = c->c2;
     for (int64_t j = 0; j < len; j++) {
         float gj = g[j] + l2 * p[j];
         p[j] *= shrink;
@@ -63,15 +67,31 @@ static void adam_step(float *p, float *m, float *v, const float *g, int64_t len,
         v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
         p[j] -= step * m[j] / (sqrtf(v[j]) * c2 + eps);
     }
-    (void)nt;
+}
+
+void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
+                     const fm_optim_coef *c)
+{
+    if (c->opt->kind == FM_OPT_SGD)
+        sgd_update(p, s1, g, len, c->opt, c->lr);
+    else
+        adam_update(p, s1, s2, g, len, c);
 }
 
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
                    const fm_optim *opt, float lr, int64_t t, int nthreads)
 {
+    fm_optim_coef c;
+    fm_optim_coef_init(&c, opt, lr, t);
     int nt = threads_for(len, nthreads);
-    if (opt->kind == FM_OPT_SGD)
-        sgd_step(p, s1, g, len, opt, lr, nt);
-    else
-        adam_step(p, s1, s2, g, len, opt, lr, t, nt);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        int64_t j0, j1;
+        fm_parallel_share(&j0, &j1, len);
+        if (j1 > j0)
+            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
+    }
+    (void)nt;
 }

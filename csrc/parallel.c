@@ -30,6 +30,19 @@ double fm_parallel_now(void)
 #endif
 }
 
+void fm_parallel_share(int64_t *j0, int64_t *j1, int64_t len)
+{
+    int t = 0, team = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    team = omp_get_num_threads();
+#endif
+    int64_t blocks = (len + 15) / 16;
+    *j0 = blocks * t / team * 16;
+    *j1 = blocks * (t + 1) / team * 16;
+    *j1 = *j1 < len ? *j1 : len;
+}
+
 int fm_parallel_threads(int requested)
 {
 #ifdef _OPENMP

@@ -8,9 +8,15 @@
 #ifndef FM_PARALLEL_H
 #define FM_PARALLEL_H
 
+#include <stdint.h>
+
 /* Threads to use for a region that would use `requested` (<= 0: the OpenMP default),
  * capped at 4 per processor; 1 during a back-off window, and always 1 without OpenMP. */
 int fm_parallel_threads(int requested);
+
+/* [*j0, *j1): the calling thread's share of len elements of an elementwise loop inside a
+ * parallel region, in whole 16-float blocks (one AVX-512 register, one cache line). */
+void fm_parallel_share(int64_t *j0, int64_t *j1, int64_t len);
 
 /* Seconds on a monotonic clock (omp_get_wtime, or clock_gettime without OpenMP). */
 double fm_parallel_now(void);

@@ -46,9 +46,15 @@ def check_images(X, name="X", dtype=np.float32):
         raise ValueError(f"{name} has 0 samples; at least 1 is required")
     if X.shape[1] == 0:
         raise ValueError(f"{name} has 0 features; at least 1 is required")
-    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: caught below
+    # float64 beyond float32's range becomes inf, and a sum may overflow: caught below
+    with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(X, dtype=dtype)
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(out).all():
+        # a float sum is finite only if every term is (NaN and inf propagate): one pass with
+        # no temporary, where isfinite(out).all() writes a boolean per value; the exact test
+        # runs only when the sum is not finite (also when finite values overflow it)
+        bad = np.issubdtype(X.dtype, np.floating) and not np.isfinite(out.sum()) \
+            and not np.isfinite(out).all()
+    if bad:
         if not np.isfinite(X).all():
             raise ValueError(f"{name} contains NaN or infinity")
         raise ValueError(f"{name} has values beyond the range of {out.dtype}")

@@ -584,7 +584,10 @@ class Sequential:
         if not self.built:
             from ._base import NotFittedError
             raise NotFittedError("This Sequential model is not built yet; call fit first")
-        X = check_images(X, name=name)
+        return self._check_width(check_images(X, name=name), name)
+
+    def _check_width(self, X, name="X"):
+        """X (checked by check_images) with the built model's feature count."""
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"{name} has {X.shape[1]} features, but the model takes "
                              f"{self.n_features_in_}")
@@ -636,7 +639,7 @@ class Sequential:
         X = check_images(X)
         if not self.built:
             self.build(X.shape[1])
-        X = self._check_X(X)
+        X = self._check_width(X)  # checked once: the check reads every pixel
         y = self._check_targets(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
         val = None
@@ -744,7 +747,7 @@ class Sequential:
 
     def evaluate(self, X, y, sample_weight=None):
         """(mean loss, accuracy) in inference mode, as Keras' evaluate."""
-        X = self._check_X(X)
+        X = self._check_width(X)  # checked once: the check reads every pixel
         y = self._check_targets(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
         loss, hits = _core.nn_evaluate(self.params_, self._program, self._settings, X, y, sw,
@@ -754,7 +757,7 @@ class Sequential:
     def gradient(self, X, y, sample_weight=None, training=False, step=0):
         """(mean loss, flat parameter gradient, input gradient) of all rows as one batch,
         without changing the weights (dropout active when `training`, drawn as at `step`)."""
-        X = self._check_X(X)
+        X = self._check_width(X)  # checked once: the check reads every pixel
         y = self._check_targets(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
         grads = np.zeros_like(self.params_)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fmnist_c import NotFittedError
+from fmnist_c._base import check_images
 from conftest import ESTIMATORS, IMAGE_ESTIMATORS, assert_same_fit, blobs, estimator_factories
 
 X, y = blobs(n=40, d=16, k=3)  # 16 features: 4 x 4 images for the CNN
@@ -51,6 +52,18 @@ def poke(a, value):
 def test_fit_rejects_bad_data(make, Xb, yb, err, match):
     with pytest.raises(err, match=match):
         make().fit(Xb, yb)
+
+
+def test_finite_check_when_the_sum_overflows():
+    """check_images tests finiteness by one float32 sum; when that overflows, the exact
+    test decides: large finite values pass, an inf among them (either sign) does not."""
+    big = np.full((4, 3), 3e38, np.float32)
+    np.testing.assert_array_equal(check_images(big), big)
+    for v in (inf, -inf):
+        bad = big * np.float32(np.sign(v))
+        bad[1, 2] = v
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            check_images(bad)
 
 
 @pytest.mark.parametrize("make", ALL)

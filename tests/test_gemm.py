@@ -190,13 +190,13 @@ def test_result_independent_of_thread_count(kernel):
     rng = np.random.default_rng(7)
     for i, (m, n, k) in enumerate([(64, 256, 784), (784, 256, 64), (127, 1000, 784),
                                    (1000, 33, 127), (256, 784, 64), (33, 17, 1000),
-                                   (1000, 10, 784)]):
+                                   (1000, 10, 784), (64, 10, 256), (61, 10, 300), (45, 40, 90)]):
         ta, tb = TRANS[i % 4]
         a, b = operands(rng, m, n, k, ta, tb, pad=1)
         c0 = rng.standard_normal((m, n)).astype(np.float32)
         outs = [_core.gemm(a, b, c0.copy(), trans_a=ta, trans_b=tb, alpha=0.5, beta=0.75,
-                           kernel=kernel, nthreads=t) for t in (1, 2, 3)]
-        for t, out in zip((2, 3), outs[1:]):
+                           kernel=kernel, nthreads=t) for t in (1, 2, 3, 4)]
+        for t, out in zip((2, 3, 4), outs[1:]):
             assert np.array_equal(outs[0], out), f"{kernel} m={m} n={n} k={k}: 1 vs {t} threads"
 
 

@@ -204,6 +204,31 @@ def test_optimizer_steps_match_torch_optim(opt, make):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("opt, make", [
+    (SGD(0.05, momentum=0.9), lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9)),
+    (Adam(0.01, epsilon=1e-8), lambda t, p: t.optim.Adam(p, lr=0.01, eps=1e-8)),
+], ids=["sgd-momentum", "adam"])
+def test_fused_steps_match_torch_on_layers_wider_than_a_block(opt, make):
+    """Dense weights are stepped in their dW GEMM's tails, block by block on each thread:
+    with layers wider than one block (200 rows > 168) and two threads, still torch.optim."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 300)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    m = Sequential([Dense(200, activation="relu"), Dense(190, activation="relu"), Dense(3)],
+                   optimizer=opt, random_state=0, n_jobs=2).build(300)
+    torch, net = torch_mlp(m)
+    topt = make(torch, net.parameters())
+    for _ in range(2):
+        for start in (0, 25):
+            topt.zero_grad()
+            xb, yb = torch.from_numpy(X[start:start + 25]), torch.from_numpy(y[start:start + 25])
+            torch.nn.functional.cross_entropy(net(xb), yb).backward()
+            topt.step()
+    m.fit(X, y, epochs=2, batch_size=25, shuffle=False, verbose=0)
+    for a, p in zip(m.get_weights(), net.parameters()):
+        np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_learning_rate_schedules():
     np.testing.assert_array_equal(learning_rates("constant", 0.1, 5, 3, 10), np.float32([0.1] * 3))
     lr = learning_rates("cosine", 0.1, 0, 11, 10)
