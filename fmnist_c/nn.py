@@ -1130,9 +1130,11 @@ _ARCHITECTURES = {"study": study_cnn, "improved": improved_cnn}
 CNN_PRESETS = {
     # DESIGN.md: Adam 1e-3, batch 128, 50 epochs, the best validation epoch
     "study": dict(),
+    # shifts only: mirrored images cost accuracy here (shoes all point one way; README's
+    # ablation), and 20 epochs fit in the 20-minute budget on 2 cores
     "improved": dict(architecture="improved", optimizer="adamw", learning_rate=2e-3,
-                     weight_decay=0.05, lr_schedule="onecycle", epochs=15, augment_shift=2,
-                     augment_flip=True, init="he_uniform"),
+                     weight_decay=0.05, lr_schedule="onecycle", epochs=20, augment_shift=2,
+                     init="he_uniform"),
 }
 
 

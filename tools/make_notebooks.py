@@ -452,14 +452,14 @@ for c in top_confusions(confusion_matrix(y_test, model_a.predict(X_test), labels
         ("md", "# The CNN\n\nThe study's CNN: conv 16 (3x3) - max pool - conv 16 - max pool - "
                "conv 100 - dense 120 - dense 10, 126,310 parameters, Adam lr 1e-3, batch 128, "
                "50 epochs, best validation epoch. Then the study's \"future improvement\", "
-               "ours: batch normalisation, more filters, dropout, random shifts and flips of the "
+               "ours: batch normalisation, more filters, dropout, random shifts of the "
                "training images (done in C as each batch is gathered), AdamW with a one-cycle "
-               "learning-rate schedule, 15 epochs (`CNNClassifier.preset(\"improved\")`). Both "
+               "learning-rate schedule, 20 epochs (`CNNClassifier.preset(\"improved\")`). Both "
                "are saved for the evaluation and deployment notebook."),
         ("code", '''\
 import json
 EPOCHS_CNN = 1 if QUICK else 50            # the study's 50
-EPOCHS_IMPROVED = 1 if QUICK else 15       # the improved preset's 15
+EPOCHS_IMPROVED = 1 if QUICK else fmnist_c.CNNClassifier.PRESETS["improved"]["epochs"]
 MODELS = os.environ.get("@MODELS_ENV@", "models")
 os.makedirs(MODELS, exist_ok=True)
 cnns = {}
@@ -484,7 +484,7 @@ for key, title in (("cnn", "the study's CNN"), ("cnn-improved", "improved CNN"))
     plt.show()'''),
         ("md", "The study's network overfits after a few epochs (training accuracy keeps "
                "rising, validation loss turns up) and the checkpoint keeps the best "
-               "validation epoch. The improved network trains on shifted and flipped images, "
+               "validation epoch. The improved network trains on shifted images, "
                "so its training accuracy stays below its validation accuracy for most of the "
                "run, and the one-cycle schedule ends at a tiny learning rate: its last epochs "
                "are its best."),
