@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import fmnist_c
 from fmnist_c import CNNClassifier, NotFittedError
 from fmnist_c.nn import (Adam, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                          GlobalAveragePooling2D, MaxPool2D, ReLU, Sequential, augment_images,
@@ -182,6 +183,31 @@ def test_cnn_loss_and_all_gradients_match_torch_autograd(name):
         a = a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_study_network_follows_torch_step_by_step():
+    """The study's CNN from the same initial weights, 20 Adam steps (lr 1e-3, epsilon 1e-7,
+    batches of 128 real images in order): every weight as torch.optim.Adam leaves it, so
+    training follows PyTorch's step by step (further on, float rounding differences grow
+    as in any chaotic training run)."""
+    X, y = fmnist_c.load_sample()
+    rows = np.random.default_rng(0).permutation(len(y))[:20 * 128]  # classes mixed in a batch
+    X, y = (X.reshape(len(X), -1)[rows] / np.float32(255)).astype(np.float32), y[rows]
+    m = Sequential(study_cnn(), optimizer=Adam(1e-3), random_state=0).build(784)
+    torch, forward, params, _ = torch_net(m)
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
+    for start in range(0, len(y), 128):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(forward(torch.from_numpy(X[start:start + 128])),
+                                          torch.from_numpy(y[start:start + 128])).backward()
+        opt.step()
+    m.fit(X, y, epochs=1, batch_size=128, shuffle=False, verbose=0)
+    theirs = iter(params)
+    for layer, shape, off, size in m._built:
+        for a in layer._views(m.params_[off:off + size], shape):
+            a = a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
+            np.testing.assert_allclose(a, next(theirs).detach().numpy(), rtol=1e-4, atol=1e-5)
+    assert next(theirs, None) is None
 
 
 def test_adam_training_and_running_statistics_match_torch():
