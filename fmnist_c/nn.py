@@ -699,7 +699,7 @@ class Sequential:
                         scale = min(4.0, max(0.25, _CHUNK_SECONDS / max(dt, 1e-4)))
                         rows = max(bs, int(steps * scale) * bs)
                     self.n_iter_ += 1
-                    scores = self.evaluate(*val) if val is not None else None
+                    scores = self._evaluate(*val) if val is not None else None
                     bar.set_postfix(record_epoch(self.history_, loss / weight_sum, hits / n, scores))
                     if scores is not None and scores[1] > best_acc:
                         best_acc, stale = scores[1], 0
@@ -747,9 +747,12 @@ class Sequential:
 
     def evaluate(self, X, y, sample_weight=None):
         """(mean loss, accuracy) in inference mode, as Keras' evaluate."""
-        X = self._check_width(X)  # checked once: the check reads every pixel
+        X = self._check_X(X)
         y = self._check_targets(y, X.shape[0])
-        sw = check_sample_weight(sample_weight, X.shape[0])
+        return self._evaluate(X, y, check_sample_weight(sample_weight, X.shape[0]))
+
+    def _evaluate(self, X, y, sw=None):
+        """evaluate on checked arrays (fit's validation data is checked once, not each epoch)"""
         loss, hits = _core.nn_evaluate(self.params_, self._program, self._settings, X, y, sw,
                                        batch_size=self._predict_batch(), nthreads=n_threads(self.n_jobs))
         return loss / (X.shape[0] if sw is None else float(sw.sum())), hits / X.shape[0]
@@ -757,7 +760,7 @@ class Sequential:
     def gradient(self, X, y, sample_weight=None, training=False, step=0):
         """(mean loss, flat parameter gradient, input gradient) of all rows as one batch,
         without changing the weights (dropout active when `training`, drawn as at `step`)."""
-        X = self._check_width(X)  # checked once: the check reads every pixel
+        X = self._check_X(X)
         y = self._check_targets(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
         grads = np.zeros_like(self.params_)

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from fmnist_c import MLPClassifier, _core
+from fmnist_c import MLPClassifier, NotFittedError, _core
 from fmnist_c.nn import (SGD, Adam, AdamW, Dense, Dropout, ReLU, Sequential, learning_rates,
                          load_model)
 from conftest import blobs, interrupt_after
@@ -349,6 +349,23 @@ def test_save_load_and_pickle_round_trip(tmp_path, fmt):
     s.fit(X, y, epochs=1, verbose=0)
     s2.fit(X, y, epochs=1, verbose=0)
     np.testing.assert_array_equal(s2.params_, s.params_)
+
+
+def test_evaluate_and_gradient_check_their_input():
+    """Sequential's public evaluate and gradient validate X as predict does (fit checks its
+    validation data once and skips the check each epoch)."""
+    X, y = blobs(n=60, d=12, k=3)
+    with pytest.raises(NotFittedError, match="not built"):
+        Sequential([Dense(3)]).evaluate(X, y)
+    s = Sequential([Dense(8, activation="relu"), Dense(3)], random_state=0).fit(X, y, verbose=0)
+    bad = X.astype(np.float64)
+    bad[0, 0] = np.nan
+    for method in (s.evaluate, s.gradient):
+        with pytest.raises(ValueError, match="X contains NaN"):
+            method(bad, y)
+        with pytest.raises(ValueError, match="X has 5 features"):
+            method(X[:, :5], y)
+    assert s.evaluate(X.tolist(), y) == s.evaluate(np.asfortranarray(X), y) == s.evaluate(X, y)
 
 
 def test_read_only_parameters_predict_and_evaluate():
