@@ -7,7 +7,6 @@
 #include "common.h"
 #include "conv.h"
 #include "layers.h"
-#include "linear.h"
 #include "parallel.h"
 
 /* im2col floats per chunk: 512 KB, so the chunk is still in L2 when the GEMM packs it (CPU
@@ -23,11 +22,6 @@
  * partials are summed in group order, and the count does not depend on the thread count,
  * so neither do results. */
 #define FM_CONV_GROUPS 4
-
-static int threads_for(int64_t work, int nthreads)
-{
-    return work < FM_CONV_SERIAL ? 1 : fm_parallel_threads(nthreads);
-}
 
 static int64_t col_width(const fm_conv_geom *g) { return g->kh * g->kw * g->in_c; }
 static int64_t in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
@@ -86,7 +80,7 @@ static void im2col_walk(float *col, float *x, const fm_conv_geom *g, int64_t ns,
                         int nthreads)
 {
     const int64_t C = g->in_c, K = col_width(g), run = g->kw * C, P = g->out_h * g->out_w;
-    int nt = threads_for(ns * P * K, nthreads);
+    int nt = fm_parallel_threads_for(ns * P * K, FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
@@ -139,7 +133,7 @@ static void col2im(float *dx, float *dcol, const fm_conv_geom *g, int64_t ns, in
  * group's kernels may use in turn (all of them when there is only one group). */
 static int group_threads(int *inner, const fm_conv_geom *g, int64_t n, int nthreads)
 {
-    int nt = threads_for(n * out_len(g) * col_width(g), nthreads);
+    int nt = fm_parallel_threads_for(n * out_len(g) * col_width(g), FM_CONV_SERIAL, nthreads);
     if (nt > n_groups(n)) nt = (int)n_groups(n);
     *inner = nt > 1 ? 1 : nthreads;
     return nt;
@@ -163,8 +157,8 @@ static int group_forward(float *y, float *col, const float *x, const float *w, c
         const float *xc = x + s0 * in_len(g);
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* Y = col W^T + b: (ns P, K) x (K, F) */
-        int status = fm_linear_forward(y + s0 * out_len(g), xc, w, b, ns * P, col_width(g),
-                                       g->out_c, nthreads);
+        int status = fm_dense_forward(y + s0 * out_len(g), xc, w, b, ns * P, col_width(g),
+                                      g->out_c, 0, nthreads);
         if (status != FM_OK) return status;
     }
     return FM_OK;
@@ -235,6 +229,17 @@ int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, cons
                       nthreads);
 }
 
+/* out (+)= parts[0] + parts[stride] + ... (groups of len floats), added in that order */
+static void sum_partials(float *out, const float *parts, int64_t stride, int64_t groups,
+                         int64_t len, int accumulate)
+{
+    for (int64_t j = 0; j < len; j++) {
+        float sum = accumulate ? out[j] : 0.0f;
+        for (int64_t gi = 0; gi < groups; gi++) sum += parts[gi * stride + j];
+        out[j] = sum;
+    }
+}
+
 int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
                        const float *dy, const float *x, const float *w,
                        const fm_conv_geom *g, int64_t n, int accumulate, int nthreads)
@@ -243,14 +248,9 @@ int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
                                          .w = w, .g = g, .n = n}, nthreads);
     if (status != FM_OK) return status;
     /* dW (+)= the groups' partials, in group order; db likewise */
-    const int64_t gc = group_col(g, n), stride = gc + group_part(g), F = g->out_c;
-    const int64_t FK = F * col_width(g);
-    for (int64_t j = 0; j < FK + F; j++) {
-        float sum = accumulate ? (j < FK ? dw[j] : db[j - FK]) : 0.0f;
-        for (int64_t gi = 0; gi < n_groups(n); gi++) sum += dcol[gi * stride + gc + j];
-        if (j < FK) dw[j] = sum;
-        else db[j - FK] = sum;
-    }
+    const int64_t gc = group_col(g, n), stride = gc + group_part(g), FK = g->out_c * col_width(g);
+    sum_partials(dw, dcol + gc, stride, n_groups(n), FK, accumulate);
+    sum_partials(db, dcol + gc + FK, stride, n_groups(n), g->out_c, accumulate);
     return FM_OK;
 }
 
@@ -271,7 +271,7 @@ void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_ge
                         int64_t n, int nthreads)
 {
     const int64_t C = g->in_c;
-    int nt = threads_for(n * out_len(g) * g->kh * g->kw, nthreads);
+    int nt = fm_parallel_threads_for(n * out_len(g) * g->kh * g->kw, FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
@@ -298,7 +298,7 @@ void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_ge
 void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const fm_conv_geom *g,
                          int64_t n, int nthreads)
 {
-    int nt = threads_for(n * in_len(g), nthreads);
+    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
@@ -317,7 +317,7 @@ void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t
 {
     const int64_t C = g->in_c;
     const float scale = 1.0f / (float)(g->kh * g->kw);
-    int nt = threads_for(n * in_len(g), nthreads);
+    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
@@ -341,7 +341,7 @@ void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int6
 {
     const int64_t C = g->in_c;
     const float scale = 1.0f / (float)(g->kh * g->kw);
-    int nt = threads_for(n * in_len(g), nthreads);
+    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif

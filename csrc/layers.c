@@ -87,11 +87,8 @@ int fm_dense_backward_fused(float *dx, float *dw, float *db,
                          accumulate ? 1.0f : 0.0f, dw_tail, FM_KERNEL_AUTO, nthreads);
 }
 
-/* Threads for an elementwise loop over len floats: one below a few hundred kilobytes. */
-static int elementwise_threads(int64_t len, int nthreads)
-{
-    return len < ((int64_t)1 << 16) ? 1 : fm_parallel_threads(nthreads);
-}
+/* an elementwise loop over fewer floats (a few hundred kilobytes) stays on one thread */
+#define FM_ELEMENTWISE_SERIAL ((int64_t)1 << 16)
 
 /* restrict, branch-free bodies over one thread's span: the compiler vectorises them (a
  * conditional load, or pointers that might overlap, leave a scalar loop with unpredictable
@@ -126,7 +123,7 @@ static void product_span(float *restrict z, const float *restrict a, const float
 static void elementwise(span_fn f, float *z, const float *a, const float *b, int64_t len,
                         int nthreads)
 {
-    int nt = elementwise_threads(len, nthreads);
+    int nt = fm_parallel_threads_for(len, FM_ELEMENTWISE_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -159,7 +156,7 @@ void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, floa
     const int64_t blocks = (len + FM_DROPOUT_BLOCK - 1) / FM_DROPOUT_BLOCK;
     uint64_t mix = task;
     const uint64_t stream = seed ^ fm_splitmix64(&mix); /* the task's streams, one a block */
-    int nt = elementwise_threads(len, nthreads);
+    int nt = fm_parallel_threads_for(len, FM_ELEMENTWISE_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
@@ -190,7 +187,7 @@ void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t 
  * in order, so each channel's sum is formed the same way whatever the thread count. */
 static int channel_threads(int64_t rows, int64_t ch, int nthreads)
 {
-    return rows * ch < ((int64_t)1 << 15) || ch < 16 ? 1 : fm_parallel_threads(nthreads);
+    return ch < 16 ? 1 : fm_parallel_threads_for(rows * ch, (int64_t)1 << 15, nthreads);
 }
 
 /* [c0, c1): the calling thread's slice of ch channels */

@@ -449,7 +449,7 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
          * memory while this step computes. A prefetch every other 64-byte line: the copy
          * found the rows as well cached (the hardware fetches line pairs), and the
          * prefetches, which stall once the miss queue fills, cost half as much (perf). */
-        int gt = bs * d < ((int64_t)1 << 15) ? 1 : fm_parallel_threads(nthreads);
+        int gt = fm_parallel_threads_for(bs * d, (int64_t)1 << 15, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(gt) if (gt > 1)
 #endif

@@ -6,7 +6,6 @@
 #include "optim.h"
 #include "parallel.h"
 
-
 /* below this many parameters a parallel region costs more than it saves */
 #define FM_OPTIM_SERIAL_LEN 32768
 
@@ -23,11 +22,6 @@ int fm_optim_check(const fm_optim *o)
     else
         ok = 0;
     return ok ? FM_OK : FM_EINVAL;
-}
-
-static int threads_for(int64_t len, int nthreads)
-{
-    return len < FM_OPTIM_SERIAL_LEN ? 1 : fm_parallel_threads(nthreads);
 }
 
 void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t)
@@ -83,7 +77,7 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
 {
     fm_optim_coef c;
     fm_optim_coef_init(&c, opt, lr, t);
-    int nt = threads_for(len, nthreads);
+    int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif

@@ -57,6 +57,11 @@ int fm_parallel_threads(int requested)
 #endif
 }
 
+int fm_parallel_threads_for(int64_t work, int64_t serial_below, int requested)
+{
+    return work < serial_below ? 1 : fm_parallel_threads(requested);
+}
+
 void fm_parallel_report(double forked, double lag)
 {
     int64_t now_us = (int64_t)(fm_parallel_now() * 1e6);

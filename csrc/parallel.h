@@ -14,6 +14,10 @@
  * capped at 4 per processor; 1 during a back-off window, and always 1 without OpenMP. */
 int fm_parallel_threads(int requested);
 
+/* fm_parallel_threads(requested) for a region over `work` elements, but 1 below
+ * `serial_below` of them, where forking costs more than the loop. */
+int fm_parallel_threads_for(int64_t work, int64_t serial_below, int requested);
+
 /* [*j0, *j1): the calling thread's share of len elements of an elementwise loop inside a
  * parallel region, in whole 16-float blocks (one AVX-512 register, one cache line). */
 void fm_parallel_share(int64_t *j0, int64_t *j1, int64_t len);
