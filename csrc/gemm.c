@@ -347,8 +347,8 @@ static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 /* C[i0:i1, j0:j1] with this thread's pack buffers. k is blocked the same way for every
  * sub-block, and a micro-kernel computes each row and column of its tile alike whatever
  * the tile's size, so each element of C sees the same sequence of operations whichever
- * thread computes it. The tail runs on each mc x NR
- * strip as the last k block finishes it, while the strip is in L1. */
+ * thread computes it. The tail runs on each mc x nc block as the last k block finishes
+ * it. */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
                        int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
 {
