@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "gemm.h"
+
 /* Shapes of one convolution or pooling layer. Output pixel (i, j) reads input rows
  * i*stride - pad_h .. + kh - 1 and columns j*stride - pad_w .. + kw - 1; rows and columns
  * outside the input read as zeros (convolution) or are never part of a window (pooling,
@@ -27,18 +29,23 @@ int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n);
 int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n);
 int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n);
 
-/* y = conv(x, w) + b, chunk by chunk through col.
+/* y = conv(x, w) + b, chunk by chunk through col; a single-channel input (in_c == 1) runs
+ * directly instead, with the micro-kernel family `kernel` (FM_KERNEL_AUTO: the best the CPU
+ * has; the other families are there for tests). Convolutions of more channels always run on
+ * the best GEMM.
  * y: (n, out_h, out_w, out_c); x: (n, in_h, in_w, in_c); w: (out_c, kh, kw, in_c); b: (out_c)
- * Returns FM_OK or the GEMM's status. */
+ * Returns FM_OK, the GEMM's status, or FM_EINVAL for a kernel family the CPU lacks. */
 int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                      const fm_conv_geom *g, int64_t n, int nthreads);
+                      const fm_conv_geom *g, int64_t n, enum fm_kernel kernel, int nthreads);
 
 /* dW += dY^T col(x);  db += sums of dY over pixels;  dx = col2im(dY W) (skipped when dx is
- * NULL). accumulate == 0 overwrites dw and db. Shapes as fm_conv2d_forward; dx like x;
- * col, dcol: scratch as above. The result does not depend on nthreads. */
+ * NULL). accumulate == 0 overwrites dw and db. Shapes, kernel and statuses as
+ * fm_conv2d_forward; dx like x; col, dcol: scratch as above. The result does not depend on
+ * nthreads. */
 int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
                        const float *dy, const float *x, const float *w,
-                       const fm_conv_geom *g, int64_t n, int accumulate, int nthreads);
+                       const fm_conv_geom *g, int64_t n, int accumulate, enum fm_kernel kernel,
+                       int nthreads);
 
 /* Max pooling: y = the max of each window; arg = its flat (h, w, c) index within the
  * sample's input (the first in window order on ties), for backward.

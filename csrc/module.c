@@ -784,6 +784,84 @@ static PyObject *py_conv_chunk(PyObject *self, PyObject *args)
     return PyLong_FromLongLong((long long)fm_conv2d_chunk(&g, n));
 }
 
+/* One convolution's forward and backward on its own, for tests of each kernel family:
+ * (y, dx, dw, db) from x (n, in_h, in_w, in_c), w (f, kh, kw, in_c), b (f), and dy (n,
+ * out_h, out_w, f), whose shape gives the output's. */
+static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "w", "b", "dy", "stride", "pad_h", "pad_w", "kernel", "nthreads",
+                             NULL};
+    PyObject *xo, *wo, *bo, *dyo, *result = NULL;
+    PyArrayObject *x = NULL, *w = NULL, *b = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL,
+                  *db = NULL;
+    long long stride = 1, pad_h = 0, pad_w = 0;
+    int nthreads = 0, naive = 0, status = FM_OK;
+    const char *kname = "auto";
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    float *col = NULL, *dcol = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLsi", kwlist, &xo, &wo, &bo, &dyo, &stride,
+                                     &pad_h, &pad_w, &kname, &nthreads))
+        return NULL;
+    if (parse_kernel(kname, &naive, &kernel) < 0) goto fail;
+    if (naive) {
+        PyErr_SetString(PyExc_ValueError, "conv2d has no naive kernel");
+        goto fail;
+    }
+    if (!(x = as_array(xo, NPY_FLOAT32, 4, "x")) || !(w = as_array(wo, NPY_FLOAT32, 4, "w")) ||
+        !(b = as_array(bo, NPY_FLOAT32, 1, "b")) || !(dy = as_array(dyo, NPY_FLOAT32, 4, "dy")))
+        goto fail;
+    npy_intp *xs = PyArray_DIMS(x), *ws = PyArray_DIMS(w), *ds = PyArray_DIMS(dy);
+    fm_conv_geom g = {xs[1], xs[2], xs[3], ds[1], ds[2], ws[0], ws[1], ws[2], stride, pad_h, pad_w};
+    const long long lim = 1 << 20; /* as fm_nn_decode's bounds: no product overflows */
+    if (ws[3] != g.in_c || PyArray_DIM(b, 0) != g.out_c || ds[0] != xs[0] || ds[3] != g.out_c ||
+        xs[0] < 1 || g.in_h < 1 || g.in_w < 1 || g.in_c < 1 || g.out_h < 1 || g.out_w < 1 ||
+        g.out_c < 1 || g.kh < 1 || g.kw < 1 || g.kh > 64 || g.kw > 64 || stride < 1 ||
+        stride > 64 || pad_h < 0 || pad_h >= g.kh || pad_w < 0 || pad_w >= g.kw ||
+        xs[0] > lim || g.in_h * g.in_w > lim || g.out_h * g.out_w > lim || g.in_c > lim ||
+        g.out_c > lim || g.kh * g.kw * g.in_c > lim) {
+        PyErr_SetString(PyExc_ValueError, "conv2d: shapes must agree (x (n, h, w, c), w (f, kh, "
+                        "kw, c), b (f), dy (n, out_h, out_w, f)), every size >= 1 and within "
+                        "bounds, 0 <= padding < kernel size");
+        goto fail;
+    }
+    const int64_t n = xs[0];
+    if (!(y = (PyArrayObject *)PyArray_ZEROS(4, ds, NPY_FLOAT32, 0)) ||
+        !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0)) ||
+        !(dw = (PyArrayObject *)PyArray_ZEROS(4, ws, NPY_FLOAT32, 0)) ||
+        !(db = (PyArrayObject *)PyArray_ZEROS(1, PyArray_DIMS(b), NPY_FLOAT32, 0)))
+        goto fail;
+    col = fm_alloc((size_t)fm_conv2d_col_len(&g, n) * sizeof(float));
+    dcol = fm_alloc((size_t)fm_conv2d_dcol_len(&g, n) * sizeof(float));
+    if (!col || !dcol) { PyErr_NoMemory(); goto fail; }
+    const float *xp = PyArray_DATA(x), *wp = PyArray_DATA(w), *bp = PyArray_DATA(b),
+                *dyp = PyArray_DATA(dy);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_conv2d_forward(PyArray_DATA(y), col, xp, wp, bp, &g, n, kernel, nthreads);
+    if (status == FM_OK)
+        status = fm_conv2d_backward(PyArray_DATA(dx), PyArray_DATA(dw), PyArray_DATA(db), col,
+                                    dcol, dyp, xp, wp, &g, n, 0, kernel, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status == FM_EINVAL) {
+        PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this CPU", kname);
+        goto fail;
+    }
+    if (status != FM_OK) { raise_status(status); goto fail; }
+    result = Py_BuildValue("OOOO", y, dx, dw, db);
+fail:
+    fm_free(col);
+    fm_free(dcol);
+    Py_XDECREF(x);
+    Py_XDECREF(w);
+    Py_XDECREF(b);
+    Py_XDECREF(dy);
+    Py_XDECREF(y);
+    Py_XDECREF(dx);
+    Py_XDECREF(dw);
+    Py_XDECREF(db);
+    return result;
+}
+
 static PyObject *py_augment_images(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -1074,6 +1152,10 @@ static PyMethodDef methods[] = {
      "Inference in batches: (n, n_out) probabilities (or logits when proba=False)."},
     {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
      "Inference-mode (weighted loss sum, correct count) over all rows."},
+    {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
+     "conv2d(x, w, b, dy, stride=1, pad_h=0, pad_w=0, kernel='auto', nthreads=0): one "
+     "convolution's (y, dx, dw, db), channels last; kernel picks the single-channel direct "
+     "path's family ('portable', 'avx2', 'avx512')."},
     {"conv_chunk", (PyCFunction)py_conv_chunk, METH_VARARGS,
      "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per im2col chunk (one GEMM) "
      "of a convolution over a batch of n."},

@@ -261,7 +261,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
         }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
-                                       &g, n, nthreads);
+                                       &g, n, FM_KERNEL_AUTO, nthreads);
             break;
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
@@ -379,7 +379,8 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
-                                        w->dcol, dy, in, p, &g, n, up == NULL, nthreads);
+                                        w->dcol, dy, in, p, &g, n, up == NULL, FM_KERNEL_AUTO,
+                                        nthreads);
             break;
         case FM_LAYER_MAXPOOL:
             if (d) fm_maxpool_backward(d, dy, (const int32_t *)w->aux[i], &g, n, nthreads);
