@@ -3,8 +3,9 @@ side in one run: fmnist_c (C engine) vs PyTorch CPU with the same thread count a
 network, optimizer and batch size (PyTorch in its fastest plain loop: the data as one
 tensor indexed by a random permutation, no DataLoader). Epochs alternate between the two
 libraries so that both meet the same machine. Prints median epoch times, the ratio
-ours / PyTorch (target <= 0.7) and GFLOP/s, then the GFLOP/s of our GEMM on every
-convolution's forward and weight-gradient shapes (target >= 50% of ~200 GFLOP/s).
+ours / PyTorch (target <= 0.7) and GFLOP/s, then the GFLOP/s of every convolution's
+forward and weight gradient: the direct kernel for single-channel inputs, our GEMM on the
+others' im2col shapes (target >= 50% of ~200 GFLOP/s).
 
     python benchmarks/bench_cnn.py [--repeat 3] [--threads 2] [--samples 50400]
 """
@@ -103,11 +104,13 @@ def pytorch(name, model, X, y, threads):
     return epoch
 
 
-def conv_gemm_rates(model, batch, threads, repeat=20):
-    """GFLOP/s of our GEMM on each convolution's im2col forward (rows, K) x (K, F) and
-    weight gradient (F, rows) x (rows, K), rows = the pixels of one im2col chunk of the
-    batch, run as training runs them: each thread a one-thread GEMM on its own group of
-    samples, `threads` at once (the rate is their sum)."""
+def conv_rates(model, batch, threads, repeat=20):
+    """GFLOP/s of each convolution's kernels as training runs them. Single-channel inputs
+    (the first layer) convolve directly: one batch's forward and weight gradient together,
+    on `threads` threads. The others run im2col forward (rows, K) x (K, F) and weight
+    gradient (F, rows) x (rows, K) GEMMs, rows = the pixels of one im2col chunk of the
+    batch: each thread a one-thread GEMM on its own group of samples, `threads` at once
+    (the rate is their sum)."""
     rows_out = []
     rng = np.random.default_rng(0)
     for layer, shape, _, _ in model._built:
@@ -115,10 +118,25 @@ def conv_gemm_rates(model, batch, threads, repeat=20):
             continue
         out = layer.output_shape(shape)
         K = layer.kernel_size[0] * layer.kernel_size[1] * shape[0]
-        pixels = out[1] * out[2]
-        rows = pixels * _core.conv_chunk(out[1], out[2], shape[0], *layer.kernel_size,
-                                         layer.filters, batch)
-        F = layer.filters
+        pixels, F = out[1] * out[2], layer.filters
+        if shape[0] == 1:
+            _, _, pad_h, pad_w = layer._geometry(shape)
+            x = rng.random((batch, *shape[1:], 1), dtype=np.float32)
+            w = rng.random((F, *layer.kernel_size, 1), dtype=np.float32)
+            dy = rng.random((batch, out[1], out[2], F), dtype=np.float32)
+
+            def step():
+                _core.conv2d(x, w, w[:, 0, 0, 0].copy(), dy, stride=layer.strides, pad_h=pad_h,
+                             pad_w=pad_w, input_grad=False, nthreads=threads)
+            step()  # warm up
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                step()
+            gf = 2 * 2 * batch * pixels * K * F * repeat / (time.perf_counter() - t0) / 1e9
+            rows_out.append([f"conv 1->{F} direct, forward + weight grad", f"{batch * pixels}x{K}x{F}",
+                             f"{gf:.1f}", f"{gf / 200:.0%}"])
+            continue
+        rows = pixels * _core.conv_chunk(out[1], out[2], shape[0], *layer.kernel_size, F, batch)
         operands = [(rng.random((rows, K), dtype=np.float32), rng.random((F, K), dtype=np.float32),
                      rng.random((rows, F), dtype=np.float32), np.empty((rows, F), np.float32),
                      np.empty((F, K), np.float32)) for _ in range(threads)]
@@ -134,8 +152,8 @@ def conv_gemm_rates(model, batch, threads, repeat=20):
                 t0 = time.perf_counter()
                 list(pool.map(work, operands))
                 dt = time.perf_counter() - t0
-            gf = 2 * rows * K * layer.filters * repeat * threads / dt / 1e9
-            rows_out.append([f"conv {shape[0]}->{layer.filters} {label}",
+            gf = 2 * rows * K * F * repeat * threads / dt / 1e9
+            rows_out.append([f"conv {shape[0]}->{F} {label}",
                              f"{rows}x{K}x{F}", f"{gf:.1f}", f"{gf / 200:.0%}"])
     return rows_out
 
@@ -167,8 +185,8 @@ def main():
                     ["library", "epoch s (median)", "GFLOP/s", "time / PyTorch"])
         print(f"ratio ours / PyTorch ({name}): {t_ours / t_torch:.2f} (target <= 0.7)")
         print()
-        print_table(conv_gemm_rates(m, NETS[name]["batch"], args.threads),
-                    ["GEMM", "m x k x n", "GFLOP/s", "of 200"])
+        print_table(conv_rates(m, NETS[name]["batch"], args.threads),
+                    ["kernel", "m x k x n", "GFLOP/s", "of 200"])
 
 
 if __name__ == "__main__":

@@ -213,64 +213,88 @@ static void transpose_weights(float *wt, const float *w, const float *b, const f
     }
 }
 
-/* y (out_h, out_w, out_c) of one sample = its windows times wt, plus the bias */
+/* taps whose weight-gradient sums stay in registers while the pixels go by: a 3x3 window */
+#define FM_DIRECT_SLICE 9
+
+/* y (out_h, out_w, out_c) of one sample = its windows times wt, plus the bias; then
+ * max(y, 0) when relu. kh and kw are g's, passed as constants for the common windows, so
+ * that the loops over the taps unroll and a block's weights stay in registers. */
 static inline __attribute__((always_inline)) void
 direct_forward_body(float *restrict y, const float *restrict pad, const float *restrict wt,
-                    const fm_conv_geom *g)
+                    const fm_conv_geom *g, int relu, const int64_t kh, const int64_t kw)
 {
-    const int64_t F = g->out_c, L = lanes(g), PW = padded_w(g), taps = g->kh * g->kw;
-    for (int64_t i = 0; i < g->out_h; i++)
-        for (int64_t j = 0; j < g->out_w; j++) {
-            const float *win = pad + i * g->stride * PW + j * g->stride;
-            float *yo = y + (i * g->out_w + j) * F;
-            for (int64_t f = 0; f < F; f += 16) {
-                v16 acc = load16(wt + taps * L + f);
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++)
-                        acc += win[a * PW + b] * load16(wt + (a * g->kw + b) * L + f);
-                if (F - f >= 16) memcpy(yo + f, &acc, sizeof acc);
-                else for (int64_t t = 0; t < F - f; t++) yo[f + t] = acc[t];
+    typedef int32_t v16i __attribute__((vector_size(64)));
+    const v16 zero = {0};
+    const int64_t F = g->out_c, L = lanes(g), PW = padded_w(g), taps = kh * kw;
+    for (int64_t f = 0; f < F; f += 16) {
+        const v16 bias = load16(wt + taps * L + f);
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                const float *win = pad + i * g->stride * PW + j * g->stride;
+                float *yo = y + (i * g->out_w + j) * F + f;
+                v16 acc = bias;
+                for (int64_t a = 0; a < kh; a++)
+                    for (int64_t b = 0; b < kw; b++)
+                        acc += win[a * PW + b] * load16(wt + (a * kw + b) * L + f);
+                if (relu) acc = (v16)((v16i)acc & (acc > zero)); /* all ones where positive */
+                if (F - f >= 16) memcpy(yo, &acc, sizeof acc);
+                else for (int64_t t = 0; t < F - f; t++) yo[t] = acc[t];
             }
-        }
+    }
 }
 
 /* One sample's backward: sums (taps + 1, lanes) += each pixel's window taps and a 1, times
  * its dY (dW and db, transposed); dpad (padded_h, padded_w) += dY W^T at every window
- * (dx before unpadding; skipped when dpad is NULL). */
+ * (dx before unpadding; skipped when dpad is NULL). kh, kw as in direct_forward_body. */
 static inline __attribute__((always_inline)) void
 direct_backward_body(float *restrict sums, float *restrict dpad, const float *restrict dy,
-                     const float *restrict pad, const float *restrict wt, const fm_conv_geom *g)
+                     const float *restrict pad, const float *restrict wt, const fm_conv_geom *g,
+                     const int64_t kh, const int64_t kw)
 {
-    const int64_t F = g->out_c, L = lanes(g), PW = padded_w(g), taps = g->kh * g->kw;
-    for (int64_t i = 0; i < g->out_h; i++)
-        for (int64_t j = 0; j < g->out_w; j++) {
-            const int64_t at = i * g->stride * PW + j * g->stride;
-            const float *win = pad + at, *dyo = dy + (i * g->out_w + j) * F;
-            for (int64_t f = 0; f < F; f += 16) {
-                const v16 d = load_part(dyo + f, F - f);
-                /* dW[f][t] += x_t dY[f];  db[f] += dY[f] */
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++) {
-                        float *s = sums + (a * g->kw + b) * L + f;
-                        const v16 sum = load16(s) + win[a * PW + b] * d;
-                        memcpy(s, &sum, sizeof sum);
-                    }
-                const v16 db = load16(sums + taps * L + f) + d;
+    const int64_t F = g->out_c, L = lanes(g), PW = padded_w(g), taps = kh * kw;
+    for (int64_t f = 0; f < F; f += 16) {
+        const int64_t width = F - f;
+        /* dW[f][t] += x_t dY[f] (db[f] += dY[f] with the first slice), FM_DIRECT_SLICE taps
+         * at a time, their sums in registers */
+        for (int64_t t0 = 0; t0 < taps; t0 += FM_DIRECT_SLICE) {
+            const int64_t nt = taps - t0 < FM_DIRECT_SLICE ? taps - t0 : FM_DIRECT_SLICE;
+            v16 acc[FM_DIRECT_SLICE], db = {0};
+            int64_t at[FM_DIRECT_SLICE];
+            for (int64_t u = 0; u < nt; u++) {
+                acc[u] = load16(sums + (t0 + u) * L + f);
+                at[u] = (t0 + u) / kw * PW + (t0 + u) % kw;
+            }
+            for (int64_t i = 0; i < g->out_h; i++)
+                for (int64_t j = 0; j < g->out_w; j++) {
+                    const float *win = pad + i * g->stride * PW + j * g->stride;
+                    const v16 d = load_part(dy + (i * g->out_w + j) * F + f, width);
+                    for (int64_t u = 0; u < nt; u++) acc[u] += win[at[u]] * d;
+                    db += d;
+                }
+            for (int64_t u = 0; u < nt; u++) memcpy(sums + (t0 + u) * L + f, &acc[u], sizeof acc[u]);
+            if (t0 == 0) {
+                db += load16(sums + taps * L + f);
                 memcpy(sums + taps * L + f, &db, sizeof db);
-                if (dpad == NULL) continue;
-                /* dx_t += sum over f of dY[f] W[f][t] */
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++) {
-                        const v16 p = d * load16(wt + (a * g->kw + b) * L + f);
-                        float sum = 0.0f;
-                        for (int t = 0; t < 16; t++) sum += p[t];
-                        dpad[at + a * PW + b] += sum;
-                    }
             }
         }
+        if (dpad == NULL) continue;
+        /* dx_t += sum over f of dY[f] W[f][t] */
+        for (int64_t i = 0; i < g->out_h; i++)
+            for (int64_t j = 0; j < g->out_w; j++) {
+                float *dwin = dpad + i * g->stride * PW + j * g->stride;
+                const v16 d = load_part(dy + (i * g->out_w + j) * F + f, width);
+                for (int64_t a = 0; a < kh; a++)
+                    for (int64_t b = 0; b < kw; b++) {
+                        const v16 p = d * load16(wt + (a * kw + b) * L + f);
+                        float sum = 0.0f;
+                        for (int t = 0; t < 16; t++) sum += p[t];
+                        dwin[a * PW + b] += sum;
+                    }
+            }
+    }
 }
 
-typedef void (*direct_forward_fn)(float *, const float *, const float *, const fm_conv_geom *);
+typedef void (*direct_forward_fn)(float *, const float *, const float *, const fm_conv_geom *, int);
 typedef void (*direct_backward_fn)(float *, float *, const float *, const float *, const float *,
                                    const fm_conv_geom *);
 typedef struct {
@@ -281,14 +305,16 @@ typedef struct {
 /* the bodies compiled for one instruction set */
 #define DIRECT_IMPL(name, attr)                                                                   \
     static attr void name##_forward(float *y, const float *pad, const float *wt,                  \
-                                    const fm_conv_geom *g)                                        \
+                                    const fm_conv_geom *g, int relu)                              \
     {                                                                                             \
-        direct_forward_body(y, pad, wt, g);                                                       \
+        if (g->kh == 3 && g->kw == 3) direct_forward_body(y, pad, wt, g, relu, 3, 3);             \
+        else direct_forward_body(y, pad, wt, g, relu, g->kh, g->kw);                              \
     }                                                                                             \
     static attr void name##_backward(float *sums, float *dpad, const float *dy, const float *pad, \
                                      const float *wt, const fm_conv_geom *g)                      \
     {                                                                                             \
-        direct_backward_body(sums, dpad, dy, pad, wt, g);                                         \
+        if (g->kh == 3 && g->kw == 3) direct_backward_body(sums, dpad, dy, pad, wt, g, 3, 3);     \
+        else direct_backward_body(sums, dpad, dy, pad, wt, g, g->kh, g->kw);                      \
     }                                                                                             \
     static const direct_impl name = {name##_forward, name##_backward};
 
@@ -315,15 +341,17 @@ static const direct_impl *direct_for(enum fm_kernel kernel)
     }
 }
 
-/* The forward pass of samples [s0, s1) by impl; scratch: direct_len(g) floats. */
+/* The forward pass of samples [s0, s1) by impl (ReLU fused when relu); scratch:
+ * direct_len(g) floats. */
 static void direct_forward(float *y, float *scratch, const float *x, const float *w, const float *b,
-                           const fm_conv_geom *g, int64_t s0, int64_t s1, const direct_impl *impl)
+                           const fm_conv_geom *g, int64_t s0, int64_t s1, int relu,
+                           const direct_impl *impl)
 {
     float *wt = scratch + rounded(padded_h(g) * padded_w(g));
     transpose_weights(wt, w, b, g);
     for (int64_t s = s0; s < s1; s++) {
         pad_sample(scratch, x + s * in_len(g), g);
-        impl->forward(y + s * out_len(g), scratch, wt, g);
+        impl->forward(y + s * out_len(g), scratch, wt, g, relu);
     }
 }
 
@@ -366,9 +394,10 @@ static void group_range(int64_t *s0, int64_t *s1, int64_t gi, int64_t n)
     *s1 = n * (gi + 1) / n_groups(n);
 }
 
-/* The forward pass of one group's samples, chunk by chunk through its col. */
+/* The forward pass of one group's samples, chunk by chunk through its col (ReLU fused when
+ * relu). */
 static int group_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                         const fm_conv_geom *g, int64_t s0, int64_t s1, int64_t chunk,
+                         const fm_conv_geom *g, int64_t s0, int64_t s1, int64_t chunk, int relu,
                          int nthreads)
 {
     const int64_t P = g->out_h * g->out_w;
@@ -378,7 +407,7 @@ static int group_forward(float *y, float *col, const float *x, const float *w, c
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* Y = col W^T + b: (ns P, K) x (K, F) */
         int status = fm_dense_forward(y + s0 * out_len(g), xc, w, b, ns * P, col_width(g),
-                                      g->out_c, 0, nthreads);
+                                      g->out_c, relu, nthreads);
         if (status != FM_OK) return status;
     }
     return FM_OK;
@@ -413,6 +442,7 @@ typedef struct {
     const float *x, *dy, *w, *b;
     const fm_conv_geom *g;
     int64_t n;
+    int relu;                  /* forward: a ReLU fused into the output */
     const direct_impl *direct; /* the kernels of a single-channel input, else NULL */
 } conv_call;
 
@@ -431,11 +461,11 @@ static int run_groups(const conv_call *c, int nthreads)
         float *col = c->col + gi * gc, *dcol = c->dcol + gi * (gc + group_part(g));
         int st = FM_OK;
         if (c->direct != NULL && c->dy == NULL)
-            direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->direct);
+            direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->relu, c->direct);
         else if (c->direct != NULL)
             direct_backward(c->out, dcol + gc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
         else if (c->dy == NULL)
-            st = group_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, chunk, inner);
+            st = group_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, chunk, c->relu, inner);
         else
             st = group_backward(c->out, dcol + gc, col, dcol, c->dy, c->x, c->w, g, s0, s1, chunk,
                                 inner);
@@ -457,10 +487,11 @@ static int run_call(conv_call c, enum fm_kernel kernel, int nthreads)
 }
 
 int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                      const fm_conv_geom *g, int64_t n, enum fm_kernel kernel, int nthreads)
+                      const fm_conv_geom *g, int64_t n, int relu, enum fm_kernel kernel,
+                      int nthreads)
 {
-    return run_call((conv_call){.out = y, .col = col, .x = x, .w = w, .b = b, .g = g, .n = n},
-                    kernel, nthreads);
+    return run_call((conv_call){.out = y, .col = col, .x = x, .w = w, .b = b, .g = g, .n = n,
+                                .relu = relu}, kernel, nthreads);
 }
 
 /* out (+)= parts[0] + parts[stride] + ... (groups of len floats), added in that order */
@@ -530,20 +561,32 @@ void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_ge
     (void)nt;
 }
 
-void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const fm_conv_geom *g,
-                         int64_t n, int nthreads)
+void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const float *relu_x,
+                         const fm_conv_geom *g, int64_t n, int nthreads)
 {
-    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
+    const int64_t il = in_len(g), ol = out_len(g); /* locals: the stores could alias *g */
+    int nt = fm_parallel_threads_for(n * il, FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int64_t s = 0; s < n; s++) {
-        float *xs = dx + s * in_len(g);
-        memset(xs, 0, (size_t)in_len(g) * sizeof(float));
+        float *xs = dx + s * il;
+        memset(xs, 0, (size_t)il * sizeof(float));
+        const float *rs = relu_x == NULL ? NULL : relu_x + s * il;
         /* d max/dx = 1 at the window's argmax, 0 elsewhere (an index outside the sample,
-         * which only memory corrupted behind our back could hold, is skipped) */
-        for (int64_t o = s * out_len(g); o < (s + 1) * out_len(g); o++)
-            if ((uint64_t)(uint32_t)arg[o] < (uint64_t)in_len(g)) xs[arg[o]] += dy[o];
+         * which only memory corrupted behind our back could hold, is skipped); times the
+         * ReLU's 1 where its output is positive, 0 elsewhere, by masking the bits of dy (a
+         * branch on the sign mispredicts) */
+        for (int64_t o = s * ol; o < (s + 1) * ol; o++) {
+            const uint32_t a = (uint32_t)arg[o];
+            if ((uint64_t)a >= (uint64_t)il) continue;
+            uint32_t bits;
+            memcpy(&bits, dy + o, sizeof bits);
+            bits &= rs == NULL ? ~0u : -(uint32_t)(rs[a] > 0.0f);
+            float d;
+            memcpy(&d, &bits, sizeof d);
+            xs[a] += d;
+        }
     }
     (void)nt;
 }

@@ -29,14 +29,16 @@ int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n);
 int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n);
 int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n);
 
-/* y = conv(x, w) + b, chunk by chunk through col; a single-channel input (in_c == 1) runs
+/* y = conv(x, w) + b, then max(y, 0) when relu (a following ReLU fused in: its forward is
+ * this output), chunk by chunk through col; a single-channel input (in_c == 1) runs
  * directly instead, with the micro-kernel family `kernel` (FM_KERNEL_AUTO: the best the CPU
  * has; the other families are there for tests). Convolutions of more channels always run on
  * the best GEMM.
  * y: (n, out_h, out_w, out_c); x: (n, in_h, in_w, in_c); w: (out_c, kh, kw, in_c); b: (out_c)
  * Returns FM_OK, the GEMM's status, or FM_EINVAL for a kernel family the CPU lacks. */
 int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                      const fm_conv_geom *g, int64_t n, enum fm_kernel kernel, int nthreads);
+                      const fm_conv_geom *g, int64_t n, int relu, enum fm_kernel kernel,
+                      int nthreads);
 
 /* dW += dY^T col(x);  db += sums of dY over pixels;  dx = col2im(dY W) (skipped when dx is
  * NULL). accumulate == 0 overwrites dw and db. Shapes, kernel and statuses as
@@ -53,9 +55,11 @@ int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
 void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
                         int64_t n, int nthreads);
 
-/* dx = 0, then dx[arg] += dy (windows may overlap when stride < kh). */
-void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const fm_conv_geom *g,
-                         int64_t n, int nthreads);
+/* dx = 0, then dx[arg] += dy (windows may overlap when stride < kh), only where relu_x > 0
+ * when relu_x is not NULL: x is a ReLU's output, relu_x, and this is that ReLU's backward
+ * too. relu_x: like dx. */
+void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const float *relu_x,
+                         const fm_conv_geom *g, int64_t n, int nthreads);
 
 /* Average pooling (global average pooling is the window of the whole input):
  * y = mean of each window; backward dx = sum over the windows holding x of dy / (kh kw). */

@@ -784,24 +784,24 @@ static PyObject *py_conv_chunk(PyObject *self, PyObject *args)
     return PyLong_FromLongLong((long long)fm_conv2d_chunk(&g, n));
 }
 
-/* One convolution's forward and backward on its own, for tests of each kernel family:
- * (y, dx, dw, db) from x (n, in_h, in_w, in_c), w (f, kh, kw, in_c), b (f), and dy (n,
- * out_h, out_w, f), whose shape gives the output's. */
+/* One convolution's forward and backward on its own, for tests of each kernel family and
+ * for benchmarks: (y, dx, dw, db) from x (n, in_h, in_w, in_c), w (f, kh, kw, in_c), b (f),
+ * and dy (n, out_h, out_w, f), whose shape gives the output's; dx None unless input_grad. */
 static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"x", "w", "b", "dy", "stride", "pad_h", "pad_w", "kernel", "nthreads",
-                             NULL};
+    static char *kwlist[] = {"x", "w", "b", "dy", "stride", "pad_h", "pad_w", "input_grad",
+                             "kernel", "nthreads", NULL};
     PyObject *xo, *wo, *bo, *dyo, *result = NULL;
     PyArrayObject *x = NULL, *w = NULL, *b = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL,
                   *db = NULL;
     long long stride = 1, pad_h = 0, pad_w = 0;
-    int nthreads = 0, naive = 0, status = FM_OK;
+    int input_grad = 1, nthreads = 0, naive = 0, status = FM_OK;
     const char *kname = "auto";
     enum fm_kernel kernel = FM_KERNEL_AUTO;
     float *col = NULL, *dcol = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLsi", kwlist, &xo, &wo, &bo, &dyo, &stride,
-                                     &pad_h, &pad_w, &kname, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLpsi", kwlist, &xo, &wo, &bo, &dyo, &stride,
+                                     &pad_h, &pad_w, &input_grad, &kname, &nthreads))
         return NULL;
     if (parse_kernel(kname, &naive, &kernel) < 0) goto fail;
     if (naive) {
@@ -827,7 +827,7 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
     }
     const int64_t n = xs[0];
     if (!(y = (PyArrayObject *)PyArray_ZEROS(4, ds, NPY_FLOAT32, 0)) ||
-        !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0)) ||
+        (input_grad && !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0))) ||
         !(dw = (PyArrayObject *)PyArray_ZEROS(4, ws, NPY_FLOAT32, 0)) ||
         !(db = (PyArrayObject *)PyArray_ZEROS(1, PyArray_DIMS(b), NPY_FLOAT32, 0)))
         goto fail;
@@ -837,17 +837,18 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
     const float *xp = PyArray_DATA(x), *wp = PyArray_DATA(w), *bp = PyArray_DATA(b),
                 *dyp = PyArray_DATA(dy);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_conv2d_forward(PyArray_DATA(y), col, xp, wp, bp, &g, n, kernel, nthreads);
+    status = fm_conv2d_forward(PyArray_DATA(y), col, xp, wp, bp, &g, n, 0, kernel, nthreads);
     if (status == FM_OK)
-        status = fm_conv2d_backward(PyArray_DATA(dx), PyArray_DATA(dw), PyArray_DATA(db), col,
-                                    dcol, dyp, xp, wp, &g, n, 0, kernel, nthreads);
+        status = fm_conv2d_backward(dx ? PyArray_DATA(dx) : NULL, PyArray_DATA(dw),
+                                    PyArray_DATA(db), col, dcol, dyp, xp, wp, &g, n, 0, kernel,
+                                    nthreads);
     Py_END_ALLOW_THREADS
     if (status == FM_EINVAL) {
         PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this CPU", kname);
         goto fail;
     }
     if (status != FM_OK) { raise_status(status); goto fail; }
-    result = Py_BuildValue("OOOO", y, dx, dw, db);
+    result = Py_BuildValue("OOOO", y, dx ? (PyObject *)dx : Py_None, dw, db);
 fail:
     fm_free(col);
     fm_free(dcol);
@@ -1153,9 +1154,10 @@ static PyMethodDef methods[] = {
     {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
      "Inference-mode (weighted loss sum, correct count) over all rows."},
     {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
-     "conv2d(x, w, b, dy, stride=1, pad_h=0, pad_w=0, kernel='auto', nthreads=0): one "
-     "convolution's (y, dx, dw, db), channels last; kernel picks the single-channel direct "
-     "path's family ('portable', 'avx2', 'avx512')."},
+     "conv2d(x, w, b, dy, stride=1, pad_h=0, pad_w=0, input_grad=True, kernel='auto', "
+     "nthreads=0): one convolution's (y, dx, dw, db), channels last (dx None without "
+     "input_grad); kernel picks the single-channel direct path's family ('portable', 'avx2', "
+     "'avx512')."},
     {"conv_chunk", (PyCFunction)py_conv_chunk, METH_VARARGS,
      "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per im2col chunk (one GEMM) "
      "of a convolution over a batch of n."},

@@ -218,20 +218,21 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, fl
     return FM_OK;
 }
 
-/* Layer i is a ReLU whose forward the dense layer before it computes, as part of its output. */
+/* Layer i is a ReLU whose forward the dense or convolution layer before it computes, as
+ * part of its output. */
 static int relu_fused_forward(const fm_net *net, int64_t i)
 {
     return i > 0 && i < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
-           net->layers[i - 1].type == FM_LAYER_DENSE;
+           (net->layers[i - 1].type == FM_LAYER_DENSE || net->layers[i - 1].type == FM_LAYER_CONV2D);
 }
 
-/* Layer i is a ReLU whose backward the dense layer after it computes, as part of its input
- * gradient (the mask needs only the ReLU's output). Not the first layer, whose input
- * gradient is the caller's dx. */
+/* Layer i is a ReLU whose backward the dense or max-pooling layer after it computes, as part
+ * of its input gradient (the mask needs only the ReLU's output). Not the first layer, whose
+ * input gradient is the caller's dx. */
 static int relu_fused_backward(const fm_net *net, int64_t i)
 {
     return i > 0 && i + 1 < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
-           net->layers[i + 1].type == FM_LAYER_DENSE;
+           (net->layers[i + 1].type == FM_LAYER_DENSE || net->layers[i + 1].type == FM_LAYER_MAXPOOL);
 }
 
 /* Run the layers on n rows of x; the logits end in w->act[last]. In training mode batch
@@ -259,10 +260,14 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
             if (relu) y = w->act[i + 1];
             break;
         }
-        case FM_LAYER_CONV2D:
-            status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
-                                       &g, n, FM_KERNEL_AUTO, nthreads);
+        case FM_LAYER_CONV2D: {
+            int relu = relu_fused_forward(net, i + 1); /* as the dense layer's */
+            status = fm_conv2d_forward(relu ? w->act[i + 1] : y, w->col, in, p,
+                                       p + l->out_c * l->kh * l->kw * l->in_c, &g, n, relu,
+                                       FM_KERNEL_AUTO, nthreads);
+            if (relu) y = w->act[i + 1];
             break;
+        }
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: memcpy(y, in, (size_t)len * sizeof(float)); break;
@@ -383,12 +388,14 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
                                         nthreads);
             break;
         case FM_LAYER_MAXPOOL:
-            if (d) fm_maxpool_backward(d, dy, (const int32_t *)w->aux[i], &g, n, nthreads);
+            if (d)
+                fm_maxpool_backward(d, dy, (const int32_t *)w->aux[i],
+                                    relu_fused_backward(net, i - 1) ? in : NULL, &g, n, nthreads);
             break;
         case FM_LAYER_AVGPOOL: if (d) fm_avgpool_backward(d, dy, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: if (d) memcpy(d, dy, (size_t)len * sizeof(float)); break;
         case FM_LAYER_RELU:
-            if (relu_fused_backward(net, i)) d = dy; /* the dense layer after it masked dy */
+            if (relu_fused_backward(net, i)) d = dy; /* the layer after it masked dy */
             else if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads);
             break;
         case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len, nthreads); break;

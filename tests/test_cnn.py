@@ -48,7 +48,10 @@ def images(n, shape, seed=3):
     ([Conv2D(4, 3, padding="same"), Dense(4)], (1, 5, 5)),
     ([Conv2D(3, 1), Dense(4)], (2, 4, 4)),
     ([Conv2D(2, 3, strides=3), Dense(4)], (1, 8, 8)),
-], ids=["valid", "same-stride2-rect", "same", "pointwise", "stride3-valid"])
+    # each convolution computes the ReLU after it, each max pooling that ReLU's backward
+    ([Conv2D(3, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(2, 2), ReLU(),
+      MaxPool2D(2, strides=1), Flatten(), Dense(4)], (1, 9, 9)),
+], ids=["valid", "same-stride2-rect", "same", "pointwise", "stride3-valid", "relu-fused"])
 def test_conv2d_backward_matches_finite_differences(layers, shape):
     X, y = images(5, shape)
     err_p, err_x = check_against_fd(image_model(layers, shape), X, y)
@@ -484,6 +487,11 @@ def test_conv2d_matches_numpy_for_every_kernel_family(kernel, in_c, filters, kh,
     fastest = _core.conv2d(x, w, b, dy, stride=stride, pad_h=pad[0], pad_w=pad[1], nthreads=1)
     with_two = _core.conv2d(x, w, b, dy, stride=stride, pad_h=pad[0], pad_w=pad[1], nthreads=2)
     for one, two in zip(fastest, with_two):
+        np.testing.assert_array_equal(one, two)
+    y, dx, dw, db = _core.conv2d(x, w, b, dy, stride=stride, pad_h=pad[0], pad_w=pad[1],
+                                 input_grad=False, nthreads=2)  # as a first layer trains
+    assert dx is None
+    for one, two in zip((y, dw, db), (with_two[0], *with_two[2:])):
         np.testing.assert_array_equal(one, two)
 
 
