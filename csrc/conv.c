@@ -561,32 +561,72 @@ void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_ge
     (void)nt;
 }
 
+/* One sample's max-pool backward when the windows tile the input (stride == kh == kw, as in
+ * every network here): each input value lies in at most one window, so dx is written once,
+ * in input order, reading relu_x (rs, NULL: none) in that order too; the general scatter
+ * below reads it at the argmaxes, a cache miss each once the batch outgrows L2. */
+static void maxpool_backward_tiled(float *restrict xs, const float *restrict dys,
+                                   const int32_t *restrict args, const float *restrict rs,
+                                   const fm_conv_geom *g)
+{
+    const int64_t C = g->in_c, covered_h = g->out_h * g->kh, covered_w = g->out_w * g->kw;
+    for (int64_t h = 0; h < g->in_h; h++) {
+        float *line = xs + h * g->in_w * C;
+        const int64_t first = h < covered_h ? covered_w : 0; /* past the windows: zeros */
+        for (int64_t w = 0; w < first; w++) {
+            const int64_t o = (h / g->kh * g->out_w + w / g->kw) * C;
+            const int32_t base = (int32_t)((h * g->in_w + w) * C);
+            const int32_t *ao = args + o;
+            const float *d = dys + o;
+            float *xo = line + w * C;
+            /* d max/dx = 1 at the argmax, 0 elsewhere; times the ReLU's 1 where its output
+             * is positive: masks on dy's bits, which the compiler vectorises */
+            for (int32_t c = 0; c < C; c++) {
+                uint32_t bits, keep = ao[c] == base + c;
+                if (rs != NULL) keep &= rs[base + c] > 0.0f;
+                memcpy(&bits, d + c, sizeof bits);
+                bits &= -keep;
+                memcpy(xo + c, &bits, sizeof bits);
+            }
+        }
+        memset(line + first * C, 0, (size_t)((g->in_w - first) * C) * sizeof(float));
+    }
+}
+
+/* The same for any windows: dx = 0, then dx[arg] += dy. */
+static void maxpool_backward_scatter(float *restrict xs, const float *restrict dys,
+                                     const int32_t *restrict args, const float *restrict rs,
+                                     const fm_conv_geom *g)
+{
+    const int64_t il = in_len(g), ol = out_len(g);
+    memset(xs, 0, (size_t)il * sizeof(float));
+    /* an index outside the sample, which only memory corrupted behind our back could hold,
+     * is skipped; the ReLU's mask goes on the bits of dy (a branch on the sign mispredicts) */
+    for (int64_t o = 0; o < ol; o++) {
+        const uint32_t a = (uint32_t)args[o];
+        if ((uint64_t)a >= (uint64_t)il) continue;
+        uint32_t bits;
+        memcpy(&bits, dys + o, sizeof bits);
+        bits &= rs == NULL ? ~0u : -(uint32_t)(rs[a] > 0.0f);
+        float d;
+        memcpy(&d, &bits, sizeof d);
+        xs[a] += d;
+    }
+}
+
 void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const float *relu_x,
                          const fm_conv_geom *g, int64_t n, int nthreads)
 {
-    const int64_t il = in_len(g), ol = out_len(g); /* locals: the stores could alias *g */
+    const int64_t il = in_len(g), ol = out_len(g);
+    const int tiled = g->stride == g->kh && g->stride == g->kw;
     int nt = fm_parallel_threads_for(n * il, FM_CONV_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int64_t s = 0; s < n; s++) {
-        float *xs = dx + s * il;
-        memset(xs, 0, (size_t)il * sizeof(float));
         const float *rs = relu_x == NULL ? NULL : relu_x + s * il;
-        /* d max/dx = 1 at the window's argmax, 0 elsewhere (an index outside the sample,
-         * which only memory corrupted behind our back could hold, is skipped); times the
-         * ReLU's 1 where its output is positive, 0 elsewhere, by masking the bits of dy (a
-         * branch on the sign mispredicts) */
-        for (int64_t o = s * ol; o < (s + 1) * ol; o++) {
-            const uint32_t a = (uint32_t)arg[o];
-            if ((uint64_t)a >= (uint64_t)il) continue;
-            uint32_t bits;
-            memcpy(&bits, dy + o, sizeof bits);
-            bits &= rs == NULL ? ~0u : -(uint32_t)(rs[a] > 0.0f);
-            float d;
-            memcpy(&d, &bits, sizeof d);
-            xs[a] += d;
-        }
+        if (tiled) maxpool_backward_tiled(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
+        else maxpool_backward_scatter(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
     }
     (void)nt;
 }
