@@ -27,6 +27,18 @@ static inline void *fm_alloc(size_t bytes)
 
 static inline void fm_free(void *p) { free(p); }
 
+/* dst = src and dst += src over short runs (a window's kw * C floats, a pixel's C): a
+ * loop the compiler vectorises beats a memcpy call */
+static inline void fm_copy_floats(float *dst, const float *src, int64_t len)
+{
+    for (int64_t t = 0; t < len; t++) dst[t] = src[t];
+}
+
+static inline void fm_add_floats(float *dst, const float *src, int64_t len)
+{
+    for (int64_t t = 0; t < len; t++) dst[t] += src[t];
+}
+
 /* splitmix64 seeds xoshiro256**; a generator is derived from (seed, task id) so that
  * every task's stream is independent of which thread runs it. */
 typedef struct { uint64_t s[4]; } fm_rng;

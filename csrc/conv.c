@@ -1,5 +1,6 @@
-/* conv.c: convolution (im2col + the shared GEMM, chunk by chunk) and max/average pooling on
- * channels-last tensors. Not the network driver (nn.c), not the GEMM itself (gemm.c).
+/* conv.c: convolution on channels-last tensors: im2col + the shared GEMM chunk by chunk, or
+ * directly for single-channel inputs. Not pooling (pool.c), not the network driver (nn.c),
+ * not the GEMM itself (gemm.c).
  * Every loop that runs on several threads splits over samples, whose outputs are disjoint,
  * so results never depend on the thread count. */
 #include <string.h>
@@ -25,8 +26,6 @@
 #define FM_CONV_GROUPS 4
 
 static int64_t col_width(const fm_conv_geom *g) { return g->kh * g->kw * g->in_c; }
-static int64_t in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
-static int64_t out_len(const fm_conv_geom *g) { return g->out_h * g->out_w * g->out_c; }
 static int64_t rounded(int64_t len) { return (len + 15) / 16 * 16; } /* 64-byte pieces */
 
 /* a 1x1 stride-1 convolution over the whole input: its im2col matrix is the input */
@@ -78,17 +77,6 @@ int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n)
     return n_groups(n) * (group_col(g, n) + group_part(g));
 }
 
-/* short runs (kw * C floats): a loop the compiler vectorises beats a memcpy call */
-static inline void copy_floats(float *dst, const float *src, int64_t len)
-{
-    for (int64_t t = 0; t < len; t++) dst[t] = src[t];
-}
-
-static inline void add_floats(float *dst, const float *src, int64_t len)
-{
-    for (int64_t t = 0; t < len; t++) dst[t] += src[t];
-}
-
 /* Walk every window of ns samples. Gather (im2col): col (ns * out_h * out_w, kh * kw * C)
  * gets in row (s, i, j) the window of output pixel (i, j) of sample s from x (ns, in_h,
  * in_w, C), zeros where it hangs over the border. Scatter (col2im, its adjoint): x = the
@@ -102,8 +90,8 @@ static void im2col_walk(float *col, float *x, const fm_conv_geom *g, int64_t ns,
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int64_t s = 0; s < ns; s++) {
-        float *xs = x + s * in_len(g);
-        if (scatter) memset(xs, 0, (size_t)in_len(g) * sizeof(float));
+        float *xs = x + s * fm_conv_in_len(g);
+        if (scatter) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
         /* (i, a) outer and j inner: the input line is fixed while j walks along it */
         for (int64_t i = 0; i < g->out_h; i++)
             for (int64_t a = 0; a < g->kh; a++) {
@@ -119,15 +107,15 @@ static void im2col_walk(float *col, float *x, const fm_conv_geom *g, int64_t ns,
                 for (int64_t j = 0; j < g->out_w; j++, row += K) {
                     int64_t w0 = j * g->stride - g->pad_w;
                     if (w0 >= 0 && w0 + g->kw <= g->in_w) { /* the whole run inside */
-                        if (scatter) add_floats(line + w0 * C, row, run);
-                        else copy_floats(row, line + w0 * C, run);
+                        if (scatter) fm_add_floats(line + w0 * C, row, run);
+                        else fm_copy_floats(row, line + w0 * C, run);
                         continue;
                     }
                     for (int64_t b = 0; b < g->kw; b++) {
                         int64_t w = w0 + b;
                         int inside = w >= 0 && w < g->in_w;
-                        if (scatter) { if (inside) add_floats(line + w * C, row + b * C, C); }
-                        else if (inside) copy_floats(row + b * C, line + w * C, C);
+                        if (scatter) { if (inside) fm_add_floats(line + w * C, row + b * C, C); }
+                        else if (inside) fm_copy_floats(row + b * C, line + w * C, C);
                         else memset(row + b * C, 0, (size_t)C * sizeof(float));
                     }
                 }
@@ -350,8 +338,8 @@ static void direct_forward(float *y, float *scratch, const float *x, const float
     float *wt = scratch + rounded(padded_h(g) * padded_w(g));
     transpose_weights(wt, w, b, g);
     for (int64_t s = s0; s < s1; s++) {
-        pad_sample(scratch, x + s * in_len(g), g);
-        impl->forward(y + s * out_len(g), scratch, wt, g, relu);
+        pad_sample(scratch, x + s * fm_conv_in_len(g), g);
+        impl->forward(y + s * fm_conv_out_len(g), scratch, wt, g, relu);
     }
 }
 
@@ -366,10 +354,10 @@ static void direct_backward(float *dx, float *part, float *scratch, float *dscra
     transpose_weights(wt, w, NULL, g);
     memset(sums, 0, (size_t)((taps + 1) * L) * sizeof(float));
     for (int64_t s = s0; s < s1; s++) {
-        pad_sample(scratch, x + s * in_len(g), g);
+        pad_sample(scratch, x + s * fm_conv_in_len(g), g);
         if (dx != NULL) memset(dscratch, 0, (size_t)padded * sizeof(float));
-        impl->backward(sums, dx == NULL ? NULL : dscratch, dy + s * out_len(g), scratch, wt, g);
-        if (dx != NULL) unpad_sample(dx + s * in_len(g), dscratch, g);
+        impl->backward(sums, dx == NULL ? NULL : dscratch, dy + s * fm_conv_out_len(g), scratch, wt, g);
+        if (dx != NULL) unpad_sample(dx + s * fm_conv_in_len(g), dscratch, g);
     }
     for (int64_t f = 0; f < g->out_c; f++) { /* back to (out_c, taps), then db */
         for (int64_t t = 0; t < taps; t++) part[f * taps + t] = sums[t * L + f];
@@ -381,7 +369,7 @@ static void direct_backward(float *dx, float *part, float *scratch, float *dscra
  * group's kernels may use in turn (all of them when there is only one group). */
 static int group_threads(int *inner, const fm_conv_geom *g, int64_t n, int nthreads)
 {
-    int nt = fm_parallel_threads_for(n * out_len(g) * col_width(g), FM_CONV_SERIAL, nthreads);
+    int nt = fm_parallel_threads_for(n * fm_conv_out_len(g) * col_width(g), FM_CONV_SERIAL, nthreads);
     if (nt > n_groups(n)) nt = (int)n_groups(n);
     *inner = nt > 1 ? 1 : nthreads;
     return nt;
@@ -403,10 +391,10 @@ static int group_forward(float *y, float *col, const float *x, const float *w, c
     const int64_t P = g->out_h * g->out_w;
     for (; s0 < s1; s0 += chunk) {
         int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
-        const float *xc = x + s0 * in_len(g);
+        const float *xc = x + s0 * fm_conv_in_len(g);
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* Y = col W^T + b: (ns P, K) x (K, F) */
-        int status = fm_dense_forward(y + s0 * out_len(g), xc, w, b, ns * P, col_width(g),
+        int status = fm_dense_forward(y + s0 * fm_conv_out_len(g), xc, w, b, ns * P, col_width(g),
                                       g->out_c, relu, nthreads);
         if (status != FM_OK) return status;
     }
@@ -422,15 +410,15 @@ static int group_backward(float *dx, float *part, float *col, float *dcol, const
     const int64_t P = g->out_h * g->out_w, K = col_width(g);
     for (int64_t first = s0; s0 < s1; s0 += chunk) {
         int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
-        const float *xc = x + s0 * in_len(g);
-        float *dc = dx == NULL ? NULL : is_pointwise(g) ? dx + s0 * in_len(g) : dcol;
+        const float *xc = x + s0 * fm_conv_in_len(g);
+        float *dc = dx == NULL ? NULL : is_pointwise(g) ? dx + s0 * fm_conv_in_len(g) : dcol;
         if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
         /* dW += dY^T col, db += column sums of dY, dcol = dY W: the dense layer's backward
          * with the chunk's pixels as rows */
-        int status = fm_dense_backward(dc, part, part + g->out_c * K, dy + s0 * out_len(g), xc, w,
+        int status = fm_dense_backward(dc, part, part + g->out_c * K, dy + s0 * fm_conv_out_len(g), xc, w,
                                        ns * P, K, g->out_c, s0 > first, nthreads);
         if (status != FM_OK) return status;
-        if (dx != NULL && !is_pointwise(g)) col2im(dx + s0 * in_len(g), dcol, g, ns, nthreads);
+        if (dx != NULL && !is_pointwise(g)) col2im(dx + s0 * fm_conv_in_len(g), dcol, g, ns, nthreads);
     }
     return FM_OK;
 }
@@ -518,164 +506,4 @@ int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
     sum_partials(dw, dcol + gc, stride, n_groups(n), FK, accumulate);
     sum_partials(db, dcol + gc + FK, stride, n_groups(n), g->out_c, accumulate);
     return FM_OK;
-}
-
-/* y[c] = max(y[c], x[c]) with arg[c] following it, in arithmetic rather than selects (which
- * the compiler turns into conditional stores, a scalar loop of unpredictable branches) */
-static __attribute__((noinline)) void max_update(float *restrict y, int32_t *restrict arg,
-                                                 const float *restrict x, int32_t base, int64_t C)
-{
-    for (int64_t c = 0; c < C; c++) {
-        float v = x[c], best = y[c];
-        int32_t take = -(int32_t)(v > best); /* all ones where x wins */
-        y[c] = v > best ? v : best;
-        arg[c] = (arg[c] & ~take) | ((base + (int32_t)c) & take);
-    }
-}
-
-void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
-                        int64_t n, int nthreads)
-{
-    const int64_t C = g->in_c;
-    int nt = fm_parallel_threads_for(n * out_len(g) * g->kh * g->kw, FM_CONV_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *xs = x + s * in_len(g);
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                int64_t o = s * out_len(g) + (i * g->out_w + j) * C;
-                float *yo = y + o;
-                int32_t *ao = arg + o;
-                int32_t first = (int32_t)((i * g->stride * g->in_w + j * g->stride) * C);
-                copy_floats(yo, xs + first, C);
-                for (int64_t c = 0; c < C; c++) ao[c] = first + (int32_t)c;
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = a == 0; b < g->kw; b++) { /* the first tap is taken */
-                        int32_t base = (int32_t)(((i * g->stride + a) * g->in_w + j * g->stride + b) * C);
-                        max_update(yo, ao, xs + base, base, C);
-                    }
-            }
-    }
-    (void)nt;
-}
-
-/* One sample's max-pool backward when the windows tile the input (stride == kh == kw, as in
- * every network here): each input value lies in at most one window, so dx is written once,
- * in input order, reading relu_x (rs, NULL: none) in that order too; the general scatter
- * below reads it at the argmaxes, a cache miss each once the batch outgrows L2. */
-static void maxpool_backward_tiled(float *restrict xs, const float *restrict dys,
-                                   const int32_t *restrict args, const float *restrict rs,
-                                   const fm_conv_geom *g)
-{
-    const int64_t C = g->in_c, covered_h = g->out_h * g->kh, covered_w = g->out_w * g->kw;
-    for (int64_t h = 0; h < g->in_h; h++) {
-        float *line = xs + h * g->in_w * C;
-        const int64_t first = h < covered_h ? covered_w : 0; /* past the windows: zeros */
-        for (int64_t w = 0; w < first; w++) {
-            const int64_t o = (h / g->kh * g->out_w + w / g->kw) * C;
-            const int32_t base = (int32_t)((h * g->in_w + w) * C);
-            const int32_t *ao = args + o;
-            const float *d = dys + o;
-            float *xo = line + w * C;
-            /* d max/dx = 1 at the argmax, 0 elsewhere; times the ReLU's 1 where its output
-             * is positive: masks on dy's bits, which the compiler vectorises */
-            for (int32_t c = 0; c < C; c++) {
-                uint32_t bits, keep = ao[c] == base + c;
-                if (rs != NULL) keep &= rs[base + c] > 0.0f;
-                memcpy(&bits, d + c, sizeof bits);
-                bits &= -keep;
-                memcpy(xo + c, &bits, sizeof bits);
-            }
-        }
-        memset(line + first * C, 0, (size_t)((g->in_w - first) * C) * sizeof(float));
-    }
-}
-
-/* The same for any windows: dx = 0, then dx[arg] += dy. */
-static void maxpool_backward_scatter(float *restrict xs, const float *restrict dys,
-                                     const int32_t *restrict args, const float *restrict rs,
-                                     const fm_conv_geom *g)
-{
-    const int64_t il = in_len(g), ol = out_len(g);
-    memset(xs, 0, (size_t)il * sizeof(float));
-    /* an index outside the sample, which only memory corrupted behind our back could hold,
-     * is skipped; the ReLU's mask goes on the bits of dy (a branch on the sign mispredicts) */
-    for (int64_t o = 0; o < ol; o++) {
-        const uint32_t a = (uint32_t)args[o];
-        if ((uint64_t)a >= (uint64_t)il) continue;
-        uint32_t bits;
-        memcpy(&bits, dys + o, sizeof bits);
-        bits &= rs == NULL ? ~0u : -(uint32_t)(rs[a] > 0.0f);
-        float d;
-        memcpy(&d, &bits, sizeof d);
-        xs[a] += d;
-    }
-}
-
-void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const float *relu_x,
-                         const fm_conv_geom *g, int64_t n, int nthreads)
-{
-    const int64_t il = in_len(g), ol = out_len(g);
-    const int tiled = g->stride == g->kh && g->stride == g->kw;
-    int nt = fm_parallel_threads_for(n * il, FM_CONV_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *rs = relu_x == NULL ? NULL : relu_x + s * il;
-        if (tiled) maxpool_backward_tiled(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
-        else maxpool_backward_scatter(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
-    }
-    (void)nt;
-}
-
-void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads)
-{
-    const int64_t C = g->in_c;
-    const float scale = 1.0f / (float)(g->kh * g->kw);
-    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *xs = x + s * in_len(g);
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                float *yo = y + s * out_len(g) + (i * g->out_w + j) * C;
-                memset(yo, 0, (size_t)C * sizeof(float));
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++)
-                        add_floats(yo, xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C, C);
-                for (int64_t c = 0; c < C; c++) yo[c] *= scale;
-            }
-    }
-    (void)nt;
-}
-
-void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
-                         int nthreads)
-{
-    const int64_t C = g->in_c;
-    const float scale = 1.0f / (float)(g->kh * g->kw);
-    int nt = fm_parallel_threads_for(n * in_len(g), FM_CONV_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        float *xs = dx + s * in_len(g);
-        memset(xs, 0, (size_t)in_len(g) * sizeof(float));
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                const float *d = dy + s * out_len(g) + (i * g->out_w + j) * C;
-                /* d mean/dx = 1 / (kh kw) for every x of the window */
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++) {
-                        float *xp = xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C;
-                        for (int64_t c = 0; c < C; c++) xp[c] += d[c] * scale;
-                    }
-            }
-    }
-    (void)nt;
 }

@@ -1,9 +1,9 @@
-/* conv.h: 2-D convolution and pooling on channels-last tensors. A sample is an (H, W, C)
- * row-major block, so one row of the im2col matrix is one output pixel's receptive field
- * (kh, kw, C) and the convolution of a whole chunk of samples is a single GEMM with the
- * pixels as rows, writing (H, W, F) blocks directly: no transposes. Weights are stored
- * (F, kh, kw, C), the column order, so conv forward/backward are the dense layer's GEMMs
- * on the im2col matrix. */
+/* conv.h: 2-D convolution on channels-last tensors, and the window geometry that pooling
+ * (pool.h) shares. A sample is an (H, W, C) row-major block, so one row of the im2col
+ * matrix is one output pixel's receptive field (kh, kw, C) and the convolution of a whole
+ * chunk of samples is a single GEMM with the pixels as rows, writing (H, W, F) blocks
+ * directly: no transposes. Weights are stored (F, kh, kw, C), the column order, so conv
+ * forward/backward are the dense layer's GEMMs on the im2col matrix. */
 #ifndef FM_CONV_H
 #define FM_CONV_H
 
@@ -20,6 +20,10 @@ typedef struct {
     int64_t out_h, out_w, out_c;
     int64_t kh, kw, stride, pad_h, pad_w;
 } fm_conv_geom;
+
+/* floats of one sample's input and output */
+static inline int64_t fm_conv_in_len(const fm_conv_geom *g) { return g->in_h * g->in_w * g->in_c; }
+static inline int64_t fm_conv_out_len(const fm_conv_geom *g) { return g->out_h * g->out_w * g->out_c; }
 
 /* Samples per im2col chunk (one GEMM) for a batch of n (1..n). Forward and backward need
  * `col` scratch of fm_conv2d_col_len(g, n) floats (each group of samples' im2col chunk),
@@ -48,23 +52,5 @@ int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
                        const float *dy, const float *x, const float *w,
                        const fm_conv_geom *g, int64_t n, int accumulate, enum fm_kernel kernel,
                        int nthreads);
-
-/* Max pooling: y = the max of each window; arg = its flat (h, w, c) index within the
- * sample's input (the first in window order on ties), for backward.
- * y, arg: (n, out_h, out_w, c); x: (n, in_h, in_w, c). */
-void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
-                        int64_t n, int nthreads);
-
-/* dx = 0, then dx[arg] += dy (windows may overlap when stride < kh), only where relu_x > 0
- * when relu_x is not NULL: x is a ReLU's output, relu_x, and this is that ReLU's backward
- * too. relu_x: like dx. */
-void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const float *relu_x,
-                         const fm_conv_geom *g, int64_t n, int nthreads);
-
-/* Average pooling (global average pooling is the window of the whole input):
- * y = mean of each window; backward dx = sum over the windows holding x of dy / (kh kw). */
-void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads);
-void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
-                         int nthreads);
 
 #endif

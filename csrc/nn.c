@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "conv.h"
+#include "pool.h"
 #include "layers.h"
 #include "linear.h"
 #include "nn.h"
