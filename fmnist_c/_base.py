@@ -100,6 +100,16 @@ def check_sample_weight(sample_weight, n_samples):
     return w.astype(np.float32)
 
 
+def check_finite_outputs(out):
+    """out, a model's float32 logits or probabilities, unless they overflowed: inputs are
+    finite (check_images), but values near float32's limit can still make sums of their
+    products infinite, and the softmax NaN."""
+    if not np.isfinite(out).all():
+        raise ValueError("X's values are too large for this model: its outputs overflowed "
+                         "float32; scale X as it was for training (e.g. pixels / 255)")
+    return out
+
+
 def check_positive(value, name, kind=int, allow_zero=False):
     """Check a hyper-parameter is a positive int or float (or >= 0)."""
     ok_type = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)

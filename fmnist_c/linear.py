@@ -4,9 +4,9 @@ import math
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels, check_positive,
-                    check_sample_weight, class_weights, n_threads, progress, record_epoch,
-                    seed_from)
+from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_images,
+                    check_labels, check_positive, check_sample_weight, class_weights, n_threads,
+                    progress, record_epoch, seed_from)
 
 _SCHEDULES = ("constant", "invscaling", "cosine")
 # rows handed to C per call: a chunk takes ~0.1 s at most, so Ctrl-C is felt at once
@@ -246,10 +246,11 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """Logits X coef_^T + intercept_, shape (n_samples, n_classes)."""
         X = self._check_X(X)
-        return _core.linear_forward(X, self.coef_, self.intercept_, nthreads=n_threads(self.n_jobs))
+        return check_finite_outputs(_core.linear_forward(X, self.coef_, self.intercept_,
+                                                         nthreads=n_threads(self.n_jobs)))
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits), shape (n_samples, n_classes)."""
         X = self._check_X(X)
-        return _core.linear_forward(X, self.coef_, self.intercept_, proba=True,
-                                    nthreads=n_threads(self.n_jobs))
+        return check_finite_outputs(_core.linear_forward(X, self.coef_, self.intercept_, proba=True,
+                                                         nthreads=n_threads(self.n_jobs)))

@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels, check_positive,
-                    check_sample_weight, n_threads, progress, record_epoch, seed_from)
+from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_images,
+                    check_labels, check_positive, check_sample_weight, n_threads, progress,
+                    record_epoch, seed_from)
 
 # program columns and layer codes: csrc/nn.h (enum fm_nn_column, enum fm_layer_type)
 _DENSE, _RELU, _DROPOUT, _CONV2D, _MAXPOOL, _AVGPOOL, _FLATTEN, _BATCHNORM = range(1, 9)
@@ -730,16 +731,16 @@ class Sequential:
     def predict_proba(self, X):
         """Softmax probabilities, shape (n_samples, n_outputs)."""
         X = self._check_X(X)
-        return _core.nn_predict(self.params_, self._program, self._settings, X,
-                                batch_size=self._predict_batch(), proba=True,
-                                nthreads=n_threads(self.n_jobs))
+        return check_finite_outputs(_core.nn_predict(
+            self.params_, self._program, self._settings, X, batch_size=self._predict_batch(),
+            proba=True, nthreads=n_threads(self.n_jobs)))
 
     def decision_function(self, X):
         """Logits (the last layer's outputs before softmax)."""
         X = self._check_X(X)
-        return _core.nn_predict(self.params_, self._program, self._settings, X,
-                                batch_size=self._predict_batch(), proba=False,
-                                nthreads=n_threads(self.n_jobs))
+        return check_finite_outputs(_core.nn_predict(
+            self.params_, self._program, self._settings, X, batch_size=self._predict_batch(),
+            proba=False, nthreads=n_threads(self.n_jobs)))
 
     def predict(self, X):
         """The most probable class index of each sample."""

@@ -73,3 +73,21 @@ def test_a_diverged_sequential_is_unbuilt():
     assert not s.built
     with pytest.raises(NotFittedError):
         s.predict(X)
+
+
+@pytest.mark.parametrize("make", estimator_factories(images=True))
+def test_predicting_on_values_near_float32s_limit_is_finite_or_a_clear_error(make):
+    """Inputs that pass the finiteness check can still overflow a model's float32 sums: every
+    estimator then returns finite probabilities and matching labels, or says why it cannot
+    (it used to return NaN probabilities)."""
+    model = make().fit(X, y)
+    huge = np.sign(X - X.mean()).astype(np.float32) * np.float32(3e38)
+    try:
+        proba = model.predict_proba(huge)
+    except ValueError as e:
+        assert "overflowed float32" in str(e)
+        with pytest.raises(ValueError, match="overflowed float32"):
+            model.predict(huge)
+    else:
+        assert np.isfinite(proba).all()
+        np.testing.assert_array_equal(model.predict(huge), model.classes_[proba.argmax(axis=1)])
