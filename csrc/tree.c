@@ -244,8 +244,10 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
                   int64_t n, int64_t m, int64_t d, int64_t k, const fm_tree_params *p,
                   uint64_t seed)
 {
+    enum fm_kernel kernel = p->kernel == FM_KERNEL_AUTO ? fm_tree_best_kernel() : p->kernel;
     if (m < 1 || m > work->m_cap || d != work->d || k != work->k ||
-        p->small_node >= work->keys_cap || p->max_features < 1)
+        p->small_node >= work->keys_cap || p->max_features < 1 ||
+        (kernel != FM_KERNEL_PORTABLE && kernel != fm_tree_best_kernel()))
         return FM_EINVAL;
     builder b = {.codes = codes, .rows = code_rows, .edges = edges, .n_edges = n_edges, .p = p,
                  .n = n, .d = d, .k = k, .edge_stride = edge_stride, .seed = seed,
@@ -272,6 +274,7 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
     }
     b.whole &= b.w_total <= (double)INT32_MAX;
     b.pure_is_final = b.whole && p->criterion == FM_GINI && b.w_total <= 131072.0;
+    b.avx2 = kernel == FM_KERNEL_AVX2;
     int status = push(&b, (frame){0, m, 0, -1, 0, 1});
     while (b.stack_len > 0 && status == FM_OK) {
         if (p->stop && *p->stop) status = FM_EINTR;

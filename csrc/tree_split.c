@@ -9,6 +9,19 @@
 
 #include "common.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define FM_TREE_X86 1
+#include <immintrin.h>
+#endif
+
+enum fm_kernel fm_tree_best_kernel(void)
+{
+#ifdef FM_TREE_X86
+    if (__builtin_cpu_supports("avx2")) return FM_KERNEL_AVX2;
+#endif
+    return FM_KERNEL_PORTABLE;
+}
+
 static double xlogx(double x) { return x > 0.0 ? x * log(x) : 0.0; }
 
 /* Running split statistics while samples move from the right child to the left:
@@ -42,24 +55,31 @@ static inline void running_move(running *r, builder *b, int64_t c, double h,
     r->wr -= h;
 }
 
-/* Score the split "bins <= bin go left" if both sides are allowed. */
-static inline void running_score(const running *r, split *best, int64_t feature, int64_t bin,
-                                 int64_t n_node, int64_t min_leaf, enum fm_criterion crit)
+static inline void offer(split *best, double proxy, int64_t feature, int64_t bin)
 {
-    if (r->nl < min_leaf || n_node - r->nl < min_leaf || r->wl <= 0.0 || r->wr <= 0.0) return;
-    double proxy;
-    if (crit == FM_GINI) { /* sl/wl + sr/wr > best without dividing: most candidates lose */
-        double num = r->sl * r->wr + r->sr * r->wl, den = r->wl * r->wr;
-        if (!(num > best->proxy * den)) return;
-        proxy = num / den;
-    } else {
-        proxy = r->sl - xlogx(r->wl) + r->sr - xlogx(r->wr);
-    }
     if (proxy > best->proxy) {
         best->proxy = proxy;
         best->feature = feature;
         best->bin = bin;
     }
+}
+
+/* Gini: the proxy num / den = sl/wl + sr/wr, compared with the best without dividing first
+ * (most candidates lose). */
+static inline void gini_offer(split *best, double num, double den, int64_t feature, int64_t bin)
+{
+    if (num > best->proxy * den) offer(best, num / den, feature, bin);
+}
+
+/* Score the split "bins <= bin go left" if both sides are allowed. */
+static inline void running_score(const running *r, split *best, int64_t feature, int64_t bin,
+                                 int64_t n_node, int64_t min_leaf, enum fm_criterion crit)
+{
+    if (r->nl < min_leaf || n_node - r->nl < min_leaf || r->wl <= 0.0 || r->wr <= 0.0) return;
+    if (crit == FM_GINI)
+        gini_offer(best, r->sl * r->wr + r->sr * r->wl, r->wl * r->wr, feature, bin);
+    else
+        offer(best, r->sl - xlogx(r->wl) + r->sr - xlogx(r->wr), feature, bin);
 }
 
 /* Gini scan step: move one bin's class sums h (kp entries, kp even, zero-padded) from the
@@ -104,14 +124,13 @@ static inline void gini_move(running *r, double *restrict cl, double *restrict c
         }                                                                                   \
     } while (0)
 
-/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ; returns the number of
- * occupied bins (the scans clear their marks). Bytes rather than bits while filling: setting a bit is a
+/* The bins marked in seen (256 bytes of 0 or 1) as a bitmask occ (the scans clear their
+ * marks). Bytes rather than bits while filling: setting a bit is a
  * load, an or and a store, and runs of one bin chain each sample's on the store before it.
  * A multiply gathers 8 flag bytes into 8 bits (each byte lands on its own bit of the top
  * byte, without carries). */
-static inline int occupancy(uint64_t *occ, uint8_t *seen)
+static inline void occupancy(uint64_t *occ, uint8_t *seen)
 {
-    int n = 0;
     for (int q = 0; q < 4; q++) {
         uint64_t bits = 0;
         for (int i = 0; i < 8; i++) {
@@ -120,9 +139,7 @@ static inline int occupancy(uint64_t *occ, uint8_t *seen)
             bits |= ((x * 0x0102040810204080ULL) >> 56) << (8 * i);
         }
         occ[q] = bits;
-        n += __builtin_popcountll(bits);
     }
-    return n;
 }
 
 #define AT_CLASS(bin, j) ((bin) * k + ys[j])
@@ -151,7 +168,9 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
     else FILL_TWO(hw, (hw + 256 * k), AT_CLASS, wd);
     if (counts)
         for (int64_t j = 0; j < m; j++) hn[v[j]]++;
-    int n_occ = occupancy(occ, seen);
+    occupancy(occ, seen);
+    int n_occ = 0;
+    for (int q = 0; q < 4; q++) n_occ += __builtin_popcountll(occ[q]);
     enum fm_criterion crit = b->p->criterion;
     running r = {0, 0, 0, 0, 0};
     if (n_occ > 1) running_start(&r, b, w, crit);
@@ -199,7 +218,7 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
  * without borrows) and takes each side's weight and sum of squares from the lanes, without
  * a branch on which classes the bin holds. These are the exact integers the histogram
  * path's running sums reach, so the scores are identical. Needs min_samples_leaf 1 (no
- * sample counts). Returns 1 if the feature is not constant in the node. */
+ * sample counts). */
 #define AT_WORD(bin, j) ((bin) * nw + (ys[j] >> 2))
 
 static inline void lane_sums(uint64_t x, uint64_t *sum, uint64_t *squares)
@@ -211,17 +230,16 @@ static inline void lane_sums(uint64_t x, uint64_t *sum, uint64_t *squares)
     }
 }
 
-static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, split *best)
+/* The scan of a filled lane histogram, h1 + h2 (nw words a bin), over the occupied bins occ
+ * in order: the split after each bin offered to best (the last bin leaves no weight on the
+ * right, and scores are exact integers, so it is refused like any empty side); the bins
+ * and their marks in seen cleared. node: (nw) the node's class sums in lanes.
+ * Returns the number of occupied bins. */
+static int lane_scan(split *best, uint64_t *restrict h1, uint64_t *restrict h2,
+                     uint8_t *restrict seen, const uint64_t *occ, const uint64_t *node,
+                     int64_t nw, int64_t f, int64_t m)
 {
-    const int64_t nw = (b->kk + 3) / 4, *ys = b->yl, m = fr->end - fr->start;
-    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256 * LANE_WORDS, occ[4];
-    uint8_t *seen = b->seen;
-    const uint64_t *restrict inc = b->inc;
-    if (nw == 1) FILL_TWO(h1, h2, AT_BIN, inc);
-    else FILL_TWO(h1, h2, AT_WORD, inc);
-    int n_occ = occupancy(occ, seen);
-    uint64_t node[LANE_WORDS] = {0}, left[LANE_WORDS] = {0};
-    for (int64_t c = 0; c < b->kk; c++) node[c >> 2] |= (uint64_t)b->lct[c] << (16 * (c & 3));
+    uint64_t left[LANE_WORDS] = {0};
     int scanned = 0;
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
@@ -234,12 +252,112 @@ static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t
                 lane_sums(node[j] - left[j], &wr, &sr);
             }
             seen[bin] = 0;
-            if (++scanned == n_occ) continue; /* the last bin leaves no right child */
-            running r = {(double)wl, (double)wr, (double)sl, (double)sr, scanned};
+            running r = {(double)wl, (double)wr, (double)sl, (double)sr, ++scanned};
             running_score(&r, best, f, bin, m, 1, FM_GINI);
         }
     }
-    return n_occ > 1;
+    return scanned;
+}
+
+#ifdef FM_TREE_X86
+/* Per 128-bit half (one bin's 8 lanes of left counts l): [sl, wl, sr, wr] as int32. madd
+ * multiplies signed 16-bit lanes: exact while the node weighs less than 2^15, and then
+ * sl <= w^2 < 2^30. */
+static inline __attribute__((always_inline, target("avx2")))
+__m256i lane_stats(__m256i l, __m256i node, __m256i ones)
+{
+    __m256i r = _mm256_sub_epi16(node, l);
+    __m256i a = _mm256_hadd_epi32(_mm256_madd_epi16(l, l), _mm256_madd_epi16(l, ones));
+    __m256i c = _mm256_hadd_epi32(_mm256_madd_epi16(r, r), _mm256_madd_epi16(r, ones));
+    return _mm256_hadd_epi32(a, c);
+}
+
+/* lane_scan for nodes of weight below 2^15, four bins at a time: first the left counts after
+ * each occupied bin (a 128-bit add a bin), then each side's weight and sum of squares and
+ * the test num > best * den for four bins at once, in the same doubles as gini_offer (exact
+ * integers: products below 2^46). A side without weight has num = den = 0 and fails the
+ * test for any best (-inf * 0 is NaN), so the last bin and the padding need no mask. The
+ * bins that pass, a few in a hundred, go to gini_offer in order, which tests them again
+ * against the best as it is by then: the same offers, in the same order, as lane_scan. */
+__attribute__((target("avx2")))
+static int lane_scan_avx2(split *best, uint64_t *restrict h1, uint64_t *restrict h2,
+                          uint8_t *restrict seen, const uint64_t *occ, const uint64_t *node,
+                          int64_t nw, int64_t f)
+{
+    __m128i left[256];
+    uint8_t bins[256];
+    __m128i acc = _mm_setzero_si128(), nd = _mm_loadu_si128((const __m128i *)node);
+    int n = 0;
+    for (int q = 0; q < 4; q++) {
+        for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
+            int64_t bin = q * 64 + __builtin_ctzll(bits);
+            uint64_t *x1 = h1 + bin * nw, *x2 = h2 + bin * nw;
+            __m128i h;
+            if (nw == 1) {
+                h = _mm_add_epi16(_mm_loadl_epi64((const __m128i *)x1),
+                                  _mm_loadl_epi64((const __m128i *)x2));
+                *x1 = *x2 = 0;
+            } else {
+                h = _mm_add_epi16(_mm_load_si128((const __m128i *)x1),
+                                  _mm_load_si128((const __m128i *)x2));
+                _mm_store_si128((__m128i *)x1, _mm_setzero_si128());
+                _mm_store_si128((__m128i *)x2, _mm_setzero_si128());
+            }
+            seen[bin] = 0;
+            acc = _mm_add_epi16(acc, h);
+            left[n] = acc;
+            bins[n++] = (uint8_t)bin;
+        }
+    }
+    for (int i = n; i & 3; i++) left[i] = nd; /* all left, none right: never offered */
+    __m256i nd2 = _mm256_broadcastsi128_si256(nd), ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < n; i += 4) {
+        __m256i c01 = lane_stats(_mm256_loadu_si256((const __m256i *)(left + i)), nd2, ones);
+        __m256i c23 = lane_stats(_mm256_loadu_si256((const __m256i *)(left + i + 2)), nd2, ones);
+        /* transposed: sl, wl, sr, wr of bins i, i+2, i+1, i+3 */
+        __m256i u = _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(c01, c23), 0xD8);
+        __m256i v = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(c01, c23), 0xD8);
+        __m256d sl = _mm256_cvtepi32_pd(_mm256_castsi256_si128(u));
+        __m256d wl = _mm256_cvtepi32_pd(_mm256_extracti128_si256(u, 1));
+        __m256d sr = _mm256_cvtepi32_pd(_mm256_castsi256_si128(v));
+        __m256d wr = _mm256_cvtepi32_pd(_mm256_extracti128_si256(v, 1));
+        __m256d num = _mm256_add_pd(_mm256_mul_pd(sl, wr), _mm256_mul_pd(sr, wl));
+        __m256d den = _mm256_mul_pd(wl, wr);
+        __m256d bar = _mm256_mul_pd(_mm256_set1_pd(best->proxy), den);
+        int pass = _mm256_movemask_pd(_mm256_cmp_pd(num, bar, _CMP_GT_OQ));
+        if (!pass) continue;
+        double nums[4], dens[4];
+        _mm256_storeu_pd(nums, num);
+        _mm256_storeu_pd(dens, den);
+        static const int at[4] = {0, 2, 1, 3}; /* bin i + j sits in element at[j] */
+        pass = (pass & 9) | ((pass & 2) << 1) | ((pass & 4) >> 1); /* bit j: bin i + j */
+        for (; pass; pass &= pass - 1) {
+            int j = __builtin_ctz(pass);
+            gini_offer(best, nums[at[j]], dens[at[j]], f, bins[i + j]);
+        }
+    }
+    return n;
+}
+#endif
+
+/* Best split of one feature by class lanes (see above). Returns 1 if the feature is not
+ * constant in the node. */
+static int split_by_lanes(builder *b, const frame *fr, const uint8_t *v, int64_t f, double w,
+                          split *best)
+{
+    const int64_t nw = (b->kk + 3) / 4, *ys = b->yl, m = fr->end - fr->start;
+    uint64_t *h1 = b->lanes, *h2 = b->lanes + 256 * LANE_WORDS, occ[4];
+    uint8_t *seen = b->seen;
+    const uint64_t *restrict inc = b->inc;
+    if (nw == 1) FILL_TWO(h1, h2, AT_BIN, inc);
+    else FILL_TWO(h1, h2, AT_WORD, inc);
+    occupancy(occ, seen);
+    uint64_t node[LANE_WORDS] = {0};
+    for (int64_t c = 0; c < b->kk; c++) node[c >> 2] |= (uint64_t)b->lct[c] << (16 * (c & 3));
+#ifdef FM_TREE_X86
+    if (b->avx2 && w < 32768.0) return lane_scan_avx2(best, h1, h2, seen, occ, node, nw, f) > 1;
+#endif
+    return lane_scan(best, h1, h2, seen, occ, node, nw, f, m) > 1;
 }
 
 #define INSERTION_MAX 32 /* below, insertion sort beats counting sort's pass over 256 bins */
@@ -386,7 +504,7 @@ int fm_tree_find_split(builder *b, const frame *fr, double w, split *best)
         if (slot < 0) continue;
         const uint8_t *v = b->vals + slot * m;
         double before = best->proxy;
-        int varies = lanes   ? split_by_lanes(b, fr, v, f, best)
+        int varies = lanes   ? split_by_lanes(b, fr, v, f, w, best)
                      : small ? split_by_sorting(b, fr, v, f, w, best)
                              : split_by_histogram(b, fr, v, f, w, best);
         if (best->proxy != before) memcpy(b->bestv, v, (size_t)m);

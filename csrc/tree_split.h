@@ -47,6 +47,7 @@ typedef struct {
                    int32, exactly */
     int pure_is_final; /* a split into two pure children ends the node's search: see
                           fm_tree_find_split */
+    int avx2;          /* the lane scan runs its AVX2 kernel */
     int64_t *hn;
     uint8_t *seen;
     double *ct, *cl, *cr;

@@ -19,6 +19,7 @@ _CRITERIA = {"gini": 0, "entropy": 1}
 # class lanes at any size, this only chooses for the others; re-measured then (10 trees,
 # one thread, CPU time, busy machine), 64..512 were within the noise of each other.
 _SMALL_NODE = 256
+_KERNEL = "auto"  # the lane scan's SIMD ("portable" or "avx2": the same trees; tests pin each)
 _UNLIMITED = 2**62
 # how often the waiting main thread wakes for Ctrl-C and the progress bar
 _POLL_SECONDS = 0.05
@@ -132,7 +133,7 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
             max_features=_resolve_max_features(self.max_features, d),
             min_impurity_decrease=check_positive(self.min_impurity_decrease,
                                                  "min_impurity_decrease", float, allow_zero=True),
-            small_node=_SMALL_NODE)
+            small_node=_SMALL_NODE, kernel=_KERNEL)
 
     def _prepare(self, X, y, sample_weight):
         """Validate once: (X as uint8 or float32, class codes, weights or None, params)."""
