@@ -273,7 +273,8 @@ __m256i lane_stats(__m256i l, __m256i node, __m256i ones)
 }
 
 /* lane_scan for nodes of weight below 2^15, four bins at a time: first the left counts after
- * each occupied bin (a 128-bit add a bin), then each side's weight and sum of squares and
+ * each occupied bin (a 128-bit add a bin for words 0-1, another for word 2 when there is
+ * one: its sums add to theirs), then each side's weight and sum of squares and
  * the test num > best * den for four bins at once, in the same doubles as gini_offer (exact
  * integers: products below 2^46). A side without weight has num = den = 0 and fails the
  * test for any best (-inf * 0 is NaN), so the last bin and the padding need no mask. The
@@ -284,36 +285,52 @@ static int lane_scan_avx2(split *best, uint64_t *restrict h1, uint64_t *restrict
                           uint8_t *restrict seen, const uint64_t *occ, const uint64_t *node,
                           int64_t nw, int64_t f)
 {
-    __m128i left[256];
+    __m128i left[256], left3[256]; /* words 0-1 and word 2 of the left counts */
     uint8_t bins[256];
-    __m128i acc = _mm_setzero_si128(), nd = _mm_loadu_si128((const __m128i *)node);
+    __m128i acc = _mm_setzero_si128(), acc3 = acc, zero = acc,
+            nd = _mm_loadu_si128((const __m128i *)node),
+            nd3 = nw == 3 ? _mm_loadl_epi64((const __m128i *)(node + 2)) : zero;
     int n = 0;
     for (int q = 0; q < 4; q++) {
         for (uint64_t bits = occ[q]; bits; bits &= bits - 1) {
             int64_t bin = q * 64 + __builtin_ctzll(bits);
             uint64_t *x1 = h1 + bin * nw, *x2 = h2 + bin * nw;
-            __m128i h;
             if (nw == 1) {
-                h = _mm_add_epi16(_mm_loadl_epi64((const __m128i *)x1),
-                                  _mm_loadl_epi64((const __m128i *)x2));
+                acc = _mm_add_epi16(acc, _mm_add_epi16(_mm_loadl_epi64((const __m128i *)x1),
+                                                       _mm_loadl_epi64((const __m128i *)x2)));
                 *x1 = *x2 = 0;
             } else {
-                h = _mm_add_epi16(_mm_load_si128((const __m128i *)x1),
-                                  _mm_load_si128((const __m128i *)x2));
-                _mm_store_si128((__m128i *)x1, _mm_setzero_si128());
-                _mm_store_si128((__m128i *)x2, _mm_setzero_si128());
+                acc = _mm_add_epi16(acc, _mm_add_epi16(_mm_loadu_si128((const __m128i *)x1),
+                                                       _mm_loadu_si128((const __m128i *)x2)));
+                _mm_storeu_si128((__m128i *)x1, zero);
+                _mm_storeu_si128((__m128i *)x2, zero);
+            }
+            if (nw == 3) {
+                __m128i h3 = _mm_add_epi16(_mm_loadl_epi64((const __m128i *)(x1 + 2)),
+                                           _mm_loadl_epi64((const __m128i *)(x2 + 2)));
+                acc3 = _mm_add_epi16(acc3, h3);
+                x1[2] = x2[2] = 0;
+                left3[n] = acc3;
             }
             seen[bin] = 0;
-            acc = _mm_add_epi16(acc, h);
             left[n] = acc;
             bins[n++] = (uint8_t)bin;
         }
     }
-    for (int i = n; i & 3; i++) left[i] = nd; /* all left, none right: never offered */
-    __m256i nd2 = _mm256_broadcastsi128_si256(nd), ones = _mm256_set1_epi16(1);
+    for (int i = n; i & 3; i++) { /* all left, none right: never offered */
+        left[i] = nd;
+        left3[i] = nd3;
+    }
+    __m256i nd2 = _mm256_broadcastsi128_si256(nd), nd32 = _mm256_broadcastsi128_si256(nd3),
+            ones = _mm256_set1_epi16(1);
     for (int i = 0; i < n; i += 4) {
-        __m256i c01 = lane_stats(_mm256_loadu_si256((const __m256i *)(left + i)), nd2, ones);
-        __m256i c23 = lane_stats(_mm256_loadu_si256((const __m256i *)(left + i + 2)), nd2, ones);
+        const __m256i *l = (const __m256i *)(left + i), *l3 = (const __m256i *)(left3 + i);
+        __m256i c01 = lane_stats(_mm256_loadu_si256(l), nd2, ones);
+        __m256i c23 = lane_stats(_mm256_loadu_si256(l + 1), nd2, ones);
+        if (nw == 3) {
+            c01 = _mm256_add_epi32(c01, lane_stats(_mm256_loadu_si256(l3), nd32, ones));
+            c23 = _mm256_add_epi32(c23, lane_stats(_mm256_loadu_si256(l3 + 1), nd32, ones));
+        }
         /* transposed: sl, wl, sr, wr of bins i, i+2, i+1, i+3 */
         __m256i u = _mm256_permute4x64_epi64(_mm256_unpacklo_epi32(c01, c23), 0xD8);
         __m256i v = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(c01, c23), 0xD8);

@@ -10,7 +10,7 @@
 
 /* Gini nodes with whole weights and at most LANE_CLASSES classes count into 16-bit class
  * lanes, LANE_WORDS uint64 words a bin (see tree_split.c). */
-#define LANE_WORDS 2
+#define LANE_WORDS 3
 #define LANE_CLASSES (4 * LANE_WORDS)
 
 /* Nodes of at most ROW_GATHER samples read their codes from the row-major copy, ROW_BATCH
