@@ -15,7 +15,7 @@ _CRITERIA = {"gini": 0, "entropy": 1}
 # sort above) instead of filling 256-bin histograms. benchmarks/bench_forest.py
 # --small-node: 20 trees on the study split fit fastest around 256; histograms in every
 # node were 15% (one thread, CPU time) to 70% (two threads, busy machine) slower. Since
-# gini nodes with whole weights (bootstrap counts) and at most 8 classes count into 16-bit
+# gini nodes with whole weights (bootstrap counts) and at most 12 classes count into 16-bit
 # class lanes at any size, this only chooses for the others; re-measured then (10 trees,
 # one thread, CPU time, busy machine), 64..512 were within the noise of each other.
 _SMALL_NODE = 256
