@@ -15,6 +15,10 @@ enum fm_status {
     FM_EDIVERGED = -4 /* training produced a non-finite loss */
 };
 
+/* Which SIMD family a kernel runs (GEMM micro-kernels, the tree's lane scan);
+ * FM_KERNEL_AUTO picks the best the CPU supports. */
+enum fm_kernel { FM_KERNEL_AUTO = 0, FM_KERNEL_PORTABLE = 1, FM_KERNEL_AVX2 = 2, FM_KERNEL_AVX512 = 3 };
+
 /* 64-byte aligned memory (one AVX-512 register, one cache line); free with fm_free. */
 static inline void *fm_alloc(size_t bytes)
 {

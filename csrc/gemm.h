@@ -5,10 +5,9 @@
 
 #include <stdint.h>
 
-enum fm_trans { FM_NO_TRANS = 0, FM_TRANS = 1 };
+#include "common.h"
 
-/* Which micro-kernel family runs; FM_KERNEL_AUTO picks the best the CPU supports. */
-enum fm_kernel { FM_KERNEL_AUTO = 0, FM_KERNEL_PORTABLE = 1, FM_KERNEL_AVX2 = 2, FM_KERNEL_AVX512 = 3 };
+enum fm_trans { FM_NO_TRANS = 0, FM_TRANS = 1 };
 
 /* c: (m, n) row-major with leading dimension ldc >= n
  * a: op(A) is (m, k); A is (m, k) with lda >= k, or (k, m) with lda >= m when ta = FM_TRANS

@@ -190,6 +190,12 @@ static PyObject *py_gemm_kernel(PyObject *self, PyObject *noargs)
     return PyUnicode_FromString(fm_gemm_kernel_name(fm_gemm_best_kernel()));
 }
 
+static PyObject *py_tree_kernel(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    return PyUnicode_FromString(fm_gemm_kernel_name(fm_tree_best_kernel()));
+}
+
 static PyObject *py_openmp_threads(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
@@ -456,19 +462,31 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"codes", "code_rows", "edges", "n_edges", "y", "sample_weight", "n_classes",
                              "first_tree", "n_trees", "seed", "n_draw", "criterion", "max_depth",
                              "min_samples_split", "min_samples_leaf", "max_features",
-                             "min_impurity_decrease", "small_node", "nthreads", "control", NULL};
+                             "min_impurity_decrease", "small_node", "nthreads", "control", "kernel",
+                             NULL};
     PyObject *ctlo = Py_None, *co, *cro, *eo, *neo, *yo, *swo, *result = NULL;
+    const char *kname = "auto";
     PyArrayObject *codes = NULL, *rows = NULL, *edges = NULL, *n_edges = NULL, *y = NULL, *sw = NULL;
     long long k, first, nt, n_draw, max_depth, min_split, min_leaf, max_features, small_node;
     unsigned long long seed;
-    int criterion, nthreads = 0, status;
+    int criterion, nthreads = 0, status, naive;
     double min_decrease;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
     fm_tree *trees = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iO", kwlist, &co, &cro, &eo, &neo, &yo,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iOs", kwlist, &co, &cro, &eo, &neo, &yo,
                                      &swo, &k, &first, &nt, &seed, &n_draw, &criterion,
                                      &max_depth, &min_split, &min_leaf, &max_features,
-                                     &min_decrease, &small_node, &nthreads, &ctlo))
+                                     &min_decrease, &small_node, &nthreads, &ctlo, &kname))
         return NULL;
+    if (parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive || kernel == FM_KERNEL_AVX512) {
+        PyErr_SetString(PyExc_ValueError, "forest_fit: kernel must be 'auto', 'portable' or 'avx2'");
+        return NULL;
+    }
+    if (kernel == FM_KERNEL_AVX2 && fm_tree_best_kernel() != FM_KERNEL_AVX2) {
+        PyErr_SetString(PyExc_ValueError, "kernel 'avx2' is not available on this CPU");
+        return NULL;
+    }
     /* control: int64 [stop, done]; another thread sets stop on Ctrl-C and reads done */
     if (ctlo != Py_None && (check_inout(ctlo, NPY_INT64, 1, "control") ||
                             PyArray_DIM((PyArrayObject *)ctlo, 0) != 2)) {
@@ -503,7 +521,7 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (!(trees = PyMem_Calloc(nt > 0 ? (size_t)nt : 1, sizeof(fm_tree)))) { PyErr_NoMemory(); goto fail; }
     fm_tree_params p = {criterion, max_depth, min_split, min_leaf, max_features, min_decrease,
-                        small_node, ctl};
+                        small_node, ctl, kernel};
     const uint8_t *cp = PyArray_DATA(codes), *crp = rows ? PyArray_DATA(rows) : NULL;
     const float *ep = PyArray_DATA(edges), *swp = sw ? PyArray_DATA(sw) : NULL;
     const int64_t *nep = PyArray_DATA(n_edges), *yp = PyArray_DATA(y);
@@ -1119,6 +1137,7 @@ static PyMethodDef methods[] = {
      "gemm(a, b, c=None, *, trans_a=False, trans_b=False, alpha=1, beta=0, kernel='auto', "
      "nthreads=0): c = alpha op(a) op(b) + beta c in float32; returns c."},
     {"gemm_kernel", py_gemm_kernel, METH_NOARGS, "Name of the GEMM micro-kernel picked for this CPU."},
+    {"tree_kernel", py_tree_kernel, METH_NOARGS, "Name of the tree lane-scan kernel picked for this CPU."},
     {"openmp_threads", py_openmp_threads, METH_NOARGS,
      "OpenMP's default thread count (0 when built without OpenMP)."},
     {"linear_forward", (PyCFunction)(void (*)(void))py_linear_forward, METH_VARARGS | METH_KEYWORDS,

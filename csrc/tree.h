@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "common.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 /* 0: OpenMP's default; a request past 4 threads a processor is capped (each thread owns
@@ -32,7 +34,12 @@ typedef struct {
                                   histograms; at most FM_TREE_SMALL_MAX */
     const volatile int64_t *stop; /* or NULL: polled between nodes; nonzero ends the build
                                      with FM_EINTR (set by another thread on Ctrl-C) */
+    enum fm_kernel kernel;     /* the lane scan's: FM_KERNEL_AUTO, _PORTABLE or _AVX2 (the
+                                  same trees, the test of one against the other) */
 } fm_tree_params;
+
+/* FM_KERNEL_AVX2 or FM_KERNEL_PORTABLE: the fastest tree kernel this CPU runs. */
+enum fm_kernel fm_tree_best_kernel(void);
 
 #define FM_TREE_SMALL_MAX 4096
 
@@ -74,7 +81,8 @@ void fm_tree_work_free(fm_tree_work *w);
  * NULL; edges: (d, edge_stride), n_edges: (d) from fm_tree_bin_*;
  * y: (n) classes in [0, k); rows: (m) distinct indices in [0, n), ascending for speed;
  * w: (m) non-negative weights; work from fm_tree_work_new(>= m, d, k, >= p->small_node).
- * t is zero-initialised on entry and owned by the caller. */
+ * t is zero-initialised on entry and owned by the caller. FM_EINVAL for a kernel the CPU
+ * lacks. */
 int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const uint8_t *code_rows,
                   const float *edges, int64_t edge_stride,
                   const int64_t *n_edges, const int64_t *y, const int64_t *rows, const float *w,

@@ -1,6 +1,6 @@
 /* tree_bins.c: binning for the trees (declared in tree.h): every feature mapped once per fit
  * to at most 256 bins, exactly for uint8 and few-valued floats, by quantiles otherwise.
- * Not here: split search and the builder (tree.c). */
+ * Not here: split search (tree_split.c) and the builder (tree.c). */
 #include <math.h>
 #include <string.h>
 

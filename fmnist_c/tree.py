@@ -15,10 +15,11 @@ _CRITERIA = {"gini": 0, "entropy": 1}
 # sort above) instead of filling 256-bin histograms. benchmarks/bench_forest.py
 # --small-node: 20 trees on the study split fit fastest around 256; histograms in every
 # node were 15% (one thread, CPU time) to 70% (two threads, busy machine) slower. Since
-# gini nodes with whole weights (bootstrap counts) and at most 8 classes count into 16-bit
+# gini nodes with whole weights (bootstrap counts) and at most 12 classes count into 16-bit
 # class lanes at any size, this only chooses for the others; re-measured then (10 trees,
 # one thread, CPU time, busy machine), 64..512 were within the noise of each other.
 _SMALL_NODE = 256
+_KERNEL = "auto"  # the lane scan's SIMD ("portable" or "avx2": the same trees; tests pin each)
 _UNLIMITED = 2**62
 # how often the waiting main thread wakes for Ctrl-C and the progress bar
 _POLL_SECONDS = 0.05
@@ -132,7 +133,7 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
             max_features=_resolve_max_features(self.max_features, d),
             min_impurity_decrease=check_positive(self.min_impurity_decrease,
                                                  "min_impurity_decrease", float, allow_zero=True),
-            small_node=_SMALL_NODE)
+            small_node=_SMALL_NODE, kernel=_KERNEL)
 
     def _prepare(self, X, y, sample_weight):
         """Validate once: (X as uint8 or float32, class codes, weights or None, params)."""

@@ -31,10 +31,10 @@ def test_whole_weight_kernels_equal_the_general_ones(monkeypatch, small_node):
     stop at a pure split; halving every weight (exact in binary, and no longer all whole)
     takes the double-precision histograms and the sort, with none of those shortcuts. Gini
     is exactly scale-free in floating point (entropy's logarithms are not), so the trees
-    must be the same, node for node; ten classes give nodes with more than eight, with one
-    lane word (up to four) and with two."""
+    must be the same, node for node; fourteen classes give nodes with more than twelve
+    (int32 histograms) and with one, two and three lane words (up to 4, 8 and 12 classes)."""
     monkeypatch.setattr(tree_module, "_SMALL_NODE", small_node)
-    X, y = noisy(3000, d=8, k=10, seed=5, integer=True)
+    X, y = noisy(3000, d=8, k=14, seed=5, integer=True)
     w = np.random.default_rng(2).integers(1, 4, len(y)).astype(np.float32)
     w[0] = 1
     w[1::97] = 0  # zero weights: occupied bins that weigh nothing
@@ -44,6 +44,36 @@ def test_whole_weight_kernels_equal_the_general_ones(monkeypatch, small_node):
         halves = type(est)(**est.get_params()).fit(X, y, sample_weight=w / 2)
         same_trees_up_to_weight_scale(whole, halves, 0.5)
         assert whole._nodes["left"].size > 500
+
+
+@pytest.mark.skipif(_core.tree_kernel() != "avx2", reason="this CPU has no AVX2")
+def test_lane_scan_avx2_equals_portable(monkeypatch):
+    """The lane scan's AVX2 kernel grows the same trees as the portable one, node for node:
+    nodes of one, two and three lane words (ten classes), zero weights, two-class nodes weighing
+    just under 2^15 (the limit of its signed 16-bit multiplies) and far over it (60,000,
+    of which 52,500 in one class: wrong sums, and other trees, if the AVX2 kernel took it)."""
+    X, y = noisy(3000, d=8, k=10, seed=5, integer=True)
+    w = np.random.default_rng(2).integers(1, 4, len(y)).astype(np.float32)
+    w[1::97] = 0
+    X2, y2 = noisy(3000, d=8, k=2, seed=6, integer=True)
+    cases = [(RandomForestClassifier(4, max_features=3, random_state=0), X, y, w)]
+    for total in (32767, 60000):
+        heavy = np.ones(len(y2), np.float32)
+        heavy[y2 == 0] = (total * 7 // 8) // (y2 == 0).sum()
+        heavy[np.flatnonzero(y2 == 1)[0]] += total - heavy.sum()
+        assert heavy.sum() == total and heavy[y2 == 0].sum() > 0.85 * total
+        cases.append((DecisionTreeClassifier(max_features=3, random_state=0), X2, y2, heavy))
+    for est, X_, y_, w_ in cases:
+        fits = []
+        for kernel in ("portable", "avx2"):
+            monkeypatch.setattr(tree_module, "_KERNEL", kernel)
+            fits.append(type(est)(**est.get_params()).fit(X_, y_, sample_weight=w_))
+        same_forest(*fits)
+        assert fits[0]._nodes["left"].size > 100
+    for kernel in ("avx512", "naive", "sse"):
+        monkeypatch.setattr(tree_module, "_KERNEL", kernel)
+        with pytest.raises(ValueError, match="kernel"):
+            DecisionTreeClassifier().fit(X, y)
 
 
 def test_same_forest_for_any_n_jobs_and_any_first_tree():
