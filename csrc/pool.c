@@ -12,8 +12,8 @@
 
 /* y[c] = max(y[c], x[c]) with arg[c] following it, in arithmetic rather than selects (which
  * the compiler turns into conditional stores, a scalar loop of unpredictable branches) */
-static __attribute__((noinline)) void max_update(float *restrict y, int32_t *restrict arg,
-                                                 const float *restrict x, int32_t base, int64_t C)
+static inline void max_update(float *restrict y, int32_t *restrict arg, const float *restrict x,
+                              int32_t base, int64_t C)
 {
     for (int64_t c = 0; c < C; c++) {
         float v = x[c], best = y[c];
@@ -23,31 +23,37 @@ static __attribute__((noinline)) void max_update(float *restrict y, int32_t *res
     }
 }
 
+/* One sample's max pooling: ys, args (out_h, out_w, C) from xs (in_h, in_w, C). */
+static void maxpool_sample(float *restrict ys, int32_t *restrict args, const float *restrict xs,
+                           const fm_conv_geom *g)
+{
+    /* the geometry in locals: the stores could alias *g */
+    const int64_t C = g->in_c, oh = g->out_h, ow = g->out_w, kh = g->kh, kw = g->kw;
+    const int64_t st = g->stride, iw = g->in_w;
+    for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+            float *yo = ys + (i * ow + j) * C;
+            int32_t *ao = args + (i * ow + j) * C;
+            int32_t first = (int32_t)((i * st * iw + j * st) * C);
+            fm_copy_floats(yo, xs + first, C);
+            for (int64_t c = 0; c < C; c++) ao[c] = first + (int32_t)c;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = a == 0; b < kw; b++) { /* the first tap is taken */
+                    int32_t base = (int32_t)(((i * st + a) * iw + j * st + b) * C);
+                    max_update(yo, ao, xs + base, base, C);
+                }
+        }
+}
+
 void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_geom *g,
                         int64_t n, int nthreads)
 {
-    const int64_t C = g->in_c;
-    int nt = fm_parallel_threads_for(n * fm_conv_out_len(g) * g->kh * g->kw, FM_POOL_SERIAL, nthreads);
+    const int64_t il = fm_conv_in_len(g), ol = fm_conv_out_len(g);
+    int nt = fm_parallel_threads_for(n * ol * g->kh * g->kw, FM_POOL_SERIAL, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *xs = x + s * fm_conv_in_len(g);
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                int64_t o = s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
-                float *yo = y + o;
-                int32_t *ao = arg + o;
-                int32_t first = (int32_t)((i * g->stride * g->in_w + j * g->stride) * C);
-                fm_copy_floats(yo, xs + first, C);
-                for (int64_t c = 0; c < C; c++) ao[c] = first + (int32_t)c;
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = a == 0; b < g->kw; b++) { /* the first tap is taken */
-                        int32_t base = (int32_t)(((i * g->stride + a) * g->in_w + j * g->stride + b) * C);
-                        max_update(yo, ao, xs + base, base, C);
-                    }
-            }
-    }
+    for (int64_t s = 0; s < n; s++) maxpool_sample(y + s * ol, arg + s * ol, x + s * il, g);
     (void)nt;
 }
 
