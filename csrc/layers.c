@@ -58,14 +58,13 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads)
 {
-    return fm_dense_backward_fused(dx, dw, db, dy, x, w, n, in, out, accumulate, 0, NULL,
-                                   nthreads);
+    return fm_dense_backward_fused(dx, dw, db, dy, x, w, n, in, out, accumulate, 0, nthreads);
 }
 
 int fm_dense_backward_fused(float *dx, float *dw, float *db,
                             const float *dy, const float *x, const float *w,
                             int64_t n, int64_t in, int64_t out, int accumulate, int relu,
-                            const fm_gemm_tail *dw_tail, int nthreads)
+                            int nthreads)
 {
     int status = FM_OK;
     if (dx != NULL) {
@@ -83,8 +82,8 @@ int fm_dense_backward_fused(float *dx, float *dw, float *db,
         for (int64_t j = 0; j < out; j++) db[j] += r[j];
     }
     /* dW += dY^T X: (out, n) x (n, in) */
-    return fm_gemm_fused(dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
-                         accumulate ? 1.0f : 0.0f, dw_tail, FM_KERNEL_AUTO, nthreads);
+    return fm_gemm(dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
+                   accumulate ? 1.0f : 0.0f, FM_KERNEL_AUTO, nthreads);
 }
 
 /* an elementwise loop over fewer floats (a few hundred kilobytes) stays on one thread */

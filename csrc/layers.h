@@ -25,14 +25,12 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads);
 
-/* fm_dense_backward with work fused into its GEMMs. dx comes first, and is zeroed where
- * x <= 0 when relu (x is a ReLU's output: this is that ReLU's backward too); then dw, whose
- * finished regions go to dw_tail (NULL: none). dx is complete by then, so the tail may
- * change w (an optimizer step). */
+/* fm_dense_backward with a ReLU's backward fused into its dx GEMM: when relu, dx is zeroed
+ * where x <= 0 (x is a ReLU's output: this is that ReLU's backward too). */
 int fm_dense_backward_fused(float *dx, float *dw, float *db,
                             const float *dy, const float *x, const float *w,
                             int64_t n, int64_t in, int64_t out, int accumulate, int relu,
-                            const fm_gemm_tail *dw_tail, int nthreads);
+                            int nthreads);
 
 /* y = max(x, 0).  y, x: (len), not overlapping. Elementwise loops split over at most
  * nthreads threads (results do not depend on it). */

@@ -320,27 +320,7 @@ typedef struct {
     float *state;
     float lr;
     int64_t t;
-    fm_optim_coef coef; /* of (opt, lr, t), for the fused steps */
 } update;
-
-/* A dense layer's weights, stepped by the tail of its dW GEMM, strip by strip while the
- * gradient is in cache and in the GEMM's parallel region (after dX has read them). */
-typedef struct {
-    const update *up;
-    float *p, *s1, *s2;
-    const float *g;
-    int64_t ld;
-} step_tail;
-
-static void step_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
-{
-    const step_tail *t = ctx;
-    for (int64_t i = i0; i < i0 + rows; i++) {
-        int64_t o = i * t->ld + j0;
-        fm_optim_update(t->p + o, t->s1 + o, t->s2 ? t->s2 + o : NULL, t->g + o, cols,
-                        &t->up->coef);
-    }
-}
 
 /* where optimizer state s (1 or 2) of the parameter at offset `at` lives, NULL if none */
 static float *state_at(const update *up, const fm_net *net, int s, int64_t at)
@@ -365,24 +345,11 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         fm_conv_geom g = geom(l);
         int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE: {
-            int64_t nw = out_size(l) * in_size(l);
-            step_tail st = {up, p, NULL, NULL, gp, in_size(l)};
-            fm_gemm_tail tail = {step_rows, &st};
-            if (up) {
-                st.s1 = state_at(up, net, 1, l->param);
-                st.s2 = state_at(up, net, 2, l->param);
-            }
-            status = fm_dense_backward_fused(d, gp, gp + nw, dy, in, p, n, in_size(l), out_size(l),
-                                             up == NULL, relu_fused_backward(net, i - 1), up ? &tail : NULL,
-                                             nthreads);
-            if (status == FM_OK && up) { /* the bias; the tail stepped W */
-                float *s2 = state_at(up, net, 2, l->param + nw);
-                fm_optim_update(p + nw, state_at(up, net, 1, l->param + nw), s2, gp + nw,
-                                out_size(l), &up->coef);
-            }
+        case FM_LAYER_DENSE:
+            status = fm_dense_backward_fused(d, gp, gp + out_size(l) * in_size(l), dy, in, p, n,
+                                             in_size(l), out_size(l), up == NULL,
+                                             relu_fused_backward(net, i - 1), nthreads);
             break;
-        }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
                                         w->dcol, dy, in, p, &g, n, up == NULL, FM_KERNEL_AUTO,
@@ -409,7 +376,7 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         }
         }
         if (status != FM_OK) return status;
-        if (up && n_trained_of(l) > 0 && l->type != FM_LAYER_DENSE) {
+        if (up && n_trained_of(l) > 0) {
             /* dx is computed: this layer's weights may change now */
             fm_optim_step(p, state_at(up, net, 1, l->param), state_at(up, net, 2, l->param), gp,
                           n_trained_of(l), up->opt, up->lr, up->t, nthreads);
@@ -479,8 +446,7 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
         }
         (void)gt;
         double loss = 0.0;
-        update up = {opt, state, lr[s], step, {0}};
-        fm_optim_coef_init(&up.coef, opt, lr[s], step);
+        update up = {opt, state, lr[s], step};
         status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
                                 seed, &up, nthreads);

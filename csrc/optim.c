@@ -24,7 +24,14 @@ int fm_optim_check(const fm_optim *o)
     return ok ? FM_OK : FM_EINVAL;
 }
 
-void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t)
+/* One step's constants, worked out once (Adam's bias corrections take pow calls) for the
+ * threads' runs of the update. */
+typedef struct {
+    const fm_optim *opt;
+    float lr, step, c2, shrink, l2;
+} coef;
+
+static void coef_init(coef *c, const fm_optim *opt, float lr, int64_t t)
 {
     c->opt = opt;
     c->lr = lr;
@@ -50,7 +57,7 @@ static void sgd_update(float *restrict p, float *restrict v, const float *restri
 }
 
 static void adam_update(float *restrict p, float *restrict m, float *restrict v,
-                        const float *restrict g, int64_t len, const fm_optim_coef *c)
+                        const float *restrict g, int64_t len, const coef *c)
 {
     const float b1 = c->opt->beta1, b2 = c->opt->beta2, eps = c->opt->epsilon;
     const float l2 = c->l2, shrink = c->shrink, step = c->step, c2 = c->c2;
@@ -63,8 +70,8 @@ static void adam_update(float *restrict p, float *restrict m, float *restrict v,
     }
 }
 
-void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
-                     const fm_optim_coef *c)
+/* fm_optim_step on one run of parameters, on the calling thread */
+static void update(float *p, float *s1, float *s2, const float *g, int64_t len, const coef *c)
 {
     if (c->opt->kind == FM_OPT_SGD)
         sgd_update(p, s1, g, len, c->opt, c->lr);
@@ -75,8 +82,8 @@ void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
                    const fm_optim *opt, float lr, int64_t t, int nthreads)
 {
-    fm_optim_coef c;
-    fm_optim_coef_init(&c, opt, lr, t);
+    coef c;
+    coef_init(&c, opt, lr, t);
     int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -85,7 +92,7 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
         int64_t j0, j1;
         fm_parallel_share(&j0, &j1, len);
         if (j1 > j0)
-            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
+            update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
     }
     (void)nt;
 }

@@ -34,18 +34,4 @@ int fm_optim_check(const fm_optim *opt);
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
                    const fm_optim *opt, float lr, int64_t t, int nthreads);
 
-/* One step's constants, worked out once (Adam's bias corrections take pow calls) for the
- * many short runs of fm_optim_update. */
-typedef struct {
-    const fm_optim *opt;
-    float lr, step, c2, shrink, l2;
-} fm_optim_coef;
-
-void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t);
-
-/* fm_optim_step on one run of parameters, on the calling thread (for work fused into
- * another kernel's parallel region). p, s1, s2, g as in fm_optim_step, not overlapping. */
-void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
-                     const fm_optim_coef *c);
-
 #endif

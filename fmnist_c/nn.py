@@ -119,6 +119,15 @@ class Dense(Layer):
         return [flat[:self.units * fan_in].reshape(self.units, fan_in), flat[self.units * fan_in:]]
 
 
+def _aligned_zeros(n):
+    """n float32 zeros starting on a 64-byte cache line. The kernels split weight rows
+    between threads in whole lines of the array; from an aligned start those are whole
+    lines of memory too, so the threads' optimizer steps never write the same line."""
+    block = np.zeros(n + 16, np.float32)
+    start = (-block.ctypes.data % 64) // 4
+    return block[start:start + n]
+
+
 def _pair(value, name):
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2:
@@ -505,7 +514,7 @@ class Sequential:
         self._seed = seed
         self._rng = np.random.default_rng([seed, 1])
         init_rng = np.random.default_rng([seed, 0])
-        self.params_ = np.zeros(n_params, np.float32)
+        self.params_ = _aligned_zeros(n_params)
         for layer, shape, offset, size in self._built:
             values = layer._initial(init_rng, shape, self.init)
             if values is not None:
@@ -544,9 +553,9 @@ class Sequential:
         return offset
 
     def _reset_training(self):
-        self.grads_ = np.zeros_like(self.params_)
+        self.grads_ = _aligned_zeros(self.params_.size)
         per = 1 if self.optimizer.kind == "sgd" else 2
-        self.optimizer_state_ = np.zeros(per * self.params_.size, np.float32)
+        self.optimizer_state_ = _aligned_zeros(per * self.params_.size)
         self.t_ = 0
         self.n_iter_ = 0
         self.history_ = {"loss": [], "accuracy": []}
@@ -674,9 +683,7 @@ class Sequential:
         # one workspace for every C call of this fit: a fresh one per call would page-fault
         # hundreds of megabytes each time for wide convolutional networks
         size = _core.nn_workspace_size(self.params_, self._program, self._settings, bs)
-        block = np.empty(size, np.float32)
-        start = (-block.ctypes.data % 64) // 4
-        workspace = block[start:start + size - 16]
+        workspace = _aligned_zeros(size - 16)
         try:
             for epoch in range(epochs):
                 order = self._rng.permutation(n) if shuffle else np.arange(n)
