@@ -127,30 +127,10 @@ void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const f
     (void)nt;
 }
 
-void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads)
-{
-    const int64_t C = g->in_c;
-    const float scale = 1.0f / (float)(g->kh * g->kw);
-    int nt = fm_parallel_threads_for(n * fm_conv_in_len(g), FM_POOL_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *xs = x + s * fm_conv_in_len(g);
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                float *yo = y + s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
-                memset(yo, 0, (size_t)C * sizeof(float));
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++)
-                        fm_add_floats(yo, xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C, C);
-                for (int64_t c = 0; c < C; c++) yo[c] *= scale;
-            }
-    }
-    (void)nt;
-}
-
-void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
+/* Walk every window of n samples: forward, y = the mean of each window of x; backward
+ * (the adjoint), x = 0, then x += y / (kh kw) over every window that holds it (y is dy,
+ * x is dx). */
+static void avgpool_walk(float *y, float *x, const fm_conv_geom *g, int64_t n, int backward,
                          int nthreads)
 {
     const int64_t C = g->in_c;
@@ -160,18 +140,33 @@ void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int6
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
     for (int64_t s = 0; s < n; s++) {
-        float *xs = dx + s * fm_conv_in_len(g);
-        memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
+        float *xs = x + s * fm_conv_in_len(g);
+        if (backward) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
         for (int64_t i = 0; i < g->out_h; i++)
             for (int64_t j = 0; j < g->out_w; j++) {
-                const float *d = dy + s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
-                /* d mean/dx = 1 / (kh kw) for every x of the window */
+                float *yo = y + s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
+                if (!backward) memset(yo, 0, (size_t)C * sizeof(float));
                 for (int64_t a = 0; a < g->kh; a++)
                     for (int64_t b = 0; b < g->kw; b++) {
                         float *xp = xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C;
-                        for (int64_t c = 0; c < C; c++) xp[c] += d[c] * scale;
+                        if (!backward) fm_add_floats(yo, xp, C);
+                        else /* d mean/dx = 1 / (kh kw) for every x of the window */
+                            for (int64_t c = 0; c < C; c++) xp[c] += yo[c] * scale;
                     }
+                if (!backward)
+                    for (int64_t c = 0; c < C; c++) yo[c] *= scale;
             }
     }
     (void)nt;
+}
+
+void fm_avgpool_forward(float *y, const float *x, const fm_conv_geom *g, int64_t n, int nthreads)
+{
+    avgpool_walk(y, (float *)x, g, n, 0, nthreads); /* forward only reads x */
+}
+
+void fm_avgpool_backward(float *dx, const float *dy, const fm_conv_geom *g, int64_t n,
+                         int nthreads)
+{
+    avgpool_walk((float *)dy, dx, g, n, 1, nthreads); /* backward only reads dy */
 }
