@@ -248,27 +248,22 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
     for (int64_t i = 0; i < net->n_layers; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t len = out_size(l) * n;
-        float *y = w->act[i];
+        /* a dense or convolution layer with the ReLU after it fused in: its output goes where
+         * the ReLU's own would */
+        const int relu = relu_fused_forward(net, i + 1);
+        float *y = w->act[relu ? i + 1 : i];
         const float *p = params + l->param;
         fm_conv_geom g = geom(l);
         int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE: {
-            /* with a fused ReLU, its output goes where the ReLU's own would */
-            int relu = relu_fused_forward(net, i + 1);
-            status = fm_dense_forward(relu ? w->act[i + 1] : y, in, p, p + out_size(l) * in_size(l),
-                                      n, in_size(l), out_size(l), relu, nthreads);
-            if (relu) y = w->act[i + 1];
+        case FM_LAYER_DENSE:
+            status = fm_dense_forward(y, in, p, p + out_size(l) * in_size(l), n, in_size(l),
+                                      out_size(l), relu, nthreads);
             break;
-        }
-        case FM_LAYER_CONV2D: {
-            int relu = relu_fused_forward(net, i + 1); /* as the dense layer's */
-            status = fm_conv2d_forward(relu ? w->act[i + 1] : y, w->col, in, p,
-                                       p + l->out_c * l->kh * l->kw * l->in_c, &g, n, relu,
-                                       FM_KERNEL_AUTO, nthreads);
-            if (relu) y = w->act[i + 1];
+        case FM_LAYER_CONV2D:
+            status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
+                                       &g, n, relu, FM_KERNEL_AUTO, nthreads);
             break;
-        }
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: memcpy(y, in, (size_t)len * sizeof(float)); break;
