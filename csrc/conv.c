@@ -257,7 +257,7 @@ direct_backward_body(float *restrict sums, float *restrict dpad, const float *re
                     const float *win = pad + i * g->stride * PW + j * g->stride;
                     const v16 d = load_part(dy + (i * g->out_w + j) * F + f, width);
                     for (int64_t u = 0; u < nt; u++) acc[u] += win[at[u]] * d;
-                    db += d;
+                    if (t0 == 0) db += d;
                 }
             for (int64_t u = 0; u < nt; u++) memcpy(sums + (t0 + u) * L + f, &acc[u], sizeof acc[u]);
             if (t0 == 0) {
