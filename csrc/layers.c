@@ -182,141 +182,184 @@ void fm_dropout_backward(float *dx, const float *dy, const float *mask, int64_t 
     elementwise(product_span, dx, dy, mask, len, nthreads);
 }
 
-/* Threads for a per-channel loop: each thread owns a slice of channels and walks every row
- * in order, so each channel's sum is formed the same way whatever the thread count. */
-static int channel_threads(int64_t rows, int64_t ch, int nthreads)
-{
-    return ch < 16 ? 1 : fm_parallel_threads_for(rows * ch, (int64_t)1 << 15, nthreads);
-}
-
-/* [c0, c1): the calling thread's slice of ch channels */
-static void my_channels(int64_t *c0, int64_t *c1, int64_t ch)
-{
-    int t = 0, team = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    team = omp_get_num_threads();
-#endif
-    *c0 = ch * t / team;
-    *c1 = ch * (t + 1) / team;
-}
-
-/* Channels are summed in blocks of this many float64 accumulators (on the stack). */
+/* Batch norm sums each channel over FM_BN_SPANS spans of consecutive rows, each span's
+ * float64 sums in a slot of its own, added in span order: the same sums whatever the thread
+ * count. Spans of rows (not slices of channels, which left each thread reading every row's
+ * cache lines) let the threads stream disjoint memory. */
+#define FM_BN_SPANS 8
+/* rows added in float before each float64 add (vectorises; 16 terms lose nothing that
+ * matters), and channels per stack block */
+#define FM_BN_RUN 16
 #define FM_BN_BLOCK 64
 
-/* s[c - c0] = sum_r (a[r, c] - shift[c])^2 when square, else sum_r a[r, c] b[r, c] (b NULL:
- * sum_r a[r, c]), for c in [c0, c1), c1 - c0 <= FM_BN_BLOCK, in float64, rows in order */
-static void channel_sums(double *s, const float *a, const float *b, const float *shift,
-                         int64_t rows, int64_t ch, int64_t c0, int64_t c1)
+/* the spans' float64 sums (2 a channel), then 3 floats a channel */
+int64_t fm_batchnorm_scratch_len(int64_t ch) { return (4 * FM_BN_SPANS + 3) * ch; }
+
+static void span_rows(int64_t *r0, int64_t *r1, int64_t s, int64_t rows)
 {
-    int64_t w = c1 - c0;
-    for (int64_t c = 0; c < w; c++) s[c] = 0.0;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *ar = a + r * ch + c0;
-        if (shift) {
+    *r0 = rows * s / FM_BN_SPANS;
+    *r1 = rows * (s + 1) / FM_BN_SPANS;
+}
+
+/* Sums over rows [r0, r1) of channels [c0, c1) (at most FM_BN_BLOCK), into s1 and s2 (c1 - c0):
+ * forward (dy NULL): s1 = sum (x - k), s2 = sum (x - k)^2, k = row 0 (a shift near the mean,
+ *   so the variance s2/rows - (s1/rows)^2 cancels little);
+ * backward: s1 = sum dz, s2 = sum dz xhat, dz = dy [y > 0] (y NULL: dz = dy), xhat = (x - k) is,
+ *   k the mean and is the inverse std.
+ * k and is point at channel c0. */
+static void span_sums(double *restrict s1, double *restrict s2, const float *x, const float *dy,
+                      const float *y, const float *restrict k, const float *restrict is,
+                      int64_t r0, int64_t r1, int64_t ch, int64_t c0, int64_t c1)
+{
+    const int64_t w = c1 - c0;
+    float a1[FM_BN_BLOCK], a2[FM_BN_BLOCK];
+    for (int64_t c = 0; c < w; c++) s1[c] = s2[c] = 0.0;
+    for (int64_t r = r0; r < r1; r += FM_BN_RUN) {
+        const int64_t re = r + FM_BN_RUN < r1 ? r + FM_BN_RUN : r1;
+        for (int64_t c = 0; c < w; c++) a1[c] = a2[c] = 0.0f;
+        for (int64_t q = r; q < re; q++) {
+            const float *restrict xr = x + q * ch + c0;
+            if (dy == NULL) {
+                for (int64_t c = 0; c < w; c++) {
+                    float u = xr[c] - k[c];
+                    a1[c] += u;
+                    a2[c] += u * u;
+                }
+                continue;
+            }
+            const float *restrict dr = dy + q * ch + c0;
+            if (y != NULL) {
+                const float *restrict yr = y + q * ch + c0;
+                for (int64_t c = 0; c < w; c++) {
+                    float d = yr[c] > 0.0f ? dr[c] : 0.0f;
+                    a1[c] += d;
+                    a2[c] += d * ((xr[c] - k[c]) * is[c]);
+                }
+                continue;
+            }
             for (int64_t c = 0; c < w; c++) {
-                double d = (double)ar[c] - shift[c0 + c];
-                s[c] += d * d;
+                a1[c] += dr[c];
+                a2[c] += dr[c] * ((xr[c] - k[c]) * is[c]);
             }
-        } else if (b) {
-            const float *br = b + r * ch + c0;
-            for (int64_t c = 0; c < w; c++) s[c] += (double)ar[c] * br[c];
-        } else {
-            for (int64_t c = 0; c < w; c++) s[c] += ar[c];
+        }
+        for (int64_t c = 0; c < w; c++) {
+            s1[c] += a1[c];
+            s2[c] += a2[c];
         }
     }
 }
 
-void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float *invstd,
+/* Each span's sums (FM_BN_SPANS slots of (2, ch) float64 in scratch), spans over threads. */
+static void spans_sums(double *sums, const float *x, const float *dy, const float *y,
+                       const float *k, const float *is, int64_t rows, int64_t ch, int nthreads)
+{
+    int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t s = 0; s < FM_BN_SPANS; s++) {
+        int64_t r0, r1;
+        span_rows(&r0, &r1, s, rows);
+        double *s1 = sums + s * 2 * ch, *s2 = s1 + ch;
+        for (int64_t cb = 0; cb < ch; cb += FM_BN_BLOCK) {
+            int64_t ce = cb + FM_BN_BLOCK < ch ? cb + FM_BN_BLOCK : ch;
+            span_sums(s1 + cb, s2 + cb, x, dy, y, k + cb, is ? is + cb : NULL, r0, r1, ch, cb, ce);
+        }
+    }
+    (void)nt;
+}
+
+/* channel c's two sums over all spans, added in span order */
+static void total(double *t1, double *t2, const double *sums, int64_t ch, int64_t c)
+{
+    *t1 = *t2 = 0.0;
+    for (int64_t s = 0; s < FM_BN_SPANS; s++) {
+        *t1 += sums[s * 2 * ch + c];
+        *t2 += sums[s * 2 * ch + ch + c];
+    }
+}
+
+/* y = gamma (x - mean) invstd + beta, then max(y, 0) when relu, rows split over threads */
+static void normalize(float *y, const float *x, const float *mean, const float *invstd,
+                      const float *gamma, const float *beta, int64_t rows, int64_t ch, int relu,
+                      int nthreads)
+{
+    int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict yr = y + r * ch;
+        const float *restrict xr = x + r * ch;
+        for (int64_t c = 0; c < ch; c++) yr[c] = gamma[c] * ((xr[c] - mean[c]) * invstd[c]) + beta[c];
+        if (relu)
+            for (int64_t c = 0; c < ch; c++) yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
+    }
+    (void)nt;
+}
+
+void fm_batchnorm_forward(float *y, float *mean, float *var, float *invstd, float *scratch,
                           const float *x, const float *gamma, const float *beta,
-                          int64_t rows, int64_t ch, float eps, int nthreads)
+                          int64_t rows, int64_t ch, float eps, int relu, int nthreads)
 {
-    int nt = channel_threads(rows, ch, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int64_t c0, c1;
-        double s[FM_BN_BLOCK];
-        my_channels(&c0, &c1, ch);
-        for (int64_t cb = c0; cb < c1; cb += FM_BN_BLOCK) {
-            int64_t ce = cb + FM_BN_BLOCK < c1 ? cb + FM_BN_BLOCK : c1;
-            /* the mean, then the variance about it: two passes, no cancellation */
-            channel_sums(s, x, NULL, NULL, rows, ch, cb, ce);
-            for (int64_t c = cb; c < ce; c++) mean[c] = (float)(s[c - cb] / (double)rows);
-            channel_sums(s, x, NULL, mean, rows, ch, cb, ce);
-            for (int64_t c = cb; c < ce; c++) {
-                var[c] = (float)(s[c - cb] / (double)rows);
-                invstd[c] = (float)(1.0 / sqrt((double)var[c] + eps));
-            }
-        }
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = c0; c < c1; c++) {
-                float h = (x[r * ch + c] - mean[c]) * invstd[c];
-                xhat[r * ch + c] = h;
-                y[r * ch + c] = gamma[c] * h + beta[c];
-            }
+    double *sums = (double *)scratch;
+    /* x's first row is the shift k of the sums */
+    spans_sums(sums, x, NULL, NULL, x, NULL, rows, ch, nthreads);
+    for (int64_t c = 0; c < ch; c++) {
+        double t1, t2;
+        total(&t1, &t2, sums, ch, c);
+        double m = t1 / (double)rows, v = t2 / (double)rows - m * m;
+        mean[c] = (float)((double)x[c] + m);
+        var[c] = (float)(v > 0.0 ? v : 0.0);
+        invstd[c] = (float)(1.0 / sqrt((double)var[c] + eps));
     }
-    (void)nt;
+    normalize(y, x, mean, invstd, gamma, beta, rows, ch, relu, nthreads);
 }
 
-void fm_batchnorm_infer(float *y, float *xhat, float *invstd, const float *x, const float *gamma,
+void fm_batchnorm_infer(float *y, float *mean, float *invstd, const float *x, const float *gamma,
                         const float *beta, const float *running_mean, const float *running_var,
-                        int64_t rows, int64_t ch, float eps, int nthreads)
+                        int64_t rows, int64_t ch, float eps, int relu, int nthreads)
 {
-    int nt = channel_threads(rows, ch, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
-    {
-        int64_t c0, c1;
-        my_channels(&c0, &c1, ch);
-        for (int64_t c = c0; c < c1; c++) invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = c0; c < c1; c++) {
-                float h = (x[r * ch + c] - running_mean[c]) * invstd[c];
-                xhat[r * ch + c] = h;
-                y[r * ch + c] = gamma[c] * h + beta[c];
-            }
+    for (int64_t c = 0; c < ch; c++) {
+        mean[c] = running_mean[c];
+        invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + eps));
     }
-    (void)nt;
+    normalize(y, x, mean, invstd, gamma, beta, rows, ch, relu, nthreads);
 }
 
-void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                           const float *xhat, const float *gamma, const float *invstd,
+void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *scratch,
+                           const float *dy, const float *x, const float *relu_y,
+                           const float *mean, const float *invstd, const float *gamma,
                            int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads)
 {
-    int nt = channel_threads(rows, ch, nthreads);
+    double *sums = (double *)scratch;
+    /* dgamma = sum dz xhat; dbeta = sum dz */
+    spans_sums(sums, x, dy, relu_y, mean, invstd, rows, ch, nthreads);
+    /* dx = gamma invstd (dz - mean(dz) - xhat mean(dz xhat)); with fixed statistics
+     * dx = gamma invstd dz. a, mb, mg per channel in the scratch after the sums. */
+    float *a = scratch + fm_batchnorm_scratch_len(ch) - 3 * ch, *mb = a + ch, *mg = mb + ch;
+    for (int64_t c = 0; c < ch; c++) {
+        double sb, sg;
+        total(&sb, &sg, sums, ch, c);
+        dgamma[c] = (accumulate ? dgamma[c] : 0.0f) + (float)sg;
+        dbeta[c] = (accumulate ? dbeta[c] : 0.0f) + (float)sb;
+        a[c] = gamma[c] * invstd[c];
+        mb[c] = batch_stats ? (float)(sb / (double)rows) : 0.0f;
+        mg[c] = batch_stats ? (float)(sg / (double)rows) : 0.0f;
+    }
+    if (dx == NULL) return;
+    int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
-    {
-        int64_t c0, c1;
-        double sg[FM_BN_BLOCK], sb[FM_BN_BLOCK];
-        my_channels(&c0, &c1, ch);
-        for (int64_t cb = c0; cb < c1; cb += FM_BN_BLOCK) {
-            int64_t ce = cb + FM_BN_BLOCK < c1 ? cb + FM_BN_BLOCK : c1;
-            /* dgamma = sum dy xhat; dbeta = sum dy */
-            channel_sums(sg, dy, xhat, NULL, rows, ch, cb, ce);
-            channel_sums(sb, dy, NULL, NULL, rows, ch, cb, ce);
-            for (int64_t c = cb; c < ce; c++) {
-                dgamma[c] = (accumulate ? dgamma[c] : 0.0f) + (float)sg[c - cb];
-                dbeta[c] = (accumulate ? dbeta[c] : 0.0f) + (float)sb[c - cb];
-            }
-            if (dx == NULL) continue;
-            /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
-            float a[FM_BN_BLOCK], mb[FM_BN_BLOCK], mg[FM_BN_BLOCK];
-            for (int64_t c = cb; c < ce; c++) { /* fixed statistics: dx = gamma invstd dy */
-                a[c - cb] = gamma[c] * invstd[c];
-                mb[c - cb] = batch_stats ? (float)(sb[c - cb] / (double)rows) : 0.0f;
-                mg[c - cb] = batch_stats ? (float)(sg[c - cb] / (double)rows) : 0.0f;
-            }
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t c = cb; c < ce; c++) {
-                    int64_t o = r * ch + c;
-                    dx[o] = a[c - cb] * (dy[o] - mb[c - cb] - xhat[o] * mg[c - cb]);
-                }
-        }
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict dxr = dx + r * ch;
+        const float *restrict dr = dy + r * ch, *restrict xr = x + r * ch;
+        for (int64_t c = 0; c < ch; c++) dxr[c] = dr[c];
+        if (relu_y != NULL) /* dz = dy [y > 0]: the ReLU after the batch norm */
+            for (int64_t c = 0; c < ch; c++) dxr[c] = relu_y[r * ch + c] > 0.0f ? dxr[c] : 0.0f;
+        for (int64_t c = 0; c < ch; c++)
+            dxr[c] = a[c] * (dxr[c] - mb[c] - ((xr[c] - mean[c]) * invstd[c]) * mg[c]);
     }
     (void)nt;
 }

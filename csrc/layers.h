@@ -42,25 +42,32 @@ void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len, i
 /* Batch normalisation of x (rows, ch): each of the ch channels over all rows (a batch's
  * samples after a dense layer; its pixels after a convolution, channels being last).
  * Training: mean and biased variance of the batch, xhat = (x - mean) / sqrt(var + eps),
- * y = gamma xhat + beta; saves xhat (rows, ch) and invstd (ch) for backward and returns the
- * batch's mean and var (ch) for the running statistics. Sums are float64, per channel, in
- * row order, so results do not depend on nthreads. y may alias x. */
-void fm_batchnorm_forward(float *y, float *xhat, float *mean, float *var, float *invstd,
+ * y = gamma xhat + beta, then max(y, 0) when relu (a following ReLU fused in); returns the
+ * batch's mean, var and invstd (ch) for the running statistics and backward, which
+ * recomputes xhat from x. Sums are float64 over fixed spans of rows added in order, so
+ * results do not depend on nthreads. scratch: fm_batchnorm_scratch_len(ch) floats, 8-byte
+ * aligned. y does not alias x. */
+int64_t fm_batchnorm_scratch_len(int64_t ch);
+void fm_batchnorm_forward(float *y, float *mean, float *var, float *invstd, float *scratch,
                           const float *x, const float *gamma, const float *beta,
-                          int64_t rows, int64_t ch, float eps, int nthreads);
+                          int64_t rows, int64_t ch, float eps, int relu, int nthreads);
 
-/* Inference: xhat = (x - running_mean) / sqrt(running_var + eps), y = gamma xhat + beta;
- * saves xhat and invstd for a backward pass as fm_batchnorm_forward does. y may alias x. */
-void fm_batchnorm_infer(float *y, float *xhat, float *invstd, const float *x, const float *gamma,
+/* Inference: xhat = (x - running_mean) / sqrt(running_var + eps), y = gamma xhat + beta
+ * (then max(y, 0) when relu); saves mean (the running mean) and invstd for a backward pass
+ * as fm_batchnorm_forward does. */
+void fm_batchnorm_infer(float *y, float *mean, float *invstd, const float *x, const float *gamma,
                         const float *beta, const float *running_mean, const float *running_var,
-                        int64_t rows, int64_t ch, float eps, int nthreads);
+                        int64_t rows, int64_t ch, float eps, int relu, int nthreads);
 
-/* dgamma += sum dy xhat;  dbeta += sum dy  (accumulate == 0 overwrites them);
- * dx (skipped when NULL; may alias dy), after fm_batchnorm_forward (batch_stats):
- * gamma invstd (dy - mean(dy) - xhat mean(dy xhat)), means over rows, the batch's mean and
- * variance depending on x; after fm_batchnorm_infer: gamma invstd dy. */
-void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                           const float *xhat, const float *gamma, const float *invstd,
+/* Backward of the forward pass on x that saved mean and invstd. dz = dy, or dy [relu_y > 0]
+ * when relu_y (the output of a ReLU after the batch norm: this is that ReLU's backward too)
+ * is given. dgamma += sum dz xhat;  dbeta += sum dz  (accumulate == 0 overwrites them);
+ * dx (skipped when NULL; does not alias dy), after fm_batchnorm_forward (batch_stats):
+ * gamma invstd (dz - mean(dz) - xhat mean(dz xhat)), means over rows, the batch's mean and
+ * variance depending on x; after fm_batchnorm_infer: gamma invstd dz. */
+void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *scratch,
+                           const float *dy, const float *x, const float *relu_y,
+                           const float *mean, const float *invstd, const float *gamma,
                            int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads);
 
 /* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.

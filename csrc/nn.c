@@ -159,7 +159,8 @@ static float *carve(float *base, int64_t *at, int64_t len)
 static int64_t aux_len(const fm_layer *l, int64_t batch)
 {
     int t = l->type;
-    return t == FM_LAYER_DROPOUT || t == FM_LAYER_BATCHNORM || t == FM_LAYER_MAXPOOL
+    if (t == FM_LAYER_BATCHNORM) return fm_batchnorm_scratch_len(l->in_c); /* its sums */
+    return t == FM_LAYER_DROPOUT || t == FM_LAYER_MAXPOOL
                ? out_size(l) * batch : 0; /* argmax: int32, the size of a float */
 }
 
@@ -219,12 +220,13 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, fl
     return FM_OK;
 }
 
-/* Layer i is a ReLU whose forward the dense or convolution layer before it computes, as
- * part of its output. */
+/* Layer i is a ReLU whose forward the dense, convolution or batch-norm layer before it
+ * computes, as part of its output. */
 static int relu_fused_forward(const fm_net *net, int64_t i)
 {
-    return i > 0 && i < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
-           (net->layers[i - 1].type == FM_LAYER_DENSE || net->layers[i - 1].type == FM_LAYER_CONV2D);
+    if (i <= 0 || i >= net->n_layers || net->layers[i].type != FM_LAYER_RELU) return 0;
+    int t = net->layers[i - 1].type;
+    return t == FM_LAYER_DENSE || t == FM_LAYER_CONV2D || t == FM_LAYER_BATCHNORM;
 }
 
 /* Layer i is a ReLU whose backward the dense or max-pooling layer after it computes, as part
@@ -234,6 +236,14 @@ static int relu_fused_backward(const fm_net *net, int64_t i)
 {
     return i > 0 && i + 1 < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
            (net->layers[i + 1].type == FM_LAYER_DENSE || net->layers[i + 1].type == FM_LAYER_MAXPOOL);
+}
+
+/* Layer i is a ReLU after a batch norm whose backward computes the ReLU's too (when the
+ * layer after it does not). */
+static int relu_fused_into_batchnorm(const fm_net *net, int64_t i)
+{
+    return i > 0 && i < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
+           net->layers[i - 1].type == FM_LAYER_BATCHNORM && !relu_fused_backward(net, i);
 }
 
 /* Run the layers on n rows of x; the logits end in w->act[last]. In training mode batch
@@ -248,8 +258,8 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
     for (int64_t i = 0; i < net->n_layers; i++) {
         const fm_layer *l = &net->layers[i];
         int64_t len = out_size(l) * n;
-        /* a dense or convolution layer with the ReLU after it fused in: its output goes where
-         * the ReLU's own would */
+        /* a dense, convolution or batch-norm layer with the ReLU after it fused in: its output
+         * goes where the ReLU's own would */
         const int relu = relu_fused_forward(net, i + 1);
         float *y = w->act[relu ? i + 1 : i];
         const float *p = params + l->param;
@@ -284,12 +294,12 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
             int64_t c = l->in_c, rows = len / c;
             float *mean = w->stats[i], *var = mean + c, *invstd = var + c;
             if (!training) {
-                fm_batchnorm_infer(y, w->aux[i], invstd, in, p, p + c, p + 2 * c, p + 3 * c, rows, c,
-                                   l->eps, nthreads);
+                fm_batchnorm_infer(y, mean, invstd, in, p, p + c, p + 2 * c, p + 3 * c, rows, c,
+                                   l->eps, relu, nthreads);
                 break;
             }
-            fm_batchnorm_forward(y, w->aux[i], mean, var, invstd, in, p, p + c, rows, c, l->eps,
-                                 nthreads);
+            fm_batchnorm_forward(y, mean, var, invstd, w->aux[i], in, p, p + c, rows, c, l->eps,
+                                 relu, nthreads);
             if (running) {
                 /* running = m running + (1 - m) batch, with the unbiased batch variance (torch) */
                 float *run = running + l->param, m = l->rate;
@@ -358,14 +368,17 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         case FM_LAYER_AVGPOOL: if (d) fm_avgpool_backward(d, dy, &g, n, nthreads); break;
         case FM_LAYER_FLATTEN: if (d) memcpy(d, dy, (size_t)len * sizeof(float)); break;
         case FM_LAYER_RELU:
-            if (relu_fused_backward(net, i)) d = dy; /* the layer after it masked dy */
+            /* the layer after it masked dy, or the batch norm before it will */
+            if (relu_fused_backward(net, i) || relu_fused_into_batchnorm(net, i)) d = dy;
             else if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads);
             break;
         case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len, nthreads); break;
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c;
-            fm_batchnorm_backward(d, gp, gp + c, dy, w->aux[i], p, w->stats[i] + 2 * c, len / c,
-                                  c, w->training, up == NULL, nthreads);
+            const float *relu_y = relu_fused_into_batchnorm(net, i + 1) ? w->act[i + 1] : NULL;
+            fm_batchnorm_backward(d, gp, gp + c, w->aux[i], dy, in, relu_y, w->stats[i],
+                                  w->stats[i] + 2 * c, p, len / c, c, w->training, up == NULL,
+                                  nthreads);
             if (up) memset(gp + 2 * c, 0, (size_t)(2 * c) * sizeof(float)); /* running stats */
             break;
         }

@@ -76,12 +76,17 @@ def test_flatten_is_keras_order_and_identity():
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["batch-stats", "running-stats"])
-def test_batchnorm_backward_matches_finite_differences(training):
-    shape = (4, 3, 3)
+@pytest.mark.parametrize("layers, shape", [
+    ([Conv2D(5, 2), BatchNorm(epsilon=1e-3), ReLU(), Dense(6), BatchNorm(), Dense(4)], (4, 3, 3)),
+    # each batch norm computes the ReLU after it; the ReLU's backward runs in the batch
+    # norm's when a convolution follows, in the max pooling's when one follows
+    ([Conv2D(3, 3, padding="same"), BatchNorm(), ReLU(), Conv2D(4, 2), BatchNorm(), ReLU(),
+      MaxPool2D(2), Flatten(), Dense(4)], (2, 5, 5)),
+], ids=["dense", "relu-fused"])
+def test_batchnorm_backward_matches_finite_differences(training, layers, shape):
     X, y = images(6, shape)
     X = X * 3 + 1  # away from zero mean, unit variance
-    m = image_model([Conv2D(5, 2), BatchNorm(epsilon=1e-3), ReLU(), Dense(6), BatchNorm(), Dense(4)],
-                    shape)
+    m = image_model(layers, shape)
     # inference mode: running statistics are buffers, not parameters: their gradient is 0
     buffers = np.zeros(m.params_.size, bool)
     for layer, (c, _, _), offset, _ in m._built:
