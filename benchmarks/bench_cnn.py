@@ -4,15 +4,13 @@ network, optimizer and batch size (PyTorch in its fastest plain loop: the data a
 tensor indexed by a random permutation, no DataLoader). Epochs alternate between the two
 libraries so that both meet the same machine. Prints median epoch times, the ratio
 ours / PyTorch (target <= 0.7) and GFLOP/s, then the GFLOP/s of every convolution's
-forward and weight gradient: the direct kernel for single-channel inputs, our GEMM on the
-others' im2col shapes (target >= 50% of ~200 GFLOP/s).
+forward and backward on one batch, as training runs them (target >= 50% of ~200 GFLOP/s).
 
     python benchmarks/bench_cnn.py [--repeat 3] [--threads 2] [--samples 50400]
 """
 import argparse
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from _common import print_table, study_data, timed
@@ -104,57 +102,38 @@ def pytorch(name, model, X, y, threads):
     return epoch
 
 
-def conv_rates(model, batch, threads, repeat=20):
-    """GFLOP/s of each convolution's kernels as training runs them. Single-channel inputs
-    (the first layer) convolve directly: one batch's forward and weight gradient together,
-    on `threads` threads. The others run im2col forward (rows, K) x (K, F) and weight
-    gradient (F, rows) x (rows, K) GEMMs, rows = the pixels of one im2col chunk of the
-    batch: each thread a one-thread GEMM on its own group of samples, `threads` at once
-    (the rate is their sum)."""
+def conv_rates(model, batch, threads, repeat=10):
+    """GFLOP/s of each convolution as training runs it: one batch's forward and backward
+    (weight gradient, and input gradient for all but the first layer) through
+    _core.conv2d on `threads` threads, im2col, Winograd transforms and all. Multiply-adds
+    are counted as a direct convolution would do them (x 2), so a Winograd layer, which
+    does fewer multiplications, shows the rate that it is worth."""
     rows_out = []
     rng = np.random.default_rng(0)
+    first = True
     for layer, shape, _, _ in model._built:
         if not isinstance(layer, Conv2D):
             continue
         out = layer.output_shape(shape)
         K = layer.kernel_size[0] * layer.kernel_size[1] * shape[0]
         pixels, F = out[1] * out[2], layer.filters
-        if shape[0] == 1:
-            _, _, pad_h, pad_w = layer._geometry(shape)
-            x = rng.random((batch, *shape[1:], 1), dtype=np.float32)
-            w = rng.random((F, *layer.kernel_size, 1), dtype=np.float32)
-            dy = rng.random((batch, out[1], out[2], F), dtype=np.float32)
+        _, _, pad_h, pad_w = layer._geometry(shape)
+        x = rng.random((batch, *shape[1:], shape[0]), dtype=np.float32)
+        w = rng.random((F, *layer.kernel_size, shape[0]), dtype=np.float32)
+        dy = rng.random((batch, out[1], out[2], F), dtype=np.float32)
 
-            def step():
-                _core.conv2d(x, w, w[:, 0, 0, 0].copy(), dy, stride=layer.strides, pad_h=pad_h,
-                             pad_w=pad_w, input_grad=False, nthreads=threads)
-            step()  # warm up
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                step()
-            gf = 2 * 2 * batch * pixels * K * F * repeat / (time.perf_counter() - t0) / 1e9
-            rows_out.append([f"conv 1->{F} direct, forward + weight grad", f"{batch * pixels}x{K}x{F}",
-                             f"{gf:.1f}", f"{gf / 200:.0%}"])
-            continue
-        rows = pixels * _core.conv_chunk(out[1], out[2], shape[0], *layer.kernel_size, F, batch)
-        operands = [(rng.random((rows, K), dtype=np.float32), rng.random((F, K), dtype=np.float32),
-                     rng.random((rows, F), dtype=np.float32), np.empty((rows, F), np.float32),
-                     np.empty((F, K), np.float32)) for _ in range(threads)]
-        for label, fn in (("forward", lambda A, W, dY, Y, dW:
-                           _core.gemm(A, W, Y, trans_b=True, nthreads=1)),
-                          ("weight grad", lambda A, W, dY, Y, dW:
-                           _core.gemm(dY, A, dW, trans_a=True, nthreads=1))):
-            def work(ops):
-                for _ in range(repeat):
-                    fn(*ops)
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, operands))  # warm up
-                t0 = time.perf_counter()
-                list(pool.map(work, operands))
-                dt = time.perf_counter() - t0
-            gf = 2 * rows * K * F * repeat * threads / dt / 1e9
-            rows_out.append([f"conv {shape[0]}->{F} {label}",
-                             f"{rows}x{K}x{F}", f"{gf:.1f}", f"{gf / 200:.0%}"])
+        def step():
+            _core.conv2d(x, w, w[:, 0, 0, 0].copy(), dy, stride=layer.strides, pad_h=pad_h,
+                         pad_w=pad_w, input_grad=not first, nthreads=threads)
+        step()  # warm up
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            step()
+        passes = 2 if first else 3
+        gf = 2 * passes * batch * pixels * K * F * repeat / (time.perf_counter() - t0) / 1e9
+        rows_out.append([f"conv {shape[0]}->{F} {out[1]}x{out[2]}, forward + backward",
+                         f"{batch * pixels}x{K}x{F} x{passes}", f"{gf:.1f}", f"{gf / 200:.0%}"])
+        first = False
     return rows_out
 
 
