@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from . import metrics
-from .data import find_data, load_fashion_mnist, load_sample, official_split, study_split
+from .data import StudySplit, find_data, load_fashion_mnist, load_sample, official_split, study_split
 
 _STUDY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "study_results.json")
 
@@ -29,6 +29,7 @@ class ModelSpec:
     make: Callable  # (seed, verbose) -> unfitted estimator
     scale: bool     # feed pixels / 255 (True) or raw 0-255 (False)
     note: str
+    chooses_on_validation: str = ""  # what the model picks on the validation set, if anything
 
 
 def _lr(seed, verbose):
@@ -117,13 +118,14 @@ MODELS = {
         "Random forest (depth tuned on validation)", "random_forest", _rf, scale=True,
         note="20 trees, gini, class_weight='balanced', max_features='sqrt', random_state = "
              "seed, as in the study; max_depth chosen from 18..39 on the validation set by "
-             "cutting one forest grown to depth 39 (the study chose 29 on the test set)"),
+             "cutting one forest grown to depth 39 (the study chose 29 on the test set)",
+        chooses_on_validation="its depth"),
     "mlp": ModelSpec(
         "ANN (A): sparse CE, SGD momentum 0.9", "ann_sparse",
         _net("MLPClassifier", "study-a"), scale=True,
         note="784-256-256-10 ReLU, Glorot uniform, sparse categorical CE, SGD lr 0.01 "
              "momentum 0.9, batch 64, 20 epochs, weights of the best validation epoch, as "
-             "in the study"),
+             "in the study", chooses_on_validation="its best epoch"),
     "mlp-onehot": ModelSpec(
         "ANN (B): one-hot CE, SGD without momentum", "ann_onehot",
         _net("MLPClassifier", "study-b"), scale=True,
@@ -139,7 +141,7 @@ MODELS = {
         _net("CNNClassifier", "study"), scale=True,
         note="conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310 parameters), Adam "
              "lr 1e-3, batch 128, 50 epochs, weights of the best validation epoch, as in the "
-             "study's notebook"),
+             "study's notebook", chooses_on_validation="its best epoch"),
     "cnn-improved": ModelSpec(
         "CNN improved (batch norm, augmentation, one-cycle)", "cnn",
         _net("CNNClassifier", "improved"), scale=True,
@@ -164,7 +166,7 @@ def load_data(sample=False, log=print):
     return X, y, "sample"
 
 
-PROTOCOLS = ("study", "official")
+PROTOCOLS = ("study", "official", "official-all")
 
 
 def load_split(protocol="study", sample=False, log=print):
@@ -179,6 +181,9 @@ def load_split(protocol="study", sample=False, log=print):
     sample, which records where each image came from, "official" means the same: its
     407 images from the official test file are the test set, 10% of its 2,593 images
     from the official training file the validation set (2,333 / 260 / 407).
+    "official-all": as "official", but every official training image trains (60,000 /
+    0 / 10,000): no validation set, so only for models that choose nothing on one (their
+    last epoch is the model).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -191,6 +196,11 @@ def load_split(protocol="study", sample=False, log=print):
         split = official_split(X, y, n_train)
         how = ("official split: the official test images as test set, 10% of the official "
                "training images (train_test_split(0.1, seed 0)) as validation")
+        if protocol == "official-all":
+            empty = split.X_val[:0], split.y_val[:0]
+            split = StudySplit(X[:n_train], y[:n_train], *empty, split.X_test, split.y_test)
+            how = ("official split, all training images: the official test images as test "
+                   "set, every official training image for training, no validation set")
     images = "images (official train then test)" if source == "full" else "sample images"
     description = (f"{how}; {len(y):,} {images}: {len(split.y_train):,} train / "
                    f"{len(split.y_val):,} validation / {len(split.y_test):,} test")
@@ -202,9 +212,10 @@ def run_model(key, split, seed, verbose=0):
     spec = MODELS[key]
     scale = 255.0 if spec.scale else 1.0
     Xtr, Xv, Xte = (np.asarray(a, np.float32) / scale for a in (split.X_train, split.X_val, split.X_test))
+    validation = (Xv, split.y_val) if len(split.y_val) else None
     model = spec.make(seed, verbose)
     t0 = time.perf_counter()
-    model.fit(Xtr, split.y_train, validation_data=(Xv, split.y_val))
+    model.fit(Xtr, split.y_train, validation_data=validation)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = model.predict(Xte)
@@ -212,7 +223,7 @@ def run_model(key, split, seed, verbose=0):
     figures = {
         "seed": seed,
         "test_accuracy": metrics.accuracy_score(split.y_test, pred),
-        "val_accuracy": model.score(Xv, split.y_val),
+        "val_accuracy": model.score(*validation) if validation else None,
         "train_accuracy": model.score(Xtr, split.y_train),
         "fit_seconds": fit_s,
         "predict_seconds_per_image": predict_s / len(Xte),
@@ -233,6 +244,12 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds must be a positive int, got {seeds!r}")
+    if protocol == "official-all":
+        choosy = [f"{m} ({MODELS[m].chooses_on_validation})" for m in models
+                  if MODELS[m].chooses_on_validation]
+        if choosy:
+            raise ValueError(f"protocol 'official-all' has no validation set, and these models "
+                             f"choose on one: {', '.join(choosy)}; use protocol 'official'")
     split, source, description = load_split(protocol, sample, log)
     study = study_results()
     os.makedirs(out, exist_ok=True)

@@ -43,6 +43,21 @@ def test_reproduce_official_protocol_on_sample(tmp_path):
         study.load_split("kaggle", sample=True)
 
 
+def test_reproduce_official_all_protocol_trains_on_every_official_training_image(tmp_path):
+    _, _, indices = fmnist_c.load_sample(return_indices=True)
+    n_train = int((indices < 60000).sum())
+    assert cli.main(["reproduce", "--models", "lr", "--sample", "--protocol", "official-all",
+                     "--out", str(tmp_path), "--quiet"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert (res["n_train"], res["n_val"], res["n_test"]) == (n_train, 0, 3000 - n_train)
+    assert res["models"]["lr"]["runs"][0]["val_accuracy"] is None
+    # models that choose their depth or epoch on the validation set are refused
+    for key, what in (("rf", "depth"), ("cnn", "best epoch")):
+        with pytest.raises(ValueError, match=f"{key} \\(its {what}\\)"):
+            study.reproduce(models=["lr", key], sample=True, out=str(tmp_path), verbose=0,
+                            protocol="official-all")
+
+
 def test_reproduce_falls_back_to_sample_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(study, "find_data", lambda *a, **k: None)
     study.reproduce(models=["lr"], out=str(tmp_path), verbose=0)
