@@ -505,6 +505,7 @@ def test_conv2d_matches_numpy_for_every_kernel_family(kernel, in_c, filters, kh,
     (3, (8, 8), 4, 6, (2, 2), (5, 5)),        # crops: the last input rows are never read
     (1, (1, 1), 3, 4, (1, 1), (1, 1)),        # one pixel: a single tile, mostly padding
     (2, (6, 6), 1, 4, (1, 1), (6, 6)),        # one channel (left to choose: direct)
+    (9, (28, 28), 40, 48, (1, 1), (28, 28)),  # one sample per chunk: groups of several chunks
 ])
 def test_winograd_matches_numpy_and_im2col(kernel, n, size, in_c, filters, pad, out):
     """Winograd F(2x2, 3x3)'s y, dx, dw and db against the float64 NumPy convolution, for each
@@ -532,6 +533,21 @@ def test_winograd_matches_numpy_and_im2col(kernel, n, size, in_c, filters, pad, 
     two = _core.conv2d(x, w, b, dy, algorithm="winograd", nthreads=2, **args)
     for a, c in zip(one, two):
         np.testing.assert_array_equal(a, c)
+
+
+def test_a_short_last_batch_fits_the_workspace_of_a_full_one():
+    """28 samples of 32 channels at 14x14 go through the 64-filter Winograd convolution in
+    chunks of 4 (groups of 7, at most 6 fitting a chunk), the last 24 in chunks of 6: the
+    workspace, sized for 28, must hold the larger chunks (the sanitizer build reads past it
+    otherwise). The short batch trains as the same samples do alone."""
+    layers = lambda: [Conv2D(64, 3, padding="same"), Flatten(), Dense(4)]  # noqa: E731
+    X, y = images(52, (32, 14, 14))
+    assert _core.conv_chunk(14, 14, 32, 3, 3, 64, 28) == 4 and _core.conv_chunk(14, 14, 32, 3, 3, 64, 24) == 6
+    m = image_model(layers(), (32, 14, 14)).fit(X, y, batch_size=28, shuffle=False, verbose=0)
+    alone = image_model(layers(), (32, 14, 14))
+    alone.fit(X[:28], y[:28], batch_size=28, shuffle=False, verbose=0)
+    alone.fit(X[28:], y[28:], batch_size=24, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(m.params_, alone.params_)
 
 
 def test_winograd_is_only_forced_on_3x3_stride_1_windows():
