@@ -1,6 +1,7 @@
-/* conv.c: convolution on channels-last tensors: im2col + the shared GEMM chunk by chunk, or
- * directly for single-channel inputs. Not pooling (pool.c), not the network driver (nn.c),
- * not the GEMM itself (gemm.c).
+/* conv.c: convolution on channels-last tensors: im2col + the shared GEMM chunk by chunk,
+ * Winograd (winograd.c) chunk by chunk for 3x3 stride-1 windows, or directly for
+ * single-channel inputs. Not pooling (pool.c), not the network driver (nn.c), not the GEMM
+ * itself (gemm.c), nor Winograd's transforms.
  * Every loop that runs on several threads splits over samples, whose outputs are disjoint,
  * so results never depend on the thread count. */
 #include <string.h>

@@ -3,7 +3,8 @@
  * matrix is one output pixel's receptive field (kh, kw, C) and the convolution of a whole
  * chunk of samples is a single GEMM with the pixels as rows, writing (H, W, F) blocks
  * directly: no transposes. Weights are stored (F, kh, kw, C), the column order, so conv
- * forward/backward are the dense layer's GEMMs on the im2col matrix. */
+ * forward/backward are the dense layer's GEMMs on the im2col matrix (3x3 stride-1 windows
+ * over several channels take Winograd's 16 smaller GEMMs instead: winograd.h). */
 #ifndef FM_CONV_H
 #define FM_CONV_H
 
