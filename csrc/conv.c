@@ -1,6 +1,7 @@
-/* conv.c: convolution on channels-last tensors: im2col + the shared GEMM chunk by chunk, or
- * directly for single-channel inputs. Not pooling (pool.c), not the network driver (nn.c),
- * not the GEMM itself (gemm.c).
+/* conv.c: convolution on channels-last tensors: im2col + the shared GEMM chunk by chunk,
+ * Winograd (winograd.c) chunk by chunk for 3x3 stride-1 windows, or directly for
+ * single-channel inputs. Not pooling (pool.c), not the network driver (nn.c), not the GEMM
+ * itself (gemm.c), nor Winograd's transforms.
  * Every loop that runs on several threads splits over samples, whose outputs are disjoint,
  * so results never depend on the thread count. */
 #include <string.h>
@@ -10,11 +11,19 @@
 #include "gemm.h"
 #include "layers.h"
 #include "parallel.h"
+#include "vec16.h"
+#include "winograd.h"
 
 /* im2col floats per chunk: 512 KB, so the chunk is still in L2 when the GEMM packs it (CPU
  * time per epoch of the improved network: 2 MB chunks 1.99 s, 512 KB 1.49 s, 256 KB 1.56 s
  * on a sample), and still hundreds to thousands of GEMM rows */
 #define FM_CONV_CHUNK_FLOATS ((int64_t)1 << 17)
+/* Winograd scratch floats per chunk: 2 MB. Its 16 GEMMs each read and write only their
+ * 1/16 of the chunk, while more tiles per GEMM amortise packing the transformed weights and
+ * fill the micro-kernel's rows (CPU time of the improved network's epoch on 3,200 images,
+ * one thread: 512 KB chunks (one sample at 14x14) 2.77-2.83 s, 2 MB 2.49-2.50 s, 4 MB
+ * 2.47-2.49 s, 8 MB 2.70-2.73 s) */
+#define FM_WINOGRAD_CHUNK_FLOATS ((int64_t)1 << 19)
 /* below this many floats of work a loop stays on one thread: forking costs more */
 #define FM_CONV_SERIAL ((int64_t)1 << 15)
 /* A convolution splits its samples into this many groups of consecutive samples (fewer
@@ -34,9 +43,18 @@ static int is_pointwise(const fm_conv_geom *g)
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->out_h == g->in_h && g->out_w == g->in_w;
 }
 
-/* A single-channel input (a first layer on grayscale images) runs directly, without
- * im2col or the GEMM: see "single-channel direct convolution" below. */
-static int is_direct(const fm_conv_geom *g) { return g->in_c == 1; }
+/* How a call runs: Winograd (winograd.c) where algorithm a asks for it or, left to choose,
+ * for 3x3 stride-1 windows over several channels (91% of the improved network's
+ * multiply-adds, 2.25 times fewer that way); else a single-channel input (a first layer on
+ * grayscale images) directly, without im2col or the GEMM (see "single-channel direct
+ * convolution" below); else im2col and the GEMM. */
+enum path { PATH_IM2COL, PATH_DIRECT, PATH_WINOGRAD };
+static enum path path_of(const fm_conv_geom *g, enum fm_conv_algorithm a)
+{
+    if (fm_winograd_fits(g) && (a == FM_CONV_WINOGRAD || (a == FM_CONV_AUTO && g->in_c > 1)))
+        return PATH_WINOGRAD;
+    return g->in_c == 1 ? PATH_DIRECT : PATH_IM2COL;
+}
 /* the zero-padded sample the windows read: rows and columns up to the last window's end */
 static int64_t padded_h(const fm_conv_geom *g) { return (g->out_h - 1) * g->stride + g->kh; }
 static int64_t padded_w(const fm_conv_geom *g) { return (g->out_w - 1) * g->stride + g->kw; }
@@ -51,30 +69,62 @@ static int64_t direct_len(const fm_conv_geom *g)
 
 static int64_t n_groups(int64_t n) { return n < 1 ? 1 : n < FM_CONV_GROUPS ? n : FM_CONV_GROUPS; }
 
-int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n)
+/* samples in the largest group of n */
+static int64_t group_most(int64_t n) { return n < 1 ? 1 : (n + n_groups(n) - 1) / n_groups(n); }
+
+/* Samples a group's scratch holds: the largest group of n, or as many as fit in
+ * FM_CONV_CHUNK_FLOATS (FM_WINOGRAD_CHUNK_FLOATS) of scratch when fewer. No batch of up to
+ * n samples chunks more at once, so scratch sized for n serves them all (nn.c sizes its
+ * workspace for the largest batch; sizing by the chunk itself did not: 7 samples go in
+ * chunks of 4 when 6 fit, 6 in one chunk). */
+static int64_t chunk_room(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
 {
-    /* the largest group in chunks of at most FM_CONV_CHUNK_FLOATS, as even as they come */
-    int64_t per = g->out_h * g->out_w * col_width(g), most = (n + n_groups(n) - 1) / n_groups(n);
-    int64_t cap = FM_CONV_CHUNK_FLOATS / per;
+    int64_t per = path_of(g, a) == PATH_WINOGRAD ? fm_winograd_scratch_len(g, 1)
+                                                 : g->out_h * g->out_w * col_width(g);
+    int64_t cap = (path_of(g, a) == PATH_WINOGRAD ? FM_WINOGRAD_CHUNK_FLOATS : FM_CONV_CHUNK_FLOATS) / per;
     if (cap < 1) cap = 1;
-    if (most < 1) return 1;
-    int64_t chunks = (most + cap - 1) / cap;
+    return group_most(n) < cap ? group_most(n) : cap;
+}
+
+int64_t fm_conv2d_chunk(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
+{
+    /* the largest group in chunks of at most chunk_room samples, as even as they come */
+    int64_t most = group_most(n), chunks = (most + chunk_room(g, n, a) - 1) / chunk_room(g, n, a);
     return (most + chunks - 1) / chunks;
 }
 
-/* one group's im2col chunk, and its dW and db partial */
-static int64_t group_col(const fm_conv_geom *g, int64_t n)
+/* The pieces of col: the call's transformed Winograd weights (shared), then each group's
+ * scratch (its im2col chunk); of dcol: each group's gradient scratch (its dcol chunk; for
+ * Winograd its dU sum, then its dV chunk), then its dW and db partial. */
+static int64_t shared_col(const fm_conv_geom *g, enum fm_conv_algorithm a)
 {
-    if (is_direct(g)) return direct_len(g);
-    return is_pointwise(g) ? 0 : rounded(fm_conv2d_chunk(g, n) * g->out_h * g->out_w * col_width(g));
+    return path_of(g, a) == PATH_WINOGRAD ? rounded(fm_winograd_weights_len(g)) : 0;
+}
+static int64_t group_col(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
+{
+    const int64_t chunk = chunk_room(g, n, a);
+    switch (path_of(g, a)) {
+    case PATH_DIRECT: return direct_len(g);
+    case PATH_WINOGRAD: return rounded(fm_winograd_scratch_len(g, chunk));
+    default: return is_pointwise(g) ? 0 : rounded(chunk * g->out_h * g->out_w * col_width(g));
+    }
+}
+static int64_t group_dcol(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
+{
+    if (path_of(g, a) != PATH_WINOGRAD) return group_col(g, n, a);
+    return rounded(fm_winograd_weights_len(g)) +
+           rounded(fm_winograd_dscratch_len(g, chunk_room(g, n, a)));
 }
 static int64_t group_part(const fm_conv_geom *g) { return rounded(g->out_c * (col_width(g) + 1)); }
 
-int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n) { return n_groups(n) * group_col(g, n); }
-
-int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n)
+int64_t fm_conv2d_col_len(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
 {
-    return n_groups(n) * (group_col(g, n) + group_part(g));
+    return shared_col(g, a) + n_groups(n) * group_col(g, n, a);
+}
+
+int64_t fm_conv2d_dcol_len(const fm_conv_geom *g, int64_t n, enum fm_conv_algorithm a)
+{
+    return n_groups(n) * (group_dcol(g, n, a) + group_part(g));
 }
 
 /* Walk every window of ns samples. Gather (im2col): col (ns * out_h * out_w, kh * kw * C)
@@ -142,27 +192,6 @@ static void col2im(float *dx, float *dcol, const fm_conv_geom *g, int64_t ns, in
  * each window is read from a zero-padded copy of the sample, and the filters go 16 at a
  * time in a vector (GCC's vector extension: this one source is compiled below for
  * AVX-512, AVX2 and any CPU). */
-typedef float v16 __attribute__((vector_size(64)));
-/* no v16 crosses a real call (the helpers are inlined), so the warning that passing one
- * depends on the instruction set does not apply */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-static inline __attribute__((always_inline)) v16 load16(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* the first len (1..16) floats of p, zeros after */
-static inline __attribute__((always_inline)) v16 load_part(const float *p, int64_t len)
-{
-    if (len >= 16) return load16(p);
-    v16 v = {0};
-    for (int64_t t = 0; t < len; t++) v[t] = p[t];
-    return v;
-}
-
 /* pad (padded_h, padded_w) = x (in_h, in_w) shifted by the padding, zeros outside x */
 static void pad_sample(float *pad, const float *x, const fm_conv_geom *g)
 {
@@ -211,8 +240,6 @@ static inline __attribute__((always_inline)) void
 direct_forward_body(float *restrict y, const float *restrict pad, const float *restrict wt,
                     const fm_conv_geom *g, int relu, const int64_t kh, const int64_t kw)
 {
-    typedef int32_t v16i __attribute__((vector_size(64)));
-    const v16 zero = {0};
     const int64_t F = g->out_c, L = lanes(g), PW = padded_w(g), taps = kh * kw;
     for (int64_t f = 0; f < F; f += 16) {
         const v16 bias = load16(wt + taps * L + f);
@@ -224,9 +251,8 @@ direct_forward_body(float *restrict y, const float *restrict pad, const float *r
                 for (int64_t a = 0; a < kh; a++)
                     for (int64_t b = 0; b < kw; b++)
                         acc += win[a * PW + b] * load16(wt + (a * kw + b) * L + f);
-                if (relu) acc = (v16)((v16i)acc & (acc > zero)); /* all ones where positive */
-                if (F - f >= 16) memcpy(yo, &acc, sizeof acc);
-                else for (int64_t t = 0; t < F - f; t++) yo[t] = acc[t];
+                if (relu) relu16(&acc);
+                store_part(yo, &acc, F - f);
             }
     }
 }
@@ -316,17 +342,11 @@ DIRECT_IMPL(direct_avx512, __attribute__((target("avx512f,fma"))))
  * when the CPU lacks it. */
 static const direct_impl *direct_for(enum fm_kernel kernel)
 {
-    const enum fm_kernel best = fm_gemm_best_kernel();
-    if (kernel == FM_KERNEL_AUTO) kernel = best;
-    if (kernel > best) return NULL; /* the families nest: AVX-512 CPUs have AVX2 */
-    switch (kernel) {
 #if defined(__x86_64__) || defined(__i386__)
-    case FM_KERNEL_AVX512: return &direct_avx512;
-    case FM_KERNEL_AVX2: return &direct_avx2;
+    return vec16_pick(kernel, &direct_portable, &direct_avx2, &direct_avx512);
+#else
+    return vec16_pick(kernel, &direct_portable, NULL, NULL);
 #endif
-    case FM_KERNEL_PORTABLE: return &direct_portable;
-    default: return NULL;
-    }
 }
 
 /* The forward pass of samples [s0, s1) by impl (ReLU fused when relu); scratch:
@@ -382,47 +402,6 @@ static void group_range(int64_t *s0, int64_t *s1, int64_t gi, int64_t n)
     *s1 = n * (gi + 1) / n_groups(n);
 }
 
-/* The forward pass of one group's samples, chunk by chunk through its col (ReLU fused when
- * relu). */
-static int group_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                         const fm_conv_geom *g, int64_t s0, int64_t s1, int64_t chunk, int relu,
-                         int nthreads)
-{
-    const int64_t P = g->out_h * g->out_w;
-    for (; s0 < s1; s0 += chunk) {
-        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
-        const float *xc = x + s0 * fm_conv_in_len(g);
-        if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
-        /* Y = col W^T + b: (ns P, K) x (K, F) */
-        int status = fm_dense_forward(y + s0 * fm_conv_out_len(g), xc, w, b, ns * P, col_width(g),
-                                      g->out_c, relu, nthreads);
-        if (status != FM_OK) return status;
-    }
-    return FM_OK;
-}
-
-/* The backward pass of one group's samples: its dW and db partial (overwritten) and the dx
- * of its samples. */
-static int group_backward(float *dx, float *part, float *col, float *dcol, const float *dy,
-                          const float *x, const float *w, const fm_conv_geom *g, int64_t s0,
-                          int64_t s1, int64_t chunk, int nthreads)
-{
-    const int64_t P = g->out_h * g->out_w, K = col_width(g);
-    for (int64_t first = s0; s0 < s1; s0 += chunk) {
-        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
-        const float *xc = x + s0 * fm_conv_in_len(g);
-        float *dc = dx == NULL ? NULL : is_pointwise(g) ? dx + s0 * fm_conv_in_len(g) : dcol;
-        if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
-        /* dW += dY^T col, db += column sums of dY, dcol = dY W: the dense layer's backward
-         * with the chunk's pixels as rows */
-        int status = fm_dense_backward(dc, part, part + g->out_c * K, dy + s0 * fm_conv_out_len(g), xc, w,
-                                       ns * P, K, g->out_c, s0 > first, nthreads);
-        if (status != FM_OK) return status;
-        if (dx != NULL && !is_pointwise(g)) col2im(dx + s0 * fm_conv_in_len(g), dcol, g, ns, nthreads);
-    }
-    return FM_OK;
-}
-
 /* One convolution call: forward when dy is NULL (y out, x in), else backward (dx out,
  * dy and x in, each group's dW and db partial in dcol). */
 typedef struct {
@@ -431,14 +410,78 @@ typedef struct {
     const fm_conv_geom *g;
     int64_t n;
     int relu;                  /* forward: a ReLU fused into the output */
-    const direct_impl *direct; /* the kernels of a single-channel input, else NULL */
+    enum fm_conv_algorithm algorithm;
+    enum path path;
+    const direct_impl *direct; /* PATH_DIRECT: the kernels */
+    const float *u;            /* PATH_WINOGRAD: the transformed weights */
+    enum fm_kernel kernel;     /* PATH_WINOGRAD: the transforms' family */
 } conv_call;
+
+/* The forward pass of one group's samples [s0, s1), chunk by chunk through its col (ReLU
+ * fused when relu), by im2col and the GEMM or by Winograd. */
+static int group_forward(const conv_call *c, float *col, int64_t s0, int64_t s1, int64_t chunk,
+                         int nthreads)
+{
+    const fm_conv_geom *g = c->g;
+    const int64_t P = g->out_h * g->out_w;
+    for (; s0 < s1; s0 += chunk) {
+        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
+        const float *xc = c->x + s0 * fm_conv_in_len(g);
+        float *y = c->out + s0 * fm_conv_out_len(g);
+        int status;
+        if (c->path == PATH_WINOGRAD) {
+            status = fm_winograd_forward(y, col, xc, c->u, c->b, g, ns, c->relu, c->kernel, nthreads);
+        } else {
+            if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
+            /* Y = col W^T + b: (ns P, K) x (K, F) */
+            status = fm_dense_forward(y, xc, c->w, c->b, ns * P, col_width(g), g->out_c, c->relu,
+                                      nthreads);
+        }
+        if (status != FM_OK) return status;
+    }
+    return FM_OK;
+}
+
+/* The backward pass of one group's samples [s0, s1): its dW and db partial (overwritten;
+ * Winograd's dU summed in dcol first) and the dx of its samples. */
+static int group_backward(const conv_call *c, float *part, float *col, float *dcol, int64_t s0,
+                          int64_t s1, int64_t chunk, int nthreads)
+{
+    const fm_conv_geom *g = c->g;
+    const int64_t P = g->out_h * g->out_w, K = col_width(g);
+    float *dx = c->out;
+    for (int64_t first = s0; s0 < s1; s0 += chunk) {
+        int64_t ns = s1 - s0 < chunk ? s1 - s0 : chunk;
+        const float *xc = c->x + s0 * fm_conv_in_len(g), *dy = c->dy + s0 * fm_conv_out_len(g);
+        float *dxc = dx == NULL ? NULL : dx + s0 * fm_conv_in_len(g);
+        int status;
+        if (c->path == PATH_WINOGRAD) {
+            /* dcol: dU, then the dV chunk */
+            status = fm_winograd_backward(dxc, dcol, part + g->out_c * K, col,
+                                          dcol + rounded(fm_winograd_weights_len(g)), dy, xc, c->u,
+                                          g, ns, s0 > first, c->kernel, nthreads);
+        } else {
+            float *dc = dx == NULL || is_pointwise(g) ? dxc : dcol;
+            if (!is_pointwise(g)) { im2col(col, xc, g, ns, nthreads); xc = col; }
+            /* dW += dY^T col, db += column sums of dY, dcol = dY W: the dense layer's backward
+             * with the chunk's pixels as rows */
+            status = fm_dense_backward(dc, part, part + g->out_c * K, dy, xc, c->w, ns * P, K,
+                                       g->out_c, s0 > first, nthreads);
+            if (status == FM_OK && dx != NULL && !is_pointwise(g)) col2im(dxc, dcol, g, ns, nthreads);
+        }
+        if (status != FM_OK) return status;
+    }
+    /* dW = G^T dU G */
+    return c->path == PATH_WINOGRAD ? fm_winograd_weight_grad(part, dcol, g, c->kernel) : FM_OK;
+}
 
 /* Every group of the call, spread over threads; FM_OK, or the status of a group that failed. */
 static int run_groups(const conv_call *c, int nthreads)
 {
     const fm_conv_geom *g = c->g;
-    const int64_t groups = n_groups(c->n), chunk = fm_conv2d_chunk(g, c->n), gc = group_col(g, c->n);
+    const enum fm_conv_algorithm a = c->algorithm;
+    const int64_t groups = n_groups(c->n), chunk = fm_conv2d_chunk(g, c->n, a);
+    const int64_t gc = group_col(g, c->n, a), gdc = group_dcol(g, c->n, a);
     int inner, nt = group_threads(&inner, g, c->n, nthreads), status = FM_OK;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -446,17 +489,16 @@ static int run_groups(const conv_call *c, int nthreads)
     for (int64_t gi = 0; gi < groups; gi++) {
         int64_t s0, s1;
         group_range(&s0, &s1, gi, c->n);
-        float *col = c->col + gi * gc, *dcol = c->dcol + gi * (gc + group_part(g));
+        float *col = c->col + shared_col(g, a) + gi * gc, *dcol = c->dcol + gi * (gdc + group_part(g));
         int st = FM_OK;
         if (c->direct != NULL && c->dy == NULL)
             direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->relu, c->direct);
         else if (c->direct != NULL)
-            direct_backward(c->out, dcol + gc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
+            direct_backward(c->out, dcol + gdc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
         else if (c->dy == NULL)
-            st = group_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, chunk, c->relu, inner);
+            st = group_forward(c, col, s0, s1, chunk, inner);
         else
-            st = group_backward(c->out, dcol + gc, col, dcol, c->dy, c->x, c->w, g, s0, s1, chunk,
-                                inner);
+            st = group_backward(c, dcol + gdc, col, dcol, s0, s1, chunk, inner);
         if (st != FM_OK) {
 #ifdef _OPENMP
 #pragma omp atomic write
@@ -467,19 +509,30 @@ static int run_groups(const conv_call *c, int nthreads)
     return status;
 }
 
-/* run_groups for a call, with its direct kernels when the input has a single channel */
-static int run_call(conv_call c, enum fm_kernel kernel, int nthreads)
+/* run_groups for a call by algorithm a: with its direct kernels when the input has a single
+ * channel, with its weights transformed once when Winograd runs it */
+static int run_call(conv_call c, enum fm_conv_algorithm a, enum fm_kernel kernel, int nthreads)
 {
-    if (is_direct(c.g) && (c.direct = direct_for(kernel)) == NULL) return FM_EINVAL;
+    c.algorithm = a;
+    c.path = path_of(c.g, a);
+    c.kernel = kernel;
+    if (a == FM_CONV_WINOGRAD && c.path != PATH_WINOGRAD) return FM_EINVAL;
+    if (c.path == PATH_DIRECT && (c.direct = direct_for(kernel)) == NULL) return FM_EINVAL;
+    if (c.path == PATH_WINOGRAD) {
+        /* U = G g G^T, in the head of col */
+        int status = fm_winograd_weights(c.col, c.w, c.g, kernel);
+        if (status != FM_OK) return status;
+        c.u = c.col;
+    }
     return run_groups(&c, nthreads);
 }
 
 int fm_conv2d_forward(float *y, float *col, const float *x, const float *w, const float *b,
-                      const fm_conv_geom *g, int64_t n, int relu, enum fm_kernel kernel,
-                      int nthreads)
+                      const fm_conv_geom *g, int64_t n, int relu, enum fm_conv_algorithm a,
+                      enum fm_kernel kernel, int nthreads)
 {
     return run_call((conv_call){.out = y, .col = col, .x = x, .w = w, .b = b, .g = g, .n = n,
-                                .relu = relu}, kernel, nthreads);
+                                .relu = relu}, a, kernel, nthreads);
 }
 
 /* out (+)= parts[0] + parts[stride] + ... (groups of len floats), added in that order */
@@ -495,15 +548,15 @@ static void sum_partials(float *out, const float *parts, int64_t stride, int64_t
 
 int fm_conv2d_backward(float *dx, float *dw, float *db, float *col, float *dcol,
                        const float *dy, const float *x, const float *w,
-                       const fm_conv_geom *g, int64_t n, int accumulate, enum fm_kernel kernel,
-                       int nthreads)
+                       const fm_conv_geom *g, int64_t n, int accumulate,
+                       enum fm_conv_algorithm a, enum fm_kernel kernel, int nthreads)
 {
     int status = run_call((conv_call){.out = dx, .col = col, .dcol = dcol, .x = x, .dy = dy,
-                                      .w = w, .g = g, .n = n}, kernel, nthreads);
+                                      .w = w, .g = g, .n = n}, a, kernel, nthreads);
     if (status != FM_OK) return status;
     /* dW (+)= the groups' partials, in group order; db likewise */
-    const int64_t gc = group_col(g, n), stride = gc + group_part(g), FK = g->out_c * col_width(g);
-    sum_partials(dw, dcol + gc, stride, n_groups(n), FK, accumulate);
-    sum_partials(db, dcol + gc + FK, stride, n_groups(n), g->out_c, accumulate);
+    const int64_t gdc = group_dcol(g, n, a), stride = gdc + group_part(g), FK = g->out_c * col_width(g);
+    sum_partials(dw, dcol + gdc, stride, n_groups(n), FK, accumulate);
+    sum_partials(db, dcol + gdc + FK, stride, n_groups(n), g->out_c, accumulate);
     return FM_OK;
 }

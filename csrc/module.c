@@ -16,6 +16,7 @@
 #include "gemm.h"
 #include "linear.h"
 #include "conv.h"
+#include "winograd.h"
 #include "nn.h"
 #include "forest.h"
 #include "tree.h"
@@ -799,7 +800,7 @@ static PyObject *py_conv_chunk(PyObject *self, PyObject *args)
         return NULL;
     }
     fm_conv_geom g = {h, w, c, h, w, f, kh, kw, 1, 0, 0};
-    return PyLong_FromLongLong((long long)fm_conv2d_chunk(&g, n));
+    return PyLong_FromLongLong((long long)fm_conv2d_chunk(&g, n, FM_CONV_AUTO));
 }
 
 /* One convolution's forward and backward on its own, for tests of each kernel family and
@@ -809,17 +810,18 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"x", "w", "b", "dy", "stride", "pad_h", "pad_w", "input_grad",
-                             "kernel", "nthreads", NULL};
+                             "kernel", "nthreads", "algorithm", NULL};
     PyObject *xo, *wo, *bo, *dyo, *result = NULL;
     PyArrayObject *x = NULL, *w = NULL, *b = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL,
                   *db = NULL;
     long long stride = 1, pad_h = 0, pad_w = 0;
     int input_grad = 1, nthreads = 0, naive = 0, status = FM_OK;
-    const char *kname = "auto";
+    const char *kname = "auto", *aname = "auto";
     enum fm_kernel kernel = FM_KERNEL_AUTO;
+    enum fm_conv_algorithm algorithm = FM_CONV_AUTO;
     float *col = NULL, *dcol = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLpsi", kwlist, &xo, &wo, &bo, &dyo, &stride,
-                                     &pad_h, &pad_w, &input_grad, &kname, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLpsis", kwlist, &xo, &wo, &bo, &dyo, &stride,
+                                     &pad_h, &pad_w, &input_grad, &kname, &nthreads, &aname))
         return NULL;
     if (parse_kernel(kname, &naive, &kernel) < 0) goto fail;
     if (naive) {
@@ -843,23 +845,35 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
                         "bounds, 0 <= padding < kernel size");
         goto fail;
     }
+    if (strcmp(aname, "winograd") == 0) {
+        algorithm = FM_CONV_WINOGRAD;
+        if (!fm_winograd_fits(&g)) {
+            PyErr_SetString(PyExc_ValueError, "conv2d: winograd needs 3x3 windows of stride 1");
+            goto fail;
+        }
+    } else if (strcmp(aname, "im2col") == 0) {
+        algorithm = FM_CONV_IM2COL;
+    } else if (strcmp(aname, "auto") != 0) {
+        PyErr_SetString(PyExc_ValueError, "conv2d: algorithm must be 'auto', 'im2col' or 'winograd'");
+        goto fail;
+    }
     const int64_t n = xs[0];
     if (!(y = (PyArrayObject *)PyArray_ZEROS(4, ds, NPY_FLOAT32, 0)) ||
         (input_grad && !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0))) ||
         !(dw = (PyArrayObject *)PyArray_ZEROS(4, ws, NPY_FLOAT32, 0)) ||
         !(db = (PyArrayObject *)PyArray_ZEROS(1, PyArray_DIMS(b), NPY_FLOAT32, 0)))
         goto fail;
-    col = fm_alloc((size_t)fm_conv2d_col_len(&g, n) * sizeof(float));
-    dcol = fm_alloc((size_t)fm_conv2d_dcol_len(&g, n) * sizeof(float));
+    col = fm_alloc((size_t)fm_conv2d_col_len(&g, n, algorithm) * sizeof(float));
+    dcol = fm_alloc((size_t)fm_conv2d_dcol_len(&g, n, algorithm) * sizeof(float));
     if (!col || !dcol) { PyErr_NoMemory(); goto fail; }
     const float *xp = PyArray_DATA(x), *wp = PyArray_DATA(w), *bp = PyArray_DATA(b),
                 *dyp = PyArray_DATA(dy);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_conv2d_forward(PyArray_DATA(y), col, xp, wp, bp, &g, n, 0, kernel, nthreads);
+    status = fm_conv2d_forward(PyArray_DATA(y), col, xp, wp, bp, &g, n, 0, algorithm, kernel, nthreads);
     if (status == FM_OK)
         status = fm_conv2d_backward(dx ? PyArray_DATA(dx) : NULL, PyArray_DATA(dw),
-                                    PyArray_DATA(db), col, dcol, dyp, xp, wp, &g, n, 0, kernel,
-                                    nthreads);
+                                    PyArray_DATA(db), col, dcol, dyp, xp, wp, &g, n, 0, algorithm,
+                                    kernel, nthreads);
     Py_END_ALLOW_THREADS
     if (status == FM_EINVAL) {
         PyErr_Format(PyExc_ValueError, "kernel '%s' is not available on this CPU", kname);
@@ -1174,11 +1188,13 @@ static PyMethodDef methods[] = {
      "Inference-mode (weighted loss sum, correct count) over all rows."},
     {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
      "conv2d(x, w, b, dy, stride=1, pad_h=0, pad_w=0, input_grad=True, kernel='auto', "
-     "nthreads=0): one convolution's (y, dx, dw, db), channels last (dx None without "
-     "input_grad); kernel picks the single-channel direct path's family ('portable', 'avx2', "
-     "'avx512')."},
+     "nthreads=0, algorithm='auto'): one convolution's (y, dx, dw, db), channels last (dx None "
+     "without input_grad); kernel picks the family ('portable', 'avx2', 'avx512') of the "
+     "single-channel direct path and of Winograd's transforms; algorithm forces 'im2col' (the "
+     "direct path for one channel) or 'winograd' (3x3 stride-1 windows only)."},
     {"conv_chunk", (PyCFunction)py_conv_chunk, METH_VARARGS,
-     "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per im2col chunk (one GEMM) "
+     "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per chunk (one GEMM, or "
+     "Winograd's 16 for 3x3 windows over several channels) "
      "of a convolution over a batch of n."},
     {"augment_images", (PyCFunction)(void (*)(void))py_augment_images, METH_VARARGS | METH_KEYWORDS,
      "Training-time augmentation of (n, h, w, c) images, image i from stream (seed, first_task + i)."},

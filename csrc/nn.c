@@ -177,7 +177,8 @@ static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t b
         widest = s > widest ? s : widest;
         if (l->type == FM_LAYER_CONV2D) {
             fm_conv_geom g = geom(l);
-            int64_t c = fm_conv2d_col_len(&g, batch), dc = fm_conv2d_dcol_len(&g, batch);
+            int64_t c = fm_conv2d_col_len(&g, batch, FM_CONV_AUTO),
+                    dc = fm_conv2d_dcol_len(&g, batch, FM_CONV_AUTO);
             col = c > col ? c : col;
             dcol = dc > dcol ? dc : dcol;
         }
@@ -272,7 +273,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
             break;
         case FM_LAYER_CONV2D:
             status = fm_conv2d_forward(y, w->col, in, p, p + l->out_c * l->kh * l->kw * l->in_c,
-                                       &g, n, relu, FM_KERNEL_AUTO, nthreads);
+                                       &g, n, relu, FM_CONV_AUTO, FM_KERNEL_AUTO, nthreads);
             break;
         case FM_LAYER_MAXPOOL: fm_maxpool_forward(y, (int32_t *)w->aux[i], in, &g, n, nthreads); break;
         case FM_LAYER_AVGPOOL: fm_avgpool_forward(y, in, &g, n, nthreads); break;
@@ -357,8 +358,8 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
             break;
         case FM_LAYER_CONV2D:
             status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
-                                        w->dcol, dy, in, p, &g, n, up == NULL, FM_KERNEL_AUTO,
-                                        nthreads);
+                                        w->dcol, dy, in, p, &g, n, up == NULL, FM_CONV_AUTO,
+                                        FM_KERNEL_AUTO, nthreads);
             break;
         case FM_LAYER_MAXPOOL:
             if (d)

@@ -500,6 +500,69 @@ def test_conv2d_matches_numpy_for_every_kernel_family(kernel, in_c, filters, kh,
         np.testing.assert_array_equal(one, two)
 
 
+@pytest.mark.parametrize("kernel", CONV_KERNELS)
+@pytest.mark.parametrize("n,size,in_c,filters,pad,out", [
+    (5, (14, 14), 32, 64, (1, 1), (14, 14)),  # the improved network's second and third layers
+    (5, (14, 14), 17, 20, (0, 0), (12, 12)),  # valid; channels and filters past a vector
+    (1, (7, 5), 3, 5, (1, 1), (7, 5)),        # odd sides: the last tiles half outside
+    (5, (7, 5), 33, 7, (0, 0), (5, 3)),
+    (2, (9, 8), 2, 3, (0, 1), (7, 8)),        # padding on one side only
+    (3, (8, 8), 4, 6, (2, 2), (5, 5)),        # crops: the last input rows are never read
+    (1, (1, 1), 3, 4, (1, 1), (1, 1)),        # one pixel: a single tile, mostly padding
+    (2, (6, 6), 1, 4, (1, 1), (6, 6)),        # one channel (left to choose: direct)
+    (9, (28, 28), 40, 48, (1, 1), (28, 28)),  # one sample per chunk: groups of several chunks
+])
+def test_winograd_matches_numpy_and_im2col(kernel, n, size, in_c, filters, pad, out):
+    """Winograd F(2x2, 3x3)'s y, dx, dw and db against the float64 NumPy convolution, for each
+    family of its transforms: its transforms add and subtract up to 16 products per term
+    (and halve weights), a little less exact than direct sums, so a tolerance of 1e-4
+    relative to the result's scale (errors seen: below 1e-6). It agrees with im2col to the
+    same tolerance, is what 'auto' runs for several channels, and gives bit-identical
+    results on one thread and two."""
+    rng = np.random.default_rng(in_c * 100 + filters)
+    x = rng.normal(size=(n, *size, in_c)).astype(np.float32)
+    w = rng.normal(size=(filters, 3, 3, in_c)).astype(np.float32)
+    b = rng.normal(size=filters).astype(np.float32)
+    dy = rng.normal(size=(n, *out, filters)).astype(np.float32)
+    args = dict(pad_h=pad[0], pad_w=pad[1], kernel=kernel)
+    got = _core.conv2d(x, w, b, dy, algorithm="winograd", **args)
+    im2col = _core.conv2d(x, w, b, dy, algorithm="im2col", **args)
+    for name, g, r, i in zip(("y", "dx", "dw", "db"), got, _conv_reference(x, w, b, dy, 1, *pad), im2col):
+        assert g.shape == r.shape, name
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * np.abs(r).max(), err_msg=name)
+        np.testing.assert_allclose(g, i, rtol=1e-4, atol=1e-4 * np.abs(r).max(), err_msg=name)
+    auto = _core.conv2d(x, w, b, dy, **args)
+    for g, a, i in zip(got, auto, im2col):
+        np.testing.assert_array_equal(a, g if in_c > 1 else i)
+    one = _core.conv2d(x, w, b, dy, algorithm="winograd", nthreads=1, **args)
+    two = _core.conv2d(x, w, b, dy, algorithm="winograd", nthreads=2, **args)
+    for a, c in zip(one, two):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_a_short_last_batch_fits_the_workspace_of_a_full_one():
+    """28 samples of 32 channels at 14x14 go through the 64-filter Winograd convolution in
+    chunks of 4 (groups of 7, at most 6 fitting a chunk), the last 24 in chunks of 6: the
+    workspace, sized for 28, must hold the larger chunks (the sanitizer build reads past it
+    otherwise). The short batch trains as the same samples do alone."""
+    layers = lambda: [Conv2D(64, 3, padding="same"), Flatten(), Dense(4)]  # noqa: E731
+    X, y = images(52, (32, 14, 14))
+    assert _core.conv_chunk(14, 14, 32, 3, 3, 64, 28) == 4 and _core.conv_chunk(14, 14, 32, 3, 3, 64, 24) == 6
+    m = image_model(layers(), (32, 14, 14)).fit(X, y, batch_size=28, shuffle=False, verbose=0)
+    alone = image_model(layers(), (32, 14, 14))
+    alone.fit(X[:28], y[:28], batch_size=28, shuffle=False, verbose=0)
+    alone.fit(X[28:], y[28:], batch_size=24, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(m.params_, alone.params_)
+
+
+def test_winograd_is_only_forced_on_3x3_stride_1_windows():
+    x, w, b, dy = (np.zeros(s, np.float32) for s in ((2, 6, 6, 2), (4, 3, 3, 2), (4,), (2, 2, 2, 4)))
+    with pytest.raises(ValueError, match="winograd needs"):
+        _core.conv2d(x, w, b, dy, stride=2, algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm must be"):
+        _core.conv2d(x, w, b, dy, algorithm="fft")
+
+
 def test_conv2d_checks_its_arguments():
     x, w, b, dy = (np.zeros(s, np.float32) for s in ((2, 6, 6, 1), (4, 3, 3, 1), (4,), (2, 4, 4, 4)))
     with pytest.raises(ValueError, match="shapes must agree"):
