@@ -319,8 +319,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
     return FM_OK;
 }
 
-/* The optimizer step a training pass applies to each layer's block as soon as backward
- * has written its gradient. */
+/* The optimizer step a training pass applies once backward has written every gradient. */
 typedef struct {
     const fm_optim *opt;
     float *state;
@@ -335,9 +334,34 @@ static float *state_at(const update *up, const fm_net *net, int s, int64_t at)
            : fm_optim_state_per_param(up->opt->kind) > 1 ? up->state + net->n_params + at : NULL;
 }
 
+/* up's step on every trained parameter, one pass over each run of adjacent trained blocks
+ * (the whole array unless batch norm's running statistics break it): one parallel region
+ * instead of one a layer, and no serial pass over a small layer. Deferring a layer's step
+ * to here changes nothing, since no backward reads the parameters of the layers above. */
+static void step_runs(float *params, const float *grads, const fm_net *net, const update *up,
+                      int nthreads)
+{
+    int64_t start = 0, end = 0;
+    for (int64_t i = 0; i <= net->n_layers; i++) {
+        const fm_layer *l = i < net->n_layers ? &net->layers[i] : NULL;
+        if (l && n_trained_of(l) == 0) continue;
+        if (l && l->param == end) {
+            end += n_trained_of(l);
+            continue;
+        }
+        if (end > start)
+            fm_optim_step(params + start, state_at(up, net, 1, start), state_at(up, net, 2, start),
+                          grads + start, end - start, up->opt, up->lr, up->t, nthreads);
+        if (l) {
+            start = l->param;
+            end = start + n_trained_of(l);
+        }
+    }
+}
+
 /* Backward from dlogits (in w->g0) through every layer; dx gets the input gradient when not
  * NULL. Without `up` the gradients add into grads; with it each layer overwrites its block
- * of grads (the blocks tile the array) and `up` steps that block's parameters. */
+ * of grads (the blocks tile the array) and `up` then steps the parameters. */
 static int backward(workspace *w, float *grads, float *dx, float *params, const fm_net *net,
                     const float *x, int64_t n, const update *up, int nthreads)
 {
@@ -385,17 +409,13 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         }
         }
         if (status != FM_OK) return status;
-        if (up && n_trained_of(l) > 0) {
-            /* dx is computed: this layer's weights may change now */
-            fm_optim_step(p, state_at(up, net, 1, l->param), state_at(up, net, 2, l->param), gp,
-                          n_trained_of(l), up->opt, up->lr, up->t, nthreads);
-        }
         if (d == NULL) break; /* nothing below needs a gradient */
         if (d != dy) {
             spare = dy;
             dy = d;
         }
     }
+    if (up) step_runs(params, grads, net, up, nthreads);
     return FM_OK;
 }
 
