@@ -454,7 +454,7 @@ for c in top_confusions(confusion_matrix(y_test, model_a.predict(X_test), labels
                "50 epochs, best validation epoch. Then the study's \"future improvement\", "
                "ours: batch normalisation, more filters, dropout, random shifts of the "
                "training images (done in C as each batch is gathered), AdamW with a one-cycle "
-               "learning-rate schedule, 20 epochs (`CNNClassifier.preset(\"improved\")`). Both "
+               "learning-rate schedule, 25 epochs (`CNNClassifier.preset(\"improved\")`). Both "
                "are saved for the evaluation and deployment notebook."),
         ("code", '''\
 import json
