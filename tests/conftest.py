@@ -112,5 +112,10 @@ def interrupt_after(script, cwd, seconds):
     time.sleep(seconds)
     sent = time.monotonic()
     p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
+    try:
+        out, _ = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # the interrupt was not honoured: fail, leave no child
+        p.kill()
+        p.communicate()
+        raise
     return out, time.monotonic() - sent
