@@ -51,7 +51,7 @@ def main():
     n = args.threads if args.crowder == "spin" else 1
     crowders = [subprocess.Popen([sys.executable, "-c", CROWDERS[args.crowder]], env=env) for _ in range(n)]
     try:
-        time.sleep(1.0)  # let it spin up
+        time.sleep(3.0)  # let it start (importing PyTorch takes a second or two)
         status = subprocess.call(command)
     finally:
         for c in crowders:
