@@ -8,6 +8,7 @@ ends. Compare builds under the same crowding by giving a command that alternates
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ def main():
         ap.error("no command given")
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     print("load average before: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the crowders
     n = args.threads if args.crowder == "spin" else 1
     crowders = [subprocess.Popen([sys.executable, "-c", CROWDERS[args.crowder]], env=env) for _ in range(n)]
     try:
