@@ -140,41 +140,45 @@ static void im2col_walk(float *col, float *x, const fm_conv_geom *g, int64_t ns,
 {
     const int64_t C = g->in_c, K = col_width(g), run = g->kw * C, P = g->out_h * g->out_w;
     int nt = fm_parallel_threads_for(ns * P * K, FM_CONV_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < ns; s++) {
-        float *xs = x + s * fm_conv_in_len(g);
-        if (scatter) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
-        /* (i, a) outer and j inner: the input line is fixed while j walks along it */
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t a = 0; a < g->kh; a++) {
-                int64_t h = i * g->stride - g->pad_h + a;
-                float *row = col + (s * P + i * g->out_w) * K + a * run;
-                if (h < 0 || h >= g->in_h) {
-                    if (!scatter)
-                        for (int64_t j = 0; j < g->out_w; j++, row += K)
-                            memset(row, 0, (size_t)run * sizeof(float));
-                    continue;
-                }
-                float *line = xs + h * g->in_w * C;
-                for (int64_t j = 0; j < g->out_w; j++, row += K) {
-                    int64_t w0 = j * g->stride - g->pad_w;
-                    if (w0 >= 0 && w0 + g->kw <= g->in_w) { /* the whole run inside */
-                        if (scatter) fm_add_floats(line + w0 * C, row, run);
-                        else fm_copy_floats(row, line + w0 * C, run);
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t s = 0; s < ns; s++) {
+            float *xs = x + s * fm_conv_in_len(g);
+            if (scatter) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
+            /* (i, a) outer and j inner: the input line is fixed while j walks along it */
+            for (int64_t i = 0; i < g->out_h; i++)
+                for (int64_t a = 0; a < g->kh; a++) {
+                    int64_t h = i * g->stride - g->pad_h + a;
+                    float *row = col + (s * P + i * g->out_w) * K + a * run;
+                    if (h < 0 || h >= g->in_h) {
+                        if (!scatter)
+                            for (int64_t j = 0; j < g->out_w; j++, row += K)
+                                memset(row, 0, (size_t)run * sizeof(float));
                         continue;
                     }
-                    for (int64_t b = 0; b < g->kw; b++) {
-                        int64_t w = w0 + b;
-                        int inside = w >= 0 && w < g->in_w;
-                        if (scatter) { if (inside) fm_add_floats(line + w * C, row + b * C, C); }
-                        else if (inside) fm_copy_floats(row + b * C, line + w * C, C);
-                        else memset(row + b * C, 0, (size_t)C * sizeof(float));
+                    float *line = xs + h * g->in_w * C;
+                    for (int64_t j = 0; j < g->out_w; j++, row += K) {
+                        int64_t w0 = j * g->stride - g->pad_w;
+                        if (w0 >= 0 && w0 + g->kw <= g->in_w) { /* the whole run inside */
+                            if (scatter) fm_add_floats(line + w0 * C, row, run);
+                            else fm_copy_floats(row, line + w0 * C, run);
+                            continue;
+                        }
+                        for (int64_t b = 0; b < g->kw; b++) {
+                            int64_t w = w0 + b;
+                            int inside = w >= 0 && w < g->in_w;
+                            if (scatter) { if (inside) fm_add_floats(line + w * C, row + b * C, C); }
+                            else if (inside) fm_copy_floats(row + b * C, line + w * C, C);
+                            else memset(row + b * C, 0, (size_t)C * sizeof(float));
+                        }
                     }
                 }
-            }
+        }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -487,29 +491,34 @@ static int run_groups(const conv_call *c, int nthreads)
     const int64_t groups = n_groups(c->n), chunk = fm_conv2d_chunk(g, c->n, a);
     const int64_t gc = group_col(g, c->n, a), gdc = group_dcol(g, c->n, a);
     int inner, nt = group_threads(&inner, g, c->n, nthreads), status = FM_OK;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t gi = 0; gi < groups; gi++) {
-        int64_t s0, s1;
-        group_range(&s0, &s1, gi, c->n);
-        float *col = c->col + shared_col(g, a) + gi * gc, *dcol = c->dcol + gi * (gdc + group_part(g));
-        int st = FM_OK;
-        if (c->direct != NULL && c->dy == NULL)
-            direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->relu, c->direct);
-        else if (c->direct != NULL)
-            direct_backward(c->out, dcol + gdc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
-        else if (c->dy == NULL)
-            st = group_forward(c, col, s0, s1, chunk, inner);
-        else
-            st = group_backward(c, dcol + gdc, col, dcol, s0, s1, chunk, inner);
-        if (st != FM_OK) {
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t gi = 0; gi < groups; gi++) {
+            int64_t s0, s1;
+            group_range(&s0, &s1, gi, c->n);
+            float *col = c->col + shared_col(g, a) + gi * gc, *dcol = c->dcol + gi * (gdc + group_part(g));
+            int st = FM_OK;
+            if (c->direct != NULL && c->dy == NULL)
+                direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->relu, c->direct);
+            else if (c->direct != NULL)
+                direct_backward(c->out, dcol + gdc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
+            else if (c->dy == NULL)
+                st = group_forward(c, col, s0, s1, chunk, inner);
+            else
+                st = group_backward(c, dcol + gdc, col, dcol, s0, s1, chunk, inner);
+            if (st != FM_OK) {
 #ifdef _OPENMP
 #pragma omp atomic write
 #endif
-            status = st;
+                status = st;
+            }
         }
     }
+    fm_parallel_join(&region);
+    (void)nt;
     return status;
 }
 

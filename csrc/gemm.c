@@ -509,17 +509,15 @@ int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_tr
     float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
     if (buf == NULL) return FM_ENOMEM;
 
-    double forked = fm_parallel_now(), lag = 0.0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(max : lag)
-#endif
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
         int t = 0, team = 1;
 #ifdef _OPENMP
         t = omp_get_thread_num();
         team = omp_get_num_threads();
 #endif
-        if (t > 0) lag = fm_parallel_now() - forked;
+        fm_parallel_arrive(&region);
         float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
         int64_t q0 = units * t / team * unit, q1 = min64(units * (t + 1) / team * unit, split_n ? n : m);
         if (q1 > q0) {
@@ -529,7 +527,7 @@ int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_tr
                 gemm_block(&g, im, q0, q1, 0, n, pa, pb);
         }
     }
-    if (nt > 1) fm_parallel_report(forked, lag);
+    fm_parallel_join(&region);
     fm_free(buf);
     return FM_OK;
 }

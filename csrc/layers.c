@@ -123,14 +123,15 @@ static void elementwise(span_fn f, float *z, const float *a, const float *b, int
                         int nthreads)
 {
     int nt = fm_parallel_threads_for(len, FM_ELEMENTWISE_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
         int64_t j0, j1;
+        fm_parallel_arrive(&region);
         fm_parallel_share(&j0, &j1, len);
         if (j1 > j0) f(z + j0, a + j0, b ? b + j0 : NULL, j1 - j0);
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -156,24 +157,28 @@ void fm_dropout_forward(float *y, float *mask, const float *x, int64_t len, floa
     uint64_t mix = task;
     const uint64_t stream = seed ^ fm_splitmix64(&mix); /* the task's streams, one a block */
     int nt = fm_parallel_threads_for(len, FM_ELEMENTWISE_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t b = 0; b < blocks; b++) {
-        fm_rng rng;
-        fm_rng_seed(&rng, stream, (uint64_t)b);
-        int64_t j1 = (b + 1) * FM_DROPOUT_BLOCK < len ? (b + 1) * FM_DROPOUT_BLOCK : len;
-        for (int64_t j = b * FM_DROPOUT_BLOCK; j < j1; j += 2) {
-            /* two draws of 24 bits from one 64-bit output */
-            uint64_t r = fm_rng_next(&rng);
-            mask[j] = fm_unit24(r >> 40) < keep ? scale : 0.0f;
-            y[j] = x[j] * mask[j];
-            if (j + 1 < j1) {
-                mask[j + 1] = fm_unit24(r >> 16) < keep ? scale : 0.0f;
-                y[j + 1] = x[j + 1] * mask[j + 1];
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t b = 0; b < blocks; b++) {
+            fm_rng rng;
+            fm_rng_seed(&rng, stream, (uint64_t)b);
+            int64_t j1 = (b + 1) * FM_DROPOUT_BLOCK < len ? (b + 1) * FM_DROPOUT_BLOCK : len;
+            for (int64_t j = b * FM_DROPOUT_BLOCK; j < j1; j += 2) {
+                /* two draws of 24 bits from one 64-bit output */
+                uint64_t r = fm_rng_next(&rng);
+                mask[j] = fm_unit24(r >> 40) < keep ? scale : 0.0f;
+                y[j] = x[j] * mask[j];
+                if (j + 1 < j1) {
+                    mask[j + 1] = fm_unit24(r >> 16) < keep ? scale : 0.0f;
+                    y[j + 1] = x[j + 1] * mask[j + 1];
+                }
             }
         }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -254,18 +259,22 @@ static void spans_sums(double *sums, const float *x, const float *dy, const floa
                        const float *k, const float *is, int64_t rows, int64_t ch, int nthreads)
 {
     int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < FM_BN_SPANS; s++) {
-        int64_t r0, r1;
-        span_rows(&r0, &r1, s, rows);
-        double *s1 = sums + s * 2 * ch, *s2 = s1 + ch;
-        for (int64_t cb = 0; cb < ch; cb += FM_BN_BLOCK) {
-            int64_t ce = cb + FM_BN_BLOCK < ch ? cb + FM_BN_BLOCK : ch;
-            span_sums(s1 + cb, s2 + cb, x, dy, y, k + cb, is ? is + cb : NULL, r0, r1, ch, cb, ce);
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t s = 0; s < FM_BN_SPANS; s++) {
+            int64_t r0, r1;
+            span_rows(&r0, &r1, s, rows);
+            double *s1 = sums + s * 2 * ch, *s2 = s1 + ch;
+            for (int64_t cb = 0; cb < ch; cb += FM_BN_BLOCK) {
+                int64_t ce = cb + FM_BN_BLOCK < ch ? cb + FM_BN_BLOCK : ch;
+                span_sums(s1 + cb, s2 + cb, x, dy, y, k + cb, is ? is + cb : NULL, r0, r1, ch, cb, ce);
+            }
         }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -285,16 +294,20 @@ static void normalize(float *y, const float *x, const float *mean, const float *
                       int nthreads)
 {
     int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict yr = y + r * ch;
-        const float *restrict xr = x + r * ch;
-        for (int64_t c = 0; c < ch; c++) yr[c] = gamma[c] * ((xr[c] - mean[c]) * invstd[c]) + beta[c];
-        if (relu)
-            for (int64_t c = 0; c < ch; c++) yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t r = 0; r < rows; r++) {
+            float *restrict yr = y + r * ch;
+            const float *restrict xr = x + r * ch;
+            for (int64_t c = 0; c < ch; c++) yr[c] = gamma[c] * ((xr[c] - mean[c]) * invstd[c]) + beta[c];
+            if (relu)
+                for (int64_t c = 0; c < ch; c++) yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
+        }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -349,17 +362,21 @@ void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *scratc
     }
     if (dx == NULL) return;
     int nt = fm_parallel_threads_for(rows * ch, FM_ELEMENTWISE_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t r = 0; r < rows; r++) {
-        float *restrict dxr = dx + r * ch;
-        const float *restrict dr = dy + r * ch, *restrict xr = x + r * ch;
-        for (int64_t c = 0; c < ch; c++) dxr[c] = dr[c];
-        if (relu_y != NULL) /* dz = dy [y > 0]: the ReLU after the batch norm */
-            for (int64_t c = 0; c < ch; c++) dxr[c] = relu_y[r * ch + c] > 0.0f ? dxr[c] : 0.0f;
-        for (int64_t c = 0; c < ch; c++)
-            dxr[c] = a[c] * (dxr[c] - mb[c] - ((xr[c] - mean[c]) * invstd[c]) * mg[c]);
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t r = 0; r < rows; r++) {
+            float *restrict dxr = dx + r * ch;
+            const float *restrict dr = dy + r * ch, *restrict xr = x + r * ch;
+            for (int64_t c = 0; c < ch; c++) dxr[c] = dr[c];
+            if (relu_y != NULL) /* dz = dy [y > 0]: the ReLU after the batch norm */
+                for (int64_t c = 0; c < ch; c++) dxr[c] = relu_y[r * ch + c] > 0.0f ? dxr[c] : 0.0f;
+            for (int64_t c = 0; c < ch; c++)
+                dxr[c] = a[c] * (dxr[c] - mb[c] - ((xr[c] - mean[c]) * invstd[c]) * mg[c]);
+        }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }

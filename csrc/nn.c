@@ -455,24 +455,28 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
          * found the rows as well cached (the hardware fetches line pairs), and the
          * prefetches, which stall once the miss queue fills, cost half as much (perf). */
         int gt = fm_parallel_threads_for(bs * d, (int64_t)1 << 15, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(gt) if (gt > 1)
-#endif
-        for (int64_t i = 0; i < bs; i++) {
-            int64_t r = order[start + i];
-            if (augment) { /* a stream per (step, row of the batch) */
-                fm_augment_image(w.x + i * d, data->x + r * d, first->in_h, first->in_w,
-                                 first->in_c, aug, seed, (uint64_t)step * (uint64_t)batch + (uint64_t)i);
-            } else {
-                memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
+        fm_parallel_region region = fm_parallel_fork();
+        FM_OMP(omp parallel num_threads(gt) if (gt > 1))
+        {
+            fm_parallel_arrive(&region);
+            FM_OMP(omp for schedule(static))
+            for (int64_t i = 0; i < bs; i++) {
+                int64_t r = order[start + i];
+                if (augment) { /* a stream per (step, row of the batch) */
+                    fm_augment_image(w.x + i * d, data->x + r * d, first->in_h, first->in_w,
+                                     first->in_c, aug, seed, (uint64_t)step * (uint64_t)batch + (uint64_t)i);
+                } else {
+                    memcpy(w.x + i * d, data->x + r * d, (size_t)d * sizeof(float));
+                }
+                if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
+                else w.y[i] = data->y[r];
+                w.sw[i] = data->sw ? data->sw[r] : 1.0f;
+                if (start + batch + i < m)
+                    for (int64_t j = 0; j < d; j += 32)
+                        __builtin_prefetch(data->x + order[start + batch + i] * d + j, 0, 1);
             }
-            if (data->t) memcpy(w.t + i * k, data->t + r * k, (size_t)k * sizeof(float));
-            else w.y[i] = data->y[r];
-            w.sw[i] = data->sw ? data->sw[r] : 1.0f;
-            if (start + batch + i < m)
-                for (int64_t j = 0; j < d; j += 32)
-                    __builtin_prefetch(data->x + order[start + batch + i] * d + j, 0, 1);
         }
+        fm_parallel_join(&region);
         (void)gt;
         double loss = 0.0;
         update up = {opt, state, lr[s], step};

@@ -85,14 +85,15 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
     coef c;
     coef_init(&c, opt, lr, t);
     int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-#endif
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
         int64_t j0, j1;
+        fm_parallel_arrive(&region);
         fm_parallel_share(&j0, &j1, len);
         if (j1 > j0)
             update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
     }
+    fm_parallel_join(&region);
     (void)nt;
 }

@@ -76,3 +76,31 @@ void fm_parallel_report(double forked, double lag)
         __atomic_store_n(&backoff_us, (int64_t)(FM_BACKOFF_MIN * 1e6), __ATOMIC_RELAXED);
     }
 }
+
+fm_parallel_region fm_parallel_fork(void)
+{
+    fm_parallel_region r = {fm_parallel_now(), 0, 1};
+    return r;
+}
+
+void fm_parallel_arrive(fm_parallel_region *r)
+{
+#ifdef _OPENMP
+    if (omp_get_thread_num() == 0) {
+        r->team = omp_get_num_threads();
+        return;
+    }
+    int64_t lag = (int64_t)((fm_parallel_now() - r->forked) * 1e9);
+    int64_t seen = __atomic_load_n(&r->lag_ns, __ATOMIC_RELAXED);
+    while (lag > seen && !__atomic_compare_exchange_n(&r->lag_ns, &seen, lag, 1, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED)) {
+    }
+#else
+    (void)r;
+#endif
+}
+
+void fm_parallel_join(const fm_parallel_region *r)
+{
+    if (r->team > 1) fm_parallel_report(r->forked, 1e-9 * (double)r->lag_ns);
+}

@@ -33,4 +33,31 @@ double fm_parallel_now(void);
  * milliseconds here (measured 3.5 ms after 20 ms idle), which is no sign of crowding. */
 void fm_parallel_report(double forked, double lag);
 
+/* An OpenMP directive, or nothing without OpenMP: FM_OMP(omp for schedule(static)) */
+#ifdef _OPENMP
+#define FM_OMP(directive) _Pragma(#directive)
+#else
+#define FM_OMP(directive)
+#endif
+
+/* One parallel region's part in the back-off, so that every region reports its helpers'
+ * start lag the same way:
+ *     fm_parallel_region r = fm_parallel_fork();
+ *     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+ *     { fm_parallel_arrive(&r); ...the work, or FM_OMP(omp for ...) and a loop... }
+ *     fm_parallel_join(&r);
+ * fork notes the time just before the region; arrive, first thing in it on every thread,
+ * notes the team and how late each helper started; join, after it, reports the slowest
+ * helper (fm_parallel_report) when the region really ran on more than one thread (not
+ * when OpenMP granted one, as a region nested in another gets). */
+typedef struct {
+    double forked;  /* fm_parallel_now() at the fork */
+    int64_t lag_ns; /* the slowest helper's start lag, updated atomically */
+    int team;       /* threads the region ran on, written by thread 0 */
+} fm_parallel_region;
+
+fm_parallel_region fm_parallel_fork(void);
+void fm_parallel_arrive(fm_parallel_region *r);
+void fm_parallel_join(const fm_parallel_region *r);
+
 #endif

@@ -50,10 +50,14 @@ void fm_maxpool_forward(float *y, int32_t *arg, const float *x, const fm_conv_ge
 {
     const int64_t il = fm_conv_in_len(g), ol = fm_conv_out_len(g);
     int nt = fm_parallel_threads_for(n * ol * g->kh * g->kw, FM_POOL_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) maxpool_sample(y + s * ol, arg + s * ol, x + s * il, g);
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t s = 0; s < n; s++) maxpool_sample(y + s * ol, arg + s * ol, x + s * il, g);
+    }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -116,14 +120,18 @@ void fm_maxpool_backward(float *dx, const float *dy, const int32_t *arg, const f
     const int64_t il = fm_conv_in_len(g), ol = fm_conv_out_len(g);
     const int tiled = g->stride == g->kh && g->stride == g->kw;
     int nt = fm_parallel_threads_for(n * il, FM_POOL_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        const float *rs = relu_x == NULL ? NULL : relu_x + s * il;
-        if (tiled) maxpool_backward_tiled(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
-        else maxpool_backward_scatter(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t s = 0; s < n; s++) {
+            const float *rs = relu_x == NULL ? NULL : relu_x + s * il;
+            if (tiled) maxpool_backward_tiled(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
+            else maxpool_backward_scatter(dx + s * il, dy + s * ol, arg + s * ol, rs, g);
+        }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
@@ -136,27 +144,31 @@ static void avgpool_walk(float *y, float *x, const fm_conv_geom *g, int64_t n, i
     const int64_t C = g->in_c;
     const float scale = 1.0f / (float)(g->kh * g->kw);
     int nt = fm_parallel_threads_for(n * fm_conv_in_len(g), FM_POOL_SERIAL, nthreads);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (int64_t s = 0; s < n; s++) {
-        float *xs = x + s * fm_conv_in_len(g);
-        if (backward) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
-        for (int64_t i = 0; i < g->out_h; i++)
-            for (int64_t j = 0; j < g->out_w; j++) {
-                float *yo = y + s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
-                if (!backward) memset(yo, 0, (size_t)C * sizeof(float));
-                for (int64_t a = 0; a < g->kh; a++)
-                    for (int64_t b = 0; b < g->kw; b++) {
-                        float *xp = xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C;
-                        if (!backward) fm_add_floats(yo, xp, C);
-                        else /* d mean/dx = 1 / (kh kw) for every x of the window */
-                            for (int64_t c = 0; c < C; c++) xp[c] += yo[c] * scale;
-                    }
-                if (!backward)
-                    for (int64_t c = 0; c < C; c++) yo[c] *= scale;
-            }
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        fm_parallel_arrive(&region);
+        FM_OMP(omp for schedule(static))
+        for (int64_t s = 0; s < n; s++) {
+            float *xs = x + s * fm_conv_in_len(g);
+            if (backward) memset(xs, 0, (size_t)fm_conv_in_len(g) * sizeof(float));
+            for (int64_t i = 0; i < g->out_h; i++)
+                for (int64_t j = 0; j < g->out_w; j++) {
+                    float *yo = y + s * fm_conv_out_len(g) + (i * g->out_w + j) * C;
+                    if (!backward) memset(yo, 0, (size_t)C * sizeof(float));
+                    for (int64_t a = 0; a < g->kh; a++)
+                        for (int64_t b = 0; b < g->kw; b++) {
+                            float *xp = xs + ((i * g->stride + a) * g->in_w + j * g->stride + b) * C;
+                            if (!backward) fm_add_floats(yo, xp, C);
+                            else /* d mean/dx = 1 / (kh kw) for every x of the window */
+                                for (int64_t c = 0; c < C; c++) xp[c] += yo[c] * scale;
+                        }
+                    if (!backward)
+                        for (int64_t c = 0; c < C; c++) yo[c] *= scale;
+                }
+        }
     }
+    fm_parallel_join(&region);
     (void)nt;
 }
 
