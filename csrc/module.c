@@ -810,8 +810,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"x", "w", "b", "dy", "stride", "pad_h", "pad_w", "input_grad",
-                             "kernel", "nthreads", "algorithm", NULL};
-    PyObject *xo, *wo, *bo, *dyo, *result = NULL;
+                             "kernel", "nthreads", "algorithm", "out", NULL};
+    PyObject *xo, *wo, *bo, *dyo, *outo = Py_None, *result = NULL;
     PyArrayObject *x = NULL, *w = NULL, *b = NULL, *dy = NULL, *y = NULL, *dx = NULL, *dw = NULL,
                   *db = NULL;
     long long stride = 1, pad_h = 0, pad_w = 0;
@@ -820,8 +820,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
     enum fm_kernel kernel = FM_KERNEL_AUTO;
     enum fm_conv_algorithm algorithm = FM_CONV_AUTO;
     float *col = NULL, *dcol = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLpsis", kwlist, &xo, &wo, &bo, &dyo, &stride,
-                                     &pad_h, &pad_w, &input_grad, &kname, &nthreads, &aname))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|LLLpsisO", kwlist, &xo, &wo, &bo, &dyo, &stride,
+                                     &pad_h, &pad_w, &input_grad, &kname, &nthreads, &aname, &outo))
         return NULL;
     if (parse_kernel(kname, &naive, &kernel) < 0) goto fail;
     if (naive) {
@@ -858,11 +858,37 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kw)
         goto fail;
     }
     const int64_t n = xs[0];
-    if (!(y = (PyArrayObject *)PyArray_ZEROS(4, ds, NPY_FLOAT32, 0)) ||
-        (input_grad && !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0))) ||
-        !(dw = (PyArrayObject *)PyArray_ZEROS(4, ws, NPY_FLOAT32, 0)) ||
-        !(db = (PyArrayObject *)PyArray_ZEROS(1, PyArray_DIMS(b), NPY_FLOAT32, 0)))
+    if (outo != Py_None) { /* the outputs of an earlier call, overwritten: no fresh pages */
+        const int four = PyTuple_Check(outo) && PyTuple_GET_SIZE(outo) == 4;
+        PyObject *o[4] = {NULL, NULL, NULL, NULL};
+        for (int i = 0; four && i < 4; i++) o[i] = PyTuple_GET_ITEM(outo, i);
+        if (!four || check_inout(o[0], NPY_FLOAT32, 4, "out's y") < 0 ||
+            (input_grad ? check_inout(o[1], NPY_FLOAT32, 4, "out's dx") < 0 : o[1] != Py_None) ||
+            check_inout(o[2], NPY_FLOAT32, 4, "out's dw") < 0 ||
+            check_inout(o[3], NPY_FLOAT32, 1, "out's db") < 0 ||
+            !PyArray_CompareLists(PyArray_DIMS((PyArrayObject *)o[0]), ds, 4) ||
+            (input_grad && !PyArray_CompareLists(PyArray_DIMS((PyArrayObject *)o[1]), xs, 4)) ||
+            !PyArray_CompareLists(PyArray_DIMS((PyArrayObject *)o[2]), ws, 4) ||
+            PyArray_DIM((PyArrayObject *)o[3], 0) != g.out_c) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "conv2d: out must be a tuple (y, dx, dw, db) "
+                                "shaped as conv2d returns them (dx None without input_grad)");
+            goto fail;
+        }
+        y = (PyArrayObject *)o[0];
+        dx = input_grad ? (PyArrayObject *)o[1] : NULL;
+        dw = (PyArrayObject *)o[2];
+        db = (PyArrayObject *)o[3];
+        Py_INCREF(y);
+        Py_XINCREF(dx);
+        Py_INCREF(dw);
+        Py_INCREF(db);
+    } else if (!(y = (PyArrayObject *)PyArray_ZEROS(4, ds, NPY_FLOAT32, 0)) ||
+               (input_grad && !(dx = (PyArrayObject *)PyArray_ZEROS(4, xs, NPY_FLOAT32, 0))) ||
+               !(dw = (PyArrayObject *)PyArray_ZEROS(4, ws, NPY_FLOAT32, 0)) ||
+               !(db = (PyArrayObject *)PyArray_ZEROS(1, PyArray_DIMS(b), NPY_FLOAT32, 0))) {
         goto fail;
+    }
     col = fm_alloc((size_t)fm_conv2d_col_len(&g, n, algorithm) * sizeof(float));
     dcol = fm_alloc((size_t)fm_conv2d_dcol_len(&g, n, algorithm) * sizeof(float));
     if (!col || !dcol) { PyErr_NoMemory(); goto fail; }
@@ -1188,10 +1214,13 @@ static PyMethodDef methods[] = {
      "Inference-mode (weighted loss sum, correct count) over all rows."},
     {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
      "conv2d(x, w, b, dy, stride=1, pad_h=0, pad_w=0, input_grad=True, kernel='auto', "
-     "nthreads=0, algorithm='auto'): one convolution's (y, dx, dw, db), channels last (dx None "
+     "nthreads=0, algorithm='auto', out=None): one convolution's (y, dx, dw, db), channels last (dx None "
      "without input_grad); kernel picks the family ('portable', 'avx2', 'avx512') of the "
      "single-channel direct path and of Winograd's transforms; algorithm forces 'im2col' (the "
-     "direct path for one channel) or 'winograd' (3x3 stride-1 windows only)."},
+     "direct path for one channel) or 'winograd' (3x3 stride-1 windows only); out, the "
+     "(y, dx, dw, db) of an earlier call of the same shapes, is overwritten and returned "
+     "instead of fresh arrays (for timings without page faults; it must not share memory "
+     "with the inputs)."},
     {"conv_chunk", (PyCFunction)py_conv_chunk, METH_VARARGS,
      "conv_chunk(out_h, out_w, in_c, kh, kw, filters, n): samples per chunk (one GEMM, or "
      "Winograd's 16 for 3x3 windows over several channels) "

@@ -540,6 +540,31 @@ def test_winograd_matches_numpy_and_im2col(kernel, n, size, in_c, filters, pad, 
         np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.parametrize("in_c, input_grad", [(1, False), (3, True), (32, True)],
+                         ids=["direct", "im2col", "winograd"])
+def test_conv2d_writes_into_the_outputs_it_is_given(in_c, input_grad):
+    """out=(y, dx, dw, db) of an earlier call is overwritten whole (NaN left in it shows)
+    and returned; wrong shapes, dtypes or a dx without input_grad are refused."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 6, 5, in_c)).astype(np.float32)
+    w = rng.normal(size=(4, 3, 3, in_c)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    dy = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
+    args = dict(pad_h=1, pad_w=1, input_grad=input_grad)
+    fresh = _core.conv2d(x, w, b, dy, **args)
+    out = tuple(None if a is None else np.full_like(a, np.nan) for a in fresh)
+    got = _core.conv2d(x, w, b, dy, out=out, **args)
+    for g, o, f in zip(got, out, fresh):
+        assert g is o
+        if f is not None:
+            np.testing.assert_array_equal(g, f)
+    bad = [out[:3], (out[0][:, :5], *out[1:]), (out[0].astype(np.float64), *out[1:]),
+           (out[0], np.zeros_like(x), *out[2:]) if not input_grad else (out[0], None, *out[2:])]
+    for o in bad:
+        with pytest.raises((ValueError, TypeError)):  # TypeError: None where dx belongs
+            _core.conv2d(x, w, b, dy, out=o, **args)
+
+
 def test_a_short_last_batch_fits_the_workspace_of_a_full_one():
     """28 samples of 32 channels at 14x14 go through the 64-filter Winograd convolution in
     chunks of 4 (groups of 7, at most 6 fitting a chunk), the last 24 in chunks of 6: the
