@@ -127,10 +127,10 @@ def conv_rates(model, batch, threads, repeat=10):
         args = dict(stride=layer.strides, pad_h=pad_h, pad_w=pad_w, input_grad=not first,
                     nthreads=threads)
         bias = w[:, 0, 0, 0].copy()
-        out = _core.conv2d(x, w, bias, dy, **args)
+        arrays = _core.conv2d(x, w, bias, dy, **args)
 
         def step():  # into the same outputs, as training's workspace: no fresh pages
-            _core.conv2d(x, w, bias, dy, out=out, **args)
+            _core.conv2d(x, w, bias, dy, out=arrays, **args)
         step()  # warm up
         t0 = time.perf_counter()
         for _ in range(repeat):
