@@ -193,12 +193,12 @@ def load_split(protocol="study", sample=False, log=print):
         how = "study split: train_test_split(0.2, seed 0), then (0.1, seed 0) on the rest"
     else:
         n_train = 60000 if source == "full" else int(np.sum(load_sample(return_indices=True)[2] < 60000))
-        split = official_split(X, y, n_train)
-        how = ("official split: the official test images as test set, 10% of the official "
-               "training images (train_test_split(0.1, seed 0)) as validation")
-        if protocol == "official-all":
-            empty = split.X_val[:0], split.y_val[:0]
-            split = StudySplit(X[:n_train], y[:n_train], *empty, split.X_test, split.y_test)
+        if protocol == "official":
+            split = official_split(X, y, n_train)
+            how = ("official split: the official test images as test set, 10% of the official "
+                   "training images (train_test_split(0.1, seed 0)) as validation")
+        else:  # official-all: the official files' order, no validation set
+            split = StudySplit(X[:n_train], y[:n_train], X[:0], y[:0], X[n_train:], y[n_train:])
             how = ("official split, all training images: the official test images as test "
                    "set, every official training image for training, no validation set")
     images = "images (official train then test)" if source == "full" else "sample images"
