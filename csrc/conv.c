@@ -501,18 +501,16 @@ static int run_groups(const conv_call *c, int nthreads)
             group_range(&s0, &s1, gi, c->n);
             float *col = c->col + shared_col(g, a) + gi * gc, *dcol = c->dcol + gi * (gdc + group_part(g));
             int st = FM_OK;
-            if (c->direct != NULL && c->dy == NULL)
+            if (c->path == PATH_DIRECT && c->dy == NULL)
                 direct_forward(c->out, col, c->x, c->w, c->b, g, s0, s1, c->relu, c->direct);
-            else if (c->direct != NULL)
+            else if (c->path == PATH_DIRECT)
                 direct_backward(c->out, dcol + gdc, col, dcol, c->dy, c->x, c->w, g, s0, s1, c->direct);
             else if (c->dy == NULL)
                 st = group_forward(c, col, s0, s1, chunk, inner);
             else
                 st = group_backward(c, dcol + gdc, col, dcol, s0, s1, chunk, inner);
             if (st != FM_OK) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
+                FM_OMP(omp atomic write)
                 status = st;
             }
         }
