@@ -213,13 +213,18 @@ static void ukernel_avx512_narrow(float *c, int64_t ldc, const float *a, const f
 /* dst[p * w + r] = src[r * lds + p] for r < rows, zero for rows <= r < w: the packing
  * that turns rows of the source into columns of a panel (A untransposed, B transposed).
  * Element by element this is a strided scatter; 8 x 8 register transposes make it a
- * stream of full-width loads and stores. */
+ * stream of full-width loads and stores. A panel at least 8 wide whose width is not a
+ * multiple of 8 (AVX-512's 14 rows) ends with a block that overlaps the one before it
+ * (rows 6..13), rewriting two rows with the same values: masked stores (vmaskmovps) are
+ * slow on Zen 4, overlapping full ones are not (one thread, the MLP's dX = dY W 64x256x256:
+ * 94 -> 85 us; its eight GEMMs of a step 820 -> 781 us). Narrower panels (AVX2's 6) mask. */
 __attribute__((target("avx2")))
 static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds, int rows, int64_t kc)
 {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     int64_t kc8 = kc & ~(int64_t)7;
-    for (int r0 = 0; r0 < w; r0 += 8) {
+    for (int r8 = 0; r8 < w; r8 += 8) {
+        int r0 = w >= 8 && r8 + 8 > w ? w - 8 : r8;
         int live = rows - r0 < 0 ? 0 : rows - r0 > 8 ? 8 : rows - r0;
         __m256i wmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - r0), iota);
         const float *s[8];
