@@ -208,9 +208,9 @@ def test_optimizer_steps_match_torch_optim(opt, make):
     (SGD(0.05, momentum=0.9), lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9)),
     (Adam(0.01, epsilon=1e-8), lambda t, p: t.optim.Adam(p, lr=0.01, eps=1e-8)),
 ], ids=["sgd-momentum", "adam"])
-def test_fused_steps_match_torch_on_layers_wider_than_a_block(opt, make):
-    """Dense weights are stepped in their dW GEMM's tails, block by block on each thread:
-    with layers wider than one block (200 rows > 168) and two threads, still torch.optim."""
+def test_steps_match_torch_on_layers_wider_than_a_block(opt, make):
+    """Layers wider than one GEMM block (200 rows > 168), two threads, two batches an epoch:
+    still torch.optim's steps."""
     rng = np.random.default_rng(2)
     X = rng.normal(size=(50, 300)).astype(np.float32)
     y = rng.integers(0, 3, 50)
@@ -227,6 +227,28 @@ def test_fused_steps_match_torch_on_layers_wider_than_a_block(opt, make):
     m.fit(X, y, epochs=2, batch_size=25, shuffle=False, verbose=0)
     for a, p in zip(m.get_weights(), net.parameters()):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_steps_round_like_float32_numpy_bit_for_bit(nesterov):
+    """The update loops are compiled for AVX-512 and for any CPU with FMA contraction off,
+    so each multiply and add rounds on its own: two steps (the second with a velocity and
+    weight decay in play) equal NumPy's float32 arithmetic exactly. A contracted build would
+    differ in the last bit of some of these 3,000 parameters."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(32, 40)).astype(np.float32)
+    y = rng.integers(0, 5, 32)
+    lr, mu, wd = np.float32(0.05), np.float32(0.9), np.float32(0.01)
+    m = Sequential([Dense(64, activation="relu"), Dense(5)],
+                   optimizer=SGD(0.05, momentum=0.9, nesterov=nesterov, weight_decay=0.01),
+                   random_state=0).build(40)
+    p, v = m.params_.copy(), np.zeros_like(m.params_)
+    for _ in range(2):
+        g = m.gradient(X, y)[1] + wd * p
+        v = mu * v - lr * g
+        p = p + (mu * v - lr * g if nesterov else v)
+        m.fit(X, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+        np.testing.assert_array_equal(m.params_, p)
 
 
 def test_learning_rate_schedules():
