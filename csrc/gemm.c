@@ -454,6 +454,137 @@ static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel, int64_t n)
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define FM_GEMM_SERIAL_MNK (1 << 17)
 
+static double mnk(const fm_gemm_args *x) { return (double)x->m * (double)x->n * (double)x->k; }
+
+/* One GEMM, checked and planned for a number of threads: its kernel, how threads share C,
+ * and the pack buffer each thread needs. */
+struct gemm_plan {
+    struct gemm_problem g;
+    const struct fm_gemm_impl *im;
+    int nt, split_n; /* threads planned for (after capping), split C's columns, not rows */
+    int64_t units, unit; /* C's rows or columns are shared in units of `unit` */
+    size_t pa_len, per_thread; /* floats: the A pack, and a thread's whole buffer */
+    int work; /* blocks remain to compute (not done while planning) */
+};
+
+/* Checks x and plans it for up to nt threads; an empty C, k == 0 or alpha == 0 is done
+ * here (work = 0). Returns FM_OK or FM_EINVAL. */
+static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel kernel, int nt)
+{
+    const int64_t m = x->m, n = x->n, k = x->k;
+    const struct fm_gemm_impl *im = impl_for(kernel, n);
+    p->work = 0;
+    p->nt = 1;
+    if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
+    if ((x->ta != FM_NO_TRANS && x->ta != FM_TRANS) || (x->tb != FM_NO_TRANS && x->tb != FM_TRANS))
+        return FM_EINVAL;
+    if (x->ldc < n || x->lda < (x->ta == FM_TRANS ? m : k) || x->ldb < (x->tb == FM_TRANS ? k : n))
+        return FM_EINVAL;
+    if (m == 0 || n == 0) return FM_OK;
+    if (x->c == NULL) return FM_EINVAL;
+    if (k == 0 || x->alpha == 0.0f) {
+        scale_c(x->c, x->ldc, m, n, x->beta);
+        if (x->tail) x->tail->fn(x->tail->ctx, 0, 0, m, n);
+        return FM_OK;
+    }
+    if (x->a == NULL || x->b == NULL) return FM_EINVAL;
+
+    struct gemm_problem g = {x->c, x->a, x->b, x->ldc, x->lda, x->ldb, m, n, k, 0, x->ta, x->tb,
+                             x->alpha, x->beta, x->tail};
+    int64_t nkb = (k + im->kc_max - 1) / im->kc_max;
+    g.kc = (k + nkb - 1) / nkb;
+    /* Threads take contiguous runs of rows or columns of C (in the kernel's steps) and
+     * never split k, which keeps the result independent of nt.
+     * Each thread packs its own copy of the operand it shares, so pick the split whose
+     * busiest thread has the least work, counting a packed element as about eight
+     * multiply-adds. */
+    int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
+    int64_t um = (m + im->mr_step - 1) / im->mr_step, un = (n + im->nr_step - 1) / im->nr_step;
+    if (nt > um && nt > un) nt = (int)(um > un ? um : un);
+    double rows_m = (double)min64((um + nt - 1) / nt * im->mr_step, m);
+    double cols_n = (double)((un + nt - 1) / nt * im->nr_step);
+    double cost_m = rows_m * (double)round_up(n, im->nr) * (double)k + 8.0 * (double)k * ((double)n + rows_m);
+    double cost_n = (double)m * cols_n * (double)k + 8.0 * (double)k * ((double)m + cols_n);
+    p->g = g;
+    p->im = im;
+    p->nt = nt;
+    p->split_n = nt > 1 && cost_n < cost_m;
+    p->units = p->split_n ? un : um;
+    p->unit = p->split_n ? im->nr_step : im->mr_step;
+    /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
+     * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
+    p->pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
+    size_t pb_len = (size_t)min64(im->nc_max, pn * im->nr) * (size_t)g.kc;
+    p->per_thread = (size_t)round_up((int64_t)(p->pa_len + pb_len), 16);
+    p->work = 1;
+    return FM_OK;
+}
+
+/* Thread t's share of a planned GEMM run by `team` threads, with its pack buffer. */
+static void gemm_share(const struct gemm_plan *p, int t, int team, float *buf)
+{
+    if (!p->work) return;
+    const struct gemm_problem *g = &p->g;
+    float *pa = buf, *pb = buf + p->pa_len;
+    int64_t q0 = p->units * t / team * p->unit;
+    int64_t q1 = min64(p->units * (t + 1) / team * p->unit, p->split_n ? g->n : g->m);
+    if (q1 <= q0) return;
+    if (p->split_n)
+        gemm_block(g, p->im, 0, g->m, q0, q1, pa, pb);
+    else
+        gemm_block(g, p->im, q0, q1, 0, g->n, pa, pb);
+}
+
+/* Runs planned GEMMs (one, or a pair) in one parallel region of nt threads: a single GEMM
+ * on all of them; a pair on half each (first on threads [0, h), second on [h, team)), or
+ * one after the other when OpenMP grants one thread. */
+static int gemm_run(const struct gemm_plan *first, const struct gemm_plan *second, int nt)
+{
+    if (!first->work && (second == NULL || !second->work)) return FM_OK;
+    size_t per_thread = first->work ? first->per_thread : 0;
+    if (second && second->work && second->per_thread > per_thread) per_thread = second->per_thread;
+    float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
+    if (buf == NULL) return FM_ENOMEM;
+
+    fm_parallel_region region = fm_parallel_fork();
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        int t = 0, team = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        fm_parallel_arrive(&region);
+        float *mine = buf + (size_t)t * per_thread;
+        if (second == NULL) {
+            gemm_share(first, t, team, mine);
+        } else if (team == 1) {
+            gemm_share(first, 0, 1, mine);
+            gemm_share(second, 0, 1, mine);
+        } else {
+            int h = team / 2;
+            if (t < h) gemm_share(first, t, h, mine);
+            else gemm_share(second, t - h, team - h, mine);
+        }
+    }
+    fm_parallel_join(&region);
+    fm_free(buf);
+    return FM_OK;
+}
+
+/* Threads for GEMMs of `work` multiply-adds in all: one below FM_GEMM_SERIAL_MNK, capped
+ * (each thread owns pack buffers). */
+static int gemm_threads(double work, int nthreads)
+{
+#ifdef _OPENMP
+    return work < FM_GEMM_SERIAL_MNK ? 1 : fm_parallel_threads(nthreads);
+#else
+    (void)work;
+    (void)nthreads;
+    return 1;
+#endif
+}
+
 int fm_gemm(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_trans ta,
             const float *b, int64_t ldb, enum fm_trans tb,
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
@@ -468,73 +599,23 @@ int fm_gemm_fused(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_tr
                   int64_t m, int64_t n, int64_t k, float alpha, float beta,
                   const fm_gemm_tail *tail, enum fm_kernel kernel, int nthreads)
 {
-    const struct fm_gemm_impl *im = impl_for(kernel, n);
-    if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
-    if ((ta != FM_NO_TRANS && ta != FM_TRANS) || (tb != FM_NO_TRANS && tb != FM_TRANS)) return FM_EINVAL;
-    if (ldc < n || lda < (ta == FM_TRANS ? m : k) || ldb < (tb == FM_TRANS ? k : n)) return FM_EINVAL;
-    if (m == 0 || n == 0) return FM_OK;
-    if (c == NULL) return FM_EINVAL;
-    if (k == 0 || alpha == 0.0f) {
-        scale_c(c, ldc, m, n, beta);
-        if (tail) tail->fn(tail->ctx, 0, 0, m, n);
-        return FM_OK;
+    const fm_gemm_args x = {c, ldc, a, lda, ta, b, ldb, tb, m, n, k, alpha, beta, tail};
+    return fm_gemm_pair(&x, NULL, kernel, nthreads);
+}
+
+int fm_gemm_pair(const fm_gemm_args *first, const fm_gemm_args *second, enum fm_kernel kernel,
+                 int nthreads)
+{
+    struct gemm_plan p, q;
+    int status;
+    if (second == NULL) {
+        status = gemm_plan(&p, first, kernel, gemm_threads(mnk(first), nthreads));
+        return status != FM_OK ? status : gemm_run(&p, NULL, p.nt);
     }
-    if (a == NULL || b == NULL) return FM_EINVAL;
-
-    struct gemm_problem g = {c, a, b, ldc, lda, ldb, m, n, k, 0, ta, tb, alpha, beta, tail};
-    int64_t nkb = (k + im->kc_max - 1) / im->kc_max;
-    g.kc = (k + nkb - 1) / nkb;
-
-    int nt = 1;
-#ifdef _OPENMP
-    nt = fm_parallel_threads(nthreads); /* capped: each thread owns pack buffers */
-    if ((double)m * (double)n * (double)k < FM_GEMM_SERIAL_MNK) nt = 1;
-#else
-    (void)nthreads;
-#endif
-    /* Threads take contiguous runs of rows or columns of C (in the kernel's steps) and
-     * never split k, which keeps the result independent of nt.
-     * Each thread packs its own copy of the operand it shares, so pick the split whose
-     * busiest thread has the least work, counting a packed element as about eight
-     * multiply-adds. */
-    int64_t pm = (m + im->mr - 1) / im->mr, pn = (n + im->nr - 1) / im->nr;
-    int64_t um = (m + im->mr_step - 1) / im->mr_step, un = (n + im->nr_step - 1) / im->nr_step;
-    if (nt > um && nt > un) nt = (int)(um > un ? um : un);
-    double rows_m = (double)min64((um + nt - 1) / nt * im->mr_step, m);
-    double cols_n = (double)((un + nt - 1) / nt * im->nr_step);
-    double cost_m = rows_m * (double)round_up(n, im->nr) * (double)k + 8.0 * (double)k * ((double)n + rows_m);
-    double cost_n = (double)m * cols_n * (double)k + 8.0 * (double)k * ((double)m + cols_n);
-    int split_n = nt > 1 && cost_n < cost_m;
-    int64_t units = split_n ? un : um, unit = split_n ? im->nr_step : im->mr_step;
-    /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
-     * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
-    size_t pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
-    size_t pb_len = (size_t)min64(im->nc_max, pn * im->nr) * (size_t)g.kc;
-    size_t per_thread = (size_t)round_up((int64_t)(pa_len + pb_len), 16);
-    float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
-    if (buf == NULL) return FM_ENOMEM;
-
-    fm_parallel_region region = fm_parallel_fork();
-    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
-    {
-        int t = 0, team = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        fm_parallel_arrive(&region);
-        float *pa = buf + (size_t)t * per_thread, *pb = pa + pa_len;
-        int64_t q0 = units * t / team * unit, q1 = min64(units * (t + 1) / team * unit, split_n ? n : m);
-        if (q1 > q0) {
-            if (split_n)
-                gemm_block(&g, im, 0, m, q0, q1, pa, pb);
-            else
-                gemm_block(&g, im, q0, q1, 0, n, pa, pb);
-        }
-    }
-    fm_parallel_join(&region);
-    fm_free(buf);
-    return FM_OK;
+    int nt = gemm_threads(mnk(first) + mnk(second), nthreads), h = nt / 2 > 0 ? nt / 2 : 1;
+    status = gemm_plan(&p, first, kernel, h);
+    if (status == FM_OK) status = gemm_plan(&q, second, kernel, nt - h > 0 ? nt - h : 1);
+    return status != FM_OK ? status : gemm_run(&p, &q, nt);
 }
 
 static inline float at(const float *p, int64_t ld, enum fm_trans t, int64_t i, int64_t j)

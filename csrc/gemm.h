@@ -37,6 +37,30 @@ int fm_gemm_fused(float *c, int64_t ldc,
                   int64_t m, int64_t n, int64_t k, float alpha, float beta,
                   const fm_gemm_tail *tail, enum fm_kernel kernel, int nthreads);
 
+/* One GEMM of fm_gemm_pair: fm_gemm_fused's arguments. */
+typedef struct {
+    float *c;
+    int64_t ldc;
+    const float *a;
+    int64_t lda;
+    enum fm_trans ta;
+    const float *b;
+    int64_t ldb;
+    enum fm_trans tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const fm_gemm_tail *tail; /* NULL: none */
+} fm_gemm_args;
+
+/* fm_gemm_fused on two independent GEMMs (neither reads what the other writes), run side by
+ * side: with two or more threads each gets half of them and is split half as finely, so
+ * each thread packs less of the operands that a split makes every thread pack (a dense
+ * layer's dx and dw, equal in work). The results are those of two fm_gemm_fused calls.
+ * second NULL: first alone, on all threads (fm_gemm_fused). Returns FM_OK, FM_EINVAL or
+ * FM_ENOMEM (then neither, or only the first, may be done). */
+int fm_gemm_pair(const fm_gemm_args *first, const fm_gemm_args *second, enum fm_kernel kernel,
+                 int nthreads);
+
 /* The naive triple loop with a float64 accumulator: the reference twin for tests. */
 void fm_gemm_naive(float *c, int64_t ldc,
                    const float *a, int64_t lda, enum fm_trans ta,

@@ -66,15 +66,6 @@ int fm_dense_backward_fused(float *dx, float *dw, float *db,
                             int64_t n, int64_t in, int64_t out, int accumulate, int relu,
                             int nthreads)
 {
-    int status = FM_OK;
-    if (dx != NULL) {
-        dense_tail t = {dx, NULL, x, in, 1};
-        fm_gemm_tail mask = {relu_mask_rows, &t};
-        /* dX = dY W: (n, out) x (out, in) */
-        status = fm_gemm_fused(dx, in, dy, out, FM_NO_TRANS, w, in, FM_NO_TRANS, n, in, out,
-                               1.0f, 0.0f, relu ? &mask : NULL, FM_KERNEL_AUTO, nthreads);
-        if (status != FM_OK) return status;
-    }
     if (!accumulate) memset(db, 0, (size_t)out * sizeof(float));
     /* db += sum_i dY_i, row by row so the order (and the rounding) never changes */
     for (int64_t i = 0; i < n; i++) {
@@ -82,8 +73,15 @@ int fm_dense_backward_fused(float *dx, float *dw, float *db,
         for (int64_t j = 0; j < out; j++) db[j] += r[j];
     }
     /* dW += dY^T X: (out, n) x (n, in) */
-    return fm_gemm(dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
-                   accumulate ? 1.0f : 0.0f, FM_KERNEL_AUTO, nthreads);
+    const fm_gemm_args gw = {dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
+                             accumulate ? 1.0f : 0.0f, NULL};
+    if (dx == NULL) return fm_gemm_pair(&gw, NULL, FM_KERNEL_AUTO, nthreads); /* alone */
+    dense_tail t = {dx, NULL, x, in, 1};
+    fm_gemm_tail mask = {relu_mask_rows, &t};
+    /* dX = dY W: (n, out) x (out, in), as much work as dW: side by side */
+    const fm_gemm_args gx = {dx, in, dy, out, FM_NO_TRANS, w, in, FM_NO_TRANS, n, in, out, 1.0f,
+                             0.0f, relu ? &mask : NULL};
+    return fm_gemm_pair(&gx, &gw, FM_KERNEL_AUTO, nthreads);
 }
 
 /* an elementwise loop over fewer floats (a few hundred kilobytes) stays on one thread */

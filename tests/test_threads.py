@@ -48,7 +48,8 @@ def test_two_threads_training_at_once_match_sequential_runs(make):
 @pytest.mark.parametrize("make", ALL)
 def test_same_random_state_gives_bit_identical_fits_on_any_thread_count(make):
     """Two runs on all cores, one limited to a single OpenMP thread (threadpoolctl), and
-    for estimators with n_jobs, n_jobs=1 and 2: the same fitted arrays and predictions."""
+    for estimators with n_jobs, n_jobs=1, 2 and 3 (GEMM pairs split 1 + 2): the same fitted
+    arrays and predictions."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     X, y = blobs(n=2000, d=100, k=5)
     ref = big_batches(make).fit(X, y)
@@ -56,7 +57,7 @@ def test_same_random_state_gives_bit_identical_fits_on_any_thread_count(make):
     with threadpoolctl.threadpool_limits(1, user_api="openmp"):
         assert_same_fit(big_batches(make).fit(X, y), ref, X)
     if "n_jobs" in make().get_params():
-        for jobs in (1, 2):
+        for jobs in (1, 2, 3):
             assert_same_fit(big_batches(make, n_jobs=jobs).fit(X, y), ref, X)
 
 
