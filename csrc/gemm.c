@@ -353,11 +353,14 @@ static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
  * sub-block, and a micro-kernel computes each row and column of its tile alike whatever
  * the tile's size, so each element of C sees the same sequence of operations whichever
  * thread computes it. The tail runs on each mc x nc block as the last k block finishes
- * it. */
+ * it. pre_a (pre_b), when not NULL, holds op(A) (op(B)) already packed whole, every k block
+ * after the one before (pre_pack): its blocks are read there instead of packed into pa (pb). */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
-                       int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb)
+                       int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb,
+                       const float *pre_a, const float *pre_b)
 {
     const int mr = im->mr, nr = im->nr;
+    const int64_t m_pad = round_up(g->m, mr), n_pad = round_up(g->n, nr);
     for (int64_t jc = j0; jc < j1; jc += im->nc_max) {
         int64_t nc = min64(im->nc_max, j1 - jc);
         for (int64_t pc = 0; pc < g->k; pc += g->kc) {
@@ -365,22 +368,40 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
             /* later k blocks accumulate onto what the first one wrote */
             float beta = pc == 0 ? g->beta : 1.0f;
             const fm_gemm_tail *tail = pc + kc == g->k ? g->tail : NULL;
-            pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
+            const float *bb = pre_b ? pre_b + pc * n_pad + jc * kc : pb;
+            if (!pre_b) pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
             for (int64_t ic = i0; ic < i1; ic += im->mc_max) {
                 int64_t mc = min64(im->mc_max, i1 - ic);
-                pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
+                const float *ab = pre_a ? pre_a + pc * m_pad + ic * kc : pa;
+                if (!pre_a) pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int nrr = (int)min64(nr, nc - jr);
-                    const float *bp = pb + jr * kc;
+                    const float *bp = bb + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int mrr = (int)min64(mr, mc - ir);
-                        im->kernel(g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, pa + ir * kc, bp,
+                        im->kernel(g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, ab + ir * kc, bp,
                                    kc, g->alpha, beta, mrr, nrr);
                     }
                 }
                 if (tail) tail->fn(tail->ctx, ic, jc, mc, nc);
             }
         }
+    }
+}
+
+/* op(A) (a_side) or op(B) whole into dst, k block after k block, in the panels gemm_block
+ * reads: block pc of A starts at pc * round_up(m, mr) floats, of B at pc * round_up(n, nr). */
+static void pre_pack(float *dst, const struct gemm_problem *g, const struct fm_gemm_impl *im,
+                     int a_side)
+{
+    for (int64_t pc = 0; pc < g->k; pc += g->kc) {
+        int64_t kc = min64(g->kc, g->k - pc);
+        if (a_side)
+            pack_a(dst + pc * round_up(g->m, im->mr), g->a, g->lda, g->ta, 0, g->m, pc, kc,
+                   im->mr, im->avx_pack);
+        else
+            pack_b(dst + pc * round_up(g->n, im->nr), g->b, g->ldb, g->tb, 0, g->n, pc, kc,
+                   im->nr, im->avx_pack);
     }
 }
 
@@ -463,9 +484,17 @@ struct gemm_plan {
     const struct fm_gemm_impl *im;
     int nt, split_n; /* threads planned for (after capping), split C's columns, not rows */
     int64_t units, unit; /* C's rows or columns are shared in units of `unit` */
-    size_t pa_len, per_thread; /* floats: the A pack, and a thread's whole buffer */
+    int64_t chunks; /* > 0: C's split in this many chunks, which threads steal (gemm_share) */
+    size_t pa_len, pb_len, per_thread; /* floats: the packs, and a thread's whole buffer */
     int work; /* blocks remain to compute (not done while planning) */
 };
+
+/* When the operand every thread of a split needs whole (A when C's columns are split) is
+ * at most this many floats packed (512 KiB, in L2 beside the blocks it meets), each thread
+ * packs it once and C is cut in chunks that threads can steal from one another
+ * (gemm_share); larger, each thread computes one fixed part. */
+#define FM_GEMM_PRE_PACK_MAX ((int64_t)1 << 17)
+#define FM_GEMM_CHUNKS_PER_THREAD 4
 
 /* Checks x and plans it for up to nt threads; an empty C, k == 0 or alpha == 0 is done
  * here (work = 0). Returns FM_OK or FM_EINVAL. */
@@ -514,25 +543,75 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
      * than asked; pa_len is rounded so that pb, read with aligned loads, starts on 64 bytes. */
     p->pa_len = (size_t)round_up(min64(im->mc_max, pm * im->mr) * g.kc, 16);
-    size_t pb_len = (size_t)min64(im->nc_max, pn * im->nr) * (size_t)g.kc;
-    p->per_thread = (size_t)round_up((int64_t)(p->pa_len + pb_len), 16);
+    p->pb_len = (size_t)round_up(min64(im->nc_max, pn * im->nr) * g.kc, 16);
+    int64_t shared = (p->split_n ? pm * im->mr : pn * im->nr) * k; /* pre-packed, floats */
+    p->chunks = nt > 1 && shared <= FM_GEMM_PRE_PACK_MAX
+                    ? min64(p->units, (int64_t)nt * FM_GEMM_CHUNKS_PER_THREAD) : 0;
+    p->per_thread = p->pa_len + p->pb_len + (size_t)(p->chunks ? round_up(shared, 16) : 0);
     p->work = 1;
     return FM_OK;
 }
 
-/* Thread t's share of a planned GEMM run by `team` threads, with its pack buffer. */
-static void gemm_share(const struct gemm_plan *p, int t, int team, float *buf)
+/* Part c of `parts` equal runs of C's rows or columns (as the plan splits them). */
+static void gemm_part(const struct gemm_plan *p, int64_t c, int64_t parts, float *pa, float *pb,
+                      const float *pre)
 {
-    if (!p->work) return;
     const struct gemm_problem *g = &p->g;
-    float *pa = buf, *pb = buf + p->pa_len;
-    int64_t q0 = p->units * t / team * p->unit;
-    int64_t q1 = min64(p->units * (t + 1) / team * p->unit, p->split_n ? g->n : g->m);
+    int64_t q0 = p->units * c / parts * p->unit;
+    int64_t q1 = min64(p->units * (c + 1) / parts * p->unit, p->split_n ? g->n : g->m);
     if (q1 <= q0) return;
     if (p->split_n)
-        gemm_block(g, p->im, 0, g->m, q0, q1, pa, pb);
+        gemm_block(g, p->im, 0, g->m, q0, q1, pa, pb, pre, NULL);
     else
-        gemm_block(g, p->im, q0, q1, 0, g->n, pa, pb);
+        gemm_block(g, p->im, q0, q1, 0, g->n, pa, pb, NULL, pre);
+}
+
+/* Takes a chunk from a run of chunks [front, back) kept in one word (front in the low 32
+ * bits): the front one for the run's owner, the back one for a thread stealing. 0 when the
+ * run is empty. */
+static int take_chunk(int64_t *run, int steal, int64_t *chunk)
+{
+    int64_t v = __atomic_load_n(run, __ATOMIC_RELAXED);
+    for (;;) {
+        int64_t front = v & 0xffffffff, back = v >> 32;
+        if (front >= back) return 0;
+        int64_t nv = steal ? front | (back - 1) << 32 : (front + 1) | back << 32;
+        if (__atomic_compare_exchange_n(run, &v, nv, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *chunk = steal ? back - 1 : front;
+            return 1;
+        }
+    }
+}
+
+/* The runs of a planned GEMM's chunks, one a planned thread: run r holds chunks
+ * [chunks r / nt, chunks (r + 1) / nt). */
+static void init_runs(const struct gemm_plan *p, int64_t *runs)
+{
+    for (int64_t r = 0; r < p->nt; r++)
+        runs[r] = p->chunks * r / p->nt | (p->chunks * (r + 1) / p->nt) << 32;
+}
+
+/* Thread t's share of a planned GEMM run by `team` threads, with its pack buffer: part t of
+ * team, or, when the plan has chunks, the shared operand packed once, then the chunks of
+ * its runs in order (runs r = t, t + team, ...: the part a fixed share would give it),
+ * then chunks stolen from the backs of the other runs. A thread that runs slowly for a
+ * while leaves its last chunks to the others instead of holding them up: in this VM's slow
+ * phases the two threads of a split finished up to a third apart (study MLP, whose epoch
+ * took ~5% less with stealing there, the same in quiet phases). */
+static void gemm_share(const struct gemm_plan *p, int t, int team, float *buf, int64_t *runs)
+{
+    if (!p->work) return;
+    float *pa = buf, *pb = buf + p->pa_len, *pre = pb + p->pb_len;
+    if (!p->chunks) {
+        gemm_part(p, t, team, pa, pb, NULL);
+        return;
+    }
+    pre_pack(pre, &p->g, p->im, p->split_n);
+    int64_t c;
+    for (int64_t r = t; r < p->nt; r += team)
+        while (take_chunk(&runs[r], 0, &c)) gemm_part(p, c, p->chunks, pa, pb, pre);
+    for (int64_t i = 1; i <= p->nt; i++)
+        while (take_chunk(&runs[(t + i) % p->nt], 1, &c)) gemm_part(p, c, p->chunks, pa, pb, pre);
 }
 
 /* Runs planned GEMMs (one, or a pair) in one parallel region of nt threads: a single GEMM
@@ -543,8 +622,13 @@ static int gemm_run(const struct gemm_plan *first, const struct gemm_plan *secon
     if (!first->work && (second == NULL || !second->work)) return FM_OK;
     size_t per_thread = first->work ? first->per_thread : 0;
     if (second && second->work && second->per_thread > per_thread) per_thread = second->per_thread;
-    float *buf = fm_alloc((size_t)nt * per_thread * sizeof(float));
+    /* the threads' pack buffers (multiples of 16 floats), then the GEMMs' runs of chunks */
+    size_t floats = (size_t)nt * per_thread, n_runs = (size_t)first->nt + (second ? (size_t)second->nt : 0);
+    float *buf = fm_alloc(floats * sizeof(float) + n_runs * sizeof(int64_t));
     if (buf == NULL) return FM_ENOMEM;
+    int64_t *runs = (int64_t *)(buf + floats);
+    init_runs(first, runs);
+    if (second) init_runs(second, runs + first->nt);
 
     fm_parallel_region region = fm_parallel_fork();
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
@@ -557,14 +641,14 @@ static int gemm_run(const struct gemm_plan *first, const struct gemm_plan *secon
         fm_parallel_arrive(&region);
         float *mine = buf + (size_t)t * per_thread;
         if (second == NULL) {
-            gemm_share(first, t, team, mine);
+            gemm_share(first, t, team, mine, runs);
         } else if (team == 1) {
-            gemm_share(first, 0, 1, mine);
-            gemm_share(second, 0, 1, mine);
+            gemm_share(first, 0, 1, mine, runs);
+            gemm_share(second, 0, 1, mine, runs + first->nt);
         } else {
             int h = team / 2;
-            if (t < h) gemm_share(first, t, h, mine);
-            else gemm_share(second, t - h, team - h, mine);
+            if (t < h) gemm_share(first, t, h, mine, runs);
+            else gemm_share(second, t - h, team - h, mine, runs + first->nt);
         }
     }
     fm_parallel_join(&region);
