@@ -379,18 +379,27 @@ struct gemm_problem {
 static int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 
+/* The tail writes C (not a scratch copy): not asked for scratch, or it does not apply. */
+static int tail_writes_c(const struct gemm_problem *g)
+{
+    return !g->tail->scratch || g->beta != 0.0f || g->kc != g->k;
+}
+
 /* C[i0:i1, j0:j1] with this thread's pack buffers. k is blocked the same way for every
  * sub-block, and a micro-kernel computes each row and column of its tile alike whatever
  * the tile's size, so each element of C sees the same sequence of operations whichever
  * thread computes it. The tail runs on each mc x nc block as the last k block finishes
- * it. pre_a (pre_b), when not NULL, holds op(A) (op(B)) already packed whole, every k block
- * after the one before (pre_pack): its blocks are read there instead of packed into pa (pb). */
+ * it, or, with scratch (one k block), on each row tile's rows of the block, computed into
+ * ps instead of C. pre_a (pre_b), when not NULL, holds op(A) (op(B)) already packed
+ * whole, every k block after the one before (pre_pack): its blocks are read there instead
+ * of packed into pa (pb). */
 static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *im,
                        int64_t i0, int64_t i1, int64_t j0, int64_t j1, float *pa, float *pb,
-                       const float *pre_a, const float *pre_b)
+                       float *ps, const float *pre_a, const float *pre_b)
 {
     const int mr = im->mr, nr = im->nr;
     const int64_t m_pad = round_up(g->m, mr), n_pad = round_up(g->n, nr);
+    const int scratch = g->tail && !tail_writes_c(g);
     for (int64_t jc = j0; jc < j1; jc += im->nc_max) {
         int64_t nc = min64(im->nc_max, j1 - jc);
         for (int64_t pc = 0; pc < g->k; pc += g->kc) {
@@ -404,6 +413,16 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
                 int64_t mc = min64(im->mc_max, i1 - ic);
                 const float *ab = pre_a ? pre_a + pc * m_pad + ic * kc : pa;
                 if (!pre_a) pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
+                if (scratch) { /* row tiles outer: the tail gets each tile's rows whole */
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        int mrr = (int)min64(mr, mc - ir);
+                        for (int64_t jr = 0; jr < nc; jr += nr)
+                            im->kernel(ps + jr, nc, ab + ir * kc, bb + jr * kc, kc, g->alpha, beta,
+                                       mrr, (int)min64(nr, nc - jr));
+                        tail->fn(tail->ctx, ps, nc, ic + ir, jc, mrr, nc);
+                    }
+                    continue;
+                }
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int nrr = (int)min64(nr, nc - jr);
                     const float *bp = bb + jr * kc;
@@ -413,7 +432,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
                                    kc, g->alpha, beta, mrr, nrr);
                     }
                 }
-                if (tail) tail->fn(tail->ctx, ic, jc, mc, nc);
+                if (tail) tail->fn(tail->ctx, g->c + ic * g->ldc + jc, g->ldc, ic, jc, mc, nc);
             }
         }
     }
@@ -515,7 +534,8 @@ struct gemm_plan {
     int nt, split_n; /* threads planned for (after capping), split C's columns, not rows */
     int64_t units, unit; /* C's rows or columns are shared in units of `unit` */
     int64_t chunks; /* > 0: C's split in this many chunks, which threads steal (gemm_share) */
-    size_t pa_len, pb_len, per_thread; /* floats: the packs, and a thread's whole buffer */
+    size_t pa_len, pb_len, ps_len, per_thread; /* floats: the packs, the tail's scratch, and a
+                                                * thread's whole buffer */
     int work; /* blocks remain to compute (not done while planning) */
 };
 
@@ -543,7 +563,7 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     if (x->c == NULL) return FM_EINVAL;
     if (k == 0 || x->alpha == 0.0f) {
         scale_c(x->c, x->ldc, m, n, x->beta);
-        if (x->tail) x->tail->fn(x->tail->ctx, 0, 0, m, n);
+        if (x->tail) x->tail->fn(x->tail->ctx, x->c, x->ldc, 0, 0, m, n);
         return FM_OK;
     }
     if (x->a == NULL || x->b == NULL) return FM_EINVAL;
@@ -567,7 +587,9 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     p->g = g;
     p->im = im;
     p->nt = nt;
-    p->split_n = nt > 1 && cost_n < cost_m;
+    /* a tail with scratch gets rows whole: whole rows of C, contiguous, as a split by rows
+     * gives them */
+    p->split_n = nt > 1 && cost_n < cost_m && (x->tail == NULL || tail_writes_c(&g));
     p->units = p->split_n ? un : um;
     p->unit = p->split_n ? im->nr_step : im->mr_step;
     /* Buffers are sized for blocks of the whole of C, in case OpenMP grants fewer threads
@@ -577,23 +599,24 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     int64_t shared = (p->split_n ? pm * im->mr : pn * im->nr) * k; /* pre-packed, floats */
     p->chunks = nt > 1 && shared <= FM_GEMM_PRE_PACK_MAX
                     ? min64(p->units, (int64_t)nt * FM_GEMM_CHUNKS_PER_THREAD) : 0;
-    p->per_thread = p->pa_len + p->pb_len + (size_t)(p->chunks ? round_up(shared, 16) : 0);
+    p->ps_len = x->tail && !tail_writes_c(&g) ? (size_t)round_up(im->mr * min64(im->nc_max, n), 16) : 0;
+    p->per_thread = p->pa_len + p->pb_len + p->ps_len + (size_t)(p->chunks ? round_up(shared, 16) : 0);
     p->work = 1;
     return FM_OK;
 }
 
 /* Part c of `parts` equal runs of C's rows or columns (as the plan splits them). */
 static void gemm_part(const struct gemm_plan *p, int64_t c, int64_t parts, float *pa, float *pb,
-                      const float *pre)
+                      float *ps, const float *pre)
 {
     const struct gemm_problem *g = &p->g;
     int64_t q0 = p->units * c / parts * p->unit;
     int64_t q1 = min64(p->units * (c + 1) / parts * p->unit, p->split_n ? g->n : g->m);
     if (q1 <= q0) return;
     if (p->split_n)
-        gemm_block(g, p->im, 0, g->m, q0, q1, pa, pb, pre, NULL);
+        gemm_block(g, p->im, 0, g->m, q0, q1, pa, pb, ps, pre, NULL);
     else
-        gemm_block(g, p->im, q0, q1, 0, g->n, pa, pb, NULL, pre);
+        gemm_block(g, p->im, q0, q1, 0, g->n, pa, pb, ps, NULL, pre);
 }
 
 /* Takes a chunk from a run of chunks [front, back) kept in one word (front in the low 32
@@ -631,17 +654,17 @@ static void init_runs(const struct gemm_plan *p, int64_t *runs)
 static void gemm_share(const struct gemm_plan *p, int t, int team, float *buf, int64_t *runs)
 {
     if (!p->work) return;
-    float *pa = buf, *pb = buf + p->pa_len, *pre = pb + p->pb_len;
+    float *pa = buf, *pb = pa + p->pa_len, *ps = pb + p->pb_len, *pre = ps + p->ps_len;
     if (!p->chunks) {
-        gemm_part(p, t, team, pa, pb, NULL);
+        gemm_part(p, t, team, pa, pb, ps, NULL);
         return;
     }
     pre_pack(pre, &p->g, p->im, p->split_n);
     int64_t c;
     for (int64_t r = t; r < p->nt; r += team)
-        while (take_chunk(&runs[r], 0, &c)) gemm_part(p, c, p->chunks, pa, pb, pre);
+        while (take_chunk(&runs[r], 0, &c)) gemm_part(p, c, p->chunks, pa, pb, ps, pre);
     for (int64_t i = 1; i <= p->nt; i++)
-        while (take_chunk(&runs[(t + i) % p->nt], 1, &c)) gemm_part(p, c, p->chunks, pa, pb, pre);
+        while (take_chunk(&runs[(t + i) % p->nt], 1, &c)) gemm_part(p, c, p->chunks, pa, pb, ps, pre);
 }
 
 /* Runs planned GEMMs (one, or a pair) in one parallel region of nt threads: a single GEMM

@@ -21,13 +21,20 @@ int fm_gemm(float *c, int64_t ldc,
             int64_t m, int64_t n, int64_t k, float alpha, float beta,
             enum fm_kernel kernel, int nthreads);
 
-/* Work fused into a GEMM: fn(ctx, i0, j0, rows, cols) runs on each finished region of C
- * (rows [i0, i0 + rows), columns [j0, j0 + cols) hold their final values), on the thread
- * that computed it, while the region is still in cache. The regions tile C, each is passed
- * once, and different threads run theirs at the same time. */
+/* Work fused into a GEMM: fn(ctx, c, ldc, i0, j0, rows, cols) runs on each finished region
+ * of C, rows [i0, i0 + rows) and columns [j0, j0 + cols), whose final values are at c (the
+ * region's first element) with leading dimension ldc, on the thread that computed it, while
+ * the region is still in cache. The regions tile C, each is passed once, and different
+ * threads run theirs at the same time.
+ * With `scratch`, the values may be in a copy instead, and C is then not written at all:
+ * for a tail that consumes the values (an optimizer step on a weight gradient) this spares
+ * C's trip to memory and back. It applies when beta == 0 and k fits one of the GEMM's k
+ * blocks (k <= 256 always does); otherwise C is written as without it. */
 typedef struct {
-    void (*fn)(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols);
+    void (*fn)(void *ctx, float *c, int64_t ldc, int64_t i0, int64_t j0, int64_t rows,
+               int64_t cols);
     void *ctx;
+    int scratch;
 } fm_gemm_tail;
 
 /* fm_gemm, then tail (NULL: none) on each finished region of C. */

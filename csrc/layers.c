@@ -13,32 +13,34 @@
 #include "parallel.h"
 
 /* The tails fused into the dense GEMMs: bias and ReLU on the output of forward, ReLU's
- * backward on dx. Each runs on one finished strip of C (ld floats a row). */
+ * backward on dx (x: the ReLU's output, ld floats a row). */
 typedef struct {
-    float *c;
     const float *b, *x;
     int64_t ld;
     int relu;
 } dense_tail;
 
-static void bias_relu_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+static void bias_relu_rows(void *ctx, float *c, int64_t ldc, int64_t i0, int64_t j0,
+                           int64_t rows, int64_t cols)
 {
     const dense_tail *t = ctx;
     const float *restrict b = t->b + j0;
-    for (int64_t i = i0; i < i0 + rows; i++) {
-        float *restrict y = t->c + i * t->ld + j0;
+    (void)i0;
+    for (int64_t i = 0; i < rows; i++) {
+        float *restrict y = c + i * ldc;
         for (int64_t j = 0; j < cols; j++) y[j] += b[j];
         if (t->relu)
             for (int64_t j = 0; j < cols; j++) y[j] = y[j] > 0.0f ? y[j] : 0.0f;
     }
 }
 
-static void relu_mask_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int64_t cols)
+static void relu_mask_rows(void *ctx, float *c, int64_t ldc, int64_t i0, int64_t j0,
+                           int64_t rows, int64_t cols)
 {
     const dense_tail *t = ctx;
-    for (int64_t i = i0; i < i0 + rows; i++) {
-        float *restrict d = t->c + i * t->ld + j0;
-        const float *restrict x = t->x + i * t->ld + j0;
+    for (int64_t i = 0; i < rows; i++) {
+        float *restrict d = c + i * ldc;
+        const float *restrict x = t->x + (i0 + i) * t->ld + j0;
         /* d max(z, 0)/dz = [z > 0] = [x > 0], x being the ReLU's output */
         for (int64_t j = 0; j < cols; j++) d[j] = x[j] > 0.0f ? d[j] : 0.0f;
     }
@@ -47,8 +49,8 @@ static void relu_mask_rows(void *ctx, int64_t i0, int64_t j0, int64_t rows, int6
 int fm_dense_forward(float *y, const float *x, const float *w, const float *b,
                      int64_t n, int64_t in, int64_t out, int relu, int nthreads)
 {
-    dense_tail t = {y, b, NULL, out, relu};
-    fm_gemm_tail tail = {bias_relu_rows, &t};
+    dense_tail t = {b, NULL, out, relu};
+    fm_gemm_tail tail = {bias_relu_rows, &t, 0};
     /* Y = X W^T: (n, in) x (in, out) */
     return fm_gemm_fused(y, out, x, in, FM_NO_TRANS, w, in, FM_TRANS, n, out, in, 1.0f, 0.0f,
                          &tail, FM_KERNEL_AUTO, nthreads);
@@ -58,13 +60,13 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads)
 {
-    return fm_dense_backward_fused(dx, dw, db, dy, x, w, n, in, out, accumulate, 0, nthreads);
+    return fm_dense_backward_fused(dx, dw, db, dy, x, w, n, in, out, accumulate, 0, NULL, nthreads);
 }
 
 int fm_dense_backward_fused(float *dx, float *dw, float *db,
                             const float *dy, const float *x, const float *w,
                             int64_t n, int64_t in, int64_t out, int accumulate, int relu,
-                            int nthreads)
+                            const fm_gemm_tail *dw_tail, int nthreads)
 {
     if (!accumulate) memset(db, 0, (size_t)out * sizeof(float));
     /* db += sum_i dY_i, row by row so the order (and the rounding) never changes */
@@ -74,14 +76,17 @@ int fm_dense_backward_fused(float *dx, float *dw, float *db,
     }
     /* dW += dY^T X: (out, n) x (n, in) */
     const fm_gemm_args gw = {dw, in, dy, out, FM_TRANS, x, in, FM_NO_TRANS, out, in, n, 1.0f,
-                             accumulate ? 1.0f : 0.0f, NULL};
+                             accumulate ? 1.0f : 0.0f, dw_tail};
     if (dx == NULL) return fm_gemm_pair(&gw, NULL, FM_KERNEL_AUTO, nthreads); /* alone */
-    dense_tail t = {dx, NULL, x, in, 1};
-    fm_gemm_tail mask = {relu_mask_rows, &t};
-    /* dX = dY W: (n, out) x (out, in), as much work as dW: side by side */
+    dense_tail t = {NULL, x, in, 1};
+    fm_gemm_tail mask = {relu_mask_rows, &t, 0};
+    /* dX = dY W: (n, out) x (out, in), as much work as dW: side by side, unless dw's tail
+     * may rewrite w */
     const fm_gemm_args gx = {dx, in, dy, out, FM_NO_TRANS, w, in, FM_NO_TRANS, n, in, out, 1.0f,
                              0.0f, relu ? &mask : NULL};
-    return fm_gemm_pair(&gx, &gw, FM_KERNEL_AUTO, nthreads);
+    if (dw_tail == NULL) return fm_gemm_pair(&gx, &gw, FM_KERNEL_AUTO, nthreads);
+    int status = fm_gemm_pair(&gx, NULL, FM_KERNEL_AUTO, nthreads);
+    return status != FM_OK ? status : fm_gemm_pair(&gw, NULL, FM_KERNEL_AUTO, nthreads);
 }
 
 /* an elementwise loop over fewer floats (a few hundred kilobytes) stays on one thread */

@@ -25,12 +25,14 @@ int fm_dense_backward(float *dx, float *dw, float *db,
                       const float *dy, const float *x, const float *w,
                       int64_t n, int64_t in, int64_t out, int accumulate, int nthreads);
 
-/* fm_dense_backward with a ReLU's backward fused into its dx GEMM: when relu, dx is zeroed
- * where x <= 0 (x is a ReLU's output: this is that ReLU's backward too). */
+/* fm_dense_backward with work fused into its GEMMs: when relu, a ReLU's backward in the dx
+ * GEMM (dx is zeroed where x <= 0, x being that ReLU's output); dw_tail (NULL: none) on the
+ * dw GEMM's finished regions (fm_gemm_tail; with scratch, dw may be left unwritten). With a
+ * dw_tail the dx GEMM finishes first (not side by side), so the tail may rewrite w. */
 int fm_dense_backward_fused(float *dx, float *dw, float *db,
                             const float *dy, const float *x, const float *w,
                             int64_t n, int64_t in, int64_t out, int accumulate, int relu,
-                            int nthreads);
+                            const fm_gemm_tail *dw_tail, int nthreads);
 
 /* y = max(x, 0).  y, x: (len), not overlapping. Elementwise loops split over at most
  * nthreads threads (results do not depend on it). */

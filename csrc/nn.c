@@ -319,12 +319,13 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
     return FM_OK;
 }
 
-/* The optimizer step a training pass applies once backward has written every gradient. */
+/* The optimizer step a training pass applies as backward finishes the gradients. */
 typedef struct {
     const fm_optim *opt;
     float *state;
     float lr;
     int64_t t;
+    fm_optim_coef coef; /* of opt, lr and t */
 } update;
 
 /* where optimizer state s (1 or 2) of the parameter at offset `at` lives, NULL if none */
@@ -334,17 +335,50 @@ static float *state_at(const update *up, const fm_net *net, int s, int64_t at)
            : fm_optim_state_per_param(up->opt->kind) > 1 ? up->state + net->n_params + at : NULL;
 }
 
-/* up's step on every trained parameter, one pass over each run of adjacent trained blocks
- * (the whole array unless batch norm's running statistics break it): one parallel region
- * instead of one a layer, and no serial pass over a small layer. Deferring a layer's step
- * to here changes nothing, since no backward reads the parameters of the layers above. */
+/* The bottom layer's step when it is dense, fused into its weight-gradient GEMM: each piece
+ * of dW steps W as it is computed, from the GEMM's scratch, so that dW never goes to grads
+ * and back. The bottom layer holds most of an MLP's weights (784 x 256 of the study's
+ * 269,000), and that trip (written, then read back by the optimizer's pass) was about a
+ * quarter of a step's memory traffic. Memory is what this VM's slow phases starve: there
+ * the separate pass took 210-230 us a step instead of 34 (study MLP, 2 threads). Fused,
+ * the quiet-phase step costs the same (first-layer backward + steps 131 + 34 -> 150 + 17
+ * us); in slow-phase samples 414 -> 280-290 us. Other dense layers cannot fuse theirs:
+ * their input gradient, which reads W, runs beside dW (fm_gemm_pair). */
+typedef struct {
+    float *p, *s1, *s2; /* the layer's parameters and optimizer state (s2 NULL for SGD) */
+    int64_t ld;         /* floats in a row of W: the layer's inputs */
+    const fm_optim_coef *coef;
+} dense_step;
+
+static void dense_step_rows(void *ctx, float *g, int64_t ldg, int64_t i0, int64_t j0,
+                            int64_t rows, int64_t cols)
+{
+    const dense_step *f = ctx;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t at = (i0 + i) * f->ld + j0;
+        fm_optim_update(f->p + at, f->s1 + at, f->s2 ? f->s2 + at : NULL, g + i * ldg, cols,
+                        f->coef);
+    }
+}
+
+/* The layer whose step backward fuses (dense_step), or -1. */
+static int64_t fused_step_layer(const fm_net *net, const float *dx, const update *up)
+{
+    return up && dx == NULL && net->layers[0].type == FM_LAYER_DENSE ? 0 : -1;
+}
+
+/* up's step on every trained parameter (but a fused layer's), one pass over each run of
+ * adjacent trained blocks (the whole array unless batch norm's running statistics or a
+ * fused layer break it): one parallel region instead of one a layer, and no serial pass
+ * over a small layer. Deferring a layer's step to here changes nothing, since no backward
+ * reads the parameters of the layers above. */
 static void step_runs(float *params, const float *grads, const fm_net *net, const update *up,
-                      int nthreads)
+                      int64_t fused, int nthreads)
 {
     int64_t start = 0, end = 0;
     for (int64_t i = 0; i <= net->n_layers; i++) {
         const fm_layer *l = i < net->n_layers ? &net->layers[i] : NULL;
-        if (l && n_trained_of(l) == 0) continue;
+        if (l && (n_trained_of(l) == 0 || i == fused)) continue;
         if (l && l->param == end) {
             end += n_trained_of(l);
             continue;
@@ -366,6 +400,7 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
                     const float *x, int64_t n, const update *up, int nthreads)
 {
     float *dy = w->g0, *spare = w->g1;
+    const int64_t fused = fused_step_layer(net, dx, up);
     for (int64_t i = net->n_layers - 1; i >= 0; i--) {
         const fm_layer *l = &net->layers[i];
         const float *in = i > 0 ? w->act[i - 1] : x;
@@ -375,11 +410,22 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         fm_conv_geom g = geom(l);
         int status = FM_OK;
         switch (l->type) {
-        case FM_LAYER_DENSE:
-            status = fm_dense_backward_fused(d, gp, gp + out_size(l) * in_size(l), dy, in, p, n,
-                                             in_size(l), out_size(l), up == NULL,
-                                             relu_fused_backward(net, i - 1), nthreads);
+        case FM_LAYER_DENSE: {
+            const int64_t nw = out_size(l) * in_size(l);
+            dense_step f = {p, NULL, NULL, in_size(l), NULL};
+            fm_gemm_tail step = {dense_step_rows, &f, 1};
+            if (i == fused) {
+                f.s1 = state_at(up, net, 1, l->param);
+                f.s2 = state_at(up, net, 2, l->param);
+                f.coef = &up->coef;
+            }
+            status = fm_dense_backward_fused(d, gp, gp + nw, dy, in, p, n, in_size(l), out_size(l),
+                                             up == NULL, relu_fused_backward(net, i - 1),
+                                             i == fused ? &step : NULL, nthreads);
+            if (status == FM_OK && i == fused) /* the bias: one row of nw .. nw + out */
+                dense_step_rows(&f, gp + nw, 0, 0, nw, 1, out_size(l));
             break;
+        }
         case FM_LAYER_CONV2D:
             status = fm_conv2d_backward(d, gp, gp + l->out_c * l->kh * l->kw * l->in_c, w->col,
                                         w->dcol, dy, in, p, &g, n, up == NULL, FM_CONV_AUTO,
@@ -415,7 +461,7 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
             dy = d;
         }
     }
-    if (up) step_runs(params, grads, net, up, nthreads);
+    if (up) step_runs(params, grads, net, up, fused, nthreads);
     return FM_OK;
 }
 
@@ -479,7 +525,8 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
         fm_parallel_join(&region);
         (void)gt;
         double loss = 0.0;
-        update up = {opt, state, lr[s], step};
+        update up = {opt, state, lr[s], step, {0}};
+        fm_optim_coef_init(&up.coef, opt, lr[s], step);
         status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
                                 seed, &up, nthreads);

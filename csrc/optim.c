@@ -25,15 +25,19 @@ int fm_optim_check(const fm_optim *o)
     return ok ? FM_OK : FM_EINVAL;
 }
 
-/* One step's constants, worked out once (Adam's bias corrections take pow calls) for the
- * threads' runs of the update. */
-typedef struct {
-    const fm_optim *opt;
-    float lr, step, c2, shrink, l2;
-} coef;
+static void update_portable(float *p, float *s1, float *s2, const float *g, int64_t len,
+                            const fm_optim_coef *c);
+#if defined(__x86_64__) || defined(__i386__)
+static void update_avx512(float *p, float *s1, float *s2, const float *g, int64_t len,
+                          const fm_optim_coef *c);
+#endif
 
-static void coef_init(coef *c, const fm_optim *opt, float lr, int64_t t)
+void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t)
 {
+    c->update = update_portable;
+#if defined(__x86_64__) || defined(__i386__)
+    if (fm_gemm_best_kernel() == FM_KERNEL_AVX512) c->update = update_avx512;
+#endif
     c->opt = opt;
     c->lr = lr;
     c->step = c->c2 = c->shrink = 1.0f;
@@ -60,7 +64,7 @@ void sgd_update(float *restrict p, float *restrict v, const float *restrict g, i
 
 static inline __attribute__((always_inline))
 void adam_update(float *restrict p, float *restrict m, float *restrict v,
-                 const float *restrict g, int64_t len, const coef *c)
+                 const float *restrict g, int64_t len, const fm_optim_coef *c)
 {
     const float b1 = c->opt->beta1, b2 = c->opt->beta2, eps = c->opt->epsilon;
     const float l2 = c->l2, shrink = c->shrink, step = c->step, c2 = c->c2;
@@ -81,7 +85,7 @@ void adam_update(float *restrict p, float *restrict m, float *restrict v,
  * off in both, so each operation rounds alike: the same parameters on any CPU. */
 #define UPDATE_IMPL(name, attr)                                                            \
     attr static void name(float *p, float *s1, float *s2, const float *g, int64_t len,     \
-                          const coef *c)                                                   \
+                          const fm_optim_coef *c)                                          \
     {                                                                                      \
         if (c->opt->kind == FM_OPT_SGD)                                                    \
             sgd_update(p, s1, g, len, c->opt, c->lr);                                      \
@@ -93,15 +97,17 @@ UPDATE_IMPL(update_portable, __attribute__((optimize("fp-contract=off"))))
 UPDATE_IMPL(update_avx512, __attribute__((target("avx512f"), optimize("fp-contract=off"))))
 #endif
 
+void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
+                     const fm_optim_coef *c)
+{
+    c->update(p, s1, s2, g, len, c);
+}
+
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
                    const fm_optim *opt, float lr, int64_t t, int nthreads)
 {
-    coef c;
-    coef_init(&c, opt, lr, t);
-    void (*update)(float *, float *, float *, const float *, int64_t, const coef *) = update_portable;
-#if defined(__x86_64__) || defined(__i386__)
-    if (fm_gemm_best_kernel() == FM_KERNEL_AVX512) update = update_avx512;
-#endif
+    fm_optim_coef c;
+    fm_optim_coef_init(&c, opt, lr, t);
     int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
     fm_parallel_region region = fm_parallel_fork();
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
@@ -110,7 +116,7 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
         fm_parallel_arrive(&region);
         fm_parallel_share(&j0, &j1, len);
         if (j1 > j0)
-            update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
+            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
     }
     fm_parallel_join(&region);
     (void)nt;

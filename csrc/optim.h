@@ -34,4 +34,20 @@ int fm_optim_check(const fm_optim *opt);
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
                    const fm_optim *opt, float lr, int64_t t, int nthreads);
 
+/* One step's constants (Adam's bias corrections take pow calls) and the update code for
+ * this CPU, worked out once for a driver that steps the parameters piece by piece. */
+typedef struct fm_optim_coef {
+    void (*update)(float *p, float *s1, float *s2, const float *g, int64_t len,
+                   const struct fm_optim_coef *c);
+    const fm_optim *opt;
+    float lr, step, c2, shrink, l2;
+} fm_optim_coef;
+
+void fm_optim_coef_init(fm_optim_coef *c, const fm_optim *opt, float lr, int64_t t);
+
+/* fm_optim_step's update of one run of len parameters, on the calling thread: the same
+ * arithmetic element for element, so stepping in pieces gives the same parameters. */
+void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
+                     const fm_optim_coef *c);
+
 #endif

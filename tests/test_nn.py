@@ -230,14 +230,17 @@ def test_steps_match_torch_on_layers_wider_than_a_block(opt, make):
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_steps_round_like_float32_numpy_bit_for_bit(nesterov):
+@pytest.mark.parametrize("batch", [32, 400])
+def test_sgd_steps_round_like_float32_numpy_bit_for_bit(nesterov, batch):
     """The update loops are compiled for AVX-512 and for any CPU with FMA contraction off,
     so each multiply and add rounds on its own: two steps (the second with a velocity and
     weight decay in play) equal NumPy's float32 arithmetic exactly. A contracted build would
-    differ in the last bit of some of these 3,000 parameters."""
+    differ in the last bit of some of these 3,000 parameters. The first layer's step runs
+    inside its weight-gradient GEMM, on a scratch copy of each piece of dW (32 rows) or, when
+    the batch is longer than one of the GEMM's k blocks (400 rows), on dW written out."""
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(32, 40)).astype(np.float32)
-    y = rng.integers(0, 5, 32)
+    X = rng.normal(size=(batch, 40)).astype(np.float32)
+    y = rng.integers(0, 5, batch)
     lr, mu, wd = np.float32(0.05), np.float32(0.9), np.float32(0.01)
     m = Sequential([Dense(64, activation="relu"), Dense(5)],
                    optimizer=SGD(0.05, momentum=0.9, nesterov=nesterov, weight_decay=0.01),
@@ -247,7 +250,7 @@ def test_sgd_steps_round_like_float32_numpy_bit_for_bit(nesterov):
         g = m.gradient(X, y)[1] + wd * p
         v = mu * v - lr * g
         p = p + (mu * v - lr * g if nesterov else v)
-        m.fit(X, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+        m.fit(X, y, epochs=1, batch_size=batch, shuffle=False, verbose=0)
         np.testing.assert_array_equal(m.params_, p)
 
 
