@@ -106,8 +106,12 @@ def run_json(script, cwd, **env):
 def interrupt_after(script, cwd, seconds):
     """Run `script` in a fresh interpreter (cwd away from the source tree), wait for it to
     print "ready", let it run `seconds`, send SIGINT; returns (stdout, seconds it took to end)."""
+    # SIGINT back to its default in the child, so that Python turns it into KeyboardInterrupt:
+    # a shell starting the tests in the background (`pytest &`, nohup) leaves it ignored,
+    # and every Ctrl-C test would then fail on a signal its child never sees
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                         cwd=cwd, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                         cwd=cwd, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdout.readline().strip() == "ready"
     time.sleep(seconds)
     sent = time.monotonic()
