@@ -413,7 +413,7 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
                 int64_t mc = min64(im->mc_max, i1 - ic);
                 const float *ab = pre_a ? pre_a + pc * m_pad + ic * kc : pa;
                 if (!pre_a) pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
-                if (scratch) { /* row tiles outer: the tail gets each tile's rows whole */
+                if (scratch) { /* row tiles outer: the tail gets each tile's rows, nc wide */
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int mrr = (int)min64(mr, mc - ir);
                         for (int64_t jr = 0; jr < nc; jr += nr)
@@ -554,6 +554,7 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     const struct fm_gemm_impl *im = impl_for(kernel, n);
     p->work = 0;
     p->nt = 1;
+    p->chunks = 0;
     if (im == NULL || m < 0 || n < 0 || k < 0) return FM_EINVAL;
     if ((x->ta != FM_NO_TRANS && x->ta != FM_TRANS) || (x->tb != FM_NO_TRANS && x->tb != FM_TRANS))
         return FM_EINVAL;
@@ -587,8 +588,8 @@ static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel 
     p->g = g;
     p->im = im;
     p->nt = nt;
-    /* a tail with scratch gets rows whole: whole rows of C, contiguous, as a split by rows
-     * gives them */
+    /* a tail with scratch gets runs of whole rows of C (up to nc_max columns), contiguous in
+     * C's layout, as a split by rows gives them */
     p->split_n = nt > 1 && cost_n < cost_m && (x->tail == NULL || tail_writes_c(&g));
     p->units = p->split_n ? un : um;
     p->unit = p->split_n ? im->nr_step : im->mr_step;

@@ -29,7 +29,7 @@ int fm_gemm(float *c, int64_t ldc,
  * With `scratch`, the values may be in a copy instead, and C is then not written at all:
  * for a tail that consumes the values (an optimizer step on a weight gradient) this spares
  * C's trip to memory and back. It applies when beta == 0 and k fits one of the GEMM's k
- * blocks (k <= 256 always does); otherwise C is written as without it. */
+ * blocks (0 < k <= 256 always does, and alpha != 0); otherwise C is written as without it. */
 typedef struct {
     void (*fn)(void *ctx, float *c, int64_t ldc, int64_t i0, int64_t j0, int64_t rows,
                int64_t cols);

@@ -395,7 +395,8 @@ static void step_runs(float *params, const float *grads, const fm_net *net, cons
 
 /* Backward from dlogits (in w->g0) through every layer; dx gets the input gradient when not
  * NULL. Without `up` the gradients add into grads; with it each layer overwrites its block
- * of grads (the blocks tile the array) and `up` then steps the parameters. */
+ * of grads (the blocks tile the array; a fused bottom layer's weights may be left out, see
+ * dense_step) and `up` then steps the parameters. */
 static int backward(workspace *w, float *grads, float *dx, float *params, const fm_net *net,
                     const float *x, int64_t n, const update *up, int nthreads)
 {

@@ -78,8 +78,9 @@ typedef struct {
  * from (seed, global step, layer); batch norm on batch statistics, updating its running
  * statistics in params, also on a step that then diverges), the batch-mean weighted CE,
  * and backward, and the optimizer's step (learning rate lr[s]): a dense bottom layer's
- * inside its weight-gradient GEMM, piece by piece (its block of grads is then not written),
- * every other layer's in one pass over grads once backward is done. loss_sum and n_correct accumulate each batch's
+ * weights inside their gradient's GEMM, piece by piece (their block of grads is then not
+ * written unless the batch exceeds one of the GEMM's k blocks), every other parameter in one
+ * pass over grads once backward is done. loss_sum and n_correct accumulate each batch's
  * weighted loss and hits before its step. Results do not depend on nthreads.
  * params, grads: (n_params); state: (n_params * fm_optim_state_per_param): SGD's velocity,
  * or Adam's m then v; order: (m) in

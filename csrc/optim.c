@@ -7,6 +7,12 @@
 #include "optim.h"
 #include "parallel.h"
 
+/* No fused multiply-adds in this file's arithmetic (see UPDATE_IMPL): GCC takes the
+ * optimize attributes there, clang ignores them and takes this. */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
 /* below this many parameters a parallel region costs more than it saves */
 #define FM_OPTIM_SERIAL_LEN 32768
 
