@@ -236,8 +236,8 @@ def test_sgd_steps_round_like_float32_numpy_bit_for_bit(nesterov, batch):
     so each multiply and add rounds on its own: two steps (the second with a velocity and
     weight decay in play) equal NumPy's float32 arithmetic exactly. A contracted build would
     differ in the last bit of some of these 3,000 parameters. The first layer's step runs
-    inside its weight-gradient GEMM, on a scratch copy of each piece of dW (32 rows) or, when
-    the batch is longer than one of the GEMM's k blocks (400 rows), on dW written out."""
+    inside its weight-gradient GEMM, on a scratch copy of each piece of dW (batch 32) or, when
+    the batch is longer than one of the GEMM's k blocks (batch 400), on dW written out."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(batch, 40)).astype(np.float32)
     y = rng.integers(0, 5, batch)
