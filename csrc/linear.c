@@ -113,8 +113,11 @@ int fm_linear_sgd_epoch(float *w, float *b, float *vw, float *vb,
         for (int64_t c = 0; c < k; c++) gb[c] = 0.0f;
         for (int64_t i = 0; i < bs; i++)
             for (int64_t c = 0; c < k; c++) gb[c] += z[i * k + c];
-        fm_optim_step(w, vw, NULL, gw, k * d, &opt_w, lr[t], t + 1, nthreads);
-        fm_optim_step(b, vb, NULL, gb, k, &opt_b, lr[t], t + 1, nthreads);
+        fm_optim_coef cw, cb;
+        fm_optim_coef_init(&cw, &opt_w, lr[t], t + 1);
+        fm_optim_coef_init(&cb, &opt_b, lr[t], t + 1);
+        fm_optim_step(w, vw, NULL, gw, k * d, &cw, nthreads);
+        fm_optim_step(b, vb, NULL, gb, k, &cb, nthreads);
     }
 done:
     fm_free(xb); fm_free(z); fm_free(gw); fm_free(yb); fm_free(swb); fm_free(gb);

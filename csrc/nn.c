@@ -321,18 +321,15 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
 
 /* The optimizer step a training pass applies as backward finishes the gradients. */
 typedef struct {
-    const fm_optim *opt;
     float *state;
-    float lr;
-    int64_t t;
-    fm_optim_coef coef; /* of opt, lr and t */
+    fm_optim_coef coef; /* the optimizer, this step's learning rate and count */
 } update;
 
 /* where optimizer state s (1 or 2) of the parameter at offset `at` lives, NULL if none */
 static float *state_at(const update *up, const fm_net *net, int s, int64_t at)
 {
     return s == 1 ? up->state + at
-           : fm_optim_state_per_param(up->opt->kind) > 1 ? up->state + net->n_params + at : NULL;
+           : fm_optim_state_per_param(up->coef.opt->kind) > 1 ? up->state + net->n_params + at : NULL;
 }
 
 /* The bottom layer's step when it is dense, fused into its weight-gradient GEMM: each piece
@@ -385,7 +382,7 @@ static void step_runs(float *params, const float *grads, const fm_net *net, cons
         }
         if (end > start)
             fm_optim_step(params + start, state_at(up, net, 1, start), state_at(up, net, 2, start),
-                          grads + start, end - start, up->opt, up->lr, up->t, nthreads);
+                          grads + start, end - start, &up->coef, nthreads);
         if (l) {
             start = l->param;
             end = start + n_trained_of(l);
@@ -526,7 +523,7 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
         fm_parallel_join(&region);
         (void)gt;
         double loss = 0.0;
-        update up = {opt, state, lr[s], step, {0}};
+        update up = {state, {0}};
         fm_optim_coef_init(&up.coef, opt, lr[s], step);
         status = batch_gradient(&w, grads, NULL, &loss, n_correct, params, net, w.x,
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,

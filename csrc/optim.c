@@ -110,10 +110,8 @@ void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len
 }
 
 void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
-                   const fm_optim *opt, float lr, int64_t t, int nthreads)
+                   const fm_optim_coef *c, int nthreads)
 {
-    fm_optim_coef c;
-    fm_optim_coef_init(&c, opt, lr, t);
     int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
     fm_parallel_region region = fm_parallel_fork();
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
@@ -122,7 +120,7 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
         fm_parallel_arrive(&region);
         fm_parallel_share(&j0, &j1, len);
         if (j1 > j0)
-            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, &c);
+            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, c);
     }
     fm_parallel_join(&region);
     (void)nt;
