@@ -135,7 +135,7 @@ MODELS = {
     "mlp-improved": ModelSpec(
         "ANN improved (AdamW, dropout, cosine)", "ann_sparse",
         _net("MLPClassifier", "improved"), scale=True,
-        note="MLPClassifier.preset('improved'): see fmnist_c/nn.py PRESETS"),
+        note="MLPClassifier.preset('improved'): see fmnist_c/nn/classifiers.py PRESETS"),
     "cnn": ModelSpec(
         "CNN (study network, Adam)", "cnn",
         _net("CNNClassifier", "study"), scale=True,
@@ -145,7 +145,7 @@ MODELS = {
     "cnn-improved": ModelSpec(
         "CNN improved (batch norm, augmentation, one-cycle)", "cnn",
         _net("CNNClassifier", "improved"), scale=True,
-        note="CNNClassifier.preset('improved'): see fmnist_c/nn.py improved_cnn and CNN_PRESETS"),
+        note="CNNClassifier.preset('improved'): see fmnist_c/nn/classifiers.py improved_cnn and CNN_PRESETS"),
 }
 
 # What `fmnist-c reproduce` runs without --models: the study's own rows. Our improved

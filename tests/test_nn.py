@@ -501,3 +501,22 @@ def test_ctrl_c_stops_training_and_leaves_model_usable(tmp_path):
     assert out.startswith("interrupted"), out
     assert "(5,)" in out
     assert elapsed < 5  # includes interpreter shutdown
+
+
+def test_every_name_of_the_former_nn_module_still_imports():
+    """fmnist_c/nn.py became the package fmnist_c/nn/: each public name it defined is still
+    importable from fmnist_c.nn, and is the object its new module defines."""
+    import importlib
+    import fmnist_c.nn as nn
+    homes = {"layers": ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D",
+                        "GlobalAveragePooling2D", "Flatten", "BatchNorm", "ReLU", "Dropout"],
+             "optimizers": ["SGD", "Adam", "AdamW", "learning_rates"],
+             "augment": ["augment_images"], "sequential": ["Sequential"], "io": ["load_model"],
+             "classifiers": ["PRESETS", "MLPClassifier", "study_cnn", "improved_cnn",
+                             "CNN_PRESETS", "CNNClassifier"]}
+    for module, names in homes.items():
+        home = importlib.import_module(f"fmnist_c.nn.{module}")
+        for name in names:
+            assert getattr(nn, name) is getattr(home, name), name
+    assert sorted(nn.__all__) == sorted(n for names in homes.values() for n in names)
+    exec("from fmnist_c.nn import *", {})
