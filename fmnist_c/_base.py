@@ -2,14 +2,67 @@
 scikit-learn (get_params/set_params, fit returns self, fitted attributes end in "_"),
 input validation with clear errors, and the training helpers the estimators have in common."""
 import inspect
+import sys
+import warnings
 
 import numpy as np
 
 from . import _core
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when predict (or any fitted-only method) is called before fit."""
+class _SklearnTwin:
+    """An exception or warning class with a namesake in sklearn.exceptions. Raised through
+    with_sklearn, it is also an instance of that namesake whenever scikit-learn is loaded,
+    so code catching either class catches it; nothing is imported (when scikit-learn is not
+    in sys.modules, nobody can be catching its classes)."""
+
+    def __reduce__(self):  # the subclass made by with_sklearn pickles as its base
+        return _twin_instance, (_home(type(self)), self.args)
+
+
+class NotFittedError(_SklearnTwin, ValueError, AttributeError):
+    """Raised when predict (or any fitted-only method) is called before fit; a ValueError
+    and an AttributeError, and scikit-learn's NotFittedError when scikit-learn is loaded."""
+
+
+class DataConversionWarning(_SklearnTwin, UserWarning):
+    """Input had to be converted the way it should have been given (a column of labels
+    for 1-D labels); scikit-learn's DataConversionWarning when scikit-learn is loaded."""
+
+
+class InputTypeError(TypeError, ValueError):
+    """Data of a type no estimator takes (None, complex numbers, a sparse matrix): a
+    TypeError, and a ValueError as scikit-learn expects of invalid data."""
+
+
+_TWINS = {}
+
+
+def _home(cls):
+    """The class of this module that cls is (or, made by with_sklearn, subclasses)."""
+    return next(c for c in cls.__mro__ if globals().get(c.__name__) is c)
+
+
+def with_sklearn(cls):
+    """cls, or when scikit-learn is loaded a subclass of cls and of its sklearn.exceptions
+    namesake (made once)."""
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), cls.__name__, None)
+    if theirs is None:
+        return cls
+    if cls not in _TWINS:
+        _TWINS[cls] = type(cls.__name__, (cls, theirs),
+                           {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    return _TWINS[cls]
+
+
+def _twin_instance(cls, args):
+    return with_sklearn(cls)(*args)
+
+
+def not_fitted(what):
+    """The NotFittedError to raise when `what` is used before fit."""
+    return with_sklearn(NotFittedError)(f"This {what} instance is not fitted yet; call fit "
+                                        f"first")
 
 
 def drop_channel(X):
@@ -28,24 +81,35 @@ def check_images(X, name="X", dtype=np.float32):
     as (n, 784); any memory layout is accepted. Values are taken as given (no rescaling).
     """
     if X is None:
-        raise TypeError(f"{name} is None; expected an array of images or features")
+        raise InputTypeError(f"{name} is None; expected an array of images or features")
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise InputTypeError(f"{name} is a sparse matrix; fmnist_c takes dense arrays only "
+                             f"(use {name}.toarray())")
     X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if X.dtype == object:  # numbers held as Python objects convert; anything else is an error
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must hold real numbers ({e})") from None
     if np.issubdtype(X.dtype, np.complexfloating):
-        raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
+        raise InputTypeError(f"{name} must hold real numbers: Complex data not supported "
+                             f"(dtype {X.dtype})")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     X = drop_channel(X)
     if X.ndim == 3:
         X = X.reshape(X.shape[0], -1)
     if X.ndim != 2:
-        hint = " (use X.reshape(1, -1) for a single sample)" if X.ndim == 1 else ""
+        hint = (". Reshape your data: X.reshape(1, -1) for a single sample, X.reshape(-1, 1) "
+                "for a single feature") if X.ndim == 1 else ""
         raise ValueError(
             f"{name} must be (n_samples, n_features) or images (n, 28, 28), (n, 28, 28, 1) "
             f"or (n, 1, 28, 28); got shape {X.shape}{hint}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has 0 samples; at least 1 is required")
     if X.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features; at least 1 is required")
+        raise ValueError(f"{name} has 0 features: 0 feature(s) (shape={X.shape}) while a "
+                         f"minimum of 1 is required.")
     # float64 beyond float32's range becomes inf, and a sum may overflow: caught below
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(X, dtype=dtype)
@@ -64,9 +128,13 @@ def check_images(X, name="X", dtype=np.float32):
 def check_labels(y, n_samples, name="y"):
     """Return y as a 1-D array of class labels of length n_samples."""
     if y is None:
-        raise TypeError(f"{name} is None; expected class labels")
+        raise InputTypeError(f"{name} is None; this estimator requires y to be passed, but the "
+                             f"target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(f"A column-vector {name} was passed when a 1d array was expected; use "
+                      f"{name}.ravel() (labels of shape (n_samples,))",
+                      with_sklearn(DataConversionWarning), stacklevel=3)
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
@@ -76,7 +144,8 @@ def check_labels(y, n_samples, name="y"):
         if not np.isfinite(y).all():
             raise ValueError(f"{name} contains NaN or infinity")
         if (y != np.round(y)).any():
-            raise ValueError(f"{name} has non-integer values; classification needs class labels")
+            raise ValueError(f"{name} has non-integer values (a continuous target); "
+                             f"classification needs class labels")
     elif not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool
               or y.dtype.kind in "US" or y.dtype == object):
         raise TypeError(f"{name} must hold class labels, got dtype {y.dtype}")
@@ -98,6 +167,13 @@ def check_sample_weight(sample_weight, n_samples):
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to zero")
     return w.astype(np.float32)
+
+
+def check_not_validation_data(sample_weight):
+    """A clear error for fit(X, y, (X_val, y_val)): validation_data is keyword-only."""
+    if isinstance(sample_weight, tuple) and len(sample_weight) == 2:
+        raise TypeError("validation_data is keyword-only: fit(X, y, validation_data=(X_val, "
+                        "y_val)); the third argument of fit is sample_weight")
 
 
 def check_finite_outputs(out):
@@ -181,13 +257,14 @@ class BaseEstimator:
 
     def _check_fitted(self):
         if not hasattr(self, "classes_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
-                                 f"call fit first")
+            raise not_fitted(type(self).__name__)
 
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, Tags, TargetTags  # only where sklearn asks
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags())
+        """scikit-learn's tags (read by its checks and meta-estimators, so scikit-learn is
+        imported here only): dense 2-D float input without NaN, y required."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+        return Tags(estimator_type=None, target_tags=TargetTags(required=True),
+                    input_tags=InputTags(two_d_array=True, sparse=False, allow_nan=False))
 
 
 def _same(a, b):
@@ -202,6 +279,13 @@ class ClassifierMixin:
 
     _estimator_type = "classifier"
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        return tags
+
     def _encode_labels(self, y):
         """Set classes_ from y and return y as int64 codes 0..n_classes-1."""
         try:
@@ -209,8 +293,8 @@ class ClassifierMixin:
         except TypeError as e:  # an object array mixing labels that do not compare
             raise TypeError(f"y has labels that cannot be sorted together ({e})") from None
         if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}); "
-                             f"a classifier needs at least 2")
+            raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier needs "
+                             f"more than one class")
         return codes.astype(np.int64)
 
     def _codes_for(self, y, name="y"):
@@ -224,11 +308,19 @@ class ClassifierMixin:
 
     def _check_X(self, X, dtype=np.float32):
         self._check_fitted()
-        X = check_images(X, dtype=dtype)
+        return self._check_width(check_images(X, dtype=dtype))
+
+    def _check_width(self, X, name="X"):
+        """X (checked by check_images) with the fitted feature count."""
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} was "
-                             f"fitted with {self.n_features_in_}")
+            raise ValueError(f"{name} has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
         return X
+
+    def _binary_margin(self, logits):
+        """decision_function from (n, n_classes) logits: for two classes the positive class's
+        margin, shape (n,), as scikit-learn's binary classifiers give it."""
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict(self, X):
         """Class labels: the most probable class of each sample."""

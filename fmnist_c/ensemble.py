@@ -84,8 +84,9 @@ class RandomForestClassifier(_BaseTrees):
             raise ValueError(f"max_samples must be in [1, {n}], got {self.max_samples}")
         return int(self.max_samples)
 
-    def fit(self, X, y, sample_weight=None):
-        """Grow n_estimators trees on bootstraps of (X, y); returns self."""
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Grow n_estimators trees on bootstraps of (X, y); returns self. validation_data
+        (X_val, y_val), when given, is scored into ``validation_score_``."""
         n_trees = check_positive(self.n_estimators, "n_estimators")
         X, codes, sw, params, threads = self._prepare(X, y, sample_weight)
         n_draw = self._n_draw(X.shape[0])
@@ -93,6 +94,7 @@ class RandomForestClassifier(_BaseTrees):
         self._grow(X, codes, sw, params, threads, n_trees, n_draw, seed)
         if self.oob_score:
             self._set_oob(X, codes, seed, n_draw, threads)
+        self._score_validation(validation_data)
         return self
 
     def _set_oob(self, X, codes, seed, n_draw, threads):

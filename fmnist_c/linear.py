@@ -1,12 +1,11 @@
 """SGDLogisticRegression: multinomial logistic regression trained by minibatch SGD in C."""
-import math
-
 import numpy as np
 
 from . import _core
 from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_images,
-                    check_labels, check_positive, check_sample_weight, class_weights, n_threads,
-                    progress, record_epoch, seed_from)
+                    check_labels, check_not_validation_data, check_positive, check_sample_weight,
+                    class_weights, n_threads, seed_from)
+from ._training import fit_epochs, hold_out
 
 _SCHEDULES = ("constant", "invscaling", "cosine")
 # rows handed to C per call: a chunk takes ~0.1 s at most, so Ctrl-C is felt at once
@@ -105,20 +104,19 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _validation_set(self, validation_data):
         Xv, yv = validation_data
-        Xv = check_images(Xv, name="validation X")
-        if Xv.shape[1] != self.n_features_in_:
-            raise ValueError(f"validation X has {Xv.shape[1]} features, X has {self.n_features_in_}")
+        Xv = self._check_width(check_images(Xv, name="validation X"), "validation X")
         yv = check_labels(yv, Xv.shape[0], name="validation y")
         return Xv, self._codes_for(yv, "validation y")
 
     # ---- training ---------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None, validation_data=None):
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
         """Fit on (X, y) from zero weights; returns self.
 
         validation_data : optional (X_val, y_val), scored after every epoch into
         ``history_`` (and used by early stopping).
         """
         self._check_hyper_params()
+        check_not_validation_data(sample_weight)
         X = check_images(X)
         y = check_labels(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
@@ -130,14 +128,7 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         if validation_data is not None:
             val = self._validation_set(validation_data)
         elif self.early_stopping:
-            perm = rng.permutation(X.shape[0])
-            n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
-            if n_val >= X.shape[0]:
-                raise ValueError("too few samples to hold out a validation set")
-            val = (X[perm[:n_val]], codes[perm[:n_val]])
-            keep = np.sort(perm[n_val:])
-            X, codes = X[keep], codes[keep]
-            sw = None if sw is None else sw[keep]
+            X, codes, sw, val = hold_out(X, codes, sw, self.validation_fraction, rng)
         self._init_weights()
         cw = class_weights(self.class_weight, codes, self.classes_)
         sw = cw if sw is None else (sw if cw is None else sw * cw)
@@ -158,8 +149,8 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
             self._encode_labels(np.asarray(classes))
             self.n_features_in_ = X.shape[1]
             self._init_weights()
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model has {self.n_features_in_}")
+        else:
+            self._check_width(X)
         codes = self._codes_for(y)
         cw = class_weights(self.class_weight, codes, self.classes_)
         sw = cw if sw is None else (sw if cw is None else sw * cw)
@@ -170,7 +161,7 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def _clear(self):
-        for attr in ("coef_", "intercept_", "classes_", "t_"):
+        for attr in ("coef_", "intercept_", "classes_", "t_", "best_epoch_"):
             self.__dict__.pop(attr, None)
 
     def _init_weights(self):
@@ -182,59 +173,31 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         self.history_ = {"loss": [], "accuracy": []}
 
-    def _learning_rates(self, schedule, n_steps, steps_per_epoch, total_steps):
-        t = self.t_ + np.arange(n_steps, dtype=np.float64)
-        if schedule == "constant":
-            lr = np.full(n_steps, self.learning_rate)
-        elif schedule == "invscaling":
-            lr = self.learning_rate / (1.0 + t / steps_per_epoch) ** self.power_t
-        else:
-            lr = self.learning_rate * 0.5 * (1.0 + np.cos(np.pi * t / total_steps))
-        return lr.astype(np.float32)
-
     def _train(self, X, codes, sw, val, epochs, rng, schedule):
-        n, bs = X.shape[0], int(self.batch_size)
-        steps_per_epoch = math.ceil(n / bs)
-        total = self.t_ + epochs * steps_per_epoch
-        chunk = max(bs, _CHUNK_ROWS // bs * bs)
-        threads = n_threads(self.n_jobs)
-        weight_sum = n if sw is None else float(sw.sum())
-        best, best_acc, stale = None, -np.inf, 0
-        bar = progress(epochs, self.verbose, type(self).__name__)
+        bs, threads = int(self.batch_size), n_threads(self.n_jobs)
+
+        def train(part, lr):
+            return _core.linear_sgd_epoch(
+                self.coef_, self.intercept_, *self._velocity, X, codes, sw, part, lr, bs,
+                float(self.momentum), bool(self.nesterov), float(self.alpha), threads)
+
+        def rollback(best):
+            self.coef_[...], self.intercept_[...] = best
+
         try:
-            for _ in range(epochs):
-                order = rng.permutation(n) if self.shuffle else np.arange(n)
-                loss, hits = 0.0, 0
-                for start in range(0, n, chunk):
-                    part = order[start:start + chunk]
-                    lr = self._learning_rates(schedule, math.ceil(len(part) / bs),
-                                              steps_per_epoch, total)
-                    l, c = _core.linear_sgd_epoch(
-                        self.coef_, self.intercept_, *self._velocity, X, codes, sw, part, lr,
-                        bs, float(self.momentum), bool(self.nesterov), float(self.alpha), threads)
-                    loss, hits = loss + l, hits + c
-                    self.t_ += len(lr)
-                self.n_iter_ += 1
-                scores = self._evaluate_codes(*val) if val is not None else None
-                postfix = record_epoch(self.history_, loss / weight_sum, hits / n, scores)
-                if scores is not None and self.early_stopping:
-                    if scores[1] > best_acc + self.tol:
-                        best_acc, stale = scores[1], 0
-                        best = (self.coef_.copy(), self.intercept_.copy(), self.n_iter_)
-                    else:
-                        stale += 1
-                bar.set_postfix(postfix)
-                bar.update()
-                if self.early_stopping and stale >= self.n_iter_no_change:
-                    break
+            fit_epochs(self, train, X.shape[0], bs, epochs, rng, schedule=schedule,
+                       learning_rate=self.learning_rate, power_t=self.power_t,
+                       absolute_schedule=True, shuffle=self.shuffle,
+                       chunk_rows=max(bs, _CHUNK_ROWS // bs * bs),
+                       score=None if val is None else lambda: self._evaluate_codes(*val),
+                       keep_best=bool(self.early_stopping),
+                       n_iter_no_change=self.n_iter_no_change if self.early_stopping else None,
+                       tol=self.tol, weight_sum=None if sw is None else float(sw.sum()),
+                       checkpoint=lambda: (self.coef_.copy(), self.intercept_.copy()),
+                       rollback=rollback, verbose=self.verbose)
         except FloatingPointError:  # diverged: leave no NaN model behind
             self._clear()
             raise
-        finally:
-            bar.close()
-        if best is not None:
-            self.coef_[...], self.intercept_[...] = best[0], best[1]
-            self.best_epoch_ = best[2]
 
     def _evaluate_codes(self, X, codes):
         p = _core.linear_forward(X, self.coef_, self.intercept_, proba=True,
@@ -244,10 +207,11 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
 
     # ---- prediction -------------------------------------------------------------------
     def decision_function(self, X):
-        """Logits X coef_^T + intercept_, shape (n_samples, n_classes)."""
+        """Logits X coef_^T + intercept_, shape (n_samples, n_classes); for two classes,
+        as in scikit-learn, the positive class's margin over the other, shape (n_samples,)."""
         X = self._check_X(X)
-        return check_finite_outputs(_core.linear_forward(X, self.coef_, self.intercept_,
-                                                         nthreads=n_threads(self.n_jobs)))
+        return self._binary_margin(check_finite_outputs(_core.linear_forward(
+            X, self.coef_, self.intercept_, nthreads=n_threads(self.n_jobs))))
 
     def predict_proba(self, X):
         """Class probabilities (softmax of the logits), shape (n_samples, n_classes)."""

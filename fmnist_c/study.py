@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from . import metrics
+from ._base import BaseEstimator, ClassifierMixin
 from .data import StudySplit, find_data, load_fashion_mnist, load_sample, official_split, study_split
 
 _STUDY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "study_results.json")
@@ -40,12 +41,13 @@ def _lr(seed, verbose):
 STUDY_RF_DEPTHS = tuple(range(18, 40))
 
 
-class StudyForest:
+class StudyForest(ClassifierMixin, BaseEstimator):
     """The study's random forest (pixels / 255, 20 trees, gini, class_weight "balanced",
     random_state 0) with max_depth tuned the honest way: one forest grown to depth 39,
     cut at each depth 18..39 and scored on the *validation* set; the best depth (the
     shallowest among ties) is the model. Scoring every depth on the test set, as the
-    study did to pick 29 (test 0.8718), is only reported, by ``study_report``."""
+    study did to pick 29 (test 0.8718), is only reported, by ``study_report``. Its fit
+    takes the contract's validation_data, and needs it."""
 
     def __init__(self, n_estimators=20, depths=STUDY_RF_DEPTHS, random_state=0, n_jobs=None,
                  verbose=0):
@@ -55,26 +57,28 @@ class StudyForest:
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def get_params(self, deep=True):
-        return {"n_estimators": self.n_estimators, "depths": list(self.depths),
-                "random_state": self.random_state, "n_jobs": self.n_jobs}
-
-    def fit(self, X, y, validation_data):
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        if validation_data is None:
+            raise ValueError("StudyForest chooses its depth on validation_data; give "
+                             "fit(X, y, validation_data=(X_val, y_val))")
         from .ensemble import RandomForestClassifier
         self.forest_ = RandomForestClassifier(
             self.n_estimators, criterion="gini", class_weight="balanced",
             max_depth=max(self.depths), random_state=self.random_state, n_jobs=self.n_jobs,
-            verbose=self.verbose).fit(X, y)
+            verbose=self.verbose).fit(X, y, sample_weight)
         self.val_scores_ = self.forest_.staged_depth_scores(*validation_data, self.depths)
         self.best_depth_ = int(self.depths[int(np.argmax(self.val_scores_))])
         self.classes_ = self.forest_.classes_
+        self.n_features_in_ = self.forest_.n_features_in_
         return self
 
     def predict(self, X):
+        self._check_fitted()
         return self.forest_.predict(X, max_depth=self.best_depth_)
 
-    def score(self, X, y):
-        return metrics.accuracy_score(y, self.predict(X))
+    def predict_proba(self, X):
+        self._check_fitted()
+        return self.forest_.predict_proba(X, max_depth=self.best_depth_)
 
     def study_report(self, X_test, y_test):
         """The sweep on validation and test: the honest choice, and the leaked one."""
@@ -379,5 +383,7 @@ def _plot_comparison(results, path):
 
 
 def _jsonable(params):
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v))
-            for k, v in params.items()}
+    def plain(v):
+        return isinstance(v, (int, float, str, bool, type(None)))
+    return {k: v if plain(v) else list(v) if isinstance(v, (list, tuple)) and all(map(plain, v))
+            else repr(v) for k, v in params.items()}

@@ -6,9 +6,9 @@ import threading
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, NotFittedError, check_images, check_labels,
-                    check_positive, check_sample_weight, class_weights, n_threads, progress,
-                    seed_from)
+from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+                    check_not_validation_data, check_positive, check_sample_weight, class_weights,
+                    n_threads, not_fitted, progress, seed_from)
 
 _CRITERIA = {"gini": 0, "entropy": 1}
 # Nodes of at most this many samples sort their codes (insertion sort up to 32, counting
@@ -24,7 +24,7 @@ _UNLIMITED = 2**62
 # how often the waiting main thread wakes for Ctrl-C and the progress bar
 _POLL_SECONDS = 0.05
 _FITTED = ("classes_", "n_classes_", "n_features_in_", "_nodes", "_offsets", "_max_depths",
-           "oob_score_", "oob_decision_function_")
+           "oob_score_", "oob_decision_function_", "validation_score_")
 _FIELDS = ("left", "right", "feature", "threshold", "value", "impurity", "n_node_samples",
            "weighted_n_node_samples")
 
@@ -137,7 +137,8 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X, y, sample_weight):
         """Validate once: (X as uint8 or float32, class codes, weights or None, params)."""
-        X = np.asarray(X) if X is not None else X
+        check_not_validation_data(sample_weight)
+        X = np.asarray(X) if X is not None and not hasattr(X, "toarray") else X
         exact = X is not None and X.dtype in (np.uint8, np.bool_)
         X = check_images(X, dtype=np.uint8 if exact else np.float32)
         y = check_labels(y, X.shape[0])
@@ -200,8 +201,16 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "_nodes"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; "
-                                 f"call fit first")
+            raise not_fitted(type(self).__name__)
+
+    def _score_validation(self, validation_data):
+        """validation_score_: the accuracy on fit's validation_data (a tree chooses nothing
+        on it; the contract every estimator's fit shares takes it)."""
+        if validation_data is not None:
+            Xv, yv = validation_data
+            Xv = self._check_width(check_images(Xv, name="validation X"), "validation X")
+            self.validation_score_ = float(np.mean(self.predict(Xv) == check_labels(
+                yv, Xv.shape[0], "validation y")))
 
     def _clear(self):
         for attr in _FITTED:
@@ -306,10 +315,17 @@ class DecisionTreeClassifier(_BaseTrees):
         self.max_bins = max_bins
         self.random_state = random_state
 
-    def fit(self, X, y, sample_weight=None):
-        """Grow the tree on (X, y); returns self."""
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Grow the tree on (X, y); returns self. Rows of weight 0 are left out before the
+        features are binned, so they move no threshold: weights 0 and 2 act as leaving a
+        row out and repeating it. validation_data (X_val, y_val), when given, is scored
+        into ``validation_score_``."""
         X, codes, sw, params, threads = self._prepare(X, y, sample_weight)
+        if sw is not None and not sw.all():
+            kept = np.flatnonzero(sw)
+            X, codes, sw = X[kept], codes[kept], sw[kept]
         self._grow(X, codes, sw, params, threads, 1, 0, seed_from(self.random_state))
+        self._score_validation(validation_data)
         return self
 
     @property

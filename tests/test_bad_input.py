@@ -22,9 +22,18 @@ def poke(a, value):
     return a
 
 
+def poke_object(a, value):
+    """An object copy of a (numbers as Python objects) with one entry set to value."""
+    a = a.astype(object)
+    a[3, 2] = value
+    return a
+
+
 @pytest.mark.parametrize("make", ALL)
 @pytest.mark.parametrize("Xb, yb, err, match", [
-    pytest.param(X.astype(object), y, TypeError, "X must hold real numbers", id="object X"),
+    pytest.param(poke_object(X, {"a": 1}), y, TypeError,
+                 "X must hold real numbers .*argument must be a string or a real number",
+                 id="object X holding a dict"),
     pytest.param(X.astype(complex), y, TypeError, "X must hold real numbers", id="complex X"),
     pytest.param(X.astype(str), y, TypeError, "X must hold real numbers", id="string X"),
     pytest.param(None, y, TypeError, "X is None", id="X None"),
@@ -107,7 +116,30 @@ def layouts(a):
         "negative-stride": np.ascontiguousarray(a[:, ::-1])[:, ::-1],
         "float64": a.astype(np.float64),
         "list": a.tolist(),
+        "object": a.astype(object),
     }
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_type_errors_of_data_are_value_errors_too(make):
+    """None, complex numbers and sparse matrices raise InputTypeError: the TypeError these
+    tests expect, and the ValueError scikit-learn's checks expect (with their phrases)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    for Xb, yb, match in [(None, y, "X is None"),
+                          (X.astype(complex), y, "Complex data not supported"),
+                          (X, None, "requires y to be passed, but the target y is None"),
+                          (sparse.csr_matrix(X), y, "X is a sparse matrix")]:
+        with pytest.raises(TypeError, match=match) as info:
+            make().fit(Xb, yb)
+        assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_a_column_of_labels_warns_and_fits_as_labels(make):
+    from fmnist_c._base import DataConversionWarning
+    with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
+        m = make().fit(X, y[:, None])
+    assert_same_fit(m, make().fit(X, y), X)
 
 
 @pytest.mark.parametrize("make", ALL)
@@ -131,8 +163,8 @@ def test_predict_checks_fitted_state_and_input(make):
     m.fit(X, y)
     name = type(m).__name__
     for Xp, err, match in [
-        (X[:, :3], ValueError, f"X has 3 features, but {name} was fitted with 16"),
-        (np.c_[X, X], ValueError, f"X has 32 features, but {name} was fitted with 16"),
+        (X[:, :3], ValueError, f"X has 3 features, but {name} is expecting 16 features"),
+        (np.c_[X, X], ValueError, f"X has 32 features, but {name} is expecting 16 features"),
         (X[0], ValueError, "reshape"),
         (X[:0], ValueError, "X has 0 samples"),
         (poke(X, nan), ValueError, "X contains NaN"),
@@ -153,6 +185,10 @@ ABSURD = {
     "momentum": [-0.1, 1.0, nan],
     "weight_decay": [-1.0, nan],
     "alpha": [-1.0, nan],
+    "patience": [0, -1, 1.5],
+    "n_iter_no_change": [0, -1, 1.5],
+    "tol": [-1.0, nan],
+    "validation_fraction": [0.0, 1.0, nan],
     "dropout": [-0.1, 1.0, nan],
     "hidden_layer_sizes": [None, "8", (0,), (8, -1), (2.5,)],
     "max_depth": [0, -1, 1.5, nan],

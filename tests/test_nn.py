@@ -325,7 +325,8 @@ def test_restore_best_weights_restores_that_epoch():
 
 def test_early_stopping_patience():
     X, y = blobs(n=400, d=12, k=4, seed=2)
-    m = MLPClassifier(hidden_layer_sizes=(16,), epochs=200, patience=2, learning_rate=0.05,
+    m = MLPClassifier(hidden_layer_sizes=(16,), epochs=200, early_stopping=True,
+                      n_iter_no_change=2, learning_rate=0.05,
                       random_state=0).fit(X[:300], y[:300], validation_data=(X[300:], y[300:]))
     assert m.n_iter_ < 200
 

@@ -1,9 +1,13 @@
 """MLPClassifier and CNNClassifier: scikit-learn-style estimators over Sequential, with
 the study's and our improved presets."""
+import warnings
+
 import numpy as np
 
-from .._base import (BaseEstimator, ClassifierMixin, check_images, check_labels, check_positive,
-                     n_threads)
+from .._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+                     check_not_validation_data, check_positive, check_sample_weight, n_threads,
+                     seed_from)
+from .._training import hold_out
 from .augment import _augment_args
 from .io import _from_json, _load, _save, _to_json
 from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
@@ -11,9 +15,12 @@ from .optimizers import _OPTIMIZER_CLASSES, _OPTIMIZERS, SGD
 from .sequential import Sequential
 
 
+_UNSET = "deprecated"  # the default of a renamed hyper-parameter: not given
+
+
 class _NetClassifier(ClassifierMixin, BaseEstimator):
     """What MLPClassifier and CNNClassifier share: the optimizer from flat settings, fit with
-    Keras-style validation_data, inference, save/load. Subclasses give _layers(n_classes),
+    the estimator contract, inference, save/load. Subclasses give _layers(n_classes),
     PRESETS and, for augmentation, _augment()."""
 
     PRESETS = {}
@@ -28,15 +35,33 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     def _augment(self):
         return None
 
-    def _make_model(self, n_classes):
+    def _renamed(self):
+        """(alpha, early_stopping, n_iter_no_change, from_patience) with the names of 0.1
+        (weight_decay, patience) honoured and a FutureWarning for each, for one release."""
+        alpha, early, n_iter = self.alpha, self.early_stopping, self.n_iter_no_change
+        if not (isinstance(self.weight_decay, str) and self.weight_decay == _UNSET):
+            warnings.warn("weight_decay was renamed alpha in fmnist_c 0.2 (the name scikit-learn "
+                          "and SGDLogisticRegression use); weight_decay will be removed in 0.3",
+                          FutureWarning, stacklevel=3)
+            alpha = check_positive(self.weight_decay, "weight_decay", float, allow_zero=True)
+        patience = not (isinstance(self.patience, str) and self.patience == _UNSET)
+        if patience:
+            warnings.warn("patience=k is early_stopping=True, n_iter_no_change=k since fmnist_c "
+                          "0.2; patience will be removed in 0.3", FutureWarning, stacklevel=3)
+            if self.patience is not None:
+                early, n_iter = True, check_positive(self.patience, "patience")
+        return alpha, early, n_iter, patience
+
+    def _make_model(self, n_classes, alpha):
         layers = self._layers(n_classes)
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {self.optimizer!r}")
-        opt = SGD(self.learning_rate, self.momentum, self.nesterov, self.weight_decay)
+        check_positive(alpha, "alpha", float, allow_zero=True)
+        opt = SGD(self.learning_rate, self.momentum, self.nesterov, alpha)
         opt._c_args()  # a bad momentum is an error even where the optimizer ignores it
         if self.optimizer != "sgd":
             opt = _OPTIMIZER_CLASSES[self.optimizer](learning_rate=self.learning_rate,
-                                                     weight_decay=self.weight_decay)
+                                                     weight_decay=alpha)
             opt._c_args()
         return Sequential(layers, loss=self.loss, optimizer=opt, lr_schedule=self.lr_schedule,
                           init=self.init, random_state=self.random_state, n_jobs=self.n_jobs)
@@ -46,31 +71,48 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
             return np.eye(len(self.classes_), dtype=np.float32)[codes]
         return codes
 
-    def fit(self, X, y, validation_data=None, sample_weight=None):
-        """Fit from freshly initialised weights; returns self."""
-        check_positive(self.epochs, "epochs")
-        check_positive(self.batch_size, "batch_size")
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Fit from freshly initialised weights; returns self.
+
+        validation_data : optional (X_val, y_val), scored after every epoch into
+        ``history_``; restore_best_weights and early stopping use it. Without it, early
+        stopping holds out a random validation_fraction of X.
+        """
+        epochs = check_positive(self.epochs, "epochs")
+        batch_size = check_positive(self.batch_size, "batch_size")
         n_threads(self.n_jobs)
-        augment = self._augment()
+        alpha, early_stopping, n_iter_no_change, from_patience = self._renamed()
+        check_positive(n_iter_no_change, "n_iter_no_change")
+        tol = check_positive(self.tol, "tol", float, allow_zero=True)
+        if not 0 < check_positive(self.validation_fraction, "validation_fraction", float) < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got "
+                             f"{self.validation_fraction!r}")
+        augment = _augment_args(self._augment())
+        check_not_validation_data(sample_weight)
         X = check_images(X)
         y = check_labels(y, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0])
         self._clear()
         codes = self._encode_labels(y)
-        model = self._make_model(len(self.classes_))
+        model = self._make_model(len(self.classes_), alpha)
+        self.n_features_in_ = X.shape[1]
         val = None
         if validation_data is not None:
             Xv, yv = validation_data
-            Xv = check_images(Xv, name="validation X")
+            Xv = self._check_width(check_images(Xv, name="validation X"), "validation X")
             val = (Xv, self._targets(self._codes_for(check_labels(yv, Xv.shape[0],
                                                                   "validation y"), "validation y")))
-        restore = bool(self.restore_best_weights) and val is not None
-        self.n_features_in_ = X.shape[1]
+        elif early_stopping and not from_patience:  # (patience acted on validation_data only)
+            rng = np.random.default_rng([seed_from(self.random_state), 2])
+            X, codes, sw, (Xv, cv) = hold_out(X, codes, sw, self.validation_fraction, rng)
+            val = (Xv, self._targets(cv))
         self.model_ = model.build(X.shape[1])
         try:
-            model.fit(X, self._targets(codes), epochs=self.epochs, batch_size=self.batch_size,
-                      validation_data=val, verbose=self.verbose, restore_best_weights=restore,
-                      patience=self.patience if val is not None else None,
-                      sample_weight=sample_weight, augment=augment)
+            model._fit_checked(X, self._targets(codes), sw, val, epochs, batch_size,
+                               verbose=self.verbose, augment=augment,
+                               keep_best=bool(self.restore_best_weights) and val is not None,
+                               n_iter_no_change=n_iter_no_change if early_stopping and
+                               val is not None else None, tol=tol)
         except FloatingPointError:  # diverged: leave no NaN model behind
             self._clear()
             raise
@@ -92,13 +134,19 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
         X = self._check_X(X)
-        return self.model_.predict_proba(X)
+        return self.model_._forward(X, proba=True)
+
+    def decision_function(self, X):
+        """Logits (the output layer before softmax), shape (n_samples, n_classes); for two
+        classes, as in scikit-learn, the positive class's margin over the other, (n_samples,)."""
+        X = self._check_X(X)
+        return self._binary_margin(self.model_._forward(X, proba=False))
 
     def evaluate(self, X, y):
         """(mean cross-entropy, accuracy) on (X, y)."""
         X = self._check_X(X)
         codes = self._codes_for(check_labels(y, X.shape[0]))
-        return self.model_.evaluate(X, self._targets(codes))
+        return self.model_._evaluate(X, self._targets(codes))
 
     def count_params(self):
         """Parameters of the fitted network (batch norm's running statistics included)."""
@@ -124,7 +172,13 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def _from_file(cls, config, arrays):
-        self = cls(**{k: _from_json(v) for k, v in config["params"].items()})
+        params = {k: _from_json(v) for k, v in config["params"].items()}
+        if "alpha" not in params:  # a file of fmnist_c 0.1: its names, in today's words
+            params["alpha"] = params.pop("weight_decay", 0.0)
+            patience = params.pop("patience", None)
+            if patience is not None:
+                params.update(early_stopping=True, n_iter_no_change=patience)
+        self = cls(**params)
         self.classes_ = arrays["classes"]
         self.model_ = Sequential.from_config(config["model"])._restore(arrays)
         if self.classes_.shape != (self.model_.n_outputs_,):
@@ -144,7 +198,7 @@ PRESETS = {
     # our stronger MLP: 784-512-512-10, dropout 0.3, AdamW, cosine schedule, best epoch;
     # study split test accuracy 0.9093 (seed 0) and 0.9082 (seed 1), ~90 s on 2 cores
     "improved": dict(hidden_layer_sizes=(512, 512), optimizer="adamw", learning_rate=1e-3,
-                     weight_decay=0.01, dropout=0.3, lr_schedule="cosine", batch_size=128,
+                     alpha=0.01, dropout=0.3, lr_schedule="cosine", batch_size=128,
                      epochs=40, init="he_uniform"),
 }
 
@@ -164,41 +218,56 @@ class MLPClassifier(_NetClassifier):
         one-hot encoded; identical gradients, so identical training).
     optimizer : "sgd", "adam" or "adamw"
     learning_rate, momentum, nesterov : optimizer settings (momentum, nesterov: SGD only).
-    weight_decay : L2 for sgd/adam, decoupled for adamw.
-    lr_schedule : "constant" or "cosine".
+    alpha : weight decay: L2 added to the gradient (alpha * w) for sgd/adam, decoupled
+        (w *= 1 - lr * alpha each step) for adamw; 0: none. SGDLogisticRegression's name.
+    lr_schedule : "constant", "cosine", "step" or "onecycle".
     batch_size, epochs : minibatch size and number of epochs.
     dropout : rate of a Dropout after each hidden layer (0: none).
     init : "glorot_uniform" or "he_uniform".
     restore_best_weights : keep the epoch with the best validation accuracy (needs
-        validation_data in fit; without it the last epoch is kept).
-    patience : early stopping after this many epochs without improvement (None: off).
+        validation data; without it the last epoch is kept).
+    early_stopping : stop when the validation accuracy has not improved by more than
+        ``tol`` for ``n_iter_no_change`` epochs. The validation set is fit's
+        validation_data, else a random ``validation_fraction`` of X held out.
+    validation_fraction, n_iter_no_change, tol : early-stopping settings, as in
+        SGDLogisticRegression and scikit-learn (tol 0: any better epoch counts, as the
+        study's checkpoint).
     random_state : None, int, RandomState or Generator; an int gives bit-identical fits on
         any number of threads.
     verbose : 0 silent, 1 a progress bar per epoch.
     n_jobs : threads for the C kernels (None or -1: all cores).
+    weight_decay, patience : the names of fmnist_c 0.1, deprecated (FutureWarning) and
+        removed in 0.3: weight_decay is alpha, patience=k is early_stopping=True,
+        n_iter_no_change=k (acting only when fit is given validation_data, as it did).
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``model_`` (the Sequential),
     ``history_``, ``n_iter_``, ``best_epoch_`` (when the best epoch was restored).
     """
 
     def __init__(self, hidden_layer_sizes=(256, 256), loss="sparse_categorical_crossentropy",
-                 optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=False,
-                 weight_decay=0.0, lr_schedule="constant", batch_size=64, epochs=20, dropout=0.0,
-                 init="glorot_uniform", restore_best_weights=True, patience=None,
-                 random_state=None, verbose=0, n_jobs=None):
+                 optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=False, alpha=0.0,
+                 lr_schedule="constant", batch_size=64, epochs=20, dropout=0.0,
+                 init="glorot_uniform", restore_best_weights=True, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=0.0, random_state=None,
+                 verbose=0, n_jobs=None, weight_decay=_UNSET, patience=_UNSET):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.nesterov = nesterov
-        self.weight_decay = weight_decay
+        self.alpha = alpha
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.epochs = epochs
         self.dropout = dropout
         self.init = init
         self.restore_best_weights = restore_best_weights
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.weight_decay = weight_decay
         self.patience = patience
         self.random_state = random_state
         self.verbose = verbose
@@ -251,7 +320,7 @@ CNN_PRESETS = {
     # ablation), and 25 epochs fit in the 20-minute budget on 2 cores (20 epochs gave
     # 0.938-0.943 on the study split, depending on float rounding; 25 gave 0.9429)
     "improved": dict(architecture="improved", optimizer="adamw", learning_rate=2e-3,
-                     weight_decay=0.05, lr_schedule="onecycle", epochs=25, augment_shift=2,
+                     alpha=0.05, lr_schedule="onecycle", epochs=25, augment_shift=2,
                      init="he_uniform"),
 }
 
@@ -270,9 +339,10 @@ class CNNClassifier(_NetClassifier):
         GlobalAveragePooling2D, Flatten, BatchNorm, Dense, ReLU, Dropout) ending in any layer:
         a final Dense(n_classes) is appended. None: `architecture`'s network.
     architecture : "study" or "improved" (used when layers is None).
-    loss, optimizer, learning_rate, momentum, nesterov, weight_decay, lr_schedule
-        ("constant", "cosine", "step", "onecycle"), batch_size, epochs, init,
-        restore_best_weights, patience, random_state, verbose, n_jobs : as MLPClassifier.
+    loss, optimizer, learning_rate, momentum, nesterov, alpha, lr_schedule, batch_size,
+        epochs, init, restore_best_weights, early_stopping, validation_fraction,
+        n_iter_no_change, tol, random_state, verbose, n_jobs, weight_decay, patience : as
+        MLPClassifier.
     augment_shift : random translations by up to this many pixels while training (0: off).
     augment_flip : random left-right mirroring while training.
     augment_erase : probability of random erasing of one rectangle while training.
@@ -280,16 +350,23 @@ class CNNClassifier(_NetClassifier):
     Fitted attributes: ``classes_``, ``n_features_in_``, ``model_`` (the Sequential; layout
     channels last, so get_weights() gives Conv2D weights as (filters, kh, kw, channels)),
     ``history_``, ``n_iter_``, ``best_epoch_``.
+
+    It follows the estimator contract of the others (get_params/set_params, clone,
+    ``fit(X, y, sample_weight=None, *, validation_data=None)``), but scikit-learn's
+    estimator checks (tests/test_estimator_checks.py) are not run on it: they feed
+    arbitrary (n, d) tables, while a convolutional network takes images, square by
+    default (a 2-feature table is no image for a 3 x 3 convolution to slide over).
     """
 
     PRESETS = CNN_PRESETS
 
     def __init__(self, layers=None, architecture="study", loss="sparse_categorical_crossentropy",
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False,
-                 weight_decay=0.0, lr_schedule="constant", batch_size=128, epochs=50,
-                 augment_shift=0, augment_flip=False, augment_erase=0.0, init="glorot_uniform",
-                 restore_best_weights=True, patience=None, random_state=None, verbose=0,
-                 n_jobs=None):
+                 optimizer="adam", learning_rate=1e-3, momentum=0.9, nesterov=False, alpha=0.0,
+                 lr_schedule="constant", batch_size=128, epochs=50, augment_shift=0,
+                 augment_flip=False, augment_erase=0.0, init="glorot_uniform",
+                 restore_best_weights=True, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=0.0, random_state=None, verbose=0, n_jobs=None,
+                 weight_decay=_UNSET, patience=_UNSET):
         self.layers = layers
         self.architecture = architecture
         self.loss = loss
@@ -297,7 +374,7 @@ class CNNClassifier(_NetClassifier):
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.nesterov = nesterov
-        self.weight_decay = weight_decay
+        self.alpha = alpha
         self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.epochs = epochs
@@ -306,6 +383,11 @@ class CNNClassifier(_NetClassifier):
         self.augment_erase = augment_erase
         self.init = init
         self.restore_best_weights = restore_best_weights
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.weight_decay = weight_decay
         self.patience = patience
         self.random_state = random_state
         self.verbose = verbose
@@ -324,7 +406,5 @@ class CNNClassifier(_NetClassifier):
         return layers + [Dense(n_classes)]
 
     def _augment(self):
-        augment = {"shift": self.augment_shift, "flip": self.augment_flip,
-                   "erase": self.augment_erase}
-        _augment_args(augment)  # checked before any work
-        return augment
+        return {"shift": self.augment_shift, "flip": self.augment_flip,
+                "erase": self.augment_erase}

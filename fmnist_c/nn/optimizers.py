@@ -1,8 +1,7 @@
-"""Optimizers (SGD, Adam, AdamW) as the C update takes them, and the learning-rate
-schedules."""
-import numpy as np
-
+"""Optimizers (SGD, Adam, AdamW) as the C update takes them, and (from _training, where
+SGDLogisticRegression finds them too) the learning-rate schedules."""
 from .._base import check_positive
+from .._training import learning_rates  # re-exported: fmnist_c.nn.learning_rates
 
 _OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}  # enum fm_optimizer
 
@@ -81,25 +80,3 @@ def _optimizer(spec):
     if not isinstance(spec, SGD):
         raise TypeError(f"optimizer must be a name or an SGD/Adam/AdamW instance, got {spec!r}")
     return spec
-
-
-def learning_rates(schedule, learning_rate, first_step, n_steps, total_steps):
-    """Learning rate of steps first_step .. first_step + n_steps - 1 (0-based) as float32:
-    "constant"; "cosine" annealing from learning_rate to 0 over total_steps; "step": x0.1 at
-    50% and again at 75% of total_steps; "onecycle" (torch's OneCycleLR defaults): cosine
-    warm-up from learning_rate/25 to learning_rate over the first 30%, then cosine
-    annealing to learning_rate/25e4."""
-    if schedule == "constant":
-        return np.full(n_steps, learning_rate, np.float32)
-    t = np.minimum((first_step + np.arange(n_steps, dtype=np.float64)) / total_steps, 1.0)
-    if schedule == "cosine":
-        lr = learning_rate * 0.5 * (1.0 + np.cos(np.pi * t))
-    elif schedule == "step":
-        lr = learning_rate * 0.1 ** ((t >= 0.5).astype(int) + (t >= 0.75))
-    else:
-        def anneal(start, end, frac):
-            return end + (start - end) * 0.5 * (1.0 + np.cos(np.pi * frac))
-        lo, hi, warm = learning_rate / 25.0, learning_rate, 0.3
-        lr = np.where(t < warm, anneal(lo, hi, t / warm),
-                      anneal(hi, lo / 1e4, (t - warm) / (1.0 - warm)))
-    return lr.astype(np.float32)

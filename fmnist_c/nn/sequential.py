@@ -2,23 +2,22 @@
 cross-entropy, Keras-style."""
 import json
 import math
-import time
 
 import numpy as np
 
 from .. import _core
-from .._base import (NotFittedError, check_finite_outputs, check_images, check_labels,
-                     check_positive, check_sample_weight, n_threads, progress, record_epoch,
-                     seed_from)
+from .._base import (BaseEstimator, NotFittedError, check_finite_outputs, check_images,
+                     check_labels, check_positive, check_sample_weight, n_threads, seed_from,
+                     with_sklearn)
+from .._training import fit_epochs
 from .augment import _augment_args
 from .io import _load, _save
 from .layers import _LAYERS, Conv2D, GlobalAveragePooling2D, Layer, MaxPool2D
-from .optimizers import _OPTIMIZER_CLASSES, _optimizer, learning_rates
+from .optimizers import _OPTIMIZER_CLASSES, _optimizer
 
 _LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 _SCHEDULES = ("constant", "cosine", "step", "onecycle")
 _INITS = ("glorot_uniform", "he_uniform")
-_CHUNK_SECONDS = 0.15  # wall time of one C call: the longest Ctrl-C and the bar wait
 _PREDICT_BATCH = 1024
 _WORKSPACE_FLOATS = 1 << 25  # bound on an inference batch's activations (128 MB)
 
@@ -32,7 +31,7 @@ def _aligned_zeros(n):
     return block[start:start + n]
 
 
-class Sequential:
+class Sequential(BaseEstimator):
     """A stack of layers trained with softmax cross-entropy, Keras-style.
 
     Parameters
@@ -56,13 +55,16 @@ class Sequential:
     Like Keras, ``fit`` continues from the current weights; the first call builds the
     network. Attributes after fit: ``params_`` (flat float32), ``history_`` (per-epoch loss,
     accuracy, val_loss, val_accuracy), ``t_`` (steps taken), ``n_iter_`` (epochs run),
-    ``best_epoch_`` (when restoring the best validation epoch).
+    ``best_epoch_`` (when restoring the best validation epoch). get_params/set_params
+    give the constructor's arguments (the optimizer as its instance), so
+    ``sklearn.base.clone`` makes an unbuilt copy; a model unpickles with its arrays on
+    64-byte boundaries, as build makes them.
     """
 
     def __init__(self, layers, loss="sparse_categorical_crossentropy", optimizer="sgd",
                  lr_schedule="constant", init="glorot_uniform", input_shape=None,
                  random_state=None, n_jobs=None):
-        self.layers = list(layers)
+        self.layers = layers if isinstance(layers, list) else list(layers)  # a list: as given
         self.loss = loss
         self.optimizer = _optimizer(optimizer)
         self.lr_schedule = lr_schedule
@@ -86,6 +88,16 @@ class Sequential:
     @property
     def built(self):
         return hasattr(self, "params_")
+
+    def __setstate__(self, state):
+        """Unpickled arrays start wherever NumPy puts them (16 or 32 bytes in); the kernels'
+        threads want params_ and its companions on cache lines, as build allocates them."""
+        self.__dict__.update(state)
+        for name in ("params_", "grads_", "optimizer_state_"):
+            if name in state:
+                aligned = _aligned_zeros(state[name].size)
+                aligned[...] = state[name]
+                setattr(self, name, aligned)
 
     def build(self, n_features):
         """Compile the program for inputs of n_features and draw the initial weights."""
@@ -172,7 +184,8 @@ class Sequential:
     # ---- data -------------------------------------------------------------------------
     def _check_X(self, X, name="X"):
         if not self.built:
-            raise NotFittedError("This Sequential model is not built yet; call fit first")
+            raise with_sklearn(NotFittedError)("This Sequential model is not built yet; call "
+                                               "fit first")
         return self._check_width(check_images(X, name=name), name)
 
     def _check_width(self, X, name="X"):
@@ -223,7 +236,7 @@ class Sequential:
             patience = check_positive(patience, "patience")
         if (restore_best_weights or patience) and validation_data is None:
             raise ValueError("restore_best_weights and patience need validation_data")
-        opt_args = self.optimizer._c_args()
+        self.optimizer._c_args()
         aug_args = _augment_args(augment)
         X = check_images(X)
         if not self.built:
@@ -237,75 +250,51 @@ class Sequential:
                 raise ValueError("validation_data must be (X_val, y_val)")
             Xv = self._check_X(validation_data[0], "validation X")
             val = (Xv, self._check_targets(validation_data[1], Xv.shape[0], "validation y"))
-        if aug_args["shift"] or aug_args["flip"] or aug_args["erase"]:
+        self._fit_checked(X, y, sw, val, epochs, batch_size, verbose=verbose, shuffle=shuffle,
+                          keep_best=bool(restore_best_weights), n_iter_no_change=patience,
+                          augment=aug_args)
+        return self
+
+    def _fit_checked(self, X, y, sw, val, epochs, batch_size, *, verbose, augment,
+                     shuffle=True, keep_best=False, n_iter_no_change=None, tol=0.0):
+        """fit on checked data (what fit and the classifiers' fit validated once): X float32
+        (n, n_features_in_) C-contiguous, y int64 labels or float32 target rows, sw float32
+        or None, val None or (X_val, y_val) alike, augment as _augment_args returns it.
+        keep_best, n_iter_no_change and tol as _training.fit_epochs takes them."""
+        opt_args = self.optimizer._c_args()
+        if augment["shift"] or augment["flip"] or augment["erase"]:
             _, h, w = self.input_shape_
             if h == 1 or w == 1:
                 raise ValueError("augment needs image inputs; this network's input is flat")
-            if aug_args["shift"] >= min(h, w):
+            if augment["shift"] >= min(h, w):
                 raise ValueError(f"augment shift must be smaller than the image side, got "
-                                 f"{aug_args['shift']}")
-        self._train(X, y, sw, val, epochs, batch_size, verbose, shuffle, restore_best_weights,
-                    patience, {**opt_args, **aug_args})
-        return self
-
-    def _train(self, X, y, sw, val, epochs, bs, verbose, shuffle, restore_best, patience,
-               opt_args):
-        n = X.shape[0]
-        steps_per_epoch = math.ceil(n / bs)
-        first, total = self.t_, epochs * steps_per_epoch
+                                 f"{augment['shift']}")
         threads = n_threads(self.n_jobs)
-        weight_sum = n if sw is None else float(sw.sum())
-        lr0 = float(self.optimizer.learning_rate)
-        best, best_acc, stale = None, -np.inf, 0
-        rows = bs  # grows (x4 at most per call) or shrinks so a C call lasts ~_CHUNK_SECONDS
-        done = self.n_iter_
         # one workspace for every C call of this fit: a fresh one per call would page-fault
         # hundreds of megabytes each time for wide convolutional networks
-        size = _core.nn_workspace_size(self.params_, self._program, self._settings, bs)
+        size = _core.nn_workspace_size(self.params_, self._program, self._settings, batch_size)
         workspace = _aligned_zeros(size - 16)
-        try:
-            for epoch in range(epochs):
-                order = self._rng.permutation(n) if shuffle else np.arange(n)
-                bar = progress(steps_per_epoch, verbose, f"Epoch {done + epoch + 1}/{done + epochs}",
-                               unit="batch")
-                loss, hits, start = 0.0, 0, 0
-                try:
-                    while start < n:
-                        part = order[start:start + rows]
-                        steps = math.ceil(len(part) / bs)
-                        lr = learning_rates(self.lr_schedule, lr0, self.t_ - first, steps, total)
-                        t0 = time.perf_counter()
-                        l, c = _core.nn_train(self.params_, self.grads_, self.optimizer_state_,
-                                              self._program, self._settings, X, y, part, lr, bs,
-                                              step=self.t_, seed=self._seed, sample_weight=sw,
-                                              nthreads=threads, workspace=workspace, **opt_args)
-                        dt = time.perf_counter() - t0
-                        loss, hits, start, self.t_ = loss + l, hits + c, start + len(part), \
-                            self.t_ + steps
-                        bar.update(steps)
-                        scale = min(4.0, max(0.25, _CHUNK_SECONDS / max(dt, 1e-4)))
-                        rows = max(bs, int(steps * scale) * bs)
-                    self.n_iter_ += 1
-                    scores = self._evaluate(*val) if val is not None else None
-                    bar.set_postfix(record_epoch(self.history_, loss / weight_sum, hits / n, scores))
-                    if scores is not None and scores[1] > best_acc:
-                        best_acc, stale = scores[1], 0
-                        if restore_best:
-                            best = (self.params_.copy(), self.n_iter_)
-                    elif scores is not None:
-                        stale += 1
-                finally:
-                    bar.close()
-                if patience is not None and stale >= patience:
-                    break
-        except FloatingPointError:  # diverged: the weights are NaN
-            if best is None:  # (else the best epoch's come back below) unbuild: predict
-                del self.params_  # refuses, and the next fit starts afresh
-            raise
-        finally:
-            if best is not None:
-                self.params_[...] = best[0]
-                self.best_epoch_ = best[1]
+        c_args = {**opt_args, **augment}
+
+        def train(part, lr):
+            return _core.nn_train(self.params_, self.grads_, self.optimizer_state_,
+                                  self._program, self._settings, X, y, part, lr, batch_size,
+                                  step=self.t_, seed=self._seed, sample_weight=sw,
+                                  nthreads=threads, workspace=workspace, **c_args)
+
+        def rollback(best):
+            self.params_[...] = best
+
+        def unbuild():  # diverged with no epoch to go back to: predict refuses, the next
+            del self.params_  # fit starts afresh
+
+        fit_epochs(self, train, X.shape[0], batch_size, epochs, self._rng,
+                   schedule=self.lr_schedule, learning_rate=float(self.optimizer.learning_rate),
+                   shuffle=shuffle, score=None if val is None else lambda: self._evaluate(*val),
+                   keep_best=keep_best, n_iter_no_change=n_iter_no_change, tol=tol,
+                   weight_sum=None if sw is None else float(sw.sum()),
+                   checkpoint=self.params_.copy, rollback=rollback, on_diverge=unbuild,
+                   verbose=verbose)
 
     # ---- inference --------------------------------------------------------------------
     def _predict_batch(self):
@@ -316,17 +305,17 @@ class Sequential:
 
     def predict_proba(self, X):
         """Softmax probabilities, shape (n_samples, n_outputs)."""
-        X = self._check_X(X)
-        return check_finite_outputs(_core.nn_predict(
-            self.params_, self._program, self._settings, X, batch_size=self._predict_batch(),
-            proba=True, nthreads=n_threads(self.n_jobs)))
+        return self._forward(self._check_X(X), proba=True)
 
     def decision_function(self, X):
-        """Logits (the last layer's outputs before softmax)."""
-        X = self._check_X(X)
+        """Logits (the last layer's outputs before softmax), shape (n_samples, n_outputs)."""
+        return self._forward(self._check_X(X), proba=False)
+
+    def _forward(self, X, proba):
+        """Probabilities or logits of checked X."""
         return check_finite_outputs(_core.nn_predict(
             self.params_, self._program, self._settings, X, batch_size=self._predict_batch(),
-            proba=False, nthreads=n_threads(self.n_jobs)))
+            proba=proba, nthreads=n_threads(self.n_jobs)))
 
     def predict(self, X):
         """The most probable class index of each sample."""
