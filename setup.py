@@ -1,4 +1,5 @@
-"""Build the one extension, fmnist_c._core, from csrc/*.c.
+"""Build the one extension, fmnist_c._core, from every .c under csrc/ (docs/architecture.md
+has the layout: a folder per model family, core/ for what they share, bind/ for the binding).
 
 -O3 and OpenMP when the compiler has it; no -march=native: SIMD kernels are compiled with
 per-function target attributes and chosen at run time, so a wheel runs on any x86-64.
@@ -40,8 +41,8 @@ setup(
     ext_modules=[
         Extension(
             "fmnist_c._core",
-            sources=sorted(glob.glob("csrc/*.c")),
-            depends=sorted(glob.glob("csrc/*.h")),
+            sources=sorted(glob.glob("csrc/**/*.c", recursive=True)),
+            depends=sorted(glob.glob("csrc/**/*.h", recursive=True)),
             include_dirs=["csrc", np.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
             extra_compile_args=compile_args,

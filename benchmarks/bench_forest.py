@@ -4,7 +4,7 @@ full depth: fit and predict times, test accuracies, ratios. Then the study's dep
 18..39 (20 trees, gini, class_weight="balanced"): one fit of ours cut at every depth vs
 22 fits of scikit-learn. --small-node times our fit for several small-node sizes (below
 it a node sorts its codes instead of filling 256-bin histograms, unless its weights are
-whole, gini, and its classes few enough for 16-bit lanes: see csrc/tree_split.c).
+whole, gini, and its classes few enough for 16-bit lanes: see csrc/trees/tree_split.c).
 
     python benchmarks/bench_forest.py [--skip-sweep] [--small-node] [--trees 100]
 """

@@ -1,6 +1,6 @@
 """Run a command while other work crowds the cores: a NumPy (OpenBLAS) matmul loop on
 --threads threads (or a PyTorch one, or --threads busy loops), the kind of neighbour that made 2-thread training 10-20x slower before
-every region of ours took part in the back-off (csrc/parallel.h). Prints the command's
+every region of ours took part in the back-off (csrc/core/parallel.h). Prints the command's
 output and the load average before and after; the crowder is stopped however the command
 ends. Compare builds under the same crowding by giving a command that alternates them:
 

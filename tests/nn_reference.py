@@ -1,9 +1,9 @@
 """A float64 NumPy interpreter of the C network program (fmnist_c.nn), and the finite-
 difference checks built on it. Independent of the C code: it reads only the program rows
-(csrc/nn.h's columns) and the flat parameter array, with samples stored (H, W, C)."""
+(csrc/nn/nn.h's columns) and the flat parameter array, with samples stored (H, W, C)."""
 import numpy as np
 
-# program columns (csrc/nn.h enum fm_nn_column) and layer codes (enum fm_layer_type)
+# program columns (csrc/nn/nn.h enum fm_nn_column) and layer codes (enum fm_layer_type)
 TYPE, IN_C, IN_H, IN_W, OUT_C, OUT_H, OUT_W, PARAM, KH, KW, STRIDE, PAD_H, PAD_W = range(13)
 DENSE, RELU, DROPOUT, CONV2D, MAXPOOL, AVGPOOL, FLATTEN, BATCHNORM = range(1, 9)
 

@@ -1,4 +1,4 @@
-"""Convolutional layers (csrc/conv.c, batch norm in layers.c, augment.c) and CNNClassifier.
+"""Convolutional layers (csrc/nn/conv.c, batch norm in layers.c, augment.c) and CNNClassifier.
 
 Each layer's backward is checked against central finite differences of the float64 NumPy
 interpreter in nn_reference.py (tolerances as in test_nn.py), and where PyTorch is

@@ -286,7 +286,7 @@ def test_ctrl_c_stops_training_and_leaves_model_usable(tmp_path):
 
 def test_contention_backoff_changes_speed_not_results(tmp_path):
     """Busy processes crowding the cores make the kernels fall back to one thread for a
-    while (csrc/parallel.c); results must not change, as they never depend on threads."""
+    while (csrc/core/parallel.c); results must not change, as they never depend on threads."""
     X, y = blobs(n=4000, d=300, k=10)
     quiet = SGDLogisticRegression(epochs=3, batch_size=32, random_state=0).fit(X, y)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]

@@ -1,4 +1,4 @@
-"""The neural-network engine (csrc/nn.c, layers.c, optim.c) and fmnist_c.nn.
+"""The neural-network engine (csrc/nn/nn.c, layers.c, optim.c) and fmnist_c.nn.
 
 Gradients are checked against central finite differences of a float64 NumPy reference of
 the same network, and (where PyTorch is installed) against torch autograd and torch.optim

@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "gemm.h"
+#include "core/gemm.h"
 
 /* Shapes of one convolution or pooling layer. Output pixel (i, j) reads input rows
  * i*stride - pad_h .. + kh - 1 and columns j*stride - pad_w .. + kw - 1; rows and columns

@@ -3,10 +3,10 @@
  * algorithm, the groups of samples or their threads (conv.c), nor the GEMM (gemm.c). */
 #include <string.h>
 
-#include "common.h"
-#include "gemm.h"
-#include "vec16.h"
-#include "winograd.h"
+#include "core/common.h"
+#include "core/gemm.h"
+#include "core/vec16.h"
+#include "nn/winograd.h"
 
 #define AI inline __attribute__((always_inline))
 

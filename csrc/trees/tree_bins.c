@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h"
-#include "tree.h"
+#include "core/common.h"
+#include "trees/tree.h"
 
 /* A threshold strictly between two neighbouring values a < b that rounds to neither side
  * wrongly: x <= edge must hold exactly for x <= a. */

@@ -6,13 +6,13 @@
  * so results never depend on the thread count. */
 #include <string.h>
 
-#include "common.h"
-#include "conv.h"
-#include "gemm.h"
-#include "layers.h"
-#include "parallel.h"
-#include "vec16.h"
-#include "winograd.h"
+#include "core/common.h"
+#include "nn/conv.h"
+#include "core/gemm.h"
+#include "nn/layers.h"
+#include "core/parallel.h"
+#include "core/vec16.h"
+#include "nn/winograd.h"
 
 /* im2col floats per chunk: 512 KB, so the chunk is still in L2 when the GEMM packs it (CPU
  * time per epoch of the improved network: 2 MB chunks 1.99 s, 512 KB 1.49 s, 256 KB 1.56 s

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gemm.h"
+#include "core/gemm.h"
 
 /* no v16 crosses a real call (the helpers are inlined), so the warning that passing one
  * depends on the instruction set does not apply */

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "common.h"
+#include "core/common.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -7,7 +7,7 @@
 #include <omp.h>
 #endif
 
-#include "parallel.h"
+#include "core/parallel.h"
 
 /* a spinning helper starts within microseconds (worst seen: 75 us) */
 #define FM_LATE_SECONDS 5e-4

@@ -2,12 +2,12 @@
  * gathers their codes and finds the best threshold by class histograms over the node's bins
  * (doubles, int32 counts, or 16-bit class lanes when weights are whole; for small nodes,
  * also by sorting the node's codes). Not here: the node array, partition, the builder. */
-#include "tree_split.h"
+#include "trees/tree_split.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "common.h"
+#include "core/common.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define FM_TREE_X86 1

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "augment.h"
+#include "nn/augment.h"
 
 int fm_augment_active(const fm_augment *aug)
 {

@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
-#include "augment.h"
-#include "optim.h"
+#include "nn/augment.h"
+#include "nn/optim.h"
 
 enum fm_layer_type {
     FM_LAYER_DENSE = 1, FM_LAYER_RELU = 2, FM_LAYER_DROPOUT = 3, FM_LAYER_CONV2D = 4,

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "common.h"
+#include "core/common.h"
 
 enum fm_trans { FM_NO_TRANS = 0, FM_TRANS = 1 };
 

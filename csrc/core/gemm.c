@@ -1,9 +1,9 @@
 /* gemm.c: packed, cache-blocked single-precision GEMM with AVX-512, AVX2 and portable
  * micro-kernels chosen at run time, OpenMP over blocks of C. Not a BLAS: one precision,
  * row-major only, and every thread count gives bit-identical results. */
-#include "gemm.h"
-#include "parallel.h"
-#include "common.h"
+#include "core/gemm.h"
+#include "core/parallel.h"
+#include "core/common.h"
 
 #include <string.h>
 #ifdef _OPENMP

@@ -5,13 +5,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common.h"
-#include "conv.h"
-#include "pool.h"
-#include "layers.h"
-#include "linear.h"
-#include "nn.h"
-#include "parallel.h"
+#include "core/common.h"
+#include "nn/conv.h"
+#include "nn/pool.h"
+#include "nn/layers.h"
+#include "linear/linear.h"
+#include "nn/nn.h"
+#include "core/parallel.h"
 
 static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
 static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }

@@ -8,9 +8,9 @@
 #include <omp.h>
 #endif
 
-#include "gemm.h"
-#include "layers.h"
-#include "parallel.h"
+#include "core/gemm.h"
+#include "nn/layers.h"
+#include "core/parallel.h"
 
 /* The tails fused into the dense GEMMs: bias and ReLU on the output of forward, ReLU's
  * backward on dx (x: the ReLU's output, ld floats a row). */

@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "common.h"
-#include "gemm.h"
+#include "core/common.h"
+#include "core/gemm.h"
 
 /* y = x W^T + b, then max(y, 0) when relu (a following ReLU fused in: its forward is
  * this output). y: (n, out); x: (n, in); w: (out, in); b: (out).

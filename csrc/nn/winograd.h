@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "conv.h"
-#include "gemm.h"
+#include "nn/conv.h"
+#include "core/gemm.h"
 
 /* Whether g's windows are ones this computes: 3x3, stride 1 (any padding and channels). */
 int fm_winograd_fits(const fm_conv_geom *g);

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "common.h"
+#include "core/common.h"
 
 typedef struct {
     int64_t shift;  /* random translation by -shift..shift pixels in each direction, zero

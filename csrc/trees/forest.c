@@ -1,10 +1,10 @@
 /* forest.c: bagging of CART trees (tree.c) with OpenMP over trees, and the prediction
  * walks: averaged class distributions, leaf ids, out-of-bag sums. Not here: split search. */
-#include "forest.h"
+#include "trees/forest.h"
 
 #include <string.h>
 
-#include "common.h"
+#include "core/common.h"
 
 uint64_t fm_forest_tree_seed(uint64_t seed, int64_t t)
 {

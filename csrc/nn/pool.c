@@ -3,9 +3,9 @@
  * disjoint, so results never depend on the thread count. */
 #include <string.h>
 
-#include "common.h"
-#include "parallel.h"
-#include "pool.h"
+#include "core/common.h"
+#include "core/parallel.h"
+#include "nn/pool.h"
 
 /* below this many floats of work a loop stays on one thread: forking costs more */
 #define FM_POOL_SERIAL ((int64_t)1 << 15)

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "conv.h"
+#include "nn/conv.h"
 
 /* Max pooling: y = the max of each window; arg = its flat (h, w, c) index within the
  * sample's input (the first in window order on ties), for backward.

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "tree.h"
+#include "trees/tree.h"
 
 /* Gini nodes with whole weights and at most LANE_CLASSES classes count into 16-bit class
  * lanes, LANE_WORDS uint64 words a bin (see tree_split.c). */

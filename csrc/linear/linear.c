@@ -3,11 +3,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "common.h"
-#include "gemm.h"
-#include "layers.h"
-#include "linear.h"
-#include "optim.h"
+#include "core/common.h"
+#include "core/gemm.h"
+#include "nn/layers.h"
+#include "linear/linear.h"
+#include "nn/optim.h"
 
 void fm_softmax_rows(float *z, int64_t n, int64_t k)
 {

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "tree.h"
+#include "trees/tree.h"
 
 /* The seed of tree t: its bootstrap draws and its nodes' feature draws derive from it. */
 uint64_t fm_forest_tree_seed(uint64_t seed, int64_t t);

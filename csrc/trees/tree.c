@@ -1,14 +1,14 @@
 /* tree.c: CART classification trees on binned features: the depth-first builder, the node
  * array and the partition of a node's rows; the split search is tree_split.c.
  * Not here: binning (tree_bins.c); bagging, threads over trees and prediction (forest.c). */
-#include "tree.h"
+#include "trees/tree.h"
 
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
-#include "common.h"
-#include "tree_split.h"
+#include "core/common.h"
+#include "trees/tree_split.h"
 
 void fm_tree_free(fm_tree *t)
 {

@@ -2,10 +2,10 @@
  * array. Not a scheduler: the learning rate of each step comes from the caller. */
 #include <math.h>
 
-#include "common.h"
-#include "gemm.h"
-#include "optim.h"
-#include "parallel.h"
+#include "core/common.h"
+#include "core/gemm.h"
+#include "nn/optim.h"
+#include "core/parallel.h"
 
 /* No fused multiply-adds in this file's arithmetic (see UPDATE_IMPL): GCC takes the
  * optimize attributes there, clang ignores them and takes this. */
