@@ -332,6 +332,15 @@ class ClassifierMixin:
         from .metrics import accuracy_score
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
 
+    def to_onnx(self, path=None, input_shape=None):
+        """This fitted model as an ONNX graph (onnx.ModelProto, checked), written to `path`
+        when given; onnxruntime gives predict's classes and predict_proba's probabilities.
+        The input is float32 (n, n_features_in_), or (n, *input_shape) when given (e.g.
+        (28, 28)). Needs the onnx package (pip install "fmnist_c[onnx]"); see
+        fmnist_c.onnx_export."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, input_shape)
+
 
 def class_weights(class_weight, codes, classes):
     """Per-sample weights (float32) for class_weight None, "balanced" or {label: weight}."""

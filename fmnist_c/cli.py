@@ -1,11 +1,18 @@
-"""The fmnist-c command: reproduce the study, classify images with a saved model, or print
-this build's configuration."""
+"""The fmnist-c command: reproduce the study, classify images with a saved model, export
+a saved model to ONNX, or print this build's configuration."""
 import argparse
 import sys
 
 
 def _models(text):
     return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _shape(text):
+    try:
+        return tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ints separated by commas, got {text!r}") from None
 
 
 def main(argv=None):
@@ -33,16 +40,35 @@ def main(argv=None):
                                       "(grayscale, background trimmed, longest side fitted "
                                       "into 28 and centred, negated when the background is "
                                       "light; see fmnist_c.prepare_image) and classified.")
-    pred.add_argument("model", help="a model file saved by fmnist_c (.npz)")
+    pred.add_argument("model", help="a model file saved by fmnist_c (.npz) or exported to "
+                                    "ONNX (.onnx, run by onnxruntime)")
     pred.add_argument("images", nargs="+", metavar="IMAGE", help="image files, any size or colour")
     pred.add_argument("--pixel-scale", type=float, default=255.0,
                       help="the model sees pixels / this (default 255; 1 for raw-pixel models)")
+    exp = sub.add_parser("export", help="write a saved model as ONNX (needs the onnx package)",
+                         description="The graph takes float32 (n, 784) (or --input-shape) and "
+                                     "gives output_label and output_probability; it is "
+                                     "checked by onnx.checker before it is written.")
+    exp.add_argument("model", help="a model file saved by fmnist_c (.npz)")
+    exp.add_argument("onnx", help="the .onnx file to write")
+    exp.add_argument("--input-shape", type=_shape, default=None,
+                     help="one sample's shape in the graph's input, e.g. 28,28 (default: "
+                          "the model's feature count, 784)")
     sub.add_parser("info", help="SIMD level, OpenMP threads, NumPy version, where the data is")
     args = parser.parse_args(argv)
 
     if args.command == "info":
         from ._config import show_config
         show_config()
+        return 0
+    if args.command == "export":
+        from .nn import load_model
+        from .onnx_export import to_onnx
+        try:
+            to_onnx(load_model(args.model), args.onnx, input_shape=args.input_shape)
+        except (ValueError, ImportError) as e:
+            parser.error(str(e))
+        print(f"Wrote {args.onnx}")
         return 0
     if args.command == "predict":
         from .deploy import predict_images

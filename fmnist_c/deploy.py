@@ -111,9 +111,13 @@ def prepare_image(image):
 
 
 def _check_model(model):
-    """The model itself: loaded when given a path (fmnist_c.nn.load_model, which rejects
-    anything that is not a model file), then checked to take 28x28 images."""
-    if isinstance(model, (str, os.PathLike)):
+    """The model itself: loaded when given a path (an .onnx file through onnxruntime, else
+    fmnist_c.nn.load_model, which rejects anything that is not a model file), then checked
+    to take 28x28 images."""
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model).lower().endswith(".onnx"):
+        from .onnx_export import load_onnx
+        model = load_onnx(model)
+    elif isinstance(model, (str, os.PathLike)):
         from .nn import load_model
         model = load_model(model)
     if not callable(getattr(model, "predict_proba", None)):
@@ -130,7 +134,8 @@ def predict_images(model, images, pixel_scale=255.0):
     """Classify image files or arrays with a fitted model; returns a list of Prediction.
 
     model: a fitted classifier taking 784 features (anything with predict_proba and
-    n_features_in_ == 784), or the path of a model saved by fmnist_c (.npz).
+    n_features_in_ == 784), the path of a model saved by fmnist_c (.npz), or of an ONNX
+    file (.onnx, run by onnxruntime; see fmnist_c.onnx_export).
     images: one path, PIL image or array, or a list of them; each is turned into a
     Fashion-MNIST image by prepare_image (see its steps) and fed to the model as
     pixels / pixel_scale. The default 255 matches every model of the study except a

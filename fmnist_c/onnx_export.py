@@ -1,0 +1,278 @@
+"""ONNX export: a fitted model as a standard ONNX graph (ai.onnx opset 17, ai.onnx.ml 3)
+that onnxruntime runs to the same classes and probabilities, and onnxruntime behind the
+same predict_proba/predict for deployed .onnx files.
+
+Not a run-time dependency: export needs the onnx package, running needs onnxruntime
+(``pip install "fmnist_c[onnx]"``). Each model family has one small function here and
+one line in _EXPORTERS; a new family adds its own.
+
+Every graph has one input, ``input``: float32 (n, n_features_in_) by default, e.g.
+(n, 784), or images (n, 28, 28) with ``input_shape=(28, 28)`` (any shape holding
+n_features_in_ values per sample); values as the model's predict takes them (e.g. pixels
+/ 255). One file takes one rank: onnx's checker requires graph inputs to have a shape, and
+onnxruntime checks the rank. Two outputs, as
+skl2onnx's classifiers with ``zipmap=False``: ``output_label`` (n,), the classes_ entry of
+the most probable class (int64, or string for string labels), and
+``output_probability`` (n, n_classes) float32.
+"""
+import json
+
+import numpy as np
+
+from . import __version__
+from .ensemble import RandomForestClassifier
+from .linear import SGDLogisticRegression
+from .nn import CNNClassifier, MLPClassifier, Sequential
+from .tree import DecisionTreeClassifier
+
+__all__ = ["OPSET", "ML_OPSET", "OnnxClassifier", "load_onnx", "to_onnx"]
+
+OPSET = 17
+ML_OPSET = 3  # TreeEnsembleClassifier and SVMClassifier as onnxruntime runs them
+INPUT, LABEL, PROBA = "input", "output_label", "output_probability"
+
+
+def _import(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ImportError(f"ONNX {'export' if name == 'onnx' else 'inference'} needs the "
+                          f"{name} package: pip install \"fmnist_c[onnx]\"") from None
+
+
+class Graph:
+    """Nodes and initializers of one graph being built, with fresh value names."""
+
+    def __init__(self, onnx):
+        self.onnx, self.nodes, self.initializers, self._count = onnx, [], [], 0
+
+    def _name(self, hint):
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, array, hint="c"):
+        """A constant (initializer) holding `array` as it is (dtype kept)."""
+        name = self._name(hint)
+        array = np.asarray(array)
+        if array.dtype.kind in "UO":
+            tensor = self.onnx.helper.make_tensor(name, self.onnx.TensorProto.STRING,
+                                                  array.shape, [s.encode() for s in array.flat])
+        else:
+            tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers.append(tensor)
+        return name
+
+    def op(self, op_type, *inputs, outputs=1, domain="", **attrs):
+        """Append a node; returns its output name (a list of names when outputs > 1)."""
+        names = [self._name(op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names,
+                                                     domain=domain or None, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def flat(self, x, n_features):
+        return self.op("Reshape", x, self.const(np.array([-1, n_features], np.int64), "shape"))
+
+
+def _find_exporter(model):
+    for cls in type(model).__mro__:
+        if cls in _EXPORTERS:
+            return _EXPORTERS[cls]
+    raise TypeError(f"no ONNX export for {type(model).__name__}; exported: "
+                    f"{', '.join(sorted(c.__name__ for c in _EXPORTERS))}")
+
+
+def to_onnx(model, path=None, input_shape=None):
+    """The fitted `model` as an onnx.ModelProto, checked by onnx.checker; written to
+    `path` too when given. input_shape: one sample's shape in the graph's input (None:
+    (n_features_in_,); (28, 28) takes images (n, 28, 28)). See the module docstring."""
+    onnx = _import("onnx")
+    export = _find_exporter(model)
+    n_features = getattr(model, "n_features_in_", None)
+    if n_features is None:
+        raise ValueError(f"this {type(model).__name__} is not fitted; fit it before export")
+    sample = [n_features] if input_shape is None else [int(d) for d in input_shape]
+    if int(np.prod(sample)) != n_features or min(sample) < 1:
+        raise ValueError(f"input_shape {input_shape} does not hold the model's "
+                         f"{n_features} features")
+    classes = np.asarray(model.classes_) if hasattr(model, "classes_") else \
+        np.arange(model.n_outputs_)
+    # labels as skl2onnx gives them: int64 or strings (and float64 for float labels)
+    labels, label_type = {"U": (str, "STRING"), "O": (str, "STRING"),
+                          "f": (np.float64, "DOUBLE")}.get(classes.dtype.kind, (np.int64, "INT64"))
+    labels = classes.astype(labels)
+    g = Graph(onnx)
+    proba = export(model, g, g.flat(INPUT, n_features))
+    g.nodes.append(onnx.helper.make_node("Identity", [proba], [PROBA]))
+    best = g.op("ArgMax", PROBA, axis=1, keepdims=0)  # the first of equals, as np.argmax
+    g.nodes.append(onnx.helper.make_node("Gather", [g.const(labels, "classes"), best], [LABEL]))
+    T = onnx.TensorProto
+    graph = onnx.helper.make_graph(
+        g.nodes, type(model).__name__,
+        [onnx.helper.make_tensor_value_info(INPUT, T.FLOAT, ["N", *sample])],
+        [onnx.helper.make_tensor_value_info(LABEL, getattr(T, label_type), ["N"]),
+         onnx.helper.make_tensor_value_info(PROBA, T.FLOAT, ["N", len(classes)])],
+        g.initializers)
+    opsets = [onnx.helper.make_opsetid("", OPSET)]
+    if any(node.domain == "ai.onnx.ml" for node in g.nodes):
+        opsets.append(onnx.helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="fmnist_c",
+                                   producer_version=__version__,
+                                   doc_string=f"fmnist_c {type(model).__name__}")
+    proto.ir_version = 8  # the IR of opset 17: runtimes of that era load the file
+    onnx.helper.set_model_props(proto, {"n_features_in": str(n_features),
+                                        "classes": json.dumps(labels.tolist())})
+    onnx.checker.check_model(proto, full_check=True)
+    if path is not None:
+        onnx.save(proto, path)
+    return proto
+
+
+# ---- families ----------------------------------------------------------------------------
+def _linear(model, g, x):
+    """softmax(x coef^T + intercept)."""
+    logits = g.op("Gemm", x, g.const(model.coef_.astype(np.float32), "coef"),
+                  g.const(model.intercept_.astype(np.float32), "intercept"), transB=1)
+    return g.op("Softmax", logits, axis=1)
+
+
+def _trees(model, g, x):
+    """ai.onnx.ml TreeEnsembleClassifier: the mean over trees of the class fractions of
+    the leaf reached. Our split sends x left when x[feature] <= threshold, both float32:
+    BRANCH_LEQ on the same float32 threshold is the same test bit for bit (onnxruntime
+    compares float inputs with float thresholds). Leaves carry only their non-zero class
+    weights (fraction / n_trees): pure leaves, the most, carry one."""
+    nodes, offsets = model._nodes, model._offsets
+    n_trees, k = len(offsets) - 1, len(model.classes_)
+    sizes = np.diff(offsets)
+    tree_ids = np.repeat(np.arange(n_trees), sizes)
+    node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
+    left, right = nodes["left"], nodes["right"]
+    leaf = left < 0
+    weights = nodes["value"].astype(np.float64) / n_trees
+    keep = leaf[:, None] & ((weights != 0) | (k == 2))  # onnxruntime's binary case wants both
+    at, cls = np.nonzero(keep)
+    proba, _ = g.op(
+        "TreeEnsembleClassifier", x, outputs=2, domain="ai.onnx.ml",
+        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
+        nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
+        nodes_values=np.where(leaf, 0, nodes["threshold"]).astype(np.float32).tolist(),
+        nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
+        nodes_truenodeids=np.where(leaf, 0, left).tolist(),
+        nodes_falsenodeids=np.where(leaf, 0, right).tolist(),
+        class_treeids=tree_ids[at].tolist(), class_nodeids=node_ids[at].tolist(),
+        class_ids=cls.tolist(), class_weights=weights[at, cls].astype(np.float32).tolist(),
+        classlabels_int64s=list(range(k)), post_transform="NONE")[::-1]
+    return proba
+
+
+def _net_classifier(model, g, x):
+    return _sequential(model.model_, g, x)
+
+
+def _sequential(net, g, x):
+    """The network's layers in NCHW (onnxruntime's convolution layout). Our activations
+    are channels last (H, W, C) per sample, so the input is read as NHWC and transposed
+    once; Flatten and Dense transpose back, so they see values in our (Keras') order."""
+    from . import nn
+    c, h, w = net.input_shape_
+    spatial = h * w > 1
+    if spatial:
+        x = g.op("Transpose", g.op("Reshape", x, g.const(np.array([-1, h, w, c], np.int64),
+                                                         "shape")), perm=[0, 3, 1, 2])
+    weights = iter(net.get_weights())
+    shape = net.input_shape_
+    for layer, out_shape, _ in net.summary():
+        if isinstance(layer, (nn.Dense, nn.Flatten)) and spatial:
+            x = g.op("Flatten", g.op("Transpose", x, perm=[0, 2, 3, 1]), axis=1)
+            spatial = False
+        if isinstance(layer, nn.Dense):
+            W, b = next(weights), next(weights)
+            x = g.op("Gemm", x, g.const(W, "W"), g.const(b, "b"), transB=1)
+        elif isinstance(layer, nn.Conv2D):
+            W, b = next(weights), next(weights)
+            x = g.op("Conv", x, g.const(np.ascontiguousarray(W.transpose(0, 3, 1, 2)), "W"),
+                     g.const(b, "b"), kernel_shape=list(layer.kernel_size),
+                     strides=[layer.strides] * 2, pads=_conv_pads(layer, shape, out_shape))
+        elif isinstance(layer, nn.GlobalAveragePooling2D):
+            x = g.op("GlobalAveragePool", x)
+        elif isinstance(layer, nn.MaxPool2D):  # AvgPool2D too: no padding, floor
+            x = g.op("AveragePool" if isinstance(layer, nn.AvgPool2D) else "MaxPool", x,
+                     kernel_shape=list(layer.pool_size), strides=[layer._stride()] * 2)
+        elif isinstance(layer, nn.BatchNorm):  # inference: the running statistics
+            gamma, beta, mean, var = (g.const(next(weights), n)
+                                      for n in ("gamma", "beta", "mean", "var"))
+            x = g.op("BatchNormalization", x, gamma, beta, mean, var, epsilon=layer.epsilon)
+        elif isinstance(layer, nn.ReLU):
+            x = g.op("Relu", x)
+        elif not isinstance(layer, (nn.Dropout, nn.Flatten)):  # Dropout: identity
+            raise TypeError(f"no ONNX export for layer {layer!r}")
+        shape = out_shape
+    if spatial:
+        x = g.op("Flatten", g.op("Transpose", x, perm=[0, 2, 3, 1]), axis=1)
+    return g.op("Softmax", x, axis=1)
+
+
+def _conv_pads(layer, shape, out_shape):
+    """[top, left, bottom, right]: "same" pads as Keras (the odd one at the bottom/right)."""
+    if layer.padding == "valid":
+        return [0, 0, 0, 0]
+    pads = []
+    for size, out, k in zip(shape[1:], out_shape[1:], layer.kernel_size):
+        total = max((out - 1) * layer.strides + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]
+
+
+# fn(model, graph, x) -> the probabilities' value name, x being the input as
+# (n, n_features_in_); subclasses find their class's entry (the MRO is searched)
+_EXPORTERS = {
+    SGDLogisticRegression: _linear,
+    DecisionTreeClassifier: _trees,
+    RandomForestClassifier: _trees,
+    MLPClassifier: _net_classifier,
+    CNNClassifier: _net_classifier,
+    Sequential: _sequential,
+}
+
+
+# ---- running an exported model -----------------------------------------------------------
+class OnnxClassifier:
+    """An .onnx classifier run by onnxruntime behind predict_proba/predict, so deployment
+    code (predict_images, ``fmnist-c predict``) takes an exported file like a model.
+    n_features_in_ and classes_ come from the file's metadata (set by to_onnx); a file
+    from elsewhere needs a fixed last input dimension and gets classes 0..k-1."""
+
+    def __init__(self, path):
+        ort = _import("onnxruntime")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types for unreadable files
+            raise ValueError(f"{path!s}: onnxruntime cannot load it ({e})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        dims = inp.shape[1:] if inp.shape else None
+        self._sample_shape = dims if dims and all(isinstance(d, int) for d in dims) else None
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.proba_name = PROBA if PROBA in outputs else outputs[-1]
+        self.n_features_in_ = int(meta["n_features_in"]) if "n_features_in" in meta else (
+            None if self._sample_shape is None else int(np.prod(self._sample_shape)))
+        self.classes_ = np.array(json.loads(meta["classes"])) if "classes" in meta else None
+
+    def predict_proba(self, X):
+        X = np.asarray(X, np.float32)
+        if self._sample_shape is not None:  # (n, 784) in, (n, 28, 28) to a file taking that
+            X = X.reshape(len(X), *self._sample_shape)
+        proba = self.session.run([self.proba_name], {self.input_name: X})[0]
+        if self.classes_ is None:
+            self.classes_ = np.arange(proba.shape[1])
+        return proba
+
+    def predict(self, X):
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+def load_onnx(path):
+    """An OnnxClassifier for the .onnx file at `path` (needs onnxruntime)."""
+    return OnnxClassifier(path)

@@ -1,0 +1,219 @@
+"""ONNX export checked by onnxruntime: every exported model passes onnx.checker, and
+onnxruntime gives our predicted classes exactly and our probabilities within 1e-5 (1e-4
+for convolutional networks). Skips where onnx or onnxruntime is not installed (the
+fmnist_c[onnx] extra, part of the test extra)."""
+import sys
+
+import numpy as np
+import pytest
+
+import fmnist_c
+from fmnist_c import (CNNClassifier, DecisionTreeClassifier, MLPClassifier,
+                      RandomForestClassifier, SGDLogisticRegression, cli)
+from fmnist_c.nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
+                         GlobalAveragePooling2D, MaxPool2D, ReLU, Sequential)
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def run(proto, X):
+    """(labels, probabilities) from onnxruntime, after onnx.checker."""
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [o.name for o in session.get_outputs()] == ["output_label", "output_probability"]
+    return session.run(None, {"input": np.asarray(X, np.float32)})
+
+
+def assert_same(model, X, tol, input_shape=None):
+    """onnxruntime's answers on X (fed with input_shape) are the model's; returns the
+    largest probability difference."""
+    X = np.asarray(X, np.float32)
+    flat = X.reshape(len(X), -1)
+    labels, proba = run(model.to_onnx(input_shape=input_shape),
+                        flat if input_shape is None else X.reshape(len(X), *input_shape))
+    ours = model.predict_proba(flat)
+    assert proba.shape == ours.shape and proba.dtype == np.float32
+    np.testing.assert_allclose(proba, ours, rtol=0, atol=tol)
+    np.testing.assert_array_equal(labels, model.predict(flat))
+    return float(np.abs(proba - ours).max())
+
+
+def every_layer_cnn():
+    """Each layer type, strides and paddings (odd "same" totals, so the extra row/column
+    goes bottom/right), non-square windows, channels > 1 into Flatten and Dense."""
+    return [Conv2D(6, (3, 5), strides=2, padding="same", activation="relu"), BatchNorm(),
+            AvgPool2D(2, strides=1), Dropout(0.2), Conv2D(5, 2, padding="same"), ReLU(),
+            MaxPool2D((2, 3), strides=2), Conv2D(4, 3, strides=2, padding="same"),
+            BatchNorm(), Flatten(), Dense(12), BatchNorm(), ReLU(), Dropout(0.1)]
+
+
+def gap_cnn():
+    return [Conv2D(8, 4, strides=3), ReLU(), GlobalAveragePooling2D()]
+
+
+def shuffle_batchnorm(model, seed=0):
+    """Random gammas, betas and running statistics: a check that sees the inference-mode
+    arithmetic, which a briefly trained net (statistics near 0 and 1) barely does."""
+    rng = np.random.default_rng(seed)
+    weights = iter(model.model_.get_weights())
+    for layer, _, _ in model.model_.summary():
+        arrays = [next(weights) for _ in range({Dense: 2, Conv2D: 2, BatchNorm: 4}.get(type(layer), 0))]
+        if isinstance(layer, BatchNorm):
+            for a, (lo, hi) in zip(arrays, [(0.5, 2), (-1, 1), (-1, 1), (0.2, 3)]):
+                a[...] = rng.uniform(lo, hi, a.size)
+    return model
+
+
+MODELS = {
+    "lr": lambda: SGDLogisticRegression(epochs=3, random_state=0),
+    "tree": lambda: DecisionTreeClassifier(random_state=0),
+    "tree-depth-5-entropy": lambda: DecisionTreeClassifier(max_depth=5, criterion="entropy",
+                                                           random_state=0),
+    "forest": lambda: RandomForestClassifier(n_estimators=12, random_state=0),
+    "mlp": lambda: MLPClassifier(hidden_layer_sizes=(32, 16), dropout=0.2, epochs=2,
+                                 random_state=0),
+    "cnn-study": lambda: CNNClassifier(epochs=1, random_state=0),
+    "cnn-improved": lambda: CNNClassifier(architecture="improved", epochs=1, random_state=0),
+    "cnn-every-layer": lambda: CNNClassifier(layers=every_layer_cnn(), epochs=2,
+                                             random_state=0),
+    "cnn-global-average": lambda: CNNClassifier(layers=gap_cnn(), epochs=2, random_state=0),
+}
+TOL = {"cnn": 1e-4}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    X, y = fmnist_c.load_sample()
+    split = fmnist_c.study_split(X, y)
+    return (split.X_train.reshape(-1, 784).astype(np.float32) / 255, split.y_train,
+            split.X_test.reshape(-1, 784).astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_onnxruntime_gives_our_classes_and_probabilities(sample, name):
+    X, y, X_test = sample
+    model = MODELS[name]().fit(X, y)
+    if name == "cnn-every-layer":
+        shuffle_batchnorm(model)
+    tol = TOL.get(name.split("-")[0], 1e-5)
+    assert_same(model, X_test, tol)
+    assert_same(model, X_test, tol, input_shape=(28, 28))
+
+
+def test_trees_split_at_the_threshold_as_we_do(sample):
+    """Inputs exactly at each threshold and one float32 step either side: BRANCH_LEQ on the
+    same float32 threshold must send each the way our x <= threshold does."""
+    X, y, _ = sample
+    model = RandomForestClassifier(n_estimators=8, max_depth=8, random_state=0).fit(X, y)
+    nodes = model._nodes
+    split = nodes["left"] >= 0
+    feature, threshold = nodes["feature"][split], nodes["threshold"][split]
+    rng = np.random.default_rng(0)
+    probe = np.tile(X[:200], (3, 1))
+    picks = rng.integers(0, len(feature), (len(probe), 200))
+    step = np.repeat([-np.inf, 0, np.inf], 200)[:, None]
+    values = threshold[picks].astype(np.float32)
+    values = np.where(step == 0, values, np.nextafter(values, step.astype(np.float32)))
+    np.put_along_axis(probe, feature[picks], values, axis=1)
+    labels, proba = run(model.to_onnx(), probe)
+    np.testing.assert_allclose(proba, model.predict_proba(probe), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(labels, model.predict(probe))
+
+
+@pytest.mark.parametrize("make", [lambda: DecisionTreeClassifier(max_depth=3),
+                                  lambda: RandomForestClassifier(n_estimators=3, max_depth=3),
+                                  lambda: SGDLogisticRegression(epochs=2),
+                                  lambda: MLPClassifier(hidden_layer_sizes=(4,), epochs=2)],
+                         ids=["tree", "forest", "lr", "mlp"])
+def test_string_labels_and_two_classes(sample, make):
+    X, y, X_test = sample
+    names = np.array(fmnist_c.CLASS_NAMES)[y]
+    model = make().set_params(random_state=0).fit(X, names)
+    labels, _ = run(model.to_onnx(), X_test)
+    np.testing.assert_array_equal(labels.astype(str), model.predict(X_test))
+    two = y < 2
+    model = make().set_params(random_state=0).fit(X[two], y[two])
+    assert_same(model, X_test, 1e-5)
+
+
+def test_uint8_pixels_tree_takes_float_pixels(sample):
+    """A forest fitted on uint8 pixels (thresholds k + 0.5) exported and fed float32
+    pixel values 0..255."""
+    X, y, X_test = sample
+    pixels = np.round(X * 255).astype(np.uint8)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(pixels, y)
+    assert_same(model, np.round(X_test * 255), 1e-5)
+
+
+def test_sequential_exports_with_class_indices(sample):
+    X, y, X_test = sample
+    net = Sequential([Conv2D(4, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(10)],
+                     random_state=0).build(784)
+    labels, proba = run(fmnist_c.onnx_export.to_onnx(net), X_test)
+    np.testing.assert_allclose(proba, net.predict_proba(X_test), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(labels, net.predict(X_test))
+
+
+def test_export_refuses_unfitted_models_and_wrong_shapes(sample):
+    X, y, _ = sample
+    with pytest.raises(ValueError, match="not fitted"):
+        SGDLogisticRegression().to_onnx()
+    model = SGDLogisticRegression(epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="does not hold"):
+        model.to_onnx(input_shape=(28, 27))
+    with pytest.raises(TypeError, match="no ONNX export"):
+        fmnist_c.onnx_export.to_onnx(object())
+
+
+def test_without_onnx_the_error_says_what_to_install(sample, monkeypatch):
+    X, y, _ = sample
+    model = SGDLogisticRegression(epochs=1).fit(X, y)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install \"fmnist_c\[onnx\]\""):
+        model.to_onnx()
+
+
+def test_cli_exports_and_predicts_with_the_onnx_file(sample, tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+    X, y, X_test = sample
+    model = MLPClassifier(hidden_layer_sizes=(16,), epochs=2, random_state=0).fit(X, y)
+    model.save(tmp_path / "mlp.npz")
+    images = []
+    for i in range(3):
+        images.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.round(X_test[i] * 255).astype(np.uint8).reshape(28, 28)).save(images[-1])
+    for shape in ([], ["--input-shape", "28,28"]):
+        assert cli.main(["export", str(tmp_path / "mlp.npz"), str(tmp_path / "mlp.onnx"),
+                         *shape]) == 0
+        capsys.readouterr()
+        assert cli.main(["predict", str(tmp_path / "mlp.onnx"), *images]) == 0
+        from_onnx = capsys.readouterr().out
+        assert cli.main(["predict", str(tmp_path / "mlp.npz"), *images]) == 0
+        assert capsys.readouterr().out == from_onnx and from_onnx.count("\n") == 3
+    with pytest.raises(SystemExit):
+        cli.main(["export", str(tmp_path / "0.png"), str(tmp_path / "x.onnx")])
+    with pytest.raises(SystemExit):
+        cli.main(["predict", str(tmp_path / "0.png.onnx"), images[0]])
+
+
+@pytest.mark.full_data
+def test_onnxruntime_on_the_study_test_images(full_split):
+    """The 14,000 test images of the study split, through models quick to fit: trained on
+    the first 10,000 training images (the study CNN on 3,000, one epoch), as the export,
+    not the accuracy, is under test. The improved CNN is checked on the sample above (its
+    inference on 14,000 images takes a minute on a busy machine, twice)."""
+    s = full_split
+    X, y = s.X_train[:10000].reshape(-1, 784).astype(np.float32) / 255, s.y_train[:10000]
+    X_test = s.X_test.astype(np.float32) / 255
+    models = {
+        "lr": SGDLogisticRegression(epochs=2, random_state=0).fit(X, y),
+        "tree": DecisionTreeClassifier(max_depth=12, random_state=0).fit(X, y),
+        "forest": RandomForestClassifier(n_estimators=10, max_depth=12, random_state=0).fit(X, y),
+        "mlp": MLPClassifier(epochs=1, random_state=0).fit(X, y),
+        "cnn": CNNClassifier(epochs=1, random_state=0).fit(X[:3000], y[:3000]),
+    }
+    for name, model in models.items():
+        assert_same(model, X_test, TOL.get(name, 1e-5), input_shape=(28, 28))
