@@ -80,7 +80,6 @@ MODELS = {
                                              random_state=0),
     "cnn-global-average": lambda: CNNClassifier(layers=gap_cnn(), epochs=2, random_state=0),
 }
-TOL = {"cnn": 1e-4}
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +93,12 @@ def sample():
 @pytest.mark.parametrize("name", MODELS)
 def test_onnxruntime_gives_our_classes_and_probabilities(sample, name):
     X, y, X_test = sample
-    model = MODELS[name]().fit(X, y)
+    n = 400 if name.startswith("cnn") else len(X)  # the export is under test, not accuracy
+    model = MODELS[name]().fit(X[:n], y[:n])
     if name == "cnn-every-layer":
         shuffle_batchnorm(model)
-    tol = TOL.get(name.split("-")[0], 1e-5)
-    assert_same(model, X_test, tol)
-    assert_same(model, X_test, tol, input_shape=(28, 28))
+    cnn = name.startswith("cnn")  # images in for the CNNs, flat rows for the others
+    assert_same(model, X_test, 1e-4 if cnn else 1e-5, input_shape=(28, 28) if cnn else None)
 
 
 def test_trees_split_at_the_threshold_as_we_do(sample):
@@ -216,4 +215,4 @@ def test_onnxruntime_on_the_study_test_images(full_split):
         "cnn": CNNClassifier(epochs=1, random_state=0).fit(X[:3000], y[:3000]),
     }
     for name, model in models.items():
-        assert_same(model, X_test, TOL.get(name, 1e-5), input_shape=(28, 28))
+        assert_same(model, X_test, 1e-4 if name == "cnn" else 1e-5, input_shape=(28, 28))
