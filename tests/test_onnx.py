@@ -121,6 +121,18 @@ def test_trees_split_at_the_threshold_as_we_do(sample):
     np.testing.assert_array_equal(labels, model.predict(probe))
 
 
+def test_forest_ties_break_as_ours(sample):
+    """30 full-depth trees, pure leaves: votes tie often, exactly in both sums (whole
+    votes, divided after), and ArgMax takes the first class of a tie, as np.argmax (with
+    leaf weights of 1/30, inexact in float32, one of these 3,000 images went the other way)."""
+    X, y, X_test = sample
+    model = RandomForestClassifier(n_estimators=30, random_state=0).fit(X, y)
+    images = np.concatenate([X, X_test])
+    top2 = np.sort(model.predict_proba(images), axis=1)[:, -2:]
+    assert (top2[:, 0] == top2[:, 1]).sum() >= 10  # ties are there to be broken
+    assert_same(model, images, 1e-6)
+
+
 @pytest.mark.parametrize("make", [lambda: DecisionTreeClassifier(max_depth=3),
                                   lambda: RandomForestClassifier(n_estimators=3, max_depth=3),
                                   lambda: SGDLogisticRegression(epochs=2),
