@@ -4,6 +4,7 @@
 #include "core/gemm.h"
 #include "core/parallel.h"
 #include "core/common.h"
+#include "core/cpu.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -466,28 +467,10 @@ static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta)
     }
 }
 
-static int cpu_has_avx2(void)
-{
-#ifdef FM_GEMM_X86
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-static int cpu_has_avx512(void)
-{
-#ifdef FM_GEMM_X86
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
 enum fm_kernel fm_gemm_best_kernel(void)
 {
-    if (cpu_has_avx512()) return FM_KERNEL_AVX512;
-    if (cpu_has_avx2()) return FM_KERNEL_AVX2;
+    if (fm_cpu_has(FM_CPU_AVX512)) return FM_KERNEL_AVX512;
+    if (fm_cpu_has(FM_CPU_AVX2)) return FM_KERNEL_AVX2;
     return FM_KERNEL_PORTABLE;
 }
 
@@ -512,9 +495,9 @@ static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel, int64_t n)
     switch (kernel) {
     case FM_KERNEL_PORTABLE: return &impl_portable;
 #ifdef FM_GEMM_X86
-    case FM_KERNEL_AVX2: return cpu_has_avx2() ? &impl_avx2 : NULL;
+    case FM_KERNEL_AVX2: return fm_cpu_has(FM_CPU_AVX2) ? &impl_avx2 : NULL;
     case FM_KERNEL_AVX512:
-        if (!cpu_has_avx512()) return NULL;
+        if (!fm_cpu_has(FM_CPU_AVX512)) return NULL;
         return n <= A5N_NR ? &impl_avx512_narrow : &impl_avx512;
 #endif
     default: return NULL;

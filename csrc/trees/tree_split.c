@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/cpu.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define FM_TREE_X86 1
@@ -17,7 +18,7 @@
 enum fm_kernel fm_tree_best_kernel(void)
 {
 #ifdef FM_TREE_X86
-    if (__builtin_cpu_supports("avx2")) return FM_KERNEL_AVX2;
+    if (fm_cpu_has(FM_CPU_AVX2)) return FM_KERNEL_AVX2;
 #endif
     return FM_KERNEL_PORTABLE;
 }
