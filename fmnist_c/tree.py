@@ -10,7 +10,7 @@ from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, class_weights,
                     n_threads, not_fitted, progress, seed_from)
 
-_CRITERIA = {"gini": 0, "entropy": 1}
+_CRITERIA = _core.CRITERIA  # csrc/trees/tree.h: enum fm_criterion
 # Nodes of at most this many samples sort their codes (insertion sort up to 32, counting
 # sort above) instead of filling 256-bin histograms. benchmarks/bench_forest.py
 # --small-node: 20 trees on the study split fit fastest around 256; histograms in every

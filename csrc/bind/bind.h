@@ -25,6 +25,16 @@ extern PyMethodDef fm_bind_nn_methods[];
 /* Entry points that only tests and benchmarks call (single kernels, chunk sizes). */
 extern PyMethodDef fm_bind_testing_methods[];
 
+/* Each family's constants (enum values Python must agree with), added to the module at
+ * import by module.c: 0, or -1 with an exception set. */
+int fm_bind_trees_constants(PyObject *m);
+int fm_bind_nn_constants(PyObject *m);
+
+/* One enum value by its Python name; tables end with {NULL, 0}. */
+typedef struct { const char *name; long value; } fm_bind_name;
+/* module.<attr> = {name: value, ...}: how a C enum reaches Python, written once. */
+int fm_bind_add_names(PyObject *m, const char *attr, const fm_bind_name *names);
+
 /* ---- status -> exception (each returns NULL, for `return fm_bind_raise(s)`) ---- */
 
 /* The exception for a kernel status: MemoryError, KeyboardInterrupt, FloatingPointError

@@ -27,6 +27,23 @@ PyObject *fm_bind_raise_kernel(int status, const char *kname)
     return fm_bind_raise(status);
 }
 
+int fm_bind_add_names(PyObject *m, const char *attr, const fm_bind_name *names)
+{
+    PyObject *d = PyDict_New(), *v = NULL;
+    if (!d) return -1;
+    for (const fm_bind_name *e = names; e->name; e++) {
+        if (!(v = PyLong_FromLong(e->value)) || PyDict_SetItemString(d, e->name, v) < 0) goto fail;
+        Py_CLEAR(v);
+    }
+    if (PyModule_AddObjectRef(m, attr, d) < 0) goto fail;
+    Py_DECREF(d);
+    return 0;
+fail:
+    Py_XDECREF(v);
+    Py_DECREF(d);
+    return -1;
+}
+
 PyArrayObject *fm_bind_as_array(PyObject *obj, int type, int ndim, const char *name)
 {
     PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(obj, type, NPY_ARRAY_IN_ARRAY);

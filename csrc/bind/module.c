@@ -40,6 +40,12 @@ static PyMethodDef *const families[] = {
     fm_bind_testing_methods,
 };
 
+/* The families' constants (enum values that Python reads instead of copying them). */
+static int (*const constants[])(PyObject *) = {
+    fm_bind_trees_constants,
+    fm_bind_nn_constants,
+};
+
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_core",
                                        "fmnist_c's C kernels (private; use the estimators).", -1,
                                        methods, NULL, NULL, NULL, NULL};
@@ -51,6 +57,11 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!m) return NULL;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         if (PyModule_AddFunctions(m, families[i]) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (constants[i](m) < 0) {
             Py_DECREF(m);
             return NULL;
         }

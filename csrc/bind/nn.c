@@ -352,6 +352,26 @@ fail:
     return result;
 }
 
+int fm_bind_nn_constants(PyObject *m)
+{
+    static const fm_bind_name layers[] = {
+        {"dense", FM_LAYER_DENSE}, {"relu", FM_LAYER_RELU}, {"dropout", FM_LAYER_DROPOUT},
+        {"conv2d", FM_LAYER_CONV2D}, {"maxpool", FM_LAYER_MAXPOOL}, {"avgpool", FM_LAYER_AVGPOOL},
+        {"flatten", FM_LAYER_FLATTEN}, {"batchnorm", FM_LAYER_BATCHNORM}, {NULL, 0}};
+    static const fm_bind_name columns[] = {
+        {"type", FM_COL_TYPE}, {"in_c", FM_COL_IN_C}, {"in_h", FM_COL_IN_H}, {"in_w", FM_COL_IN_W},
+        {"out_c", FM_COL_OUT_C}, {"out_h", FM_COL_OUT_H}, {"out_w", FM_COL_OUT_W},
+        {"param", FM_COL_PARAM}, {"kh", FM_COL_KH}, {"kw", FM_COL_KW}, {"stride", FM_COL_STRIDE},
+        {"pad_h", FM_COL_PAD_H}, {"pad_w", FM_COL_PAD_W}, {NULL, 0}};
+    static const fm_bind_name fcolumns[] = {{"rate", FM_FCOL_RATE}, {"eps", FM_FCOL_EPS}, {NULL, 0}};
+    static const fm_bind_name optimizers[] = {
+        {"sgd", FM_OPT_SGD}, {"adam", FM_OPT_ADAM}, {"adamw", FM_OPT_ADAMW}, {NULL, 0}};
+    if (fm_bind_add_names(m, "LAYER_TYPES", layers) < 0) return -1;
+    if (fm_bind_add_names(m, "NN_COLUMNS", columns) < 0) return -1;
+    if (fm_bind_add_names(m, "NN_FCOLUMNS", fcolumns) < 0) return -1;
+    return fm_bind_add_names(m, "OPTIMIZERS", optimizers);
+}
+
 PyMethodDef fm_bind_nn_methods[] = {
     {"nn_train", (PyCFunction)(void (*)(void))py_nn_train, METH_VARARGS | METH_KEYWORDS,
      "Minibatch training of a network over x[order]; updates params, grads, state in place "

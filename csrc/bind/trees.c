@@ -317,6 +317,12 @@ fail:
     return result;
 }
 
+int fm_bind_trees_constants(PyObject *m)
+{
+    static const fm_bind_name criteria[] = {{"gini", FM_GINI}, {"entropy", FM_ENTROPY}, {NULL, 0}};
+    return fm_bind_add_names(m, "CRITERIA", criteria);
+}
+
 PyMethodDef fm_bind_trees_methods[] = {
     {"tree_bin", (PyCFunction)(void (*)(void))py_tree_bin, METH_VARARGS | METH_KEYWORDS,
      "tree_bin(x, max_bins=256, nthreads=0): (codes (d, n) uint8, edges, n_edges); uint8 x is "

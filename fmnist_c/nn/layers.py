@@ -4,10 +4,14 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .._base import check_positive
 
-# layer codes: csrc/nn.h (enum fm_layer_type)
-_DENSE, _RELU, _DROPOUT, _CONV2D, _MAXPOOL, _AVGPOOL, _FLATTEN, _BATCHNORM = range(1, 9)
+# layer codes, as C defines them (csrc/nn/nn.h: enum fm_layer_type)
+_CODE = _core.LAYER_TYPES
+_DENSE, _RELU, _DROPOUT, _CONV2D = _CODE["dense"], _CODE["relu"], _CODE["dropout"], _CODE["conv2d"]
+_MAXPOOL, _AVGPOOL, _FLATTEN, _BATCHNORM = (_CODE["maxpool"], _CODE["avgpool"], _CODE["flatten"],
+                                            _CODE["batchnorm"])
 
 
 class Layer:
@@ -34,7 +38,8 @@ class Layer:
         return (0, 0, 0, 0, 0)
 
     def _settings(self):
-        """(rate or momentum, epsilon): the float columns of the program."""
+        """(rate or momentum, epsilon): the float columns of the program, in the order of
+        csrc/nn/nn.h's enum fm_nn_fcolumn."""
         return (self.rate, 0.0)
 
     def _initial(self, rng, shape, init):

@@ -1,9 +1,10 @@
 """Optimizers (SGD, Adam, AdamW) as the C update takes them, and (from _training, where
 SGDLogisticRegression finds them too) the learning-rate schedules."""
+from .. import _core
 from .._base import check_positive
 from .._training import learning_rates  # re-exported: fmnist_c.nn.learning_rates
 
-_OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}  # enum fm_optimizer
+_OPTIMIZERS = _core.OPTIMIZERS  # csrc/nn/optim.h: enum fm_optimizer
 
 
 class SGD:

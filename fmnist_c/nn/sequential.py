@@ -18,8 +18,27 @@ from .optimizers import _OPTIMIZER_CLASSES, _optimizer
 _LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 _SCHEDULES = ("constant", "cosine", "step", "onecycle")
 _INITS = ("glorot_uniform", "he_uniform")
+_COLUMN = _core.NN_COLUMNS  # csrc/nn/nn.h: enum fm_nn_column
+_FCOLUMN = _core.NN_FCOLUMNS  # enum fm_nn_fcolumn
 _PREDICT_BATCH = 1024
 _WORKSPACE_FLOATS = 1 << 25  # bound on an inference batch's activations (128 MB)
+
+
+def _program_row(code, shape, out, offset, window):
+    """One layer's row of the C program: each value in the column C names for it."""
+    row = [0] * len(_COLUMN)
+    named = zip(("type", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "param", "kh", "kw",
+                 "stride", "pad_h", "pad_w"), (code, *shape, *out, offset, *window))
+    for name, value in named:
+        row[_COLUMN[name]] = value
+    return row
+
+
+def _settings_row(rate, eps):
+    """One layer's float settings (dropout rate or batch-norm momentum, epsilon) in C's columns."""
+    row = [0.0] * len(_FCOLUMN)
+    row[_FCOLUMN["rate"]], row[_FCOLUMN["eps"]] = rate, eps
+    return row
 
 
 def _aligned_zeros(n):
@@ -133,8 +152,8 @@ class Sequential(BaseEstimator):
         self.input_shape_ = shape
         for layer in (p for spec in self.layers for p in spec._expand()):
             out, size = layer.output_shape(shape), layer.param_count(shape)
-            rows.append([layer.code, *shape, *out, offset, *layer._window(shape)])
-            settings.append(layer._settings())
+            rows.append(_program_row(layer.code, shape, out, offset, layer._window(shape)))
+            settings.append(_settings_row(*layer._settings()))
             built.append((layer, shape, offset, size))
             offset, shape = offset + size, out
         self._program = np.array(rows, np.int64)
@@ -300,7 +319,8 @@ class Sequential(BaseEstimator):
     def _predict_batch(self):
         """Rows per inference batch: up to _PREDICT_BATCH, fewer for wide convolutional
         networks, so the workspace stays under _WORKSPACE_FLOATS."""
-        per_row = 2 * int(np.prod(self._program[:, 4:7], axis=1).sum())
+        out_shapes = self._program[:, [_COLUMN["out_c"], _COLUMN["out_h"], _COLUMN["out_w"]]]
+        per_row = 2 * int(np.prod(out_shapes, axis=1).sum())
         return int(min(_PREDICT_BATCH, max(1, _WORKSPACE_FLOATS // per_row)))
 
     def predict_proba(self, X):
