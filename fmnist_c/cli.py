@@ -1,11 +1,31 @@
-"""The fmnist-c command: reproduce the study, classify images with a saved model, export
-a saved model to ONNX, or print this build's configuration."""
+"""The fmnist-c command: reproduce the study (each fit a row of the results ledger),
+re-run the ledger's rows to check them, classify images with a saved model, export a
+saved model to ONNX, or print this build's configuration."""
 import argparse
+import shlex
 import sys
 
 
 def _models(text):
     return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _seeds(text):
+    """"5": seeds 0..4; "1-4": seeds 1, 2, 3, 4; "0,3": seeds 0 and 3."""
+    try:
+        if text.isdigit():
+            if int(text) < 1:
+                raise ValueError
+            return int(text)
+        seeds = []
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            seeds += range(int(lo), int(hi or lo) + 1)
+        return seeds
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count (5), a range (1-4) or seeds separated by commas (0,3), got {text!r}"
+        ) from None
 
 
 def _shape(text):
@@ -24,16 +44,23 @@ def main(argv=None):
                      help="comma-separated models: lr, rf, mlp, mlp-onehot, cnn, "
                           "mlp-improved, cnn-improved (default: the study's models: "
                           "lr,rf,mlp,mlp-onehot,cnn)")
-    rep.add_argument("--seeds", type=int, default=1, help="seeds per model (mean ± std)")
+    rep.add_argument("--seeds", type=_seeds, default=1,
+                     help="seeds per model (mean ± std): a count (5: seeds 0-4), a range (1-4) "
+                          "or a list (0,3)")
     rep.add_argument("--sample", action="store_true",
                      help="use the embedded 3,000-image sample even if the full data is installed")
     rep.add_argument("--out", default="results", help="output folder (default: ./results)")
-    rep.add_argument("--protocol", choices=("study", "official", "official-all"), default="study",
+    rep.add_argument("--protocol", choices=("study", "official", "official-all", "both"),
+                     default="study",
                      help="study: the study's 50,400/5,600/14,000 split of all 70,000 images "
                           "(default); official: the official 10,000 test images as test set, "
                           "10%% of the official 60,000 training images as validation; "
-                          "official-all: all 60,000 train, no validation (for lr, "
-                          "mlp-improved, cnn-improved)")
+                          "official-all: all 60,000 train, no validation (for the models that "
+                          "choose nothing on one); both: study, then official (each in a "
+                          "subfolder of --out)")
+    rep.add_argument("--ledger", default=None,
+                     help="the results ledger each fit is appended to (default: "
+                          "OUT/ledger.jsonl, so results/ledger.jsonl: the repository's)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     pred = sub.add_parser("predict", help="classify PNG/JPEG images with a saved model",
                           description="Each image is turned into a 28x28 Fashion-MNIST image "
@@ -54,6 +81,25 @@ def main(argv=None):
     exp.add_argument("--input-shape", type=_shape, default=None,
                      help="one sample's shape in the graph's input, e.g. 28,28 (default: "
                           "the model's feature count, 784)")
+    ver = sub.add_parser("verify", help="re-run the ledger's rows: each identical or differs",
+                         description="Training is bit-deterministic: a row made on this CPU's "
+                                     "SIMD kernels must come out with the same prediction for "
+                                     "every test image. Exit status 1 if one does not.")
+    ver.add_argument("--ledger", default="results/ledger.jsonl",
+                     help="the ledger (default: results/ledger.jsonl)")
+    ver.add_argument("--models", type=_models, default=None,
+                     help="comma-separated models (default: the cheap ones, lr,rf,rf100,mlp,"
+                          "mlp-onehot,cnn; with --all every model)")
+    ver.add_argument("--protocol", choices=("study", "official", "official-all", "both"),
+                     default=None, help="only this protocol's rows (default: study; with "
+                                        "--all every protocol)")
+    ver.add_argument("--seeds", type=_seeds, default=None,
+                     help="only these seeds (default: 0; with --all every seed)")
+    ver.add_argument("--all", action="store_true",
+                     help="every row (the newest of each model, protocol, seed), not only "
+                          "the cheap rows' seed 0")
+    ver.add_argument("--sample", action="store_true",
+                     help="the rows made on the embedded sample (default: full-data rows)")
     sub.add_parser("info", help="SIMD level, OpenMP threads, NumPy version, where the data is")
     args = parser.parse_args(argv)
 
@@ -79,15 +125,42 @@ def main(argv=None):
         for p in found:
             print(f"{p.source}: {p.class_name} ({p.probability:.1%})")
         return 0
+    if args.command == "verify":
+        return _verify(parser, args)
     from .study import DEFAULT_MODELS, reproduce
     models = args.models or list(DEFAULT_MODELS)
     try:
         reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
-                  verbose=0 if args.quiet else 1, protocol=args.protocol)
+                  verbose=0 if args.quiet else 1, protocol=args.protocol,
+                  ledger_path=args.ledger,
+                  command=shlex.join(["fmnist-c"] + list(sys.argv[1:] if argv is None else argv)))
     except ValueError as e:
         parser.error(str(e))
-    print(f"\nWrote {args.out}/results.json, results.md and confusion matrices.")
+    print(f"\nWrote {args.out}/results.json, results.md and confusion matrices; appended "
+          f"each fit to {args.ledger or args.out + '/ledger.jsonl'}.")
     return 0
+
+
+def _verify(parser, args):
+    import time
+
+    from .study import protocol_list, seed_list, verify
+    t0 = time.perf_counter()
+    try:
+        found = verify(args.ledger, models=args.models,
+                       protocols=protocol_list(args.protocol) if args.protocol else None,
+                       seeds=None if args.seeds is None else seed_list(args.seeds),
+                       all_rows=args.all, sample=args.sample)
+    except ValueError as e:
+        parser.error(str(e))
+    if not found:
+        print(f"no rows of {args.ledger} matched", file=sys.stderr)
+        return 1
+    counts = {s: sum(status == s for *_, status in found)
+              for s in ("identical", "differs", "differs-other-kernels")}
+    print(f"{len(found)} rows re-run in {time.perf_counter() - t0:.0f} s: "
+          + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    return 1 if counts["differs"] else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics
+from . import ledger, metrics
 from ._base import BaseEstimator, ClassifierMixin
 from .data import StudySplit, find_data, load_fashion_mnist, load_sample, official_split, study_split
 
@@ -31,6 +31,7 @@ class ModelSpec:
     scale: bool     # feed pixels / 255 (True) or raw 0-255 (False)
     note: str
     chooses_on_validation: str = ""  # what the model picks on the validation set, if anything
+    cheap: bool = False  # re-run by `fmnist-c verify` without --all (and so in CI): minutes at most
 
 
 def _lr(seed, verbose):
@@ -103,6 +104,11 @@ def _rf(seed, verbose):
     return StudyForest(random_state=seed, verbose=verbose)
 
 
+def _rf100(seed, verbose):
+    from .ensemble import RandomForestClassifier
+    return RandomForestClassifier(100, max_features="sqrt", random_state=seed, verbose=verbose)
+
+
 def _net(classifier, preset):
     """A maker of fmnist_c.nn.<classifier>.preset(preset) (imported when first used)."""
     def make(seed, verbose):
@@ -117,25 +123,29 @@ MODELS = {
         note="multinomial, class_weight='balanced', no penalty as in the study; trained by "
              "minibatch SGD (Nesterov momentum, cosine schedule, 10 epochs of batch 256) on pixels/255 "
              "instead of sag on raw pixels, which had not converged in the study's 200 "
-             "iterations"),
+             "iterations", cheap=True),
     "rf": ModelSpec(
         "Random forest (depth tuned on validation)", "random_forest", _rf, scale=True,
         note="20 trees, gini, class_weight='balanced', max_features='sqrt', random_state = "
              "seed, as in the study; max_depth chosen from 18..39 on the validation set by "
              "cutting one forest grown to depth 39 (the study chose 29 on the test set)",
-        chooses_on_validation="its depth"),
+        chooses_on_validation="its depth", cheap=True),
+    "rf100": ModelSpec(
+        "Random forest, 100 trees", "random_forest", _rf100, scale=True,
+        note="100 trees, gini, max_features='sqrt', full depth, no class weights (scikit-learn's "
+             "defaults; benchmarks/bench_forest.py compares it with scikit-learn's)", cheap=True),
     "mlp": ModelSpec(
         "ANN (A): sparse CE, SGD momentum 0.9", "ann_sparse",
         _net("MLPClassifier", "study-a"), scale=True,
         note="784-256-256-10 ReLU, Glorot uniform, sparse categorical CE, SGD lr 0.01 "
              "momentum 0.9, batch 64, 20 epochs, weights of the best validation epoch, as "
-             "in the study", chooses_on_validation="its best epoch"),
+             "in the study", chooses_on_validation="its best epoch", cheap=True),
     "mlp-onehot": ModelSpec(
         "ANN (B): one-hot CE, SGD without momentum", "ann_onehot",
         _net("MLPClassifier", "study-b"), scale=True,
         note="the same network with one-hot categorical CE (the same function as sparse CE: "
              "identical gradients), SGD lr 0.01 without momentum, batch 64, 100 epochs, last "
-             "epoch, as in the study"),
+             "epoch, as in the study", cheap=True),
     "mlp-improved": ModelSpec(
         "ANN improved (AdamW, dropout, cosine)", "ann_sparse",
         _net("MLPClassifier", "improved"), scale=True,
@@ -145,13 +155,16 @@ MODELS = {
         _net("CNNClassifier", "study"), scale=True,
         note="conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310 parameters), Adam "
              "lr 1e-3, batch 128, 50 epochs, weights of the best validation epoch, as in the "
-             "study's notebook", chooses_on_validation="its best epoch"),
+             "study's notebook", chooses_on_validation="its best epoch", cheap=True),
     "cnn-improved": ModelSpec(
         "CNN improved (batch norm, augmentation, one-cycle)", "cnn",
         _net("CNNClassifier", "improved"), scale=True,
         note="CNNClassifier.preset('improved'): see fmnist_c/nn/classifiers.py improved_cnn and CNN_PRESETS"),
 }
 
+# The registry: a new family adds its entry to MODELS (with a key its maker reads from
+# nothing else), and `fmnist-c reproduce --models KEY`, the ledger, `fmnist-c verify` and
+# `fmnist-c report` take it from there.
 # What `fmnist-c reproduce` runs without --models: the study's own rows. Our improved
 # models are opt-in (they answer "can we do better?", not "does the study reproduce?").
 DEFAULT_MODELS = ("lr", "rf", "mlp", "mlp-onehot", "cnn")
@@ -211,49 +224,93 @@ def load_split(protocol="study", sample=False, log=print):
     return split, source, description
 
 
-def run_model(key, split, seed, verbose=0):
-    """Fit one model on the study split with one seed; returns its figures and predictions."""
+def seed_list(seeds):
+    """The seeds a `seeds` argument names: an int n is 0..n-1, an iterable its ints."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive int or a list of seeds, got {seeds!r}")
+        return list(range(int(seeds)))
+    try:
+        out = [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be a positive int or a list of seeds, got {seeds!r}") from None
+    if not out or min(out) < 0:
+        raise ValueError(f"seeds must be a positive int or a list of seeds >= 0, got {seeds!r}")
+    return out
+
+
+def protocol_list(protocol):
+    """The protocols a `protocol` argument names: one of PROTOCOLS, or "both" (study and
+    official)."""
+    if protocol == "both":
+        return ["study", "official"]
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS + ('both',)}, got {protocol!r}")
+    return [protocol]
+
+
+def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", overrides=None,
+              command=None):
+    """Fit the registry's model `key` on `split` with one seed (and `overrides` set on it
+    with set_params); returns (model, test predictions, ledger row), the row as
+    fmnist_c.ledger.record makes it (test accuracy, CI, macro F1, times, size, where)."""
     spec = MODELS[key]
     scale = 255.0 if spec.scale else 1.0
     Xtr, Xv, Xte = (np.asarray(a, np.float32) / scale for a in (split.X_train, split.X_val, split.X_test))
     validation = (Xv, split.y_val) if len(split.y_val) else None
     model = spec.make(seed, verbose)
+    if overrides:
+        model.set_params(**overrides)
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     model.fit(Xtr, split.y_train, validation_data=validation)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = model.predict(Xte)
     predict_s = time.perf_counter() - t0
-    figures = {
-        "seed": seed,
-        "test_accuracy": metrics.accuracy_score(split.y_test, pred),
-        "val_accuracy": model.score(*validation) if validation else None,
-        "train_accuracy": model.score(Xtr, split.y_train),
-        "fit_seconds": fit_s,
-        "predict_seconds_per_image": predict_s / len(Xte),
-    }
+    extra = {"train_accuracy": model.score(Xtr, split.y_train)}
+    if getattr(model, "best_epoch_", None):
+        extra["best_epoch"] = int(model.best_epoch_)
     if hasattr(model, "study_report"):
-        figures["depth_sweep"] = model.study_report(Xte, split.y_test)
-    return model, pred, figures
+        extra["depth_sweep"] = model.study_report(Xte, split.y_test)
+    row = ledger.record(key, model, Xte, split.y_test, protocol=protocol, seed=seed,
+                        fit_seconds=fit_s, data=data, n_train=len(split.y_train),
+                        n_val=len(split.y_val),
+                        val_accuracy=model.score(*validation) if validation else None,
+                        overrides=overrides, load_before=load, extra=extra, pred=pred,
+                        predict_seconds=predict_s, command=command)
+    return model, pred, row
 
 
 def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbose=1, log=print,
-              protocol="study"):
-    """Run the study's models over `seeds` seeds on the `protocol` split (see load_split);
-    write results.json, results.md, a confusion matrix PNG per model, training curves
-    (history_<model>.png) for the models trained by epochs, and comparison.png (ours vs
-    the study) into `out`; return the results dict."""
+              protocol="study", ledger_path=None, command=None):
+    """Run the study's models over `seeds` (a count n: seeds 0..n-1, or a list) on the
+    `protocol` split (see load_split; "both": study and official, each in its own
+    subfolder of `out`); append a row per fit to the ledger (`ledger_path`, by default
+    `out`/ledger.jsonl); write results.json, results.md, a confusion matrix PNG per model,
+    training curves (history_<model>.png) for the models trained by epochs, and
+    comparison.png (ours vs the study) into `out`; return the results dict (with "both",
+    a dict of them by protocol). `command` is what the rows say made them (default: this
+    process's command line)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive int, got {seeds!r}")
-    if protocol == "official-all":
+    seeds = seed_list(seeds)
+    protocols = protocol_list(protocol)
+    if "official-all" in protocols:
         choosy = [f"{m} ({MODELS[m].chooses_on_validation})" for m in models
                   if MODELS[m].chooses_on_validation]
         if choosy:
             raise ValueError(f"protocol 'official-all' has no validation set, and these models "
                              f"choose on one: {', '.join(choosy)}; use protocol 'official'")
+    ledger_path = ledger_path or os.path.join(out, "ledger.jsonl")
+    results = {p: _reproduce_protocol(models, seeds, sample, out if len(protocols) == 1 else
+                                      os.path.join(out, p), verbose, log, p, ledger_path, command)
+               for p in protocols}
+    return results[protocol] if len(protocols) == 1 else results
+
+
+def _reproduce_protocol(models, seeds, sample, out, verbose, log, protocol, ledger_path, command):
     split, source, description = load_split(protocol, sample, log)
     study = study_results()
     os.makedirs(out, exist_ok=True)
@@ -265,31 +322,33 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
         "n_train": len(split.y_train), "n_val": len(split.y_val), "n_test": len(split.y_test),
         "versions": {"fmnist_c": __version__, "numpy": np.__version__,
                      "python": platform.python_version()},
+        "ledger": ledger_path,
         "models": {},
     }
     for key in models:
         spec = MODELS[key]
         runs, last = [], None
-        for seed in range(seeds):
-            log(f"[{key}] {spec.title}: seed {seed} ({seed + 1}/{seeds})")
-            model, pred, figures = run_model(key, split, seed, verbose)
-            runs.append(figures)
+        for i, seed in enumerate(seeds):
+            log(f"[{key}] {spec.title}: {protocol} split, seed {seed} ({i + 1}/{len(seeds)})")
+            model, pred, row = run_model(key, split, seed, verbose, protocol=protocol, data=source,
+                                         command=command)
+            ledger.append(row, ledger_path)
+            runs.append(row)
             last = pred
         acc = np.array([r["test_accuracy"] for r in runs])
-        _, lo, hi = metrics.accuracy_ci(split.y_test, last)
         cm = metrics.confusion_matrix(split.y_test, last, labels=np.arange(10))
         entry = {
-            "title": spec.title, "note": spec.note, "params": _jsonable(model.get_params()),
+            "title": spec.title, "note": spec.note, "params": runs[-1]["params"],
             "test_accuracy_mean": float(acc.mean()),
             "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-            "test_accuracy_ci95_last_seed": [lo, hi],
+            "test_accuracy_ci95_last_seed": runs[-1]["test_ci95"],
             "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in runs])),
             "study_test_accuracy": study[spec.study_key]["published_test_accuracy"],
             "confusion_matrix_last_seed": cm.tolist(),
             "top_confusions": metrics.describe_confusions(cm, 5).splitlines(),
             "runs": runs,
         }
-        sweep = runs[-1].get("depth_sweep")
+        sweep = runs[-1].get("extra", {}).get("depth_sweep")
         if sweep:
             entry["depth_sweep_last_seed"] = sweep
             log(f"[{key}] depth chosen on validation: {sweep['val_chosen_depth']} -> test "
@@ -310,6 +369,48 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
         f.write(table)
     log("\n" + table)
     return results
+
+
+def verify(ledger_path=ledger.DEFAULT_PATH, models=None, protocols=None, seeds=None,
+           all_rows=False, sample=False, log=print):
+    """Re-run ledger rows and compare each with its re-run: "identical" (the same
+    prediction for every test image, so the same accuracy) or "differs". Training is
+    bit-deterministic, so a row made on this machine's SIMD kernels must come out
+    identical; one made on other kernels may differ (it says so, and does not count as a
+    failure). Rows: the newest of each run in the ledger made on the data at hand (full,
+    or the sample with `sample`); without `all_rows`, only seed 0 of the registry's cheap
+    models on the study split, unless `models` / `protocols` / `seeds` say otherwise.
+    Returns a list of (row, re-run row, status), status one of "identical", "differs",
+    "differs-other-kernels"."""
+    data = "sample" if sample else "full"
+    if not sample and find_data() is None:
+        raise ValueError("the ledger's full-data rows need the full Fashion-MNIST "
+                         "(apt-get install dataset-fashion-mnist); --sample verifies sample rows")
+    if not all_rows:
+        models = models or [k for k, spec in MODELS.items() if spec.cheap]
+        protocols = protocols or ["study"]
+        seeds = [0] if seeds is None else seeds
+    rows = ledger.select(ledger.latest(ledger.read(ledger_path)), models, protocols, data, seeds)
+    unknown = sorted({r["model"] for r in rows} - set(MODELS))
+    if unknown:
+        raise ValueError(f"the ledger has rows of models this build does not know: {unknown}")
+    here = ledger.environment()["kernels"]
+    found, splits = [], {}
+    for row in rows:
+        protocol = row["protocol"]
+        if protocol not in splits:
+            splits[protocol] = load_split(protocol, sample, log)[0]
+        _, _, again = run_model(row["model"], splits[protocol], row["seed"],
+                                protocol=protocol, data=data, overrides=row["overrides"])
+        same = again["predictions_md5"] == row["predictions_md5"]
+        status = ("identical" if same else "differs" if row["kernels"] == here
+                  else "differs-other-kernels")
+        found.append((row, again, status))
+        note = "" if row["kernels"] == here else f" (row made on kernels {row['kernels']}, here {here})"
+        log(f"{row['model']:>14s} {protocol:>12s} seed {row['seed']}: {status:>9s}  test "
+            f"{row['test_accuracy']:.4f} -> {again['test_accuracy']:.4f}, fit "
+            f"{row['fit_seconds']:.1f} s -> {again['fit_seconds']:.1f} s{note}")
+    return found
 
 
 def results_table(results):
@@ -380,10 +481,3 @@ def _plot_comparison(results, path):
     ax.set_title(f"test accuracy, {results['data']} data, {results['protocol']} split")
     ax.legend(loc="upper left")
     _save(fig, path)
-
-
-def _jsonable(params):
-    def plain(v):
-        return isinstance(v, (int, float, str, bool, type(None)))
-    return {k: v if plain(v) else list(v) if isinstance(v, (list, tuple)) and all(map(plain, v))
-            else repr(v) for k, v in params.items()}
