@@ -239,14 +239,20 @@ def seed_list(seeds):
     return out
 
 
-def protocol_list(protocol):
-    """The protocols a `protocol` argument names: one of PROTOCOLS, or "both" (study and
-    official)."""
-    if protocol == "both":
-        return ["study", "official"]
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS + ('both',)}, got {protocol!r}")
-    return [protocol]
+def protocol_plan(protocol, models):
+    """[(protocol, models)]: what `protocol` runs. "both" is the study split, then the
+    official test set: protocol "official" (10% held out) for the models that choose
+    something on the validation set, "official-all" (all 60,000 train) for the others."""
+    if protocol != "both":
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS + ('both',)}, got {protocol!r}")
+        return [(protocol, list(models))]
+    plan = [("study", list(models))]
+    for name, chooses in (("official", True), ("official-all", False)):
+        chosen = [m for m in models if bool(MODELS[m].chooses_on_validation) == chooses]
+        if chosen:
+            plan.append((name, chosen))
+    return plan
 
 
 def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", overrides=None,
@@ -285,29 +291,33 @@ def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", ove
 def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbose=1, log=print,
               protocol="study", ledger_path=None, command=None):
     """Run the study's models over `seeds` (a count n: seeds 0..n-1, or a list) on the
-    `protocol` split (see load_split; "both": study and official, each in its own
+    `protocol` split (see load_split; "both": see protocol_plan, each protocol in its own
     subfolder of `out`); append a row per fit to the ledger (`ledger_path`, by default
-    `out`/ledger.jsonl); write results.json, results.md, a confusion matrix PNG per model,
+    `out`/ledger.jsonl); write results.json, a confusion matrix PNG per model,
     training curves (history_<model>.png) for the models trained by epochs, and
-    comparison.png (ours vs the study) into `out`; return the results dict (with "both",
+    comparison.png (ours vs the study) into `out`, then the ledger's report
+    (fmnist_c.report: results.md, frontier PNGs, results.html; results.md then covers
+    every row of the ledger); return the results dict (with "both",
     a dict of them by protocol). `command` is what the rows say made them (default: this
     process's command line)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     seeds = seed_list(seeds)
-    protocols = protocol_list(protocol)
-    if "official-all" in protocols:
+    plan = protocol_plan(protocol, models)
+    if protocol == "official-all":
         choosy = [f"{m} ({MODELS[m].chooses_on_validation})" for m in models
                   if MODELS[m].chooses_on_validation]
         if choosy:
             raise ValueError(f"protocol 'official-all' has no validation set, and these models "
                              f"choose on one: {', '.join(choosy)}; use protocol 'official'")
     ledger_path = ledger_path or os.path.join(out, "ledger.jsonl")
-    results = {p: _reproduce_protocol(models, seeds, sample, out if len(protocols) == 1 else
+    results = {p: _reproduce_protocol(ms, seeds, sample, out if len(plan) == 1 else
                                       os.path.join(out, p), verbose, log, p, ledger_path, command)
-               for p in protocols}
-    return results[protocol] if len(protocols) == 1 else results
+               for p, ms in plan}
+    from .report import write_report
+    write_report(ledger_path, out, data=next(iter(results.values()))["data"], log=log)
+    return results[protocol] if len(plan) == 1 else results
 
 
 def _reproduce_protocol(models, seeds, sample, out, verbose, log, protocol, ledger_path, command):
@@ -364,10 +374,7 @@ def _reproduce_protocol(models, seeds, sample, out, verbose, log, protocol, ledg
     _plot_comparison(results, os.path.join(out, "comparison.png"))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    table = results_table(results)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(table)
-    log("\n" + table)
+    log("\n" + results_table(results))
     return results
 
 

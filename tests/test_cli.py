@@ -38,7 +38,7 @@ def test_reproduce_official_protocol_on_sample(tmp_path):
     assert res["protocol"] == "official" and "official test images" in res["split"]
     assert (res["n_train"], res["n_val"], res["n_test"]) == (n_train - 260, 260, 3000 - n_train)
     assert sum(map(sum, res["models"]["lr"]["confusion_matrix_last_seed"])) == 3000 - n_train
-    assert "study (on its own split)" in (tmp_path / "results.md").read_text()
+    assert "| Logistic regression (SGD) | official |" in (tmp_path / "results.md").read_text()
     with pytest.raises(ValueError, match="protocol"):
         study.load_split("kaggle", sample=True)
 

@@ -4,9 +4,10 @@ import json
 import multiprocessing
 import os
 
+import numpy as np
 import pytest
 
-from fmnist_c import cli, ledger, study
+from fmnist_c import cli, ledger, report, study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMITTED = os.path.join(ROOT, "results", "ledger.jsonl")
@@ -19,8 +20,9 @@ FIELDS = {"model", "params", "overrides", "protocol", "data", "seed", "test_accu
 
 @pytest.fixture(scope="module")
 def sample_ledger(tmp_path_factory):
-    """A ledger written by `fmnist-c reproduce` on the sample: lr over seeds 0 and 2, on
-    both protocols, and one StudyForest fit."""
+    """A ledger written by `fmnist-c reproduce` on the sample: lr over seeds 0 and 2 on
+    both protocols (lr chooses nothing on validation: study and official-all), and one
+    StudyForest fit."""
     out = tmp_path_factory.mktemp("reproduce")
     assert cli.main(["reproduce", "--models", "lr", "--sample", "--seeds", "0,2",
                      "--protocol", "both", "--out", str(out), "--quiet"]) == 0
@@ -32,7 +34,7 @@ def sample_ledger(tmp_path_factory):
 def test_reproduce_appends_a_full_row_per_fit(sample_ledger):
     rows = ledger.read(str(sample_ledger))
     assert [(r["model"], r["protocol"], r["seed"]) for r in rows] == [
-        ("lr", "study", 0), ("lr", "study", 2), ("lr", "official", 0), ("lr", "official", 2),
+        ("lr", "study", 0), ("lr", "study", 2), ("lr", "official-all", 0), ("lr", "official-all", 2),
         ("rf", "study", 0)]
     for r in rows:
         assert FIELDS <= r.keys(), FIELDS - r.keys()
@@ -145,3 +147,34 @@ def test_committed_ledger_rows_are_complete():
         assert not r["git_commit"] or not r["git_commit"].endswith("-dirty"), \
             f"{r['model']} seed {r['seed']} was made from uncommitted code"
     assert json.dumps(rows)  # every row is plain JSON
+
+
+def test_report_renders_the_ledger(sample_ledger, tmp_path):
+    out = tmp_path / "report"
+    assert cli.main(["report", "--ledger", str(sample_ledger), "--out", str(out), "--sample"]) == 0
+    md = (out / "results.md").read_text()
+    rows = ledger.read(str(sample_ledger))
+    lr = [r["test_accuracy"] for r in rows if r["model"] == "lr" and r["protocol"] == "study"]
+    assert f"| Logistic regression (SGD) | study | {np.mean(lr):.4f} ± {np.std(lr, ddof=1):.4f} " \
+           "(2 seeds) |" in md
+    assert "| Logistic regression (SGD) | official-all |" in md
+    assert "| Random forest (depth tuned on validation) | study | " in md and "0.8718 |" in md
+    for name in ("study", "official"):
+        assert (out / f"frontier_{name}.png").stat().st_size > 20_000
+    page = (out / "results.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 2 and "<td>official-all</td>" in page
+    with pytest.raises(SystemExit):  # no full-data rows in it
+        cli.main(["report", "--ledger", str(sample_ledger), "--out", str(out)])
+
+
+def test_pareto_keeps_what_nothing_beats():
+    points = [(1.0, 0.85), (2.0, 0.84), (3.0, 0.90), (3.0, 0.89), (10.0, 0.91), (0.5, 0.80)]
+    assert report.pareto(points) == [5, 0, 2, 4]
+
+
+def test_both_protocols_plan():
+    # the official test set: "official" for a model choosing on validation, else "official-all"
+    assert study.protocol_plan("both", ["lr", "rf", "cnn"]) == [
+        ("study", ["lr", "rf", "cnn"]), ("official", ["rf", "cnn"]), ("official-all", ["lr"])]
+    with pytest.raises(ValueError, match="protocol"):
+        study.protocol_plan("kaggle", ["lr"])
