@@ -1,0 +1,331 @@
+/* bind/boost.c: the binding of gradient boosting (trees/boost.h): a fit's state as a
+ * capsule that holds the binned data and the scratch, one call per round, and prediction
+ * of flat boosted trees; the histogram and scan kernels alone, for their tests. Checks and
+ * converts only. */
+#include <string.h>
+
+#include "bind/bind.h"
+#include "trees/boost.h"
+#include "trees/boost_hist.h"
+#include "trees/forest.h"
+
+/* A fit in progress: the arrays its rounds read (references held) and the kernel scratch. */
+typedef struct {
+    fm_boost_work *work;
+    PyArrayObject *codes, *edges, *n_edges, *y, *sw;
+    int64_t n, d, k, num_leaves;
+} boost_state;
+
+static const char CAPSULE[] = "fmnist_c.boost_state";
+
+static void state_free(boost_state *s)
+{
+    if (!s) return;
+    fm_boost_work_free(s->work);
+    Py_XDECREF(s->codes); Py_XDECREF(s->edges); Py_XDECREF(s->n_edges); Py_XDECREF(s->y);
+    Py_XDECREF(s->sw);
+    PyMem_Free(s);
+}
+
+static void capsule_free(PyObject *cap) { state_free(PyCapsule_GetPointer(cap, CAPSULE)); }
+
+static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"codes", "edges", "n_edges", "y", "sample_weight", "n_classes",
+                             "num_leaves", "nthreads", NULL};
+    PyObject *co, *eo, *neo, *yo, *swo, *cap = NULL;
+    long long k, num_leaves;
+    int nthreads = 0;
+    boost_state *s = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOLL|i", kwlist, &co, &eo, &neo, &yo, &swo,
+                                     &k, &num_leaves, &nthreads))
+        return NULL;
+    if (!(s = PyMem_Calloc(1, sizeof *s))) return PyErr_NoMemory();
+    if (!(s->codes = fm_bind_as_array(co, NPY_UINT8, 2, "codes")) ||
+        !(s->edges = fm_bind_as_array(eo, NPY_FLOAT32, 2, "edges")))
+        goto fail;
+    s->d = PyArray_DIM(s->codes, 0);
+    s->n = PyArray_DIM(s->codes, 1);
+    s->k = k;
+    s->num_leaves = num_leaves;
+    int64_t stride = PyArray_DIM(s->edges, 1);
+    if (s->n < 1 || s->d < 1 || PyArray_DIM(s->edges, 0) != s->d || stride > 255) {
+        PyErr_SetString(PyExc_ValueError, "codes must be (d, n) and edges (d, <= 255), n, d >= 1");
+        goto fail;
+    }
+    if (k < 2 || k > 256 || num_leaves < 2 || num_leaves > (1LL << 30)) {
+        PyErr_SetString(PyExc_ValueError, "n_classes must be in [2, 256], num_leaves >= 2");
+        goto fail;
+    }
+    if (!(s->n_edges = fm_bind_as_vector(neo, NPY_INT64, s->d, "n_edges")) ||
+        !(s->y = fm_bind_as_vector(yo, NPY_INT64, s->n, "y")))
+        goto fail;
+    if (swo != Py_None && !(s->sw = fm_bind_as_vector(swo, NPY_FLOAT32, s->n, "sample_weight")))
+        goto fail;
+    if (fm_bind_check_range(PyArray_DATA(s->n_edges), s->d, stride + 1, "n_edges") ||
+        fm_bind_check_range(PyArray_DATA(s->y), s->n, k, "y") ||
+        (s->sw && fm_bind_check_weights(s->sw, "sample_weight")))
+        goto fail;
+    /* every code inside its feature's bins: the histograms are indexed by them */
+    const uint8_t *cp = PyArray_DATA(s->codes);
+    const int64_t *ne = PyArray_DATA(s->n_edges);
+    for (int64_t f = 0; f < s->d; f++) {
+        uint8_t hi = 0;
+        for (int64_t i = 0; i < s->n; i++) hi = cp[f * s->n + i] > hi ? cp[f * s->n + i] : hi;
+        if (hi > ne[f]) {
+            PyErr_Format(PyExc_ValueError, "codes of feature %lld exceed its %lld bins",
+                         (long long)f, (long long)ne[f] + 1);
+            goto fail;
+        }
+    }
+    int64_t n = s->n, d = s->d;
+    Py_BEGIN_ALLOW_THREADS
+    s->work = fm_boost_work_new(ne, n, d, k, num_leaves, nthreads);
+    Py_END_ALLOW_THREADS
+    if (!s->work) { PyErr_NoMemory(); goto fail; }
+    if (!(cap = PyCapsule_New(s, CAPSULE, capsule_free))) goto fail;
+    return cap;
+fail:
+    state_free(s);
+    return NULL;
+}
+
+/* The k trees of a round as (n_nodes (k), left, right, feature, bin, count, threshold, value,
+ * gain, hess), each (k, 2 num_leaves - 1); fill the fm_boost_tree views of them. */
+static int tree_arrays(fm_boost_tree *trees, int64_t k, int64_t cap, PyArrayObject **a)
+{
+    npy_intp dims[2] = {k, cap};
+    int types[10] = {NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64, NPY_INT64,
+                     NPY_FLOAT32, NPY_FLOAT32, NPY_FLOAT64, NPY_FLOAT64};
+    for (int j = 0; j < 10; j++)
+        if (!(a[j] = (PyArrayObject *)PyArray_ZEROS(j == 0 ? 1 : 2, dims, types[j], 0))) return -1;
+    for (int64_t c = 0; c < k; c++) {
+        trees[c] = (fm_boost_tree){(int64_t *)PyArray_DATA(a[1]) + c * cap,
+                                   (int64_t *)PyArray_DATA(a[2]) + c * cap,
+                                   (int64_t *)PyArray_DATA(a[3]) + c * cap,
+                                   (int64_t *)PyArray_DATA(a[4]) + c * cap,
+                                   (int64_t *)PyArray_DATA(a[5]) + c * cap,
+                                   (float *)PyArray_DATA(a[6]) + c * cap,
+                                   (float *)PyArray_DATA(a[7]) + c * cap,
+                                   (double *)PyArray_DATA(a[8]) + c * cap,
+                                   (double *)PyArray_DATA(a[9]) + c * cap, 0};
+    }
+    return 0;
+}
+
+static PyObject *py_boost_round(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"state", "score", "seed", "round", "num_leaves", "max_depth",
+                             "min_child_samples", "min_child_weight", "reg_lambda",
+                             "min_split_gain", "learning_rate", "subsample", "colsample_bytree",
+                             "colsample_bynode", "nthreads", "control", "kernel", NULL};
+    PyObject *capo, *so, *ctlo = Py_None, *result = NULL;
+    const char *kname = "auto";
+    unsigned long long seed;
+    long long round, num_leaves, max_depth, mcs;
+    double mcw, lam, msg, lr, sub, cbt, cbn;
+    int nthreads = 0, naive, status;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    PyArrayObject *a[10] = {NULL};
+    fm_boost_tree *trees = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOKLLLLddddddd|iOs", kwlist, &capo, &so, &seed,
+                                     &round, &num_leaves, &max_depth, &mcs, &mcw, &lam, &msg, &lr,
+                                     &sub, &cbt, &cbn, &nthreads, &ctlo, &kname))
+        return NULL;
+    boost_state *s = PyCapsule_GetPointer(capo, CAPSULE);
+    if (!s) return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive || kernel == FM_KERNEL_AVX2) {
+        PyErr_SetString(PyExc_ValueError, "boost_round: kernel must be 'auto', 'portable' or 'avx512'");
+        return NULL;
+    }
+    if (kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512)
+        return fm_bind_raise_kernel(FM_EINVAL, kname);
+    if (ctlo != Py_None && (fm_bind_check_inout(ctlo, NPY_INT64, 1, "control") ||
+                            PyArray_DIM((PyArrayObject *)ctlo, 0) != 2)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "control must have 2 entries");
+        return NULL;
+    }
+    if (!PyArray_Check(so) || PyArray_TYPE((PyArrayObject *)so) != NPY_FLOAT64 ||
+        PyArray_NDIM((PyArrayObject *)so) != 2 || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)so) ||
+        !PyArray_ISWRITEABLE((PyArrayObject *)so) || PyArray_DIM((PyArrayObject *)so, 0) != s->n ||
+        PyArray_DIM((PyArrayObject *)so, 1) != s->k) {
+        PyErr_SetString(PyExc_ValueError, "score must be a writeable C-contiguous float64 (n, k) array");
+        return NULL;
+    }
+    if (num_leaves < 2 || num_leaves > s->num_leaves || max_depth < 1 || mcs < 1 || !(mcw >= 0.0) ||
+        !(lam >= 0.0) || !(msg >= 0.0) || !(lr > 0.0) || !(sub > 0.0 && sub <= 1.0) ||
+        !(cbt > 0.0 && cbt <= 1.0) || !(cbn > 0.0 && cbn <= 1.0) || round < 0) {
+        PyErr_SetString(PyExc_ValueError, "boost_round: a parameter is out of range");
+        return NULL;
+    }
+    int64_t cap = 2 * num_leaves - 1;
+    if (!(trees = PyMem_Calloc((size_t)s->k, sizeof *trees))) return PyErr_NoMemory();
+    if (tree_arrays(trees, s->k, cap, a) < 0) goto fail;
+    int64_t *ctl = ctlo != Py_None ? PyArray_DATA((PyArrayObject *)ctlo) : NULL;
+    fm_boost_params p = {num_leaves, max_depth, mcs, mcw, lam, msg, lr, sub, cbt, cbn, ctl, kernel};
+    double *score = PyArray_DATA((PyArrayObject *)so);
+    const float *swp = s->sw ? PyArray_DATA(s->sw) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_boost_round(trees, score, s->work, PyArray_DATA(s->codes), PyArray_DATA(s->edges),
+                            PyArray_DIM(s->edges, 1), PyArray_DATA(s->n_edges), PyArray_DATA(s->y),
+                            swp, s->n, s->d, s->k, &p, seed, round, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    int64_t *nn = PyArray_DATA(a[0]);
+    for (int64_t c = 0; c < s->k; c++) nn[c] = trees[c].n_nodes;
+    result = Py_BuildValue("OOOOOOOOOO", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+fail:
+    PyMem_Free(trees);
+    for (int j = 0; j < 10; j++) Py_XDECREF(a[j]);
+    return result;
+}
+
+static PyObject *py_boost_predict(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "left", "right", "feature", "threshold", "value", "offsets",
+                             "base", "stages", "nthreads", NULL};
+    PyObject *xo, *lo, *ro, *fo, *to, *vo, *oo, *bo, *sto, *result = NULL;
+    PyArrayObject *x = NULL, *l = NULL, *r = NULL, *f = NULL, *t = NULL, *v = NULL, *o = NULL,
+                  *b = NULL, *st = NULL, *out = NULL;
+    int nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOO|i", kwlist, &xo, &lo, &ro, &fo, &to,
+                                     &vo, &oo, &bo, &sto, &nthreads))
+        return NULL;
+    if (!(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")) || !(l = fm_bind_as_vector(lo, NPY_INT64, -1, "left")))
+        goto fail;
+    int64_t nn = PyArray_DIM(l, 0), n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
+    if (!(r = fm_bind_as_vector(ro, NPY_INT64, nn, "right")) ||
+        !(f = fm_bind_as_vector(fo, NPY_INT64, nn, "feature")) ||
+        !(t = fm_bind_as_vector(to, NPY_FLOAT32, nn, "threshold")) ||
+        !(v = fm_bind_as_vector(vo, NPY_FLOAT32, nn, "value")) ||
+        !(o = fm_bind_as_vector(oo, NPY_INT64, -1, "offsets")) ||
+        !(b = fm_bind_as_vector(bo, NPY_FLOAT64, -1, "base")) ||
+        !(st = fm_bind_as_vector(sto, NPY_INT64, -1, "stages")))
+        goto fail;
+    int64_t n_trees = PyArray_DIM(o, 0) - 1, k = PyArray_DIM(b, 0), ns = PyArray_DIM(st, 0);
+    if (n_trees < 0 || k < 1 || n_trees % k != 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets must have n_trees + 1 entries, n_trees a multiple of len(base)");
+        goto fail;
+    }
+    const int64_t *op = PyArray_DATA(o);
+    if (n_trees == 0 ? (op[0] != 0 || nn != 0)
+                     : fm_forest_check(PyArray_DATA(l), PyArray_DATA(r), PyArray_DATA(f), op,
+                                       n_trees, nn, d) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed tree arrays (or offsets do not span the nodes)");
+        goto fail;
+    }
+    const int64_t *sp = PyArray_DATA(st);
+    for (int64_t j = 0; j < ns; j++)
+        if (sp[j] < 0 || sp[j] > n_trees / k || (j > 0 && sp[j] < sp[j - 1])) {
+            PyErr_SetString(PyExc_ValueError, "stages must be ascending round counts in [0, n_rounds]");
+            goto fail;
+        }
+    npy_intp dims[3] = {ns, n, k};
+    if (!(out = (PyArrayObject *)PyArray_ZEROS(3, dims, NPY_FLOAT64, 0))) goto fail;
+    double *outp = PyArray_DATA(out);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_boost_predict(outp, PyArray_DATA(x), PyArray_DATA(l), PyArray_DATA(r),
+                              PyArray_DATA(f), PyArray_DATA(t), PyArray_DATA(v), op,
+                              PyArray_DATA(b), sp, n, d, k, n_trees, ns, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(x); Py_XDECREF(l); Py_XDECREF(r); Py_XDECREF(f); Py_XDECREF(t); Py_XDECREF(v);
+    Py_XDECREF(o); Py_XDECREF(b); Py_XDECREF(st); Py_XDECREF(out);
+    return result;
+}
+
+/* For tests: one feature's histogram, (nb, 4) float32. */
+static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"code", "rows", "gh", "nb", NULL};
+    PyObject *co, *ro, *go, *result = NULL;
+    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *hist = NULL;
+    long long nb;
+    float spare[256 * 4];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOL", kwlist, &co, &ro, &go, &nb)) return NULL;
+    if (!(code = fm_bind_as_vector(co, NPY_UINT8, -1, "code")) || !(gh = fm_bind_as_array(go, NPY_FLOAT32, 2, "gh")))
+        goto fail;
+    int64_t n = PyArray_DIM(code, 0), m = PyArray_DIM(gh, 0);
+    if (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))) goto fail;
+    if (nb < 1 || nb > 256 || PyArray_DIM(gh, 1) != 4 || (!rows && m != n) ||
+        (rows && fm_bind_check_range(PyArray_DATA(rows), m, n, "rows"))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "boost_hist: bad shapes");
+        goto fail;
+    }
+    const uint8_t *cp = PyArray_DATA(code);
+    for (int64_t i = 0; i < n; i++)
+        if (cp[i] >= nb) { PyErr_SetString(PyExc_ValueError, "code >= nb"); goto fail; }
+    npy_intp dims[2] = {nb, 4};
+    if (!(hist = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
+    fm_boost_hist_build(PyArray_DATA(hist), spare, cp, rows ? PyArray_DATA(rows) : NULL,
+                        PyArray_DATA(gh), m, nb);
+    result = (PyObject *)hist;
+    hist = NULL;
+fail:
+    Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(hist);
+    return result;
+}
+
+/* For tests: the scan of one histogram: (score, bin, (gl, hl, cl)); bin -1 if none. */
+static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"hist", "total", "min_count", "min_hess", "reg_lambda", "kernel", NULL};
+    PyObject *ho, *to;
+    const char *kname = "auto";
+    double mc, mh, lam, sums[3] = {0, 0, 0}, scratch[3 * 256], score = -Py_HUGE_VAL;
+    int64_t bin = -1;
+    int naive;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOddd|s", kwlist, &ho, &to, &mc, &mh, &lam, &kname))
+        return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (kernel == FM_KERNEL_AUTO) kernel = fm_boost_best_kernel();
+    if (naive || kernel == FM_KERNEL_AVX2 ||
+        (kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512))
+        return fm_bind_raise_kernel(FM_EINVAL, kname);
+    PyArrayObject *h = fm_bind_as_array(ho, NPY_FLOAT32, 2, "hist"), *t = NULL;
+    PyObject *result = NULL;
+    if (!h || !(t = fm_bind_as_vector(to, NPY_FLOAT64, 3, "total"))) goto fail;
+    if (PyArray_DIM(h, 0) > 256 || PyArray_DIM(h, 1) != 4) {
+        PyErr_SetString(PyExc_ValueError, "hist must be (nb <= 256, 4)");
+        goto fail;
+    }
+    fm_boost_limits lim = {mc, mh, lam};
+    fm_boost_scan(&score, &bin, sums, PyArray_DATA(h), PyArray_DIM(h, 0), PyArray_DATA(t), &lim,
+                  scratch, kernel);
+    result = Py_BuildValue("dL(ddd)", score, (long long)bin, sums[0], sums[1], sums[2]);
+fail:
+    Py_XDECREF(h); Py_XDECREF(t);
+    return result;
+}
+
+static PyObject *py_boost_kernel(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    return PyUnicode_FromString(fm_boost_best_kernel() == FM_KERNEL_AVX512 ? "avx512" : "portable");
+}
+
+PyMethodDef fm_bind_boost_methods[] = {
+    {"boost_kernel", py_boost_kernel, METH_NOARGS, "The split scan's kernel picked for this CPU."},
+    {"boost_start", (PyCFunction)(void (*)(void))py_boost_start, METH_VARARGS | METH_KEYWORDS,
+     "boost_start(codes, edges, n_edges, y, sample_weight, n_classes, num_leaves, nthreads=0): "
+     "a fit's state (a capsule) for boost_round."},
+    {"boost_round", (PyCFunction)(void (*)(void))py_boost_round, METH_VARARGS | METH_KEYWORDS,
+     "One round: k trees grown, score (n, k) updated in place; returns (n_nodes, left, right, "
+     "feature, bin, count, threshold, value, gain, hess), each (k, 2 num_leaves - 1)."},
+    {"boost_predict", (PyCFunction)(void (*)(void))py_boost_predict, METH_VARARGS | METH_KEYWORDS,
+     "Raw class scores of flat boosted trees after each round count in stages: (n_stages, n, k)."},
+    {"boost_hist", (PyCFunction)(void (*)(void))py_boost_hist, METH_VARARGS | METH_KEYWORDS,
+     "For tests: one feature's (g, h, count, 0) histogram over rows, (nb, 4) float32."},
+    {"boost_scan", (PyCFunction)(void (*)(void))py_boost_scan, METH_VARARGS | METH_KEYWORDS,
+     "For tests: the best threshold of one histogram: (score, bin, (gl, hl, cl))."},
+    {NULL, NULL, 0, NULL}};

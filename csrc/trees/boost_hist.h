@@ -1,0 +1,42 @@
+/* boost_hist.h: the booster's inner kernels (boost_hist.c): gradient/hessian/count
+ * histograms of a leaf over one feature's bins, histogram subtraction, and the scan of a
+ * histogram for the best threshold. Used by boost.c; exported for the tests' naive
+ * NumPy twins (bind/testing.c). */
+#ifndef FM_BOOST_HIST_H
+#define FM_BOOST_HIST_H
+
+#include <stdint.h>
+
+#include "core/common.h"
+
+/* A histogram bin is 4 floats: gradient sum, hessian sum, row count, 0 (one 16-byte add
+ * a row); a row's gradient enters as the same 4 floats (g, h, 1, 0). */
+#define FM_BOOST_LANES 4
+
+/* hist[code[row]] += gh[j] for the leaf's rows: row = rows[j] (rows ascending), or j when
+ * rows is NULL (the root, read in order). hist: (nb, 4) zeroed by this call; spare:
+ * (nb, 4) scratch; code: one feature's column of codes (n) in [0, nb);
+ * gh: (m, 4) the leaf's gradients in the order of rows. */
+void fm_boost_hist_build(float *hist, float *spare, const uint8_t *code, const int64_t *rows,
+                         const float *gh, int64_t m, int64_t nb);
+
+/* big -= small: the larger child's histogram from its parent's. (len) floats. */
+void fm_boost_hist_sub(float *big, const float *small, int64_t len);
+
+/* The limits a split must respect. */
+typedef struct {
+    double min_count, min_hess, lambda;
+} fm_boost_limits;
+
+/* Best threshold of one feature: over b in [0, nb - 1), left = bins <= b, the split
+ * maximising gl^2 / (hl + lambda) + gr^2 / (hr + lambda) (the first such b) with counts
+ * >= min_count and hessians >= min_hess on both sides, if its score beats *score; then
+ * *score, *bin and the left side's sums (sums: gl, hl, cl) are set. The score is computed
+ * as one fraction, num / den, in double; the test num > *score * den picks candidates.
+ * hist: (nb, 4); total: the leaf's (g, h, count). Scratch: (3 * 256) doubles.
+ * kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (identical results). */
+void fm_boost_scan(double *score, int64_t *bin, double *sums, const float *hist, int64_t nb,
+                   const double *total, const fm_boost_limits *lim, double *scratch,
+                   enum fm_kernel kernel);
+
+#endif

@@ -1,0 +1,235 @@
+"""The boosting kernels (csrc/trees/boost*.c) against naive NumPy twins: histograms, the
+threshold scan and its gain, a round's trees and leaf values; the same trees for any
+thread count, for either scan kernel and for uint8 pixels or X / 255; close to LightGBM."""
+import numpy as np
+import pytest
+
+from fmnist_c import _core, load_sample
+
+KERNELS = ["portable"] + (["avx512"] if _core.boost_kernel() == "avx512" else [])
+ARGS = dict(num_leaves=31, max_depth=2**30, min_child_samples=20, min_child_weight=1e-3,
+            reg_lambda=0.0, min_split_gain=0.0, learning_rate=0.1, subsample=1.0,
+            colsample_bytree=1.0, colsample_bynode=1.0)
+
+
+def naive_hist(code, rows, gh, nb):
+    h = np.zeros((nb, 4), np.float64)
+    np.add.at(h, code[rows] if rows is not None else code, gh)
+    return h
+
+
+@pytest.mark.parametrize("m, nb", [(37, 5), (1000, 7), (3001, 256), (50, 256)])
+@pytest.mark.parametrize("with_rows", [False, True])
+def test_histogram_matches_numpy(m, nb, with_rows):
+    rng = np.random.default_rng(m + nb)
+    n = m + 11 if with_rows else m
+    code = rng.integers(0, nb, n).astype(np.uint8)
+    code[: n // 3] = 0  # a run of one bin, as background pixels are
+    rows = np.sort(rng.choice(n, m, replace=False)) if with_rows else None
+    gh = np.column_stack([rng.normal(size=m), rng.random(m), np.ones(m), np.zeros(m)]).astype(np.float32)
+    got = _core.boost_hist(code, rows, gh, nb)
+    np.testing.assert_allclose(got, naive_hist(code, rows, gh, nb), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(got[:, 2], np.bincount(code[rows] if with_rows else code, minlength=nb))
+
+
+def naive_scan(hist, total, min_count, min_hess, lam):
+    """Best (score, bin) by brute force: score = gl^2/(hl+lam) + gr^2/(hr+lam), first max."""
+    best, best_bin = -np.inf, -1
+    cum = np.cumsum(hist[:, :3].astype(np.float64), axis=0)
+    for b in range(len(hist) - 1):
+        gl, hl, cl = cum[b]
+        gr, hr, cr = total - cum[b]
+        if min(cl, cr) < min_count or min(hl, hr) < min_hess or min(hl, hr) + lam <= 0:
+            continue
+        s = gl * gl / (hl + lam) + gr * gr / (hr + lam)
+        if s > best * (1 + 1e-12):
+            best, best_bin = s, b
+    return best, best_bin
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("nb", [2, 9, 64, 255, 256])
+def test_scan_matches_brute_force(kernel, nb):
+    rng = np.random.default_rng(nb)
+    for trial in range(20):
+        counts = rng.integers(0, 30, nb).astype(np.float32)
+        hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts + 1e-3 * counts,
+                                counts, np.zeros(nb)]).astype(np.float32)
+        total = hist[:, :3].astype(np.float64).sum(axis=0)
+        limits = (float(trial % 4 * 5), 1e-3 * (trial % 3), 0.5 * (trial % 2))
+        score, b, sums = _core.boost_scan(hist, total, *limits, kernel=kernel)
+        want, want_bin = naive_scan(hist, total, *limits)
+        assert b == want_bin
+        if b >= 0:
+            assert score == pytest.approx(want, rel=1e-9)
+            np.testing.assert_allclose(sums, hist[:b + 1, :3].astype(np.float64).sum(axis=0), rtol=1e-9)
+
+
+def test_scan_kernels_agree_to_the_bit():
+    if len(KERNELS) < 2:
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        nb = int(rng.integers(2, 257))
+        counts = rng.integers(0, 5, nb).astype(np.float32)
+        hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts, counts,
+                                np.zeros(nb)]).astype(np.float32)
+        total = hist[:, :3].astype(np.float64).sum(axis=0)
+        a = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="portable")
+        b = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="avx512")
+        assert a == b
+
+
+def sample(n=600, k=10):
+    X, y = load_sample()
+    keep = np.flatnonzero(y < k)[:n]
+    return np.ascontiguousarray(X[keep].reshape(len(keep), -1)), y[keep]
+
+
+def fit_rounds(X, y, rounds=3, nthreads=1, seed=0, kernel="auto", **kw):
+    """Rounds of boost_round from LightGBM's start (log priors): (score, list of rounds)."""
+    args = {**ARGS, **kw}
+    k = int(y.max()) + 1
+    codes, edges, n_edges = _core.tree_bin(X)
+    state = _core.boost_start(codes, edges, n_edges, y, None, k, args["num_leaves"], nthreads=nthreads)
+    base = np.log(np.bincount(y, minlength=k) / len(y))
+    score = np.tile(base, (len(y), 1))
+    out = [_core.boost_round(state, score, seed, r, **args, nthreads=nthreads, kernel=kernel)
+           for r in range(rounds)]
+    return score, out
+
+
+def softmax_grad(score, y):
+    k = score.shape[1]
+    p = np.exp(score - score.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    g = p - np.eye(k)[y]
+    h = k / (k - 1) * p * (1 - p)
+    return g.astype(np.float32), h.astype(np.float32)
+
+
+def test_first_round_root_splits_and_leaf_values_match_numpy():
+    X, y = sample(400, 4)
+    k = 4
+    score, [r0] = fit_rounds(X, y, rounds=1, num_leaves=4, min_child_samples=10)
+    nn, left, right, feature, bins, count, thr, value, gain, hess = r0
+    base = np.log(np.bincount(y, minlength=k) / len(y))
+    g, h = softmax_grad(np.tile(base, (len(y), 1)), y)
+    for c in range(k):
+        # root: the best over every feature's thresholds (ties: first feature, first bin)
+        best = (-np.inf, None, None)
+        total = np.array([g[:, c].sum(dtype=np.float64), h[:, c].sum(dtype=np.float64), len(y)])
+        for f in range(X.shape[1]):
+            vals = np.unique(X[:, f])
+            code = np.searchsorted(vals, X[:, f]).astype(np.uint8)
+            hist = np.zeros((len(vals), 4))
+            np.add.at(hist, code, np.column_stack([g[:, c], h[:, c], np.ones(len(y)), np.zeros(len(y))]))
+            s, b = naive_scan(hist, total, 10, 1e-3, 0.0)
+            if s > best[0] * (1 + 1e-9):
+                best = (s, f, b)
+        assert feature[c, 0] == best[1] and bins[c, 0] == best[2]
+        parent = total[0] ** 2 / total[1]
+        # float32 histograms (ours) against float64 sums: gains of near-cancelling sums
+        assert gain[c, 0] == pytest.approx(best[0] - parent, rel=1e-4)
+        # leaves: -G/H * learning rate over the rows that reach them
+        m = nn[c]
+        leaf_of = np.zeros(len(y), np.int64)
+        for i in range(len(y)):
+            j = 0
+            while left[c, j] >= 0:
+                j = left[c, j] if X[i, feature[c, j]] <= thr[c, j] else right[c, j]
+            leaf_of[i] = j
+        for j in np.flatnonzero(left[c, :m] < 0):
+            rows = leaf_of == j
+            assert count[c, j] == rows.sum()
+            want = -g[rows, c].astype(np.float64).sum() / h[rows, c].astype(np.float64).sum() * 0.1
+            assert value[c, j] == pytest.approx(want, rel=1e-4, abs=1e-7)
+        np.testing.assert_allclose(score[:, c], base[c] + value[c, leaf_of], rtol=1e-12)
+
+
+def same_rounds(a, b):
+    for ra, rb in zip(a, b):
+        for xa, xb in zip(ra, rb):
+            np.testing.assert_array_equal(xa, xb)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(subsample=0.7, colsample_bytree=0.6, colsample_bynode=0.5)])
+def test_trees_identical_for_one_and_two_threads(kw):
+    X, y = sample(500)
+    s1, r1 = fit_rounds(X, y, nthreads=1, **kw)
+    s2, r2 = fit_rounds(X, y, nthreads=2, **kw)
+    same_rounds(r1, r2)
+    np.testing.assert_array_equal(s1, s2)
+
+
+def test_scan_kernels_grow_the_same_trees():
+    if len(KERNELS) < 2:
+        pytest.skip("this CPU has no AVX-512")
+    X, y = sample(500)
+    same_rounds(fit_rounds(X, y, kernel="portable")[1], fit_rounds(X, y, kernel="avx512")[1])
+
+
+def test_uint8_and_scaled_floats_grow_the_same_trees():
+    X, y = sample(500)
+    a = fit_rounds(X, y)[1]
+    b = fit_rounds((X / np.float32(255)).astype(np.float32), y)[1]
+    for ra, rb in zip(a, b):
+        for j, (xa, xb) in enumerate(zip(ra, rb)):
+            if j != 6:  # thresholds are in the input's units
+                np.testing.assert_array_equal(xa, xb)
+
+
+def test_subsampling_and_seed_change_the_trees():
+    X, y = sample(500)
+    a = fit_rounds(X, y, subsample=0.5, seed=1)[1][0][3]
+    b = fit_rounds(X, y, subsample=0.5, seed=2)[1][0][3]
+    assert not np.array_equal(a, b)
+
+
+def test_stop_flag_interrupts_and_leaves_score_unchanged():
+    X, y = sample(300)
+    codes, edges, n_edges = _core.tree_bin(X)
+    state = _core.boost_start(codes, edges, n_edges, y, None, 10, 31)
+    score = np.zeros((len(y), 10))
+    control = np.array([1, 0], np.int64)
+    with pytest.raises(KeyboardInterrupt):
+        _core.boost_round(state, score, 0, 0, **ARGS, control=control)
+    assert not score.any()
+
+
+def test_predict_stages_sum_the_rounds_trees():
+    X, y = sample(400)
+    score, rounds = fit_rounds(X, y, rounds=3)
+    flat = {name: [] for name in ("left", "right", "feature", "threshold", "value")}
+    sizes = []
+    for nn, left, right, feature, _, _, thr, value, _, _ in rounds:
+        for c in range(len(nn)):
+            m = nn[c]
+            for name, a in zip(flat, (left, right, feature, thr, value)):
+                flat[name].append(a[c, :m])
+            sizes.append(m)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    base = np.log(np.bincount(y, minlength=10) / len(y))
+    out = _core.boost_predict(X.astype(np.float32), *(np.concatenate(v) for v in flat.values()),
+                              offsets, base, np.array([0, 1, 3], np.int64), nthreads=2)
+    np.testing.assert_allclose(out[0], np.tile(base, (len(y), 1)))
+    np.testing.assert_allclose(out[2], score, rtol=1e-12)
+    assert not np.allclose(out[1], out[2])
+
+
+def test_close_to_lightgbm_with_the_same_settings():
+    lgb = pytest.importorskip("lightgbm")
+    X, y = load_sample()
+    X = X.reshape(len(X), -1)
+    idx = np.random.default_rng(0).permutation(len(X))
+    tr, te = idx[:2400], idx[2400:]
+    rounds = 15
+    score, out = fit_rounds(X[tr], y[tr], rounds=rounds)
+    theirs = lgb.LGBMClassifier(n_estimators=rounds, num_leaves=31, learning_rate=0.1,
+                                min_child_samples=20, min_child_weight=1e-3, reg_lambda=0.0,
+                                max_bin=255, n_jobs=1, verbose=-1).fit(X[tr], y[tr])
+    raw = theirs.predict_proba(X[tr], raw_score=True)
+    # the same first trees: training scores agree closely (ties may pick other thresholds)
+    agree = np.mean(raw.argmax(1) == score.argmax(1))
+    assert agree > 0.97
+    np.testing.assert_allclose(np.median(np.abs(raw - score)), 0, atol=0.05)
