@@ -23,6 +23,7 @@ from . import __version__
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import CNNClassifier, MLPClassifier, Sequential
+from .nn.layers import _Join
 from .tree import DecisionTreeClassifier
 
 __all__ = ["OPSET", "ML_OPSET", "OnnxClassifier", "load_onnx", "to_onnx"]
@@ -185,7 +186,13 @@ def _sequential(net, g, x):
                                                          "shape")), perm=[0, 3, 1, 2])
     weights = iter(net.get_weights())
     shape = net.input_shape_
+    seen = []  # each layer's input: (value, spatial); residual joins add one of them
     for layer, out_shape, _ in net.summary():
+        seen.append((x, spatial))
+        if isinstance(layer, _Join):
+            x = _join(g, layer, x, spatial, *seen[-1 - layer.depth], out_shape, weights)
+            shape = out_shape
+            continue
         if isinstance(layer, (nn.Dense, nn.Flatten)) and spatial:
             x = g.op("Flatten", g.op("Transpose", x, perm=[0, 2, 3, 1]), axis=1)
             spatial = False
@@ -214,6 +221,22 @@ def _sequential(net, g, x):
     if spatial:
         x = g.op("Flatten", g.op("Transpose", x, perm=[0, 2, 3, 1]), axis=1)
     return g.op("Softmax", x, axis=1)
+
+
+def _join(g, layer, x, spatial, short, short_spatial, shape, weights):
+    """x + the shortcut, projected when the join has weights. A flat shortcut may still be
+    NCHW (n, C, 1, 1) where x is (n, C) (after a Dense): then it is flattened too."""
+    if short_spatial and not spatial:
+        short = g.op("Flatten", short, axis=1)
+    if layer._stride(shape) is not None:
+        W, b = next(weights), next(weights)
+        if spatial:
+            short = g.op("Conv", short, g.const(np.ascontiguousarray(W.transpose(0, 3, 1, 2)), "W"),
+                         g.const(b, "b"), kernel_shape=[1, 1], strides=[layer._stride(shape)] * 2)
+        else:
+            short = g.op("Gemm", short, g.const(W.reshape(len(W), -1), "W"), g.const(b, "b"),
+                         transB=1)
+    return g.op("Add", x, short)
 
 
 def _conv_pads(layer, shape, out_shape):

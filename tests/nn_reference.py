@@ -4,8 +4,8 @@ difference checks built on it. Independent of the C code: it reads only the prog
 import numpy as np
 
 # program columns (csrc/nn/nn.h enum fm_nn_column) and layer codes (enum fm_layer_type)
-TYPE, IN_C, IN_H, IN_W, OUT_C, OUT_H, OUT_W, PARAM, KH, KW, STRIDE, PAD_H, PAD_W = range(13)
-DENSE, RELU, DROPOUT, CONV2D, MAXPOOL, AVGPOOL, FLATTEN, BATCHNORM = range(1, 9)
+TYPE, IN_C, IN_H, IN_W, OUT_C, OUT_H, OUT_W, PARAM, KH, KW, STRIDE, PAD_H, PAD_W, SKIP = range(14)
+DENSE, RELU, DROPOUT, CONV2D, MAXPOOL, AVGPOOL, FLATTEN, BATCHNORM, RESIDUAL = range(1, 10)
 
 
 def _windows(h, row):
@@ -27,10 +27,12 @@ def ref_forward(model, params, X, masks=None, training=False):
     norm on batch statistics when training, else on its running statistics."""
     n = X.shape[0]
     h = X.astype(np.float64)
+    inputs = []  # each layer's input, (n, H, W, C): residual joins add one of them
     for i, row in enumerate(model._program):
         code, off = row[TYPE], row[PARAM]
         c, ih, iw = row[IN_C], row[IN_H], row[IN_W]
         h = h.reshape(n, ih, iw, c)
+        inputs.append(h)
         if code == DENSE:
             units, fan_in = row[OUT_C], c * ih * iw
             W = params[off:off + units * fan_in].reshape(units, fan_in)
@@ -48,6 +50,13 @@ def ref_forward(model, params, X, masks=None, training=False):
             h = np.maximum(h, 0)
         elif code == DROPOUT and masks is not None and i in masks:
             h = h * masks[i].reshape(h.shape)
+        elif code == RESIDUAL:
+            s = inputs[row[SKIP]]
+            if row[KH] == 1:  # the projection: a 1x1 convolution with the stride
+                f, sc = row[OUT_C], s.shape[3]
+                W = params[off:off + f * sc].reshape(f, sc)
+                s = s[:, ::row[STRIDE], ::row[STRIDE], :] @ W.T + params[off + f * sc:off + f * sc + f]
+            h = h + s
         elif code == BATCHNORM:
             gamma, beta, rm, rv = params[off:off + 4 * c].reshape(4, c)
             eps = model._settings[i, 1]

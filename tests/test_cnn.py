@@ -22,6 +22,7 @@ from conftest import interrupt_after
 from fmnist_c import _core
 from test_gemm import FAST_KERNELS
 from nn_reference import check_against_fd
+from torch_reference import adam_matches_torch, gradients_match_torch, torch_net
 
 
 def image_model(layers, shape, seed=0):
@@ -112,58 +113,6 @@ def test_study_network_has_126310_parameters():
 
 
 # ---- against PyTorch -------------------------------------------------------------------
-def torch_net(m):
-    """The torch twin of a Sequential of Conv2D/BatchNorm/ReLU/MaxPool2D/AvgPool2D/
-    GlobalAveragePooling2D/Flatten/Dense with the same weights, NCHW inside, flattening in
-    our (H, W, C) order."""
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
-    steps, params, bns = [], [], []
-    for layer, shape, offset, size in m._built:
-        views = layer._views(m.params_[offset:offset + size], shape)
-        if isinstance(layer, Conv2D):
-            w = torch.tensor(views[0].transpose(0, 3, 1, 2).copy(), requires_grad=True)
-            b = torch.tensor(views[1].copy(), requires_grad=True)
-            kh, kw, s, ph, pw = layer._window(shape)
-            oh, ow = layer.output_shape(shape)[1:]
-            pad = (pw, max((ow - 1) * s + kw - pw - shape[2], 0),
-                   ph, max((oh - 1) * s + kh - ph - shape[1], 0))
-            steps.append(lambda x, w=w, b=b, s=s, pad=pad: F.conv2d(F.pad(x, pad), w, b, stride=s))
-            params += [w, b]
-        elif isinstance(layer, BatchNorm):
-            bn = torch.nn.BatchNorm2d(shape[0], eps=layer.epsilon, momentum=1 - layer.momentum)
-            with torch.no_grad():
-                for t, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), views):
-                    t.copy_(torch.from_numpy(v.copy()))
-            steps.append(lambda x, bn=bn: bn(x))
-            params += [bn.weight, bn.bias]
-            bns.append(bn)
-        elif isinstance(layer, ReLU):
-            steps.append(F.relu)
-        elif isinstance(layer, (MaxPool2D, GlobalAveragePooling2D)):
-            kh, kw, s, _, _ = layer._window(shape)
-            pool = F.max_pool2d if type(layer) is MaxPool2D else F.avg_pool2d
-            steps.append(lambda x, pool=pool, k=(kh, kw), s=s: pool(x, k, s))
-        elif isinstance(layer, Flatten):
-            steps.append(lambda x: x.permute(0, 2, 3, 1).reshape(len(x), -1, 1, 1))
-        elif isinstance(layer, Dense):
-            w = torch.tensor(views[0].copy(), requires_grad=True)
-            b = torch.tensor(views[1].copy(), requires_grad=True)
-            steps.append(lambda x, w=w, b=b: (x.permute(0, 2, 3, 1).reshape(len(x), -1) @ w.T
-                                              + b)[:, :, None, None])
-            params += [w, b]
-        else:
-            raise AssertionError(layer)
-
-    def forward(x):
-        c, h, w = m.input_shape_
-        x = x.reshape(len(x), h, w, c).permute(0, 3, 1, 2)
-        for step in steps:
-            x = step(x)
-        return x.reshape(len(x), -1)
-    return torch, forward, params, bns
-
-
 TORCH_NETS = {
     # ReLU before BatchNorm: a bias right before batch norm has a zero gradient, and Adam
     # turns that rounding noise into full steps, which no two implementations share
@@ -178,21 +127,7 @@ TORCH_NETS = {
 def test_cnn_loss_and_all_gradients_match_torch_autograd(name):
     layers, shape = TORCH_NETS[name]
     m = Sequential(layers, input_shape=shape, random_state=0).build(int(np.prod(shape)))
-    X, y = images(7, shape)
-    torch, forward, params, _ = torch_net(m)
-    xt = torch.from_numpy(X).requires_grad_(True)
-    lt = torch.nn.functional.cross_entropy(forward(xt), torch.from_numpy(y))
-    lt.backward()
-    loss, g, dx = m.gradient(X, y, training=True)
-    np.testing.assert_allclose(loss, lt.item(), rtol=1e-5)
-    mine = [v for layer, shape, off, size in m._built
-            for v in layer._views(g[off:off + size], shape)[:2]]
-    ref = [p.grad.numpy() for p in params]
-    assert len(mine) == len(ref)
-    for a, b in zip(mine, ref):
-        a = a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
+    assert gradients_match_torch(m, *images(7, shape)) > 0
 
 
 def test_study_network_follows_torch_step_by_step():
@@ -226,27 +161,7 @@ def test_adam_training_and_running_statistics_match_torch():
     layers, shape = TORCH_NETS["conv-bn-maxpool-stride2"]
     m = Sequential(layers, input_shape=shape, optimizer=Adam(0.01, epsilon=1e-8),
                    random_state=0).build(int(np.prod(shape)))
-    X, y = images(16, shape)
-    torch, forward, params, bns = torch_net(m)
-    opt = torch.optim.Adam(params, lr=0.01, eps=1e-8)
-    for _ in range(3):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(forward(torch.from_numpy(X)), torch.from_numpy(y)).backward()
-        opt.step()
-    m.fit(X, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
-    theirs, bn, compared = iter(params), iter(bns), 0
-    for layer, shape, off, size in m._built:
-        if not size:
-            continue
-        ref = [next(theirs), next(theirs)]
-        if isinstance(layer, BatchNorm):
-            b = next(bn)
-            ref += [b.running_mean, b.running_var]
-        for a, t in zip(layer._views(m.params_[off:off + size], shape), ref):
-            a = a.transpose(0, 3, 1, 2) if a.ndim == 4 else a
-            np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-4, atol=1e-5)
-            compared += 1
-    assert compared == 10
+    assert adam_matches_torch(m, *images(16, shape), lr=0.01, batch=16, epochs=3) == 10
 
 
 # ---- augmentation ------------------------------------------------------------------------

@@ -357,12 +357,13 @@ int fm_bind_nn_constants(PyObject *m)
     static const fm_bind_name layers[] = {
         {"dense", FM_LAYER_DENSE}, {"relu", FM_LAYER_RELU}, {"dropout", FM_LAYER_DROPOUT},
         {"conv2d", FM_LAYER_CONV2D}, {"maxpool", FM_LAYER_MAXPOOL}, {"avgpool", FM_LAYER_AVGPOOL},
-        {"flatten", FM_LAYER_FLATTEN}, {"batchnorm", FM_LAYER_BATCHNORM}, {NULL, 0}};
+        {"flatten", FM_LAYER_FLATTEN}, {"batchnorm", FM_LAYER_BATCHNORM},
+        {"residual", FM_LAYER_RESIDUAL}, {NULL, 0}};
     static const fm_bind_name columns[] = {
         {"type", FM_COL_TYPE}, {"in_c", FM_COL_IN_C}, {"in_h", FM_COL_IN_H}, {"in_w", FM_COL_IN_W},
         {"out_c", FM_COL_OUT_C}, {"out_h", FM_COL_OUT_H}, {"out_w", FM_COL_OUT_W},
         {"param", FM_COL_PARAM}, {"kh", FM_COL_KH}, {"kw", FM_COL_KW}, {"stride", FM_COL_STRIDE},
-        {"pad_h", FM_COL_PAD_H}, {"pad_w", FM_COL_PAD_W}, {NULL, 0}};
+        {"pad_h", FM_COL_PAD_H}, {"pad_w", FM_COL_PAD_W}, {"skip", FM_COL_SKIP}, {NULL, 0}};
     static const fm_bind_name fcolumns[] = {{"rate", FM_FCOL_RATE}, {"eps", FM_FCOL_EPS}, {NULL, 0}};
     static const fm_bind_name optimizers[] = {
         {"sgd", FM_OPT_SGD}, {"adam", FM_OPT_ADAM}, {"adamw", FM_OPT_ADAMW}, {NULL, 0}};

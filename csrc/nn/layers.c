@@ -1,5 +1,5 @@
 /* layers.c: the layer kernels the network driver (nn.c) runs: dense backward, ReLU,
- * inverted dropout and batch normalisation (convolution and pooling: conv.c). Not a driver,
+ * residual sums, inverted dropout and batch normalisation (convolution and pooling: conv.c). Not a driver,
  * not an optimizer: no loops over layers or steps here. */
 #include <math.h>
 #include <string.h>
@@ -115,6 +115,28 @@ static void relu_grad_span(float *restrict dx, const float *restrict dy, const f
     }
 }
 
+static void sum_span(float *restrict z, const float *restrict a, const float *restrict b,
+                     int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) z[j] = a[j] + b[j];
+}
+
+static void sum_relu_span(float *restrict z, const float *restrict a, const float *restrict b,
+                          int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        float s = a[j] + b[j];
+        z[j] = s > 0.0f ? s : 0.0f;
+    }
+}
+
+static void add_span(float *restrict z, const float *restrict a, const float *restrict unused,
+                     int64_t n)
+{
+    (void)unused;
+    for (int64_t j = 0; j < n; j++) z[j] += a[j];
+}
+
 static void product_span(float *restrict z, const float *restrict a, const float *restrict b,
                          int64_t n)
 {
@@ -146,6 +168,17 @@ void fm_relu_forward(float *y, const float *x, int64_t len, int nthreads)
 void fm_relu_backward(float *dx, const float *dy, const float *y, int64_t len, int nthreads)
 {
     elementwise(relu_grad_span, dx, dy, y, len, nthreads);
+}
+
+void fm_residual_forward(float *y, const float *x, const float *s, int64_t len, int relu,
+                         int nthreads)
+{
+    elementwise(relu ? sum_relu_span : sum_span, y, x, s, len, nthreads);
+}
+
+void fm_add_into(float *y, const float *x, int64_t len, int nthreads)
+{
+    elementwise(add_span, y, x, NULL, len, nthreads);
 }
 
 /* Elements per dropout block: each block draws from its own stream, so blocks can run on

@@ -72,6 +72,15 @@ void fm_batchnorm_backward(float *dx, float *dgamma, float *dbeta, float *scratc
                            const float *mean, const float *invstd, const float *gamma,
                            int64_t rows, int64_t ch, int batch_stats, int accumulate, int nthreads);
 
+/* A residual join: y = x + s, then max(y, 0) when relu (a following ReLU fused in).
+ * y, x, s: (len), not overlapping. Its backward passes dy to both x and s (the driver adds
+ * the shortcut's share where the shortcut left: fm_add_into). */
+void fm_residual_forward(float *y, const float *x, const float *s, int64_t len, int relu,
+                         int nthreads);
+
+/* y += x.  y, x: (len), not overlapping */
+void fm_add_into(float *y, const float *x, int64_t len, int nthreads);
+
 /* Inverted dropout: mask_j = 1/(1-rate) with probability 1-rate, else 0; y = x * mask.
  * The mask depends on (seed, task) only: each block of elements draws from its own stream
  * derived from them, whichever of the nthreads threads runs it.

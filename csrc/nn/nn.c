@@ -1,6 +1,7 @@
-/* nn.c: the network driver: decodes the layer program, runs it forward and backward on
- * minibatches, and steps the optimizer; also batched inference. Not the kernels (layers.c),
- * not the optimizer arithmetic (optim.c), not the loss (linear.c's fm_softmax_xent). */
+/* nn.c: the network driver: runs the layer program (decoded by program.c) forward and
+ * backward on minibatches, and steps the optimizer; also batched inference. Not the kernels
+ * (layers.c), not the optimizer arithmetic (optim.c), not the loss (linear.c's
+ * fm_softmax_xent). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -13,24 +14,8 @@
 #include "nn/nn.h"
 #include "core/parallel.h"
 
-static int64_t in_size(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
-static int64_t out_size(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
-
-/* Parameters a layer owns at its offset, and how many of them (the first) are trained. */
-static int64_t n_params_of(const fm_layer *l)
-{
-    switch (l->type) {
-    case FM_LAYER_DENSE: return out_size(l) * in_size(l) + out_size(l);
-    case FM_LAYER_CONV2D: return l->out_c * (l->kh * l->kw * l->in_c + 1);
-    case FM_LAYER_BATCHNORM: return 4 * l->in_c;
-    default: return 0;
-    }
-}
-
-static int64_t n_trained_of(const fm_layer *l)
-{
-    return l->type == FM_LAYER_BATCHNORM ? 2 * l->in_c : n_params_of(l);
-}
+static int64_t in_size(const fm_layer *l) { return fm_layer_in_len(l); }
+static int64_t out_size(const fm_layer *l) { return fm_layer_out_len(l); }
 
 static fm_conv_geom geom(const fm_layer *l)
 {
@@ -39,86 +24,12 @@ static fm_conv_geom geom(const fm_layer *l)
     return g;
 }
 
-/* A window layer's geometry: window and stride in [1, 64], padding below the window. Pooling
- * windows (no padding) lie inside the input: its kernels read without bounds checks.
- * Convolution windows start inside the input padded above/left by pad, and may hang over
- * its far edge (implicit zero padding below/right, less than a window): im2col checks
- * every read. */
-static int window_ok(const fm_layer *l, int pooling)
+/* a residual join's projection: a 1x1 convolution of its shortcut */
+static fm_conv_geom projection(const fm_layer *l)
 {
-    /* pooling windows are bounded by the input below; a convolution's by its column width
-     * kh kw C < 2^28 (then no product of sizes overflows) */
-    const int64_t lim = (int64_t)1 << 20;
-    if (l->kh < 1 || l->kw < 1 || l->stride < 1 || l->kh > lim || l->kw > lim || l->stride > lim ||
-        l->pad_h < 0 || l->pad_w < 0 || l->pad_h >= l->kh || l->pad_w >= l->kw)
-        return 0;
-    if (!pooling && l->kh * l->kw * l->in_c >= ((int64_t)1 << 28)) return 0;
-    int64_t last_h = (l->out_h - 1) * l->stride - l->pad_h, last_w = (l->out_w - 1) * l->stride - l->pad_w;
-    if (pooling)
-        return l->pad_h == 0 && l->pad_w == 0 && l->out_c == l->in_c &&
-               last_h + l->kh <= l->in_h && last_w + l->kw <= l->in_w;
-    return last_h < l->in_h && last_w < l->in_w;
-}
-
-int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *settings,
-                     int64_t n_layers, int64_t n_params)
-{
-    int64_t used = 0;
-    if (n_layers < 1) return 0;
-    for (int64_t i = 0; i < n_layers; i++) {
-        const int64_t *p = program + i * FM_NN_COLUMNS;
-        fm_layer *l = &layers[i];
-        if (p[FM_COL_TYPE] < FM_LAYER_DENSE || p[FM_COL_TYPE] > FM_LAYER_BATCHNORM) return i;
-        l->type = (enum fm_layer_type)p[FM_COL_TYPE];
-        l->in_c = p[FM_COL_IN_C]; l->in_h = p[FM_COL_IN_H]; l->in_w = p[FM_COL_IN_W];
-        l->out_c = p[FM_COL_OUT_C]; l->out_h = p[FM_COL_OUT_H]; l->out_w = p[FM_COL_OUT_W];
-        l->param = p[FM_COL_PARAM];
-        l->kh = p[FM_COL_KH]; l->kw = p[FM_COL_KW]; l->stride = p[FM_COL_STRIDE];
-        l->pad_h = p[FM_COL_PAD_H]; l->pad_w = p[FM_COL_PAD_W];
-        l->rate = settings[i * FM_NN_FCOLUMNS + FM_FCOL_RATE];
-        l->eps = settings[i * FM_NN_FCOLUMNS + FM_FCOL_EPS];
-        int same = l->out_c == l->in_c && l->out_h == l->in_h && l->out_w == l->in_w;
-        /* each dimension <= 2^20, so the per-sample sizes (< 2^28) and a dense layer's
-         * weight count (< 2^56) are computed without overflow */
-        const int64_t dim_max = (int64_t)1 << 20, size_max = (int64_t)1 << 28;
-        int ok = l->in_c > 0 && l->in_h > 0 && l->in_w > 0 && l->out_c > 0 && l->out_h > 0 &&
-                 l->out_w > 0 && l->in_c <= dim_max && l->in_h <= dim_max && l->in_w <= dim_max &&
-                 l->out_c <= dim_max && l->out_h <= dim_max && l->out_w <= dim_max &&
-                 l->in_c * l->in_h * l->in_w < size_max && l->out_c * l->out_h * l->out_w < size_max;
-        if (ok && i > 0)
-            ok = l->in_c == layers[i - 1].out_c && l->in_h == layers[i - 1].out_h &&
-                 l->in_w == layers[i - 1].out_w;
-        switch (l->type) {
-        case FM_LAYER_DENSE: ok = ok && l->out_h == 1 && l->out_w == 1; break;
-        case FM_LAYER_CONV2D: ok = ok && window_ok(l, 0); break;
-        case FM_LAYER_MAXPOOL:
-        case FM_LAYER_AVGPOOL: ok = ok && window_ok(l, 1); break;
-        case FM_LAYER_FLATTEN:
-            ok = ok && l->out_h == 1 && l->out_w == 1 && l->out_c == in_size(l);
-            break;
-        case FM_LAYER_RELU: ok = ok && same; break;
-        case FM_LAYER_DROPOUT: ok = ok && same && l->rate >= 0.0f && l->rate < 1.0f; break;
-        case FM_LAYER_BATCHNORM:
-            ok = ok && same && l->rate >= 0.0f && l->rate < 1.0f && l->eps > 0.0f &&
-                 l->eps < 1.0f;
-            break;
-        default: ok = 0;
-        }
-        if (ok && n_params_of(l) > 0) {
-            ok = l->param == used && l->param <= n_params - n_params_of(l);
-            if (ok) used = l->param + n_params_of(l);
-        } else if (ok) {
-            l->param = 0; /* never used, but params + param must stay a valid pointer */
-        }
-        if (!ok) return i;
-    }
-    if (used != n_params) return n_layers;
-    net->layers = layers;
-    net->n_layers = n_layers;
-    net->n_params = n_params;
-    net->n_in = in_size(&layers[0]);
-    net->n_out = out_size(&layers[n_layers - 1]);
-    return -1;
+    fm_conv_geom g = {l->skip_h, l->skip_w, l->skip_c, l->out_h, l->out_w, l->out_c,
+                      1, 1, l->stride, 0, 0};
+    return g;
 }
 
 /* What a forward/backward pass over `batch` rows keeps: every layer's output, per-layer aux
@@ -160,6 +71,10 @@ static int64_t aux_len(const fm_layer *l, int64_t batch)
 {
     int t = l->type;
     if (t == FM_LAYER_BATCHNORM) return fm_batchnorm_scratch_len(l->in_c); /* its sums */
+    if (t == FM_LAYER_RESIDUAL) { /* the projected shortcut, then the shortcut's gradient */
+        int64_t s = l->skip_c * l->skip_h * l->skip_w;
+        return (s > out_size(l) ? s : out_size(l)) * batch;
+    }
     return t == FM_LAYER_DROPOUT || t == FM_LAYER_MAXPOOL
                ? out_size(l) * batch : 0; /* argmax: int32, the size of a float */
 }
@@ -175,8 +90,8 @@ static int64_t ws_layout(workspace *w, float *base, const fm_net *net, int64_t b
         const fm_layer *l = &net->layers[i];
         int64_t s = out_size(l);
         widest = s > widest ? s : widest;
-        if (l->type == FM_LAYER_CONV2D) {
-            fm_conv_geom g = geom(l);
+        if (l->type == FM_LAYER_CONV2D || (l->type == FM_LAYER_RESIDUAL && l->kh == 1)) {
+            fm_conv_geom g = l->type == FM_LAYER_CONV2D ? geom(l) : projection(l);
             int64_t c = fm_conv2d_col_len(&g, batch, FM_CONV_AUTO),
                     dc = fm_conv2d_dcol_len(&g, batch, FM_CONV_AUTO);
             col = c > col ? c : col;
@@ -221,22 +136,35 @@ static int ws_new(workspace *w, const fm_net *net, int64_t batch, int gather, fl
     return FM_OK;
 }
 
-/* Layer i is a ReLU whose forward the dense, convolution or batch-norm layer before it
- * computes, as part of its output. */
+/* Layer i's input is a residual join's shortcut: it must be kept as it is, and its gradient
+ * is the sum of the two paths. */
+static int is_shortcut(const fm_net *net, int64_t i)
+{
+    for (int64_t k = i + 1; k < net->n_layers; k++)
+        if (net->layers[k].type == FM_LAYER_RESIDUAL && net->layers[k].skip == i) return 1;
+    return 0;
+}
+
+/* Layer i is a ReLU whose forward the dense, convolution, batch-norm or residual layer before
+ * it computes, as part of its output (not when that layer's own output is a shortcut). */
 static int relu_fused_forward(const fm_net *net, int64_t i)
 {
-    if (i <= 0 || i >= net->n_layers || net->layers[i].type != FM_LAYER_RELU) return 0;
+    if (i <= 0 || i >= net->n_layers || net->layers[i].type != FM_LAYER_RELU || is_shortcut(net, i))
+        return 0;
     int t = net->layers[i - 1].type;
-    return t == FM_LAYER_DENSE || t == FM_LAYER_CONV2D || t == FM_LAYER_BATCHNORM;
+    return t == FM_LAYER_DENSE || t == FM_LAYER_CONV2D || t == FM_LAYER_BATCHNORM ||
+           t == FM_LAYER_RESIDUAL;
 }
 
 /* Layer i is a ReLU whose backward the dense or max-pooling layer after it computes, as part
  * of its input gradient (the mask needs only the ReLU's output). Not the first layer, whose
- * input gradient is the caller's dx. */
+ * input gradient is the caller's dx, nor a ReLU whose output is a shortcut too (the mask
+ * then applies to the sum of both paths' gradients). */
 static int relu_fused_backward(const fm_net *net, int64_t i)
 {
     return i > 0 && i + 1 < net->n_layers && net->layers[i].type == FM_LAYER_RELU &&
-           (net->layers[i + 1].type == FM_LAYER_DENSE || net->layers[i + 1].type == FM_LAYER_MAXPOOL);
+           (net->layers[i + 1].type == FM_LAYER_DENSE || net->layers[i + 1].type == FM_LAYER_MAXPOOL) &&
+           !is_shortcut(net, i + 1);
 }
 
 /* Layer i is a ReLU after a batch norm whose backward computes the ReLU's too (when the
@@ -291,6 +219,17 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
                 for (int64_t j = 0; j < len; j++) w->aux[i][j] = 1.0f; /* for backward */
             }
             break;
+        case FM_LAYER_RESIDUAL: {
+            const float *s = l->skip > 0 ? w->act[l->skip - 1] : x;
+            if (l->kh == 1) { /* the projection, into aux */
+                fm_conv_geom pg = projection(l);
+                status = fm_conv2d_forward(w->aux[i], w->col, s, p, p + l->out_c * l->skip_c, &pg,
+                                           n, 0, FM_CONV_AUTO, FM_KERNEL_AUTO, nthreads);
+                s = w->aux[i];
+            }
+            if (status == FM_OK) fm_residual_forward(y, in, s, len, relu, nthreads);
+            break;
+        }
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c, rows = len / c;
             float *mean = w->stats[i], *var = mean + c, *invstd = var + c;
@@ -375,9 +314,9 @@ static void step_runs(float *params, const float *grads, const fm_net *net, cons
     int64_t start = 0, end = 0;
     for (int64_t i = 0; i <= net->n_layers; i++) {
         const fm_layer *l = i < net->n_layers ? &net->layers[i] : NULL;
-        if (l && (n_trained_of(l) == 0 || i == fused)) continue;
+        if (l && (l->n_trained == 0 || i == fused)) continue;
         if (l && l->param == end) {
-            end += n_trained_of(l);
+            end += l->n_trained;
             continue;
         }
         if (end > start)
@@ -385,7 +324,7 @@ static void step_runs(float *params, const float *grads, const fm_net *net, cons
                           grads + start, end - start, &up->coef, nthreads);
         if (l) {
             start = l->param;
-            end = start + n_trained_of(l);
+            end = start + l->n_trained;
         }
     }
 }
@@ -442,6 +381,23 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
             else if (d) fm_relu_backward(d, dy, w->act[i], len, nthreads);
             break;
         case FM_LAYER_DROPOUT: if (d) fm_dropout_backward(d, dy, w->aux[i], len, nthreads); break;
+        case FM_LAYER_RESIDUAL: {
+            /* dx = dy; the shortcut's gradient (dy, or the projection's input gradient) waits in
+             * aux until backward reaches the shortcut (no one needs it when that is the
+             * network's input and the caller wants no dx) */
+            float *ds = l->skip > 0 || dx ? w->aux[i] : NULL;
+            if (l->kh == 1) {
+                fm_conv_geom pg = projection(l);
+                const float *s = l->skip > 0 ? w->act[l->skip - 1] : x;
+                status = fm_conv2d_backward(ds, gp, gp + l->out_c * l->skip_c, w->col, w->dcol, dy,
+                                            s, p, &pg, n, up == NULL, FM_CONV_AUTO, FM_KERNEL_AUTO,
+                                            nthreads);
+            } else if (ds) {
+                memcpy(ds, dy, (size_t)len * sizeof(float));
+            }
+            d = dy;
+            break;
+        }
         case FM_LAYER_BATCHNORM: {
             int64_t c = l->in_c;
             const float *relu_y = relu_fused_into_batchnorm(net, i + 1) ? w->act[i + 1] : NULL;
@@ -454,6 +410,9 @@ static int backward(workspace *w, float *grads, float *dx, float *params, const 
         }
         if (status != FM_OK) return status;
         if (d == NULL) break; /* nothing below needs a gradient */
+        for (int64_t k = i + 1; k < net->n_layers; k++) /* the shortcuts that start here */
+            if (net->layers[k].type == FM_LAYER_RESIDUAL && net->layers[k].skip == i)
+                fm_add_into(d, w->aux[k], in_size(l) * n, nthreads);
         if (d != dy) {
             spare = dy;
             dy = d;

@@ -8,9 +8,12 @@
  * call. At its param offset a dense layer holds W (out, in) row-major then b (out); a
  * convolution W (F, kh, kw, C) then b (F); batch normalisation gamma, beta, running mean,
  * running variance (C each; the optimizer steps only gamma and beta, and their gradients
- * are 0). Tensors are per-sample (H, W, C) blocks, channels last (NHWC: the order of
- * Keras' default, and the one that makes a convolution one GEMM); a program row still lists
- * C, H, W. Dense layers see the block flattened in that order. */
+ * are 0); a residual join with a projection W (F, 1, 1, C) then b (F). Tensors are
+ * per-sample (H, W, C) blocks, channels last (NHWC: the order of Keras' default, and the one
+ * that makes a convolution one GEMM); a program row still lists C, H, W. Dense layers see
+ * the block flattened in that order. The program is a chain, but for residual joins: a join
+ * adds to its input the input of an earlier layer (its shortcut), so the decoder
+ * (program.c) checks the chain and every shortcut. */
 #ifndef FM_NN_H
 #define FM_NN_H
 
@@ -21,15 +24,20 @@
 
 enum fm_layer_type {
     FM_LAYER_DENSE = 1, FM_LAYER_RELU = 2, FM_LAYER_DROPOUT = 3, FM_LAYER_CONV2D = 4,
-    FM_LAYER_MAXPOOL = 5, FM_LAYER_AVGPOOL = 6, FM_LAYER_FLATTEN = 7, FM_LAYER_BATCHNORM = 8
+    FM_LAYER_MAXPOOL = 5, FM_LAYER_AVGPOOL = 6, FM_LAYER_FLATTEN = 7, FM_LAYER_BATCHNORM = 8,
+    FM_LAYER_RESIDUAL = 9
 };
 
 /* Columns of the int64 program the binding passes, one row per layer; the window columns
- * (kernel or pool size, stride, zero padding above and left) matter to conv and pooling. */
+ * (kernel or pool size, stride, zero padding above and left) matter to conv and pooling.
+ * A residual join (y = x + s, s being the input of layer `skip`, an earlier one) has
+ * KH == 0 when s has y's shape (identity), else KH == KW == 1 and s goes through a 1x1
+ * convolution with that stride and no padding (the projection), whose output is y's shape;
+ * other layers' SKIP is 0. */
 enum fm_nn_column {
     FM_COL_TYPE, FM_COL_IN_C, FM_COL_IN_H, FM_COL_IN_W,
     FM_COL_OUT_C, FM_COL_OUT_H, FM_COL_OUT_W, FM_COL_PARAM,
-    FM_COL_KH, FM_COL_KW, FM_COL_STRIDE, FM_COL_PAD_H, FM_COL_PAD_W, FM_NN_COLUMNS
+    FM_COL_KH, FM_COL_KW, FM_COL_STRIDE, FM_COL_PAD_H, FM_COL_PAD_W, FM_COL_SKIP, FM_NN_COLUMNS
 };
 
 /* Columns of the float32 settings beside the program: the dropout rate or the batch-norm
@@ -42,10 +50,16 @@ typedef struct {
     int64_t in_c, in_h, in_w;     /* input block per sample */
     int64_t out_c, out_h, out_w;  /* output block per sample */
     int64_t param;                /* offset into the parameter array (layers with parameters) */
-    int64_t kh, kw, stride, pad_h, pad_w;  /* conv and pooling windows */
+    int64_t kh, kw, stride, pad_h, pad_w;  /* conv and pooling windows; a join's projection */
+    int64_t skip;                 /* residual join: the layer whose input is the shortcut */
+    int64_t skip_c, skip_h, skip_w;  /* residual join: the shortcut's block */
+    int64_t n_params, n_trained;  /* floats at param, and how many of them (the first) train */
     float rate;                   /* dropout rate, or batch-norm momentum */
     float eps;                    /* batch norm */
 } fm_layer;
+
+static inline int64_t fm_layer_in_len(const fm_layer *l) { return l->in_c * l->in_h * l->in_w; }
+static inline int64_t fm_layer_out_len(const fm_layer *l) { return l->out_c * l->out_h * l->out_w; }
 
 typedef struct {
     const fm_layer *layers;
@@ -57,9 +71,10 @@ typedef struct {
 
 /* Fill layers[0..n_layers) and net from program (n_layers, FM_NN_COLUMNS) and settings
  * (n_layers, FM_NN_FCOLUMNS). Returns -1 when the program is valid (shapes chain and agree
- * with each layer's window, the layers' parameter blocks follow each other and fill
- * [0, n_params) exactly, rates and momenta in [0, 1), eps > 0), else the index of the first
- * bad layer (n_layers when blocks leave the end of the array unused). */
+ * with each layer's window, a join's shortcut with its projection, the layers' parameter
+ * blocks follow each other and fill [0, n_params) exactly, rates and momenta in [0, 1),
+ * eps > 0), else the index of the first bad layer (n_layers when blocks leave the end of the
+ * array unused). */
 int64_t fm_nn_decode(fm_net *net, fm_layer *layers, const int64_t *program, const float *settings,
                      int64_t n_layers, int64_t n_params);
 

@@ -16,7 +16,7 @@ from .classifiers import (CNN_PRESETS, PRESETS, CNNClassifier, MLPClassifier, im
                           study_cnn)
 from .io import load_model
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
-                     GlobalAveragePooling2D, Layer, MaxPool2D, ReLU)
+                     GlobalAveragePooling2D, Layer, MaxPool2D, ReLU, Residual)
 from .optimizers import SGD, Adam, AdamW, learning_rates
 from .sequential import Sequential
 
@@ -24,5 +24,5 @@ __all__ = [
     "Adam", "AdamW", "augment_images", "AvgPool2D", "BatchNorm", "CNN_PRESETS",
     "CNNClassifier", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
     "improved_cnn", "Layer", "learning_rates", "load_model", "MaxPool2D", "MLPClassifier",
-    "PRESETS", "ReLU", "Sequential", "SGD", "study_cnn",
+    "PRESETS", "ReLU", "Residual", "Sequential", "SGD", "study_cnn",
 ]

@@ -336,7 +336,7 @@ class CNNClassifier(_NetClassifier):
     Parameters
     ----------
     layers : None or a list of layer specs (Conv2D, MaxPool2D, AvgPool2D,
-        GlobalAveragePooling2D, Flatten, BatchNorm, Dense, ReLU, Dropout) ending in any layer:
+        GlobalAveragePooling2D, Flatten, BatchNorm, Dense, ReLU, Dropout, Residual) ending in any layer:
         a final Dense(n_classes) is appended. None: `architecture`'s network.
     architecture : "study" or "improved" (used when layers is None).
     loss, optimizer, learning_rate, momentum, nesterov, alpha, lr_schedule, batch_size,

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from .layers import _LAYERS, Layer
+from .layers import _LAYERS, Layer, layer_from_config
 
 _FORMAT = "fmnist_c.nn"
 
@@ -69,8 +69,7 @@ def _to_json(value):
 def _from_json(value):
     """_to_json's inverse (lists of numbers come back as tuples)."""
     if isinstance(value, dict) and value.get("class") in _LAYERS:
-        config = dict(value)
-        return _LAYERS[config.pop("class")](**config)
+        return layer_from_config(value)
     if isinstance(value, list):
         items = [_from_json(v) for v in value]
         return items if any(isinstance(v, Layer) for v in items) else tuple(items)

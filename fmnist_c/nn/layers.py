@@ -12,6 +12,7 @@ _CODE = _core.LAYER_TYPES
 _DENSE, _RELU, _DROPOUT, _CONV2D = _CODE["dense"], _CODE["relu"], _CODE["dropout"], _CODE["conv2d"]
 _MAXPOOL, _AVGPOOL, _FLATTEN, _BATCHNORM = (_CODE["maxpool"], _CODE["avgpool"], _CODE["flatten"],
                                             _CODE["batchnorm"])
+_RESIDUAL = _CODE["residual"]
 
 
 class Layer:
@@ -37,10 +38,23 @@ class Layer:
         """(kh, kw, stride, pad_top, pad_left) for window layers."""
         return (0, 0, 0, 0, 0)
 
+    def _bind(self, shapes):
+        """This layer as compiled at row len(shapes) of the program, shapes being the input
+        shapes of the rows before it (a residual join takes its shortcut's from them)."""
+        return self
+
     def _settings(self):
         """(rate or momentum, epsilon): the float columns of the program, in the order of
         csrc/nn/nn.h's enum fm_nn_fcolumn."""
         return (self.rate, 0.0)
+
+    @classmethod
+    def _from_config(cls, config):
+        return cls(**config)
+
+    def _skip(self, row):
+        """The program's SKIP column at row `row` (residual joins: the shortcut's row)."""
+        return 0
 
     def _initial(self, rng, shape, init):
         """Initial values of this layer's parameter block (None: it has none)."""
@@ -294,6 +308,96 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
 
+class Residual(Layer):
+    """A residual block: y = body(x) + x, as in ResNet. When the body changes the shape (more
+    channels, or a stride), x goes through a 1x1 convolution with the stride that maps it to
+    the body's output shape (the projection: weights (filters, 1, 1, channels), then biases).
+    The body is a list of layer specs (Residual blocks may nest); a ReLU after the block
+    acts on the sum, as in ResNet's basic block. The body must keep its input an image or
+    keep it flat, and may only shrink an image by a stride: (C, H, W) -> (F, ceil(H / s),
+    ceil(W / s)), which "same" convolutions give."""
+
+    code = _RESIDUAL
+
+    def __init__(self, layers):
+        layers = layers if isinstance(layers, list) else list(layers)
+        if not layers:
+            raise ValueError("a Residual block needs at least one layer in its body")
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Residual layers must be layer specs, got {layer!r}")
+        self.layers = layers
+
+    def get_config(self):
+        return {"layers": [{"class": type(l).__name__, **l.get_config()} for l in self.layers]}
+
+    @classmethod
+    def _from_config(cls, config):
+        return cls([layer_from_config(c) for c in config["layers"]])
+
+    def _expand(self):
+        body = [p for spec in self.layers for p in spec._expand()]
+        return body + [_Join(len(body))]
+
+
+class _Join(Layer):
+    """A Residual block's last row of the program: adds the input of the row `depth` rows
+    up (the block's input, the shortcut), projected when its shape differs."""
+
+    code = _RESIDUAL
+
+    def __init__(self, depth, source=None):
+        self.depth, self.source = depth, source
+
+    def get_config(self):
+        return {"depth": self.depth, "source": self.source}
+
+    def _bind(self, shapes):
+        return _Join(self.depth, tuple(shapes[len(shapes) - self.depth]))
+
+    def _skip(self, row):
+        return row - self.depth
+
+    def _stride(self, shape):
+        """None when the shortcut is added as it is, else the projection's stride."""
+        (c, h, w), (f, oh, ow) = self.source, shape
+        if (c, h, w) == (f, oh, ow):
+            return None
+        if (h * w > 1) != (oh * ow > 1):
+            raise ValueError(f"a Residual body must keep its input {self.source} an image or "
+                             f"keep it flat; it gives {shape}")
+        for s in range(1, max(h, w) + 1):
+            if ((h - 1) // s + 1, (w - 1) // s + 1) == (oh, ow):
+                return s
+        raise ValueError(f"a Residual body maps {self.source} to {shape}: no strided 1x1 "
+                         f"projection matches (use padding='same' convolutions)")
+
+    def _window(self, shape):
+        s = self._stride(shape)
+        return (0, 0, 0, 0, 0) if s is None else (1, 1, s, 0, 0)
+
+    def param_count(self, shape):
+        return 0 if self._stride(shape) is None else shape[0] * (self.source[0] + 1)
+
+    def _initial(self, rng, shape, init):
+        if self._stride(shape) is None:
+            return None
+        c, f = self.source[0], shape[0]
+        return np.concatenate([_uniform(rng, (f, c), c, f, init), np.zeros(f)])
+
+    def _views(self, flat, shape):
+        if self._stride(shape) is None:
+            return []
+        n = shape[0] * self.source[0]
+        return [flat[:n].reshape(shape[0], 1, 1, self.source[0]), flat[n:]]
+
+
 _LAYERS = {cls.__name__: cls for cls in (Dense, Conv2D, MaxPool2D, AvgPool2D,
                                          GlobalAveragePooling2D, Flatten, BatchNorm, ReLU,
-                                         Dropout)}
+                                         Dropout, Residual)}
+
+
+def layer_from_config(config):
+    """A layer spec from its {"class": name, **get_config()} form."""
+    config = dict(config)
+    return _LAYERS[config.pop("class")]._from_config(config)

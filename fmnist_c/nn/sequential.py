@@ -12,7 +12,8 @@ from .._base import (BaseEstimator, NotFittedError, check_finite_outputs, check_
 from .._training import fit_epochs
 from .augment import _augment_args
 from .io import _load, _save
-from .layers import _LAYERS, Conv2D, GlobalAveragePooling2D, Layer, MaxPool2D
+from .layers import (_LAYERS, Conv2D, GlobalAveragePooling2D, Layer, MaxPool2D, Residual,
+                     layer_from_config)
 from .optimizers import _OPTIMIZER_CLASSES, _optimizer
 
 _LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
@@ -24,11 +25,11 @@ _PREDICT_BATCH = 1024
 _WORKSPACE_FLOATS = 1 << 25  # bound on an inference batch's activations (128 MB)
 
 
-def _program_row(code, shape, out, offset, window):
+def _program_row(code, shape, out, offset, window, skip):
     """One layer's row of the C program: each value in the column C names for it."""
     row = [0] * len(_COLUMN)
     named = zip(("type", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w", "param", "kh", "kw",
-                 "stride", "pad_h", "pad_w"), (code, *shape, *out, offset, *window))
+                 "stride", "pad_h", "pad_w", "skip"), (code, *shape, *out, offset, *window, skip))
     for name, value in named:
         row[_COLUMN[name]] = value
     return row
@@ -39,6 +40,13 @@ def _settings_row(rate, eps):
     row = [0.0] * len(_FCOLUMN)
     row[_FCOLUMN["rate"]], row[_FCOLUMN["eps"]] = rate, eps
     return row
+
+
+def _spatial_first(layer):
+    """Whether a network starting with `layer` takes images."""
+    if isinstance(layer, Residual):
+        return _spatial_first(layer.layers[0])
+    return isinstance(layer, (Conv2D, MaxPool2D, GlobalAveragePooling2D))
 
 
 def _aligned_zeros(n):
@@ -56,7 +64,7 @@ class Sequential(BaseEstimator):
     Parameters
     ----------
     layers : list of layer specs (Dense, Conv2D, MaxPool2D, AvgPool2D,
-        GlobalAveragePooling2D, Flatten, BatchNorm, ReLU, Dropout)
+        GlobalAveragePooling2D, Flatten, BatchNorm, ReLU, Dropout, Residual)
         The last layer's units are the classes (softmax is part of the loss).
     loss : "sparse_categorical_crossentropy" (integer labels 0..k-1) or
         "categorical_crossentropy" (one-hot or soft target rows (n, k)). Both are the same
@@ -138,8 +146,7 @@ class Sequential(BaseEstimator):
         of that size is allocated here)."""
         if self.input_shape is not None:
             shape = tuple(self.input_shape)
-        elif isinstance(self.layers[0], (Conv2D, MaxPool2D, GlobalAveragePooling2D)) and \
-                math.isqrt(n_features) ** 2 == n_features:
+        elif _spatial_first(self.layers[0]) and math.isqrt(n_features) ** 2 == n_features:
             side = math.isqrt(n_features)  # square grayscale images, e.g. 784 = 28 x 28
             shape = (1, side, side)
         else:
@@ -148,11 +155,14 @@ class Sequential(BaseEstimator):
             shape = (shape[0], 1, 1)
         if len(shape) != 3 or int(np.prod(shape)) != n_features:
             raise ValueError(f"input_shape {self.input_shape} does not hold {n_features} features")
-        rows, settings, built, offset = [], [], [], 0
+        rows, settings, built, offset, shapes = [], [], [], 0, []
         self.input_shape_ = shape
         for layer in (p for spec in self.layers for p in spec._expand()):
+            layer = layer._bind(shapes)
             out, size = layer.output_shape(shape), layer.param_count(shape)
-            rows.append(_program_row(layer.code, shape, out, offset, layer._window(shape)))
+            rows.append(_program_row(layer.code, shape, out, offset, layer._window(shape),
+                                     layer._skip(len(rows))))
+            shapes.append(shape)
             settings.append(_settings_row(*layer._settings()))
             built.append((layer, shape, offset, size))
             offset, shape = offset + size, out
@@ -377,7 +387,7 @@ class Sequential(BaseEstimator):
 
     @classmethod
     def from_config(cls, config):
-        layers = [_LAYERS[c.pop("class")](**c) for c in (dict(c) for c in config["layers"])]
+        layers = [layer_from_config(c) for c in config["layers"]]
         o = dict(config["optimizer"])
         optimizer = {c.__name__: c for c in _OPTIMIZER_CLASSES.values()}[o.pop("class")](**o)
         shape = config["input_shape"]
