@@ -10,14 +10,16 @@ from ._base import NotFittedError
 from ._config import show_config
 from .data import CLASS_NAMES, load_fashion_mnist, load_sample, official_split, study_split
 from .deploy import predict_images, prepare_image
+from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import CNNClassifier, MLPClassifier, Sequential
 from .tree import DecisionTreeClassifier
 
 __all__ = [
-    "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier", "MLPClassifier",
-    "NotFittedError", "RandomForestClassifier", "SGDLogisticRegression", "Sequential",
+    "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier",
+    "GradientBoostingClassifier", "MLPClassifier", "NotFittedError", "RandomForestClassifier",
+    "SGDLogisticRegression", "Sequential",
     "load_fashion_mnist", "load_sample", "metrics", "official_split", "plot", "predict_images",
     "prepare_image", "show_config", "study_split",
 ]

@@ -20,6 +20,7 @@ import json
 import numpy as np
 
 from . import __version__
+from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import CNNClassifier, MLPClassifier, Sequential
@@ -170,6 +171,36 @@ def _trees(model, g, x):
     return votes if n_trees == 1 else g.op("Div", votes, g.const(np.float32(n_trees), "n_trees"))
 
 
+def _boosted(model, g, x):
+    """ai.onnx.ml TreeEnsembleRegressor summing every tree's leaf value into its class's
+    raw score (tree t is class t % n_classes), from the base scores, then Softmax: our
+    predict_proba, with the sums in onnxruntime's float32 rather than our float64. (The
+    classifier op would do it in one, but onnxruntime reads two classes as a binary
+    model and negates one score.)"""
+    nodes, offsets = model._nodes, model._offsets
+    n_trees, k = len(offsets) - 1, len(model.classes_)
+    sizes = np.diff(offsets)
+    tree_ids = np.repeat(np.arange(n_trees), sizes)
+    node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
+    left, right = nodes["left"], nodes["right"]
+    leaf = left < 0
+    at = np.flatnonzero(leaf)
+    raw = g.op(
+        "TreeEnsembleRegressor", x, domain="ai.onnx.ml",
+        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
+        nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
+        nodes_values=np.where(leaf, 0, nodes["threshold"]).astype(np.float32).tolist(),
+        nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
+        nodes_truenodeids=np.where(leaf, 0, left).tolist(),
+        nodes_falsenodeids=np.where(leaf, 0, right).tolist(),
+        target_treeids=tree_ids[at].tolist(), target_nodeids=node_ids[at].tolist(),
+        target_ids=(tree_ids[at] % k).tolist(),
+        target_weights=nodes["value"][at].astype(np.float32).tolist(), n_targets=k,
+        base_values=model._base.astype(np.float32).tolist(), aggregate_function="SUM",
+        post_transform="NONE")
+    return g.op("Softmax", raw, axis=1)
+
+
 def _net_classifier(model, g, x):
     return _sequential(model.model_, g, x)
 
@@ -256,6 +287,7 @@ _EXPORTERS = {
     SGDLogisticRegression: _linear,
     DecisionTreeClassifier: _trees,
     RandomForestClassifier: _trees,
+    GradientBoostingClassifier: _boosted,
     MLPClassifier: _net_classifier,
     CNNClassifier: _net_classifier,
     Sequential: _sequential,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import fmnist_c
-from fmnist_c import (CNNClassifier, DecisionTreeClassifier, MLPClassifier,
-                      RandomForestClassifier, SGDLogisticRegression)
+from fmnist_c import (CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+                      MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
 from fmnist_c.data import find_data
 
@@ -22,6 +22,7 @@ ESTIMATORS = [
     (SGDLogisticRegression, dict(epochs=3, batch_size=8)),
     (DecisionTreeClassifier, dict()),
     (RandomForestClassifier, dict(n_estimators=4)),
+    (GradientBoostingClassifier, dict(n_estimators=4, num_leaves=4, min_child_samples=2)),
     (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
 ]
 # Estimators of square images only (their features must be s x s pixels): the tests whose

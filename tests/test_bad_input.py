@@ -199,6 +199,14 @@ ABSURD = {
     "n_estimators": [0, -1, 2.5],
     "n_jobs": [0, -2, 1.5],
     "random_state": [-1, 1.5, "0"],
+    "num_leaves": [1, 0, 2.5],
+    "min_child_samples": [0, -1, 1.5],
+    "min_child_weight": [-1.0, nan],
+    "reg_lambda": [-1.0, nan],
+    "min_split_gain": [-1.0, nan],
+    "subsample": [0.0, 1.5, nan],
+    "colsample_bytree": [0.0, 1.5, nan],
+    "colsample_bynode": [0.0, 1.5, nan],
 }
 
 

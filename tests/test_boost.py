@@ -12,24 +12,30 @@ ARGS = dict(num_leaves=31, max_depth=2**30, min_child_samples=20, min_child_weig
             colsample_bytree=1.0, colsample_bynode=1.0)
 
 
-def naive_hist(code, rows, gh, nb):
-    h = np.zeros((nb, 4), np.float64)
-    np.add.at(h, code[rows] if rows is not None else code, gh)
+def naive_hist(code_rows, rows, gh, feats, n_edges):
+    hoff = np.concatenate([[0], np.cumsum(n_edges + 1)])
+    h = np.zeros((hoff[-1], 4), np.float64)
+    sel = code_rows[rows] if rows is not None else code_rows
+    for f in feats:
+        np.add.at(h, hoff[f] + sel[:, f], gh)
     return h
 
 
-@pytest.mark.parametrize("m, nb", [(37, 5), (1000, 7), (3001, 256), (50, 256)])
+@pytest.mark.parametrize("m, d, nb", [(37, 3, 5), (1000, 70, 7), (3001, 130, 256), (50, 5, 256)])
 @pytest.mark.parametrize("with_rows", [False, True])
-def test_histogram_matches_numpy(m, nb, with_rows):
+def test_histogram_matches_numpy(m, d, nb, with_rows):
     rng = np.random.default_rng(m + nb)
     n = m + 11 if with_rows else m
-    code = rng.integers(0, nb, n).astype(np.uint8)
-    code[: n // 3] = 0  # a run of one bin, as background pixels are
+    code_rows = rng.integers(0, nb, (n, d)).astype(np.uint8)
+    code_rows[: n // 3] = 0  # runs of one bin, as background pixels are
+    n_edges = np.full(d, nb - 1, np.int64)
     rows = np.sort(rng.choice(n, m, replace=False)) if with_rows else None
+    feats = np.sort(rng.choice(d, max(1, 2 * d // 3), replace=False))  # blocks of 64 and a tail
     gh = np.column_stack([rng.normal(size=m), rng.random(m), np.ones(m), np.zeros(m)]).astype(np.float32)
-    got = _core.boost_hist(code, rows, gh, nb)
-    np.testing.assert_allclose(got, naive_hist(code, rows, gh, nb), rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(got[:, 2], np.bincount(code[rows] if with_rows else code, minlength=nb))
+    got = _core.boost_hist(code_rows, rows, gh, feats, n_edges)
+    want = naive_hist(code_rows, rows, gh, feats, n_edges)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(got[:, 2], want[:, 2])
 
 
 def naive_scan(hist, total, min_count, min_hess, lam):
@@ -91,7 +97,8 @@ def fit_rounds(X, y, rounds=3, nthreads=1, seed=0, kernel="auto", **kw):
     args = {**ARGS, **kw}
     k = int(y.max()) + 1
     codes, edges, n_edges = _core.tree_bin(X)
-    state = _core.boost_start(codes, edges, n_edges, y, None, k, args["num_leaves"], nthreads=nthreads)
+    state = _core.boost_start(codes, np.ascontiguousarray(codes.T), edges, n_edges, y, None, k,
+                              args["num_leaves"], nthreads=nthreads)
     base = np.log(np.bincount(y, minlength=k) / len(y))
     score = np.tile(base, (len(y), 1))
     out = [_core.boost_round(state, score, seed, r, **args, nthreads=nthreads, kernel=kernel)
@@ -189,7 +196,7 @@ def test_subsampling_and_seed_change_the_trees():
 def test_stop_flag_interrupts_and_leaves_score_unchanged():
     X, y = sample(300)
     codes, edges, n_edges = _core.tree_bin(X)
-    state = _core.boost_start(codes, edges, n_edges, y, None, 10, 31)
+    state = _core.boost_start(codes, np.ascontiguousarray(codes.T), edges, n_edges, y, None, 10, 31)
     score = np.zeros((len(y), 10))
     control = np.array([1, 0], np.int64)
     with pytest.raises(KeyboardInterrupt):

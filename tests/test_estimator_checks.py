@@ -23,8 +23,8 @@ pytest.importorskip("sklearn", minversion="1.6")  # the tags API and expected_fa
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from fmnist_c import (DecisionTreeClassifier, MLPClassifier,  # noqa: E402
-                      RandomForestClassifier, SGDLogisticRegression)
+from fmnist_c import (DecisionTreeClassifier, GradientBoostingClassifier,  # noqa: E402
+                      MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 
 ESTIMATORS = [
     SGDLogisticRegression(epochs=20, batch_size=16, learning_rate=0.01, momentum=0.0,
@@ -32,6 +32,7 @@ ESTIMATORS = [
     DecisionTreeClassifier(random_state=0),
     RandomForestClassifier(n_estimators=5, random_state=0, n_jobs=1),
     MLPClassifier(hidden_layer_sizes=(8,), epochs=3, batch_size=16, random_state=0, n_jobs=1),
+    GradientBoostingClassifier(n_estimators=20, min_child_samples=2, random_state=0, n_jobs=1),
 ]
 
 _STOCHASTIC = ("sample_weight is not equivalent to removing/repeating samples in a "
@@ -46,6 +47,9 @@ EXPECTED_FAILURES = {
     "RandomForestClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC,
                                "check_class_weight_classifiers": _NO_MIN_WEIGHT_LEAF},
     "MLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
+    "GradientBoostingClassifier": {"check_sample_weight_equivalence_on_dense_data": (
+        "min_child_samples counts rows, not their weight (as LightGBM's does), so a row of "
+        "weight 2 does not count as two repeated rows")},
 }
 
 

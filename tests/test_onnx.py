@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import fmnist_c
-from fmnist_c import (CNNClassifier, DecisionTreeClassifier, MLPClassifier,
-                      RandomForestClassifier, SGDLogisticRegression, cli)
+from fmnist_c import (CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+                      MLPClassifier, RandomForestClassifier, SGDLogisticRegression, cli)
 from fmnist_c.nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                          GlobalAveragePooling2D, MaxPool2D, ReLU, Sequential)
 
@@ -72,6 +72,7 @@ MODELS = {
     "tree-depth-5-entropy": lambda: DecisionTreeClassifier(max_depth=5, criterion="entropy",
                                                            random_state=0),
     "forest": lambda: RandomForestClassifier(n_estimators=12, random_state=0),
+    "gbdt": lambda: GradientBoostingClassifier(n_estimators=15, random_state=0),
     "mlp": lambda: MLPClassifier(hidden_layer_sizes=(32, 16), dropout=0.2, epochs=2,
                                  random_state=0),
     "cnn-study": lambda: CNNClassifier(epochs=1, random_state=0),
@@ -136,8 +137,9 @@ def test_forest_ties_break_as_ours(sample):
 @pytest.mark.parametrize("make", [lambda: DecisionTreeClassifier(max_depth=3),
                                   lambda: RandomForestClassifier(n_estimators=3, max_depth=3),
                                   lambda: SGDLogisticRegression(epochs=2),
-                                  lambda: MLPClassifier(hidden_layer_sizes=(4,), epochs=2)],
-                         ids=["tree", "forest", "lr", "mlp"])
+                                  lambda: MLPClassifier(hidden_layer_sizes=(4,), epochs=2),
+                                  lambda: GradientBoostingClassifier(n_estimators=5)],
+                         ids=["tree", "forest", "lr", "mlp", "gbdt"])
 def test_string_labels_and_two_classes(sample, make):
     X, y, X_test = sample
     names = np.array(fmnist_c.CLASS_NAMES)[y]
@@ -223,6 +225,7 @@ def test_onnxruntime_on_the_study_test_images(full_split):
         "lr": SGDLogisticRegression(epochs=2, random_state=0).fit(X, y),
         "tree": DecisionTreeClassifier(max_depth=12, random_state=0).fit(X, y),
         "forest": RandomForestClassifier(n_estimators=10, max_depth=12, random_state=0).fit(X, y),
+        "gbdt": GradientBoostingClassifier(n_estimators=30, random_state=0).fit(X, y),
         "mlp": MLPClassifier(epochs=1, random_state=0).fit(X, y),
         "cnn": CNNClassifier(epochs=1, random_state=0).fit(X[:3000], y[:3000]),
     }

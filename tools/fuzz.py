@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from fmnist_c import MLPClassifier
+from fmnist_c import GradientBoostingClassifier, MLPClassifier
 from fmnist_c.data import read_idx
 from fmnist_c.nn import Dense, Dropout, Sequential, load_model
 
@@ -52,14 +52,18 @@ def check_model(source):
 
 
 def saved_models():
-    """.npz bytes of a small MLPClassifier and a small Sequential (with dropout, AdamW)."""
+    """.npz bytes of a small MLPClassifier, a small Sequential (with dropout, AdamW) and a
+    small GradientBoostingClassifier (with validation history)."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
     mlp = MLPClassifier(hidden_layer_sizes=(4,), epochs=1, batch_size=4, random_state=0)
     seq = Sequential([Dense(4, activation="relu"), Dropout(0.2), Dense(3)], optimizer="adamw",
                      random_state=0)
-    for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0)):
+    gbdt = GradientBoostingClassifier(n_estimators=2, num_leaves=3, min_child_samples=2,
+                                      random_state=0)
+    for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
+                  gbdt.fit(X, y, validation_data=(X, y))):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())

@@ -12,7 +12,7 @@
 /* A fit in progress: the arrays its rounds read (references held) and the kernel scratch. */
 typedef struct {
     fm_boost_work *work;
-    PyArrayObject *codes, *edges, *n_edges, *y, *sw;
+    PyArrayObject *codes, *code_rows, *edges, *n_edges, *y, *sw;
     int64_t n, d, k, num_leaves;
 } boost_state;
 
@@ -22,27 +22,48 @@ static void state_free(boost_state *s)
 {
     if (!s) return;
     fm_boost_work_free(s->work);
-    Py_XDECREF(s->codes); Py_XDECREF(s->edges); Py_XDECREF(s->n_edges); Py_XDECREF(s->y);
+    Py_XDECREF(s->codes); Py_XDECREF(s->code_rows); Py_XDECREF(s->edges); Py_XDECREF(s->n_edges); Py_XDECREF(s->y);
     Py_XDECREF(s->sw);
     PyMem_Free(s);
 }
 
 static void capsule_free(PyObject *cap) { state_free(PyCapsule_GetPointer(cap, CAPSULE)); }
 
+/* 0 if every code_rows[i, f] <= n_edges[f], else -1 with a ValueError. */
+static int check_codes(const uint8_t *code_rows, const int64_t *n_edges, int64_t n, int64_t d)
+{
+    uint8_t *hi = PyMem_Calloc((size_t)d, 1);
+    if (!hi) { PyErr_NoMemory(); return -1; }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t f = 0; f < d; f++) {
+            uint8_t c = code_rows[i * d + f];
+            hi[f] = c > hi[f] ? c : hi[f];
+        }
+    int64_t bad = -1;
+    for (int64_t f = 0; f < d && bad < 0; f++)
+        if (hi[f] > n_edges[f]) bad = f;
+    PyMem_Free(hi);
+    if (bad < 0) return 0;
+    PyErr_Format(PyExc_ValueError, "codes of feature %lld exceed its %lld bins", (long long)bad,
+                 (long long)n_edges[bad] + 1);
+    return -1;
+}
+
 static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"codes", "edges", "n_edges", "y", "sample_weight", "n_classes",
-                             "num_leaves", "nthreads", NULL};
-    PyObject *co, *eo, *neo, *yo, *swo, *cap = NULL;
+    static char *kwlist[] = {"codes", "code_rows", "edges", "n_edges", "y", "sample_weight",
+                             "n_classes", "num_leaves", "nthreads", NULL};
+    PyObject *co, *cro, *eo, *neo, *yo, *swo, *cap = NULL;
     long long k, num_leaves;
     int nthreads = 0;
     boost_state *s = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOLL|i", kwlist, &co, &eo, &neo, &yo, &swo,
-                                     &k, &num_leaves, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLL|i", kwlist, &co, &cro, &eo, &neo, &yo,
+                                     &swo, &k, &num_leaves, &nthreads))
         return NULL;
     if (!(s = PyMem_Calloc(1, sizeof *s))) return PyErr_NoMemory();
     if (!(s->codes = fm_bind_as_array(co, NPY_UINT8, 2, "codes")) ||
+        !(s->code_rows = fm_bind_as_array(cro, NPY_UINT8, 2, "code_rows")) ||
         !(s->edges = fm_bind_as_array(eo, NPY_FLOAT32, 2, "edges")))
         goto fail;
     s->d = PyArray_DIM(s->codes, 0);
@@ -50,8 +71,10 @@ static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
     s->k = k;
     s->num_leaves = num_leaves;
     int64_t stride = PyArray_DIM(s->edges, 1);
-    if (s->n < 1 || s->d < 1 || PyArray_DIM(s->edges, 0) != s->d || stride > 255) {
-        PyErr_SetString(PyExc_ValueError, "codes must be (d, n) and edges (d, <= 255), n, d >= 1");
+    if (s->n < 1 || s->d < 1 || PyArray_DIM(s->edges, 0) != s->d || stride > 255 ||
+        PyArray_DIM(s->code_rows, 0) != s->n || PyArray_DIM(s->code_rows, 1) != s->d) {
+        PyErr_SetString(PyExc_ValueError, "codes must be (d, n), code_rows (n, d) and edges "
+                        "(d, <= 255), n, d >= 1");
         goto fail;
     }
     if (k < 2 || k > 256 || num_leaves < 2 || num_leaves > (1LL << 30)) {
@@ -67,18 +90,10 @@ static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
         fm_bind_check_range(PyArray_DATA(s->y), s->n, k, "y") ||
         (s->sw && fm_bind_check_weights(s->sw, "sample_weight")))
         goto fail;
-    /* every code inside its feature's bins: the histograms are indexed by them */
-    const uint8_t *cp = PyArray_DATA(s->codes);
+    /* every row-major code inside its feature's bins: the histograms are indexed by them
+     * (codes, read only in comparisons, need no check) */
     const int64_t *ne = PyArray_DATA(s->n_edges);
-    for (int64_t f = 0; f < s->d; f++) {
-        uint8_t hi = 0;
-        for (int64_t i = 0; i < s->n; i++) hi = cp[f * s->n + i] > hi ? cp[f * s->n + i] : hi;
-        if (hi > ne[f]) {
-            PyErr_Format(PyExc_ValueError, "codes of feature %lld exceed its %lld bins",
-                         (long long)f, (long long)ne[f] + 1);
-            goto fail;
-        }
-    }
+    if (check_codes(PyArray_DATA(s->code_rows), ne, s->n, s->d)) goto fail;
     int64_t n = s->n, d = s->d;
     Py_BEGIN_ALLOW_THREADS
     s->work = fm_boost_work_new(ne, n, d, k, num_leaves, nthreads);
@@ -169,7 +184,8 @@ static PyObject *py_boost_round(PyObject *self, PyObject *args, PyObject *kw)
     double *score = PyArray_DATA((PyArrayObject *)so);
     const float *swp = s->sw ? PyArray_DATA(s->sw) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    status = fm_boost_round(trees, score, s->work, PyArray_DATA(s->codes), PyArray_DATA(s->edges),
+    status = fm_boost_round(trees, score, s->work, PyArray_DATA(s->codes),
+                            PyArray_DATA(s->code_rows), PyArray_DATA(s->edges),
                             PyArray_DIM(s->edges, 1), PyArray_DATA(s->n_edges), PyArray_DATA(s->y),
                             swp, s->n, s->d, s->k, &p, seed, round, nthreads);
     Py_END_ALLOW_THREADS
@@ -241,36 +257,45 @@ fail:
     return result;
 }
 
-/* For tests: one feature's histogram, (nb, 4) float32. */
+/* For tests: a leaf's histogram over the features feats, (total_bins, 4) float32 with the
+ * other features' bins 0. */
 static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"code", "rows", "gh", "nb", NULL};
-    PyObject *co, *ro, *go, *result = NULL;
-    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *hist = NULL;
-    long long nb;
-    float spare[256 * 4];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOL", kwlist, &co, &ro, &go, &nb)) return NULL;
-    if (!(code = fm_bind_as_vector(co, NPY_UINT8, -1, "code")) || !(gh = fm_bind_as_array(go, NPY_FLOAT32, 2, "gh")))
+    static char *kwlist[] = {"code_rows", "rows", "gh", "feats", "n_edges", NULL};
+    PyObject *co, *ro, *go, *fo, *neo, *result = NULL;
+    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *feats = NULL, *ne = NULL, *hist = NULL;
+    int64_t *hoff = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO", kwlist, &co, &ro, &go, &fo, &neo)) return NULL;
+    if (!(code = fm_bind_as_array(co, NPY_UINT8, 2, "code_rows")) ||
+        !(gh = fm_bind_as_array(go, NPY_FLOAT32, 2, "gh")))
         goto fail;
-    int64_t n = PyArray_DIM(code, 0), m = PyArray_DIM(gh, 0);
-    if (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))) goto fail;
-    if (nb < 1 || nb > 256 || PyArray_DIM(gh, 1) != 4 || (!rows && m != n) ||
-        (rows && fm_bind_check_range(PyArray_DATA(rows), m, n, "rows"))) {
+    int64_t n = PyArray_DIM(code, 0), d = PyArray_DIM(code, 1), m = PyArray_DIM(gh, 0);
+    if (!(ne = fm_bind_as_vector(neo, NPY_INT64, d, "n_edges")) ||
+        !(feats = fm_bind_as_index_copy(fo, -1, "feats")) ||
+        (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))))
+        goto fail;
+    int64_t nf = PyArray_DIM(feats, 0);
+    if (PyArray_DIM(gh, 1) != 4 || (!rows && m != n) ||
+        (rows && fm_bind_check_range(PyArray_DATA(rows), m, n, "rows")) ||
+        fm_bind_check_range(PyArray_DATA(feats), nf, d, "feats") ||
+        fm_bind_check_range(PyArray_DATA(ne), d, 256, "n_edges") ||
+        check_codes(PyArray_DATA(code), PyArray_DATA(ne), n, d)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "boost_hist: bad shapes");
         goto fail;
     }
-    const uint8_t *cp = PyArray_DATA(code);
-    for (int64_t i = 0; i < n; i++)
-        if (cp[i] >= nb) { PyErr_SetString(PyExc_ValueError, "code >= nb"); goto fail; }
-    npy_intp dims[2] = {nb, 4};
-    if (!(hist = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
-    fm_boost_hist_build(PyArray_DATA(hist), spare, cp, rows ? PyArray_DATA(rows) : NULL,
-                        PyArray_DATA(gh), m, nb);
+    if (!(hoff = PyMem_Calloc((size_t)d + 1, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
+    for (int64_t f = 0; f < d; f++) hoff[f + 1] = hoff[f] + ((int64_t *)PyArray_DATA(ne))[f] + 1;
+    npy_intp dims[2] = {hoff[d], 4};
+    if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT32, 0))) goto fail;
+    fm_boost_hist_build(PyArray_DATA(hist), PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
+                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, m, d, nf);
     result = (PyObject *)hist;
     hist = NULL;
 fail:
-    Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(hist);
+    PyMem_Free(hoff);
+    Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(feats); Py_XDECREF(ne);
+    Py_XDECREF(hist);
     return result;
 }
 
@@ -281,7 +306,7 @@ static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"hist", "total", "min_count", "min_hess", "reg_lambda", "kernel", NULL};
     PyObject *ho, *to;
     const char *kname = "auto";
-    double mc, mh, lam, sums[3] = {0, 0, 0}, scratch[3 * 256], score = -Py_HUGE_VAL;
+    double mc, mh, lam, sums[3] = {0, 0, 0}, scratch[4 * 256], score = -Py_HUGE_VAL;
     int64_t bin = -1;
     int naive;
     enum fm_kernel kernel = FM_KERNEL_AUTO;
@@ -317,7 +342,8 @@ static PyObject *py_boost_kernel(PyObject *self, PyObject *noargs)
 PyMethodDef fm_bind_boost_methods[] = {
     {"boost_kernel", py_boost_kernel, METH_NOARGS, "The split scan's kernel picked for this CPU."},
     {"boost_start", (PyCFunction)(void (*)(void))py_boost_start, METH_VARARGS | METH_KEYWORDS,
-     "boost_start(codes, edges, n_edges, y, sample_weight, n_classes, num_leaves, nthreads=0): "
+     "boost_start(codes, code_rows, edges, n_edges, y, sample_weight, n_classes, num_leaves, "
+     "nthreads=0): "
      "a fit's state (a capsule) for boost_round."},
     {"boost_round", (PyCFunction)(void (*)(void))py_boost_round, METH_VARARGS | METH_KEYWORDS,
      "One round: k trees grown, score (n, k) updated in place; returns (n_nodes, left, right, "
@@ -325,7 +351,7 @@ PyMethodDef fm_bind_boost_methods[] = {
     {"boost_predict", (PyCFunction)(void (*)(void))py_boost_predict, METH_VARARGS | METH_KEYWORDS,
      "Raw class scores of flat boosted trees after each round count in stages: (n_stages, n, k)."},
     {"boost_hist", (PyCFunction)(void (*)(void))py_boost_hist, METH_VARARGS | METH_KEYWORDS,
-     "For tests: one feature's (g, h, count, 0) histogram over rows, (nb, 4) float32."},
+     "For tests: a leaf's (g, h, count, 0) histograms over the features feats, (total_bins, 4)."},
     {"boost_scan", (PyCFunction)(void (*)(void))py_boost_scan, METH_VARARGS | METH_KEYWORDS,
      "For tests: the best threshold of one histogram: (score, bin, (gl, hl, cl))."},
     {NULL, NULL, 0, NULL}};

@@ -39,8 +39,7 @@ typedef struct {
     float *slots;      /* (n_slots + 1, total_bins, 4): the last slot is a spare */
     int *free_slot;    /* stack of free slot ids */
     int n_free;
-    float *spare;      /* (256, 4) */
-    double *scan;      /* (3 * 256) */
+    double *scan;      /* (4 * 256) */
     int64_t *idx, *tmp; /* (n): the tree's rows, grouped by leaf; (max(n, d)): scratch */
     float *ogh;        /* (n, 4): a leaf's gradients in the order of its rows */
     leaf *leaves;      /* (num_leaves) */
@@ -63,7 +62,7 @@ struct fm_boost_work {
 
 static void thread_work_free(thread_work *t)
 {
-    fm_free(t->slots); fm_free(t->free_slot); fm_free(t->spare); fm_free(t->scan);
+    fm_free(t->slots); fm_free(t->free_slot); fm_free(t->scan);
     fm_free(t->idx); fm_free(t->tmp); fm_free(t->ogh); fm_free(t->leaves); fm_free(t->feats);
     fm_free(t->node_feats);
 }
@@ -105,15 +104,14 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
         thread_work *tw = &w->tw[t];
         tw->slots = fm_alloc((size_t)((w->n_slots + 1) * slot_bytes));
         tw->free_slot = fm_alloc((size_t)w->n_slots * sizeof(int));
-        tw->spare = fm_alloc(256 * 4 * sizeof(float));
-        tw->scan = fm_alloc(3 * 256 * sizeof(double));
+        tw->scan = fm_alloc(4 * 256 * sizeof(double));
         tw->idx = fm_alloc((size_t)n * sizeof(int64_t));
         tw->tmp = fm_alloc((size_t)(n > d ? n : d) * sizeof(int64_t));
         tw->ogh = fm_alloc((size_t)(n * 4) * sizeof(float));
         tw->leaves = fm_alloc((size_t)num_leaves * sizeof(leaf));
         tw->feats = fm_alloc((size_t)d * sizeof(int64_t));
         tw->node_feats = fm_alloc((size_t)d * sizeof(int64_t));
-        if (!tw->slots || !tw->free_slot || !tw->spare || !tw->scan || !tw->idx || !tw->tmp ||
+        if (!tw->slots || !tw->free_slot || !tw->scan || !tw->idx || !tw->tmp ||
             !tw->ogh || !tw->leaves || !tw->feats || !tw->node_feats)
             goto fail;
     }
@@ -128,7 +126,7 @@ fail:
 typedef struct {
     const fm_boost_work *w;
     thread_work *t;
-    const uint8_t *codes;
+    const uint8_t *codes, *code_rows;
     const float *gh; /* (n, 4) this class's */
     const fm_boost_params *p;
     fm_boost_limits lim;
@@ -183,10 +181,9 @@ static double leaf_score(const double *sum, double lambda)
     return sum[0] * sum[0] / (sum[1] + lambda);
 }
 
-/* The leaf's histogram into `hist`: every feature's bins from its rows. */
+/* The leaf's histogram into `hist`: the tree's features' bins from its rows. */
 static void build_hist(grower *g, const leaf *lf, float *hist, int root_in_order)
 {
-    const fm_boost_work *w = g->w;
     int64_t m = lf->end - lf->start;
     const int64_t *rows = g->t->idx + lf->start;
     const float *gh = g->gh;
@@ -195,11 +192,8 @@ static void build_hist(grower *g, const leaf *lf, float *hist, int root_in_order
         for (int64_t j = 0; j < m; j++) memcpy(o + 4 * j, g->gh + 4 * rows[j], 4 * sizeof(float));
         gh = o;
     }
-    for (int64_t q = 0; q < g->n_feats; q++) {
-        int64_t f = g->t->feats[q];
-        fm_boost_hist_build(hist + 4 * w->hoff[f], g->t->spare, g->codes + f * w->n,
-                            root_in_order ? NULL : rows, gh, m, w->hoff[f + 1] - w->hoff[f]);
-    }
+    fm_boost_hist_build(hist, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
+                        g->w->hoff, m, g->w->d, g->n_feats);
 }
 
 /* The best split of a leaf whose histogram is `hist`, among the node's features. */
@@ -355,6 +349,7 @@ static int grow_tree(fm_boost_tree *tr, grower *g, const float *edges, int64_t e
     for (int64_t i = 0; i < n_leaves; i++) {
         const leaf *lf = &lv[i];
         float v = (float)(-lf->sum[0] / (lf->sum[1] + g->lim.lambda) * p->learning_rate);
+        if (!isfinite(v)) return FM_EDIVERGED; /* a learning rate far too large */
         tr->value[lf->node] = v;
         for (int64_t j = lf->start; j < lf->end; j++) delta[t->idx[j] * k + c] = (double)v;
     }
@@ -413,7 +408,7 @@ static uint64_t round_seed(uint64_t seed, int64_t round, int64_t task)
 }
 
 int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *w,
-                   const uint8_t *codes, const float *edges, int64_t edge_stride,
+                   const uint8_t *codes, const uint8_t *code_rows, const float *edges, int64_t edge_stride,
                    const int64_t *n_edges, const int64_t *y, const float *sw, int64_t n,
                    int64_t d, int64_t k, const fm_boost_params *p, uint64_t seed,
                    int64_t round, int nthreads)
@@ -452,7 +447,7 @@ int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *w,
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        grower g = {w, &w->tw[tid], codes, w->gh + 4 * c * n, p,
+        grower g = {w, &w->tw[tid], codes, code_rows, w->gh + 4 * c * n, p,
                     {(double)p->min_child_samples, p->min_child_weight, p->reg_lambda},
                     round_seed(seed, round, c + 1), 0, kernel};
         s = grow_tree(&trees[c], &g, edges, edge_stride, m, c, w->delta);

@@ -53,12 +53,13 @@ void fm_boost_work_free(fm_boost_work *w);
  * grown in parallel over classes (each by one thread: the same trees for any thread
  * count), and score += each row's leaf values. Rows and features drawn from (seed, round).
  * trees: (k) with arrays as above; score: (n, k) float64 raw scores, updated;
- * codes: (d, n) bin codes; edges: (d, edge_stride), n_edges: (d) from fm_tree_bin_*;
+ * codes: (d, n) bin codes and code_rows: (n, d) the same row-major; edges: (d, edge_stride), n_edges: (d) from fm_tree_bin_*;
  * y: (n) classes in [0, k); sw: (n) positive weights or NULL; work from
  * fm_boost_work_new with the same n, d, k, n_edges and >= num_leaves.
- * On an error (FM_EINTR, FM_ENOMEM) score is left unchanged. */
+ * On an error (FM_EINTR, FM_ENOMEM, FM_EDIVERGED: a leaf value overflowed) score is left
+ * unchanged. */
 int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *work,
-                   const uint8_t *codes, const float *edges, int64_t edge_stride,
+                   const uint8_t *codes, const uint8_t *code_rows, const float *edges, int64_t edge_stride,
                    const int64_t *n_edges, const int64_t *y, const float *sw, int64_t n,
                    int64_t d, int64_t k, const fm_boost_params *p, uint64_t seed,
                    int64_t round, int nthreads);

@@ -1,5 +1,5 @@
 /* boost_hist.c: the booster's inner loops (declared in boost_hist.h): one feature's
- * gradient/hessian/count histogram over a leaf's rows, the subtraction that gives the
+ * gradient/hessian/count histograms over a leaf's rows, the subtraction that gives the
  * larger child's, and the threshold scan, portable and AVX-512 (the same splits).
  * Not here: the tree's growth and the rounds (boost.c). */
 #include "trees/boost_hist.h"
@@ -18,39 +18,44 @@
 #pragma clang fp contract(off)
 #endif
 
-static inline void add4(float *restrict h, const float *restrict g)
-{
-    for (int c = 0; c < FM_BOOST_LANES; c++) h[c] += g[c];
-}
+/* one bin's 4 floats as one 16-byte vector add (GCC and clang vector types: an SSE addps
+ * on x86-64; a loop of 4 scalar adds compiled to 4 loads, adds and stores) */
+typedef float v4f __attribute__((vector_size(16)));
 
-/* Rows alternate between hist and spare when the leaf has several rows a bin: runs of one
- * code (background pixels are 0 in most rows) would otherwise chain every add on the
- * store of the one before. */
-void fm_boost_hist_build(float *hist, float *spare, const uint8_t *code, const int64_t *rows,
-                         const float *gh, int64_t m, int64_t nb)
+/* Rows outside, features inside, in blocks of features whose bins fit the L2 cache: a row's
+ * gradient is loaded once a block, its codes are one cache line, and consecutive adds go to
+ * different features' bins, so none waits on the store of the one before (column by column,
+ * runs of background pixels, code 0 in most rows, chained every add on the last). */
+#define FEATURE_BLOCK 16
+
+void fm_boost_hist_build(float *hist, const uint8_t *code_rows, const int64_t *rows,
+                         const float *gh, const int64_t *feats, const int64_t *hoff, int64_t m,
+                         int64_t d, int64_t nf)
 {
-    int two = m >= 4 * nb;
-    float *h2 = two ? spare : hist;
-    memset(hist, 0, (size_t)nb * FM_BOOST_LANES * sizeof(float));
-    if (two) memset(spare, 0, (size_t)nb * FM_BOOST_LANES * sizeof(float));
-    int64_t j = 0;
-    if (rows) {
-        for (; j + 1 < m; j += 2) {
-            unsigned b0 = code[rows[j]], b1 = code[rows[j + 1]];
-            add4(hist + 4 * b0, gh + 4 * j);
-            add4(h2 + 4 * b1, gh + 4 * j + 4);
+    for (int64_t q = 0; q < nf; q++)
+        memset(hist + 4 * hoff[feats[q]], 0,
+               (size_t)(hoff[feats[q] + 1] - hoff[feats[q]]) * FM_BOOST_LANES * sizeof(float));
+    for (int64_t q0 = 0; q0 < nf; q0 += FEATURE_BLOCK) {
+        int64_t nq = nf - q0 < FEATURE_BLOCK ? nf - q0 : FEATURE_BLOCK;
+        int64_t fs[FEATURE_BLOCK];
+        float *base[FEATURE_BLOCK];
+        for (int64_t q = 0; q < nq; q++) {
+            fs[q] = feats[q0 + q];
+            base[q] = hist + 4 * hoff[fs[q]];
         }
-        if (j < m) add4(hist + 4 * code[rows[j]], gh + 4 * j);
-    } else {
-        for (; j + 1 < m; j += 2) {
-            unsigned b0 = code[j], b1 = code[j + 1];
-            add4(hist + 4 * b0, gh + 4 * j);
-            add4(h2 + 4 * b1, gh + 4 * j + 4);
+        for (int64_t j = 0; j < m; j++) {
+            const uint8_t *r = code_rows + (rows ? rows[j] : j) * d;
+            v4f g;
+            memcpy(&g, gh + 4 * j, sizeof g);
+            for (int64_t q = 0; q < nq; q++) {
+                float *h = base[q] + 4 * r[fs[q]];
+                v4f a;
+                memcpy(&a, h, sizeof a);
+                a += g;
+                memcpy(h, &a, sizeof a);
+            }
         }
-        if (j < m) add4(hist + 4 * code[j], gh + 4 * j);
     }
-    if (two)
-        for (int64_t i = 0; i < nb * FM_BOOST_LANES; i++) hist[i] += spare[i];
 }
 
 void fm_boost_hist_sub(float *big, const float *small, int64_t len)
@@ -58,40 +63,47 @@ void fm_boost_hist_sub(float *big, const float *small, int64_t len)
     for (int64_t i = 0; i < len; i++) big[i] -= small[i];
 }
 
-/* Left-side sums after each bin but the last, in double: gl, hl, cl (nb - 1 each). */
-static void prefix(double *restrict gl, double *restrict hl, double *restrict cl,
-                   const float *restrict hist, int64_t nb)
+/* Left-side sums after each occupied bin but the last, in double: gl, hl, cl, and the bin
+ * in at; returns how many. An empty bin's threshold splits the rows as the occupied bin
+ * before it does, and the scan keeps the first of equal scores, so only occupied bins
+ * are candidates (a small leaf occupies few of 256). */
+static int64_t prefix(double *restrict gl, double *restrict hl, double *restrict cl,
+                      double *restrict at, const float *restrict hist, int64_t nb)
 {
     double g = 0.0, h = 0.0, c = 0.0;
+    int64_t len = 0;
     for (int64_t b = 0; b + 1 < nb; b++) {
         g += hist[4 * b];
         h += hist[4 * b + 1];
         c += hist[4 * b + 2];
-        gl[b] = g;
-        hl[b] = h;
-        cl[b] = c;
+        gl[len] = g;
+        hl[len] = h;
+        cl[len] = c;
+        at[len] = (double)b;
+        len += hist[4 * b + 2] != 0.0f;
     }
+    return len;
 }
 
 /* The candidate b: score num / den = gl^2 / l + gr^2 / r with l = hl + lambda,
  * r = hr + lambda. Offered when num > best * den, kept when num / den > best. */
 static inline __attribute__((always_inline)) void offer(double *score, int64_t *bin, double *sums,
-                                                        double num, double den, int64_t b,
+                                                        double num, double den, double b,
                                                         double g, double h, double c)
 {
     if (!(num > *score * den)) return;
     double s = num / den;
     if (s > *score) {
         *score = s;
-        *bin = b;
+        *bin = (int64_t)b;
         sums[0] = g; sums[1] = h; sums[2] = c;
     }
 }
 
 __attribute__((optimize("fp-contract=off")))
 static void scan_portable(double *score, int64_t *bin, double *sums, const double *gl,
-                          const double *hl, const double *cl, int64_t len, const double *total,
-                          const fm_boost_limits *lim)
+                          const double *hl, const double *cl, const double *at, int64_t len,
+                          const double *total, const fm_boost_limits *lim)
 {
     const double G = total[0], H = total[1], C = total[2], lam = lim->lambda;
     for (int64_t b = 0; b < len; b++) {
@@ -101,7 +113,7 @@ static void scan_portable(double *score, int64_t *bin, double *sums, const doubl
             continue;
         double l = hl[b] + lam, r = hr + lam;
         double num = gl[b] * gl[b] * r + gr * gr * l, den = l * r;
-        offer(score, bin, sums, num, den, b, gl[b], hl[b], cl[b]);
+        offer(score, bin, sums, num, den, at[b], gl[b], hl[b], cl[b]);
     }
 }
 
@@ -111,8 +123,8 @@ static void scan_portable(double *score, int64_t *bin, double *sums, const doubl
  * order, which tests them against the best as it is by then, as scan_portable does. */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
 static void scan_avx512(double *score, int64_t *bin, double *sums, const double *gl,
-                        const double *hl, const double *cl, int64_t len, const double *total,
-                        const fm_boost_limits *lim)
+                        const double *hl, const double *cl, const double *at, int64_t len,
+                        const double *total, const fm_boost_limits *lim)
 {
     const __m512d G = _mm512_set1_pd(total[0]), H = _mm512_set1_pd(total[1]),
                   C = _mm512_set1_pd(total[2]), lam = _mm512_set1_pd(lim->lambda),
@@ -138,7 +150,7 @@ static void scan_avx512(double *score, int64_t *bin, double *sums, const double 
         _mm512_storeu_pd(dens, den);
         for (unsigned bits = pass; bits; bits &= bits - 1) {
             int j = __builtin_ctz(bits);
-            offer(score, bin, sums, nums[j], dens[j], b + j, gl[b + j], hl[b + j], cl[b + j]);
+            offer(score, bin, sums, nums[j], dens[j], at[b + j], gl[b + j], hl[b + j], cl[b + j]);
         }
     }
 }
@@ -149,14 +161,14 @@ void fm_boost_scan(double *score, int64_t *bin, double *sums, const float *hist,
                    enum fm_kernel kernel)
 {
     if (nb < 2) return;
-    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512;
-    prefix(gl, hl, cl, hist, nb);
+    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
+    int64_t len = prefix(gl, hl, cl, at, hist, nb);
 #ifdef FM_BOOST_X86
     if (kernel == FM_KERNEL_AVX512) {
-        scan_avx512(score, bin, sums, gl, hl, cl, nb - 1, total, lim);
+        scan_avx512(score, bin, sums, gl, hl, cl, at, len, total, lim);
         return;
     }
 #endif
     (void)kernel;
-    scan_portable(score, bin, sums, gl, hl, cl, nb - 1, total, lim);
+    scan_portable(score, bin, sums, gl, hl, cl, at, len, total, lim);
 }

@@ -1,5 +1,5 @@
 /* boost_hist.h: the booster's inner kernels (boost_hist.c): gradient/hessian/count
- * histograms of a leaf over one feature's bins, histogram subtraction, and the scan of a
+ * histograms of a leaf over its features' bins, histogram subtraction, and the scan of a
  * histogram for the best threshold. Used by boost.c; exported for the tests' naive
  * NumPy twins (bind/testing.c). */
 #ifndef FM_BOOST_HIST_H
@@ -13,12 +13,14 @@
  * a row); a row's gradient enters as the same 4 floats (g, h, 1, 0). */
 #define FM_BOOST_LANES 4
 
-/* hist[code[row]] += gh[j] for the leaf's rows: row = rows[j] (rows ascending), or j when
- * rows is NULL (the root, read in order). hist: (nb, 4) zeroed by this call; spare:
- * (nb, 4) scratch; code: one feature's column of codes (n) in [0, nb);
- * gh: (m, 4) the leaf's gradients in the order of rows. */
-void fm_boost_hist_build(float *hist, float *spare, const uint8_t *code, const int64_t *rows,
-                         const float *gh, int64_t m, int64_t nb);
+/* hist[hoff[f] + code] += gh[j] for each feature f in feats and the leaf's rows: row =
+ * rows[j] (ascending), or j when rows is NULL (the root, read in order); code =
+ * code_rows[row, f]. hist: (total_bins, 4), the listed features' bins overwritten;
+ * code_rows: (n, d) row-major codes, feature f's in [0, hoff[f + 1] - hoff[f]);
+ * gh: (m, 4) the leaf's gradients in the order of rows; feats: (nf); hoff: (d + 1). */
+void fm_boost_hist_build(float *hist, const uint8_t *code_rows, const int64_t *rows,
+                         const float *gh, const int64_t *feats, const int64_t *hoff, int64_t m,
+                         int64_t d, int64_t nf);
 
 /* big -= small: the larger child's histogram from its parent's. (len) floats. */
 void fm_boost_hist_sub(float *big, const float *small, int64_t len);
@@ -33,7 +35,7 @@ typedef struct {
  * >= min_count and hessians >= min_hess on both sides, if its score beats *score; then
  * *score, *bin and the left side's sums (sums: gl, hl, cl) are set. The score is computed
  * as one fraction, num / den, in double; the test num > *score * den picks candidates.
- * hist: (nb, 4); total: the leaf's (g, h, count). Scratch: (3 * 256) doubles.
+ * hist: (nb, 4); total: the leaf's (g, h, count). Scratch: (4 * 256) doubles.
  * kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (identical results). */
 void fm_boost_scan(double *score, int64_t *bin, double *sums, const float *hist, int64_t nb,
                    const double *total, const fm_boost_limits *lim, double *scratch,

@@ -1,0 +1,151 @@
+"""GradientBoostingClassifier: staged predictions, early stopping, importances, save/load,
+weights, Ctrl-C, divergence, and accuracy on the study split against LightGBM."""
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+from fmnist_c import GradientBoostingClassifier, NotFittedError
+from fmnist_c.nn import load_model
+from conftest import blobs, interrupt_after
+
+
+def small(**kw):
+    return GradientBoostingClassifier(**{"n_estimators": 12, "num_leaves": 8,
+                                         "min_child_samples": 5, "random_state": 0, **kw})
+
+
+@pytest.fixture(scope="module")
+def data(sample_split):
+    s = sample_split
+    return s.X_train[:900], s.y_train[:900], s.X_val, s.y_val
+
+
+def test_staged_predictions_equal_models_fitted_with_fewer_rounds(data):
+    X, y, Xv, yv = data
+    m = small().fit(X, y)
+    staged = list(m.staged_predict_proba(Xv))
+    assert len(staged) == m.n_estimators_ == 12
+    np.testing.assert_array_equal(staged[-1], m.predict_proba(Xv))
+    for r in (1, 5):
+        np.testing.assert_allclose(staged[r - 1], small(n_estimators=r).fit(X, y).predict_proba(Xv),
+                                   rtol=1e-12)
+    labels = list(m.staged_predict(Xv))
+    np.testing.assert_array_equal(labels[-1], m.predict(Xv))
+    np.testing.assert_allclose(m.predict_proba(Xv).sum(axis=1), 1.0)
+
+
+def test_validation_history_and_early_stopping(data):
+    X, y, Xv, yv = data
+    m = small(n_estimators=30).fit(X, y, validation_data=(Xv, yv))
+    assert len(m.history_["val_loss"]) == 30 and m.n_estimators_ == 30
+    assert m.best_iteration_ == int(np.argmin(m.history_["val_loss"])) + 1
+    assert m.history_["val_accuracy"][-1] == pytest.approx(m.score(Xv, yv))
+    e = small(n_estimators=400, learning_rate=0.5, n_iter_no_change=3).fit(
+        X, y, validation_data=(Xv, yv))
+    assert e.n_estimators_ == e.best_iteration_ < 400
+    assert len(e.history_["val_loss"]) == e.best_iteration_ + 3  # the rounds run
+    held = small(n_estimators=400, learning_rate=0.5, n_iter_no_change=3).fit(X, y)
+    assert held.best_iteration_ == held.n_estimators_ < 400  # validation_fraction held out
+    assert small().fit(X, y).best_iteration_ is None
+
+
+def test_uint8_and_scaled_floats_give_the_same_model(data):
+    X, y, Xv, _ = data
+    a = small(subsample=0.8, colsample_bynode=0.5).fit(X, y)
+    b = small(subsample=0.8, colsample_bynode=0.5).fit(X / np.float32(255), y)
+    np.testing.assert_array_equal(a.predict_proba(Xv), b.predict_proba(Xv / np.float32(255)))
+
+
+def test_same_model_for_any_n_jobs(data):
+    X, y, Xv, _ = data
+    a, b = small(n_jobs=1).fit(X, y), small(n_jobs=2).fit(X, y)
+    for name in a._nodes:
+        np.testing.assert_array_equal(a._nodes[name], b._nodes[name])
+
+
+def test_feature_importances_are_split_gains(data):
+    X, y, _, _ = data
+    m = small().fit(X, y)
+    imp = m.feature_importances_
+    assert imp.shape == (784,) and imp.sum() == pytest.approx(1.0) and (imp >= 0).all()
+    split = m._nodes["left"] >= 0
+    assert set(np.flatnonzero(imp)) == set(m._nodes["feature"][split])
+    with pytest.raises(NotFittedError):
+        GradientBoostingClassifier().feature_importances_
+
+
+def test_save_load_round_trip(data, tmp_path):
+    X, y, Xv, yv = data
+    labels = np.array(["shirt", "coat", "bag", "boot", "top", "dress", "sandal", "sneaker",
+                       "trouser", "pullover"], dtype=object)[y]
+    m = small().fit(X, labels, validation_data=(Xv, np.array(labels[:1].tolist() * len(yv))))
+    m.save(tmp_path / "gb.npz")
+    for loaded in (GradientBoostingClassifier.load(tmp_path / "gb.npz"), load_model(tmp_path / "gb.npz")):
+        np.testing.assert_array_equal(loaded.predict_proba(Xv), m.predict_proba(Xv))
+        np.testing.assert_array_equal(loaded.predict(Xv), m.predict(Xv))
+        assert loaded.best_iteration_ == m.best_iteration_ and loaded.history_ == m.history_
+        assert loaded.get_params() == m.get_params()
+
+
+def test_zero_weights_drop_rows_and_two_classes_give_margins():
+    X, y = blobs(n=200, d=10, k=2)
+    w = np.ones(len(y))
+    w[::3] = 0
+    a = small().fit(X, y, sample_weight=w)
+    b = small().fit(X[w > 0], y[w > 0])
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    margin = a.decision_function(X)
+    assert margin.shape == (200,)
+    np.testing.assert_array_equal(margin > 0, a.predict(X) == a.classes_[1])
+
+
+def test_a_leaf_value_past_float32_is_a_divergence():
+    X, y = blobs(n=200, d=10, k=3)
+    m = small().fit(X, y)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        m.set_params(learning_rate=1e300).fit(X, y)
+    with pytest.raises(NotFittedError):
+        m.predict(X)
+
+
+def test_ctrl_c_keeps_the_finished_rounds(tmp_path):
+    script = textwrap.dedent("""
+        import time, warnings, numpy as np
+        from fmnist_c import GradientBoostingClassifier
+        rng = np.random.default_rng(0)
+        X = rng.integers(0, 256, (20000, 784), dtype=np.uint8); y = rng.integers(0, 10, 20000)
+        m = GradientBoostingClassifier(100000, min_child_samples=5, random_state=0)
+        print("ready", flush=True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                m.fit(X, y)
+        except KeyboardInterrupt:
+            kept = m.n_estimators_
+            print("interrupted", kept > 0, m.predict(X[:5]).shape,
+                  len(m._offsets) - 1 == 10 * kept, "finished rounds" in str(caught[0].message),
+                  flush=True)
+    """)
+    out, elapsed = interrupt_after(script, tmp_path, 6.0)
+    assert out.startswith("interrupted True (5,) True True"), out
+    assert elapsed < 5
+
+
+@pytest.mark.full_data
+def test_study_split_accuracy_close_to_lightgbm(full_split):
+    """60 rounds of 31 leaves, learning rate 0.2, on the study split; LightGBM with the same
+    settings and rounds, when installed: within 0.005 of each other."""
+    s = full_split
+    m = GradientBoostingClassifier(60, learning_rate=0.2, random_state=0).fit(s.X_train, s.y_train)
+    ours = m.score(s.X_test, s.y_test)
+    assert ours >= 0.88
+    lgb = pytest.importorskip("lightgbm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = lgb.LGBMClassifier(n_estimators=60, learning_rate=0.2, num_leaves=31,
+                                    verbose=-1).fit(s.X_train.reshape(len(s.X_train), -1),
+                                                    s.y_train)
+        their_score = float(np.mean(theirs.predict(s.X_test.reshape(len(s.X_test), -1)) == s.y_test))
+    assert abs(ours - their_score) < 0.005
