@@ -137,6 +137,25 @@ def _linear(model, g, x):
     return g.op("Softmax", logits, axis=1)
 
 
+def _tree_nodes(model):
+    """A flat forest's nodes as the ai.onnx.ml tree ensembles list them: (the nodes_*
+    attributes, tree ids, tree-local node ids, leaf mask)."""
+    nodes, offsets = model._nodes, model._offsets
+    sizes = np.diff(offsets)
+    tree_ids = np.repeat(np.arange(len(offsets) - 1), sizes)
+    node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
+    left, right = nodes["left"], nodes["right"]
+    leaf = left < 0
+    attrs = dict(
+        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
+        nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
+        nodes_values=np.where(leaf, 0, nodes["threshold"]).astype(np.float32).tolist(),
+        nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
+        nodes_truenodeids=np.where(leaf, 0, left).tolist(),
+        nodes_falsenodeids=np.where(leaf, 0, right).tolist())
+    return attrs, tree_ids, node_ids, leaf
+
+
 def _trees(model, g, x):
     """ai.onnx.ml TreeEnsembleClassifier: the mean over trees of the class fractions of
     the leaf reached. Our split sends x left when x[feature] <= threshold, both float32:
@@ -147,24 +166,13 @@ def _trees(model, g, x):
     classes stays a tie that ArgMax breaks as ours does (weights of 1/n_trees, inexact in
     float32, broke 4 of 14,000 such ties the other way for a 100-tree forest). Only the
     non-zero fractions are listed: a pure leaf carries one."""
-    nodes, offsets = model._nodes, model._offsets
-    n_trees, k = len(offsets) - 1, len(model.classes_)
-    sizes = np.diff(offsets)
-    tree_ids = np.repeat(np.arange(n_trees), sizes)
-    node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
-    left, right = nodes["left"], nodes["right"]
-    leaf = left < 0
-    weights = nodes["value"].astype(np.float32)
+    attrs, tree_ids, node_ids, leaf = _tree_nodes(model)
+    n_trees, k = len(model._offsets) - 1, len(model.classes_)
+    weights = model._nodes["value"].astype(np.float32)
     keep = leaf[:, None] & ((weights != 0) | (k == 2))  # onnxruntime's binary case wants both
     at, cls = np.nonzero(keep)
     votes, _ = g.op(
-        "TreeEnsembleClassifier", x, outputs=2, domain="ai.onnx.ml",
-        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
-        nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
-        nodes_values=np.where(leaf, 0, nodes["threshold"]).astype(np.float32).tolist(),
-        nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
-        nodes_truenodeids=np.where(leaf, 0, left).tolist(),
-        nodes_falsenodeids=np.where(leaf, 0, right).tolist(),
+        "TreeEnsembleClassifier", x, outputs=2, domain="ai.onnx.ml", **attrs,
         class_treeids=tree_ids[at].tolist(), class_nodeids=node_ids[at].tolist(),
         class_ids=cls.tolist(), class_weights=weights[at, cls].tolist(),
         classlabels_int64s=list(range(k)), post_transform="NONE")[::-1]
@@ -177,25 +185,14 @@ def _boosted(model, g, x):
     predict_proba, with the sums in onnxruntime's float32 rather than our float64. (The
     classifier op would do it in one, but onnxruntime reads two classes as a binary
     model and negates one score.)"""
-    nodes, offsets = model._nodes, model._offsets
-    n_trees, k = len(offsets) - 1, len(model.classes_)
-    sizes = np.diff(offsets)
-    tree_ids = np.repeat(np.arange(n_trees), sizes)
-    node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
-    left, right = nodes["left"], nodes["right"]
-    leaf = left < 0
+    attrs, tree_ids, node_ids, leaf = _tree_nodes(model)
+    k = len(model.classes_)
     at = np.flatnonzero(leaf)
     raw = g.op(
-        "TreeEnsembleRegressor", x, domain="ai.onnx.ml",
-        nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
-        nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
-        nodes_values=np.where(leaf, 0, nodes["threshold"]).astype(np.float32).tolist(),
-        nodes_modes=np.where(leaf, "LEAF", "BRANCH_LEQ").tolist(),
-        nodes_truenodeids=np.where(leaf, 0, left).tolist(),
-        nodes_falsenodeids=np.where(leaf, 0, right).tolist(),
+        "TreeEnsembleRegressor", x, domain="ai.onnx.ml", **attrs,
         target_treeids=tree_ids[at].tolist(), target_nodeids=node_ids[at].tolist(),
         target_ids=(tree_ids[at] % k).tolist(),
-        target_weights=nodes["value"][at].astype(np.float32).tolist(), n_targets=k,
+        target_weights=model._nodes["value"][at].astype(np.float32).tolist(), n_targets=k,
         base_values=model._base.astype(np.float32).tolist(), aggregate_function="SUM",
         post_transform="NONE")
     return g.op("Softmax", raw, axis=1)
