@@ -38,6 +38,7 @@ static PyMethodDef *const families[] = {
     fm_bind_trees_methods,
     fm_bind_nn_methods,
     fm_bind_boost_methods,
+    fm_bind_neighbors_methods,
     fm_bind_testing_methods,
 };
 
