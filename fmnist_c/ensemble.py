@@ -23,8 +23,8 @@ class RandomForestClassifier(_BaseTrees):
     ----------
     n_estimators : int
         Number of trees.
-    criterion, max_depth, min_samples_split, min_samples_leaf, min_impurity_decrease,
-    class_weight, max_bins : as in DecisionTreeClassifier.
+    criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf,
+    min_impurity_decrease, class_weight, max_bins : as in DecisionTreeClassifier.
     max_features : None, "sqrt", "log2", int or float
         Features examined per node; default "sqrt".
     bootstrap : bool
@@ -48,14 +48,15 @@ class RandomForestClassifier(_BaseTrees):
     """
 
     def __init__(self, n_estimators=100, criterion="gini", max_depth=None, min_samples_split=2,
-                 min_samples_leaf=1, min_impurity_decrease=0.0, max_features="sqrt",
-                 class_weight=None, max_bins=256, bootstrap=True, max_samples=None,
-                 oob_score=False, n_jobs=None, random_state=None, verbose=0):
+                 min_samples_leaf=1, min_weight_fraction_leaf=0.0, min_impurity_decrease=0.0,
+                 max_features="sqrt", class_weight=None, max_bins=256, bootstrap=True,
+                 max_samples=None, oob_score=False, n_jobs=None, random_state=None, verbose=0):
         self.n_estimators = n_estimators
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.min_impurity_decrease = min_impurity_decrease
         self.max_features = max_features
         self.class_weight = class_weight
@@ -117,7 +118,8 @@ class RandomForestClassifier(_BaseTrees):
         for t in range(len(self._offsets) - 1):
             est = DecisionTreeClassifier(**{k: getattr(self, k) for k in (
                 "criterion", "max_depth", "min_samples_split", "min_samples_leaf",
-                "min_impurity_decrease", "max_features", "class_weight", "max_bins")})
+                "min_weight_fraction_leaf", "min_impurity_decrease", "max_features",
+                "class_weight", "max_bins")})
             a, b = self._offsets[t], self._offsets[t + 1]
             est._nodes = {name: arr[a:b] for name, arr in self._nodes.items()}
             est._offsets = np.array([0, b - a], np.int64)

@@ -126,10 +126,15 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
         max_bins = check_positive(self.max_bins, "max_bins")
         if not 2 <= max_bins <= 256:
             raise ValueError(f"max_bins must be in [2, 256], got {max_bins}")
+        min_weight = check_positive(self.min_weight_fraction_leaf, "min_weight_fraction_leaf",
+                                    float, allow_zero=True)
+        if min_weight > 0.5:
+            raise ValueError(f"min_weight_fraction_leaf must be in [0, 0.5], got {min_weight}")
         return dict(
             criterion=_CRITERIA[self.criterion], max_depth=max_depth,
             min_samples_split=_count_or_fraction(self.min_samples_split, "min_samples_split", n, 2),
             min_samples_leaf=_count_or_fraction(self.min_samples_leaf, "min_samples_leaf", n, 1),
+            min_weight_fraction_leaf=min_weight,
             max_features=_resolve_max_features(self.max_features, d),
             min_impurity_decrease=check_positive(self.min_impurity_decrease,
                                                  "min_impurity_decrease", float, allow_zero=True),
@@ -286,6 +291,9 @@ class DecisionTreeClassifier(_BaseTrees):
     max_depth : None or int
         None grows until leaves are pure or too small to split.
     min_samples_split, min_samples_leaf : int, or float fraction of n_samples
+    min_weight_fraction_leaf : float, 0..0.5
+        Every leaf weighs at least this fraction of the total sample weight (as in
+        scikit-learn: sample_weight times class_weight; a forest's tree, its bootstrap's).
     min_impurity_decrease : float
         Split only if the weighted impurity decrease (as in scikit-learn) reaches this.
     max_features : None, "sqrt", "log2", int or float
@@ -303,12 +311,13 @@ class DecisionTreeClassifier(_BaseTrees):
     """
 
     def __init__(self, criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1,
-                 min_impurity_decrease=0.0, max_features=None, class_weight=None, max_bins=256,
-                 random_state=None):
+                 min_weight_fraction_leaf=0.0, min_impurity_decrease=0.0, max_features=None,
+                 class_weight=None, max_bins=256, random_state=None):
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.min_impurity_decrease = min_impurity_decrease
         self.max_features = max_features
         self.class_weight = class_weight

@@ -194,6 +194,7 @@ ABSURD = {
     "max_depth": [0, -1, 1.5, nan],
     "min_samples_split": [0, 1, nan],
     "min_samples_leaf": [0, nan],
+    "min_weight_fraction_leaf": [-0.1, 0.6, nan, "0.1"],
     "max_features": [0, nan, "all"],
     "max_bins": [1, 257],
     "n_estimators": [0, -1, 2.5],

@@ -38,14 +38,9 @@ ESTIMATORS = [
 _STOCHASTIC = ("sample_weight is not equivalent to removing/repeating samples in a "
                "stochastic fit (minibatch SGD, bootstrap samples), as for scikit-learn's own "
                "SGDClassifier, RandomForestClassifier and MLPClassifier(solver='sgd')")
-_NO_MIN_WEIGHT_LEAF = ("the check sets min_weight_fraction_leaf=0.01 where an estimator has "
-                       "it (without it a grown tree fits the other classes' rows too); "
-                       "fmnist_c's trees do not have it yet")
 EXPECTED_FAILURES = {
     "SGDLogisticRegression": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
-    "DecisionTreeClassifier": {"check_class_weight_classifiers": _NO_MIN_WEIGHT_LEAF},
-    "RandomForestClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC,
-                               "check_class_weight_classifiers": _NO_MIN_WEIGHT_LEAF},
+    "RandomForestClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
     "MLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
     "GradientBoostingClassifier": {"check_sample_weight_equivalence_on_dense_data": (
         "min_child_samples counts rows, not their weight (as LightGBM's does), so a row of "

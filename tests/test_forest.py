@@ -8,7 +8,7 @@ import pytest
 import fmnist_c.tree as tree_module
 from fmnist_c import DecisionTreeClassifier, NotFittedError, RandomForestClassifier, _core
 from conftest import interrupt_after
-from test_tree import noisy
+from test_tree import leaves_weigh_at_least, noisy
 
 
 def same_forest(a, b):
@@ -145,6 +145,19 @@ def test_bootstrap_options_and_oob():
     assert whole.estimators_[0].tree_.n_node_samples[0] == 600
     with pytest.warns(UserWarning, match="out-of-bag"):
         RandomForestClassifier(2, oob_score=True, random_state=0).fit(X, y)
+
+
+def test_min_weight_fraction_leaf_bounds_each_trees_leaves():
+    """Each tree's bound is a fraction of its own bootstrap's weight (scikit-learn's: its
+    trees get the bootstrap counts as sample weights); whole weights would take the lane
+    scan, which has no weight bound, so this checks the others take over."""
+    X, y = noisy(600, d=8, seed=4, integer=True)
+    m = RandomForestClassifier(8, min_weight_fraction_leaf=0.02, random_state=0).fit(X, y)
+    free = RandomForestClassifier(8, random_state=0).fit(X, y)
+    for est, other in zip(m.estimators_, free.estimators_):
+        assert est.min_weight_fraction_leaf == 0.02
+        leaves_weigh_at_least(est.tree_, 0.02)
+        assert est.tree_.n_leaves < other.tree_.n_leaves
 
 
 def test_uint8_and_scaled_float_grow_the_same_forest():

@@ -160,6 +160,53 @@ def test_matches_sklearn_on_small_untied_data():
         np.testing.assert_allclose(ours.feature_importances_, ref.feature_importances_, rtol=1e-9)
 
 
+def leaves_weigh_at_least(tree, fraction):
+    """Every leaf of tree weighs at least fraction of its root (the fit's total weight)."""
+    leaves = tree.children_left == -1
+    bound = fraction * tree.weighted_n_node_samples[0]
+    assert tree.weighted_n_node_samples[leaves].min() >= bound * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.3])
+def test_min_weight_fraction_leaf_matches_sklearn(fraction):
+    """Leaves of at least 5% of the weight are a dozen samples or more, where no two
+    features tie for a pure split, so the trees are scikit-learn's node for node. Weights
+    are multiples of 1/8: their sums are exact in float32 and float64 alike."""
+    sk = pytest.importorskip("sklearn.tree")
+    for seed in (0, 1):
+        X, y = noisy(250, d=5, seed=seed)
+        w = np.random.default_rng(seed).integers(4, 25, len(y)) / 8
+        for crit in ("gini", "entropy"):
+            kw = dict(criterion=crit, min_weight_fraction_leaf=fraction, random_state=0)
+            ours = DecisionTreeClassifier(**kw).fit(X, y, sample_weight=w)
+            ref = sk.DecisionTreeClassifier(**kw).fit(X, y, sample_weight=w)
+            a, b = ours.tree_, ref.tree_
+            np.testing.assert_array_equal(a.children_left, b.children_left)
+            np.testing.assert_array_equal(a.feature, b.feature)
+            np.testing.assert_array_equal(a.n_node_samples, b.n_node_samples)
+            np.testing.assert_allclose(a.weighted_n_node_samples, b.weighted_n_node_samples)
+            np.testing.assert_allclose(a.impurity, b.impurity, atol=1e-12)
+            np.testing.assert_array_equal(ours.apply(X), ref.apply(X))
+            leaves_weigh_at_least(a, fraction)
+
+
+@pytest.mark.parametrize("small_node", [0, 4096])  # histograms everywhere, sorting everywhere
+def test_min_weight_fraction_leaf_holds_on_every_leaf(monkeypatch, small_node):
+    """Float and whole weights (the lane scan's case, which leaves the bound to the others),
+    class weights in the total as in scikit-learn; the bound prunes the tree."""
+    monkeypatch.setattr(tree_module, "_SMALL_NODE", small_node)
+    X, y = noisy(600, d=6, seed=2, integer=True)
+    rng = np.random.default_rng(2)
+    for w in (rng.uniform(0.1, 3, len(y)), rng.integers(1, 4, len(y)).astype(float), None):
+        free = DecisionTreeClassifier(random_state=0).fit(X, y, sample_weight=w).tree_
+        for fraction, cw in ((0.01, None), (0.03, "balanced"), (0.5, None)):
+            t = DecisionTreeClassifier(min_weight_fraction_leaf=fraction, class_weight=cw,
+                                       random_state=0).fit(X, y, sample_weight=w).tree_
+            leaves_weigh_at_least(t, fraction)
+            assert t.n_leaves < free.n_leaves
+            assert t.n_leaves <= 1 / fraction
+
+
 def test_quantile_bins_for_many_distinct_values():
     X, y = noisy(3000, d=4, seed=2)
     m = DecisionTreeClassifier(max_bins=16, max_depth=8, random_state=0).fit(X, y)
@@ -304,6 +351,9 @@ def test_kernels_reject_malformed_trees():
         codes, edges, ne = _core.tree_bin(X)
         _core.forest_fit(codes, None, edges, ne, np.full(50, 7), None, 3, 0, 1, 0, 0, 0, 5, 2, 1,
                          6, 0.0, 64)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.forest_fit(codes, None, edges, ne, np.zeros(50, np.int64), None, 3, 0, 1, 0, 0, 0,
+                         5, 2, 1, 6, 0.0, 64, min_weight_fraction_leaf=0.6)
     with pytest.raises(ValueError, match="NaN"):
         _core.tree_bin(np.full((3, 2), np.nan, np.float32))
 

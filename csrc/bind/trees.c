@@ -90,20 +90,21 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
                              "first_tree", "n_trees", "seed", "n_draw", "criterion", "max_depth",
                              "min_samples_split", "min_samples_leaf", "max_features",
                              "min_impurity_decrease", "small_node", "nthreads", "control", "kernel",
-                             NULL};
+                             "min_weight_fraction_leaf", NULL};
     PyObject *ctlo = Py_None, *co, *cro, *eo, *neo, *yo, *swo, *result = NULL;
     const char *kname = "auto";
     PyArrayObject *codes = NULL, *rows = NULL, *edges = NULL, *n_edges = NULL, *y = NULL, *sw = NULL;
     long long k, first, nt, n_draw, max_depth, min_split, min_leaf, max_features, small_node;
     unsigned long long seed;
     int criterion, nthreads = 0, status, naive;
-    double min_decrease;
+    double min_decrease, min_weight_fraction = 0.0;
     enum fm_kernel kernel = FM_KERNEL_AUTO;
     fm_tree *trees = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iOs", kwlist, &co, &cro, &eo, &neo, &yo,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLLLKLiLLLLdL|iOsd", kwlist, &co, &cro, &eo, &neo, &yo,
                                      &swo, &k, &first, &nt, &seed, &n_draw, &criterion,
                                      &max_depth, &min_split, &min_leaf, &max_features,
-                                     &min_decrease, &small_node, &nthreads, &ctlo, &kname))
+                                     &min_decrease, &small_node, &nthreads, &ctlo, &kname,
+                                     &min_weight_fraction))
         return NULL;
     if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
     if (naive || kernel == FM_KERNEL_AVX512) {
@@ -141,13 +142,17 @@ static PyObject *py_forest_fit(PyObject *self, PyObject *args, PyObject *kw)
     if (sw && fm_bind_check_weights(sw, "sample_weight")) goto fail;
     if (k < 1 || first < 0 || nt < 0 || n_draw < 0 || n_draw > INT32_MAX || (criterion != FM_GINI && criterion != FM_ENTROPY) ||
         max_depth < 0 || min_split < 2 || min_leaf < 1 || max_features < 1 || max_features > d ||
-        !(min_decrease >= 0.0) || small_node < 0 || small_node > FM_TREE_SMALL_MAX) {
+        !(min_decrease >= 0.0) || !(min_weight_fraction >= 0.0 && min_weight_fraction <= 0.5) ||
+        small_node < 0 || small_node > FM_TREE_SMALL_MAX) {
         PyErr_SetString(PyExc_ValueError, "forest_fit: a tree parameter is out of range");
         goto fail;
     }
     if (!(trees = PyMem_Calloc(nt > 0 ? (size_t)nt : 1, sizeof(fm_tree)))) { PyErr_NoMemory(); goto fail; }
-    fm_tree_params p = {criterion, max_depth, min_split, min_leaf, max_features, min_decrease,
-                        small_node, ctl, kernel};
+    fm_tree_params p = {.criterion = criterion, .max_depth = max_depth, .min_samples_split = min_split,
+                        .min_samples_leaf = min_leaf, .max_features = max_features,
+                        .min_impurity_decrease = min_decrease, .small_node = small_node,
+                        .stop = ctl, .kernel = kernel,
+                        .min_weight_fraction_leaf = min_weight_fraction};
     const uint8_t *cp = PyArray_DATA(codes), *crp = rows ? PyArray_DATA(rows) : NULL;
     const float *ep = PyArray_DATA(edges), *swp = sw ? PyArray_DATA(sw) : NULL;
     const int64_t *nep = PyArray_DATA(n_edges), *yp = PyArray_DATA(y);

@@ -153,7 +153,7 @@ static int grow_node(builder *b, fm_tree *t, frame fr)
     if (fr.depth > t->max_depth) t->max_depth = fr.depth;
 
     if (fr.depth >= p->max_depth || m < p->min_samples_split || m < 2 * p->min_samples_leaf ||
-        imp <= DBL_EPSILON)
+        w < 2.0 * b->min_weight_leaf || imp <= DBL_EPSILON)
         return FM_OK;
     split best;
     if (fm_tree_find_split(b, &fr, w, &best) != FM_OK) return FM_ENOMEM;
@@ -247,6 +247,7 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
     enum fm_kernel kernel = p->kernel == FM_KERNEL_AUTO ? fm_tree_best_kernel() : p->kernel;
     if (m < 1 || m > work->m_cap || d != work->d || k != work->k ||
         p->small_node >= work->keys_cap || p->max_features < 1 ||
+        !(p->min_weight_fraction_leaf >= 0.0 && p->min_weight_fraction_leaf <= 0.5) ||
         (kernel != FM_KERNEL_PORTABLE && kernel != fm_tree_best_kernel()))
         return FM_EINVAL;
     builder b = {.codes = codes, .rows = code_rows, .edges = edges, .n_edges = n_edges, .p = p,
@@ -273,6 +274,7 @@ int fm_tree_build(fm_tree *t, fm_tree_work *work, const uint8_t *codes, const ui
         b.whole &= w[j] == floorf(w[j]);
     }
     b.whole &= b.w_total <= (double)INT32_MAX;
+    b.min_weight_leaf = p->min_weight_fraction_leaf * b.w_total;
     b.pure_is_final = b.whole && p->criterion == FM_GINI && b.w_total <= 131072.0;
     b.avx2 = kernel == FM_KERNEL_AVX2;
     int status = push(&b, (frame){0, m, 0, -1, 0, 1});

@@ -36,6 +36,8 @@ typedef struct {
                                      with FM_EINTR (set by another thread on Ctrl-C) */
     enum fm_kernel kernel;     /* the lane scan's: FM_KERNEL_AUTO, _PORTABLE or _AVX2 (the
                                   same trees, the test of one against the other) */
+    double min_weight_fraction_leaf; /* every leaf weighs at least this fraction of the tree's
+                                        total weight (0..0.5, as in scikit-learn) */
 } fm_tree_params;
 
 /* FM_KERNEL_AVX2 or FM_KERNEL_PORTABLE: the fastest tree kernel this CPU runs. */

@@ -72,11 +72,15 @@ static inline void gini_offer(split *best, double num, double den, int64_t featu
     if (num > best->proxy * den) offer(best, num / den, feature, bin);
 }
 
-/* Score the split "bins <= bin go left" if both sides are allowed. */
+/* Score the split "bins <= bin go left" if both sides are allowed: at least min_leaf
+ * samples and min_weight (and some) weight each. */
 static inline void running_score(const running *r, split *best, int64_t feature, int64_t bin,
-                                 int64_t n_node, int64_t min_leaf, enum fm_criterion crit)
+                                 int64_t n_node, int64_t min_leaf, double min_weight,
+                                 enum fm_criterion crit)
 {
-    if (r->nl < min_leaf || n_node - r->nl < min_leaf || r->wl <= 0.0 || r->wr <= 0.0) return;
+    if (r->nl < min_leaf || n_node - r->nl < min_leaf || r->wl <= 0.0 || r->wr <= 0.0 ||
+        r->wl < min_weight || r->wr < min_weight)
+        return;
     if (crit == FM_GINI)
         gini_offer(best, r->sl * r->wr + r->sr * r->wl, r->wl * r->wr, feature, bin);
     else
@@ -202,7 +206,8 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
                 }
                 r.nl += counts ? hn[bin] : 1;
                 if (++scanned < n_occ)
-                    running_score(&r, best, f, bin, m, b->p->min_samples_leaf, crit);
+                    running_score(&r, best, f, bin, m, b->p->min_samples_leaf,
+                                  b->min_weight_leaf, crit);
             }
             hn[bin] = 0;
             seen[bin] = 0;
@@ -219,7 +224,7 @@ static int split_by_histogram(builder *b, const frame *fr, const uint8_t *v, int
  * without borrows) and takes each side's weight and sum of squares from the lanes, without
  * a branch on which classes the bin holds. These are the exact integers the histogram
  * path's running sums reach, so the scores are identical. Needs min_samples_leaf 1 (no
- * sample counts). */
+ * sample counts) and no bound on a side's weight (the AVX2 scan tests none). */
 #define AT_WORD(bin, j) ((bin) * nw + (ys[j] >> 2))
 
 static inline void lane_sums(uint64_t x, uint64_t *sum, uint64_t *squares)
@@ -254,7 +259,7 @@ static int lane_scan(split *best, uint64_t *restrict h1, uint64_t *restrict h2,
             }
             seen[bin] = 0;
             running r = {(double)wl, (double)wr, (double)sl, (double)sr, ++scanned};
-            running_score(&r, best, f, bin, m, 1, FM_GINI);
+            running_score(&r, best, f, bin, m, 1, 0.0, FM_GINI);
         }
     }
     return scanned;
@@ -418,13 +423,14 @@ static int split_by_sorting(builder *b, const frame *fr, const uint8_t *v, int64
     running r = {0, 0, 0, 0, 0};
     running_start(&r, b, w, crit);
     const int64_t *yl = b->yl, min_leaf = b->p->min_samples_leaf;
+    const double min_weight = b->min_weight_leaf;
     const double *wd = b->wd;
     for (int64_t j = 0; j + 1 < m; j++) {
         int64_t pos = keys[j] & 0xFFFF;
         running_move(&r, b, yl[pos], wd[pos], crit);
         r.nl++;
         if ((keys[j] >> 16) != (keys[j + 1] >> 16))
-            running_score(&r, best, f, keys[j] >> 16, m, min_leaf, crit);
+            running_score(&r, best, f, keys[j] >> 16, m, min_leaf, min_weight, crit);
     }
     return 1;
 }
@@ -476,7 +482,7 @@ int fm_tree_find_split(builder *b, const frame *fr, double w, split *best)
         b->wd[j] = b->ws[fr->start + j];
     }
     int lanes = b->whole && b->p->criterion == FM_GINI && b->p->min_samples_leaf == 1 &&
-                b->kk <= LANE_CLASSES && w < 65536.0;
+                b->min_weight_leaf == 0.0 && b->kk <= LANE_CLASSES && w < 65536.0;
     if (lanes)
         for (int64_t j = 0; j < m; j++)
             b->inc[j] = (uint64_t)b->ws[fr->start + j] << (16 * (b->yl[j] & 3));

@@ -39,6 +39,7 @@ typedef struct {
     int64_t n, d, k, edge_stride;
     uint64_t seed;
     double w_total;
+    double min_weight_leaf; /* p->min_weight_fraction_leaf * w_total */
     int64_t *idx, *tidx, *ys, *tys; /* as in fm_tree_work */
     float *ws, *tws;
     double *hw;
