@@ -1,370 +1,14 @@
-/* gemm.c: packed, cache-blocked single-precision GEMM with AVX-512, AVX2 and portable
- * micro-kernels chosen at run time, OpenMP over blocks of C. Not a BLAS: one precision,
- * row-major only, and every thread count gives bit-identical results. */
-#include "core/gemm.h"
+/* gemm.c: packed, cache-blocked single-precision GEMM: blocks of C over k blocks, the plan
+ * of how threads share C, OpenMP over it, and the API; micro-kernels in gemm_kernels.c,
+ * packing in gemm_pack.c. Not a BLAS: one precision, row-major only, and every thread count
+ * gives bit-identical results. */
+#include "core/gemm_impl.h"
 #include "core/parallel.h"
-#include "core/common.h"
-#include "core/cpu.h"
 
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-#if defined(__x86_64__) || defined(__i386__)
-#define FM_GEMM_X86 1
-#include <immintrin.h>
-#endif
-
-/* c: (mr, nr) tile with leading dimension ldc; a: packed (kc, MR) panel; b: packed (kc, NR)
- * panel. Writes c = alpha * a b + beta * c, never reading c when beta == 0. */
-typedef void (*fm_ukernel)(float *c, int64_t ldc, const float *a, const float *b,
-                           int64_t kc, float alpha, float beta, int mr, int nr);
-
-/* One micro-kernel with its register tile (mr x nr) and cache blocks. For AVX-512 on
- * Zen 4 (32 KiB L1d, 1 MiB L2 per core, 32 MiB L3): the mc x kc block of A (168 x 384,
- * 252 KiB) stays in L2 while the kernel sweeps it with one kc x 32 panel of B (48 KiB,
- * L1 and L2), and the kc x nc block of B (3 MiB) sits in L3. The kernel needs only
- * 4.6 bytes of B per cycle, which L2 streams easily: kc from 256 to 512 measured within
- * noise, and a long kc means fewer passes over C. kc is a cap: k is cut into equal
- * blocks so that none is a sliver. */
-struct fm_gemm_impl {
-    fm_ukernel kernel;
-    int mr, nr;
-    int mr_step, nr_step; /* the kernel computes tiles in multiples of these rows and columns */
-    int64_t kc_max, mc_max, nc_max;
-    int avx_pack; /* 1: pack with AVX transposes (the CPU has AVX2); 2: and AVX-512 copies */
-};
-
-/* ---------------------------------------------------------------- portable kernel */
-
-#define P_MR 4
-#define P_NR 8
-
-/* Plain loops over a fixed tile: the compiler vectorises the inner j loop (SSE2, NEON). */
-static void ukernel_portable(float *c, int64_t ldc, const float *a, const float *b,
-                             int64_t kc, float alpha, float beta, int mr, int nr)
-{
-    float acc[P_MR][P_NR];
-    memset(acc, 0, sizeof acc);
-    for (int64_t p = 0; p < kc; p++) {
-        const float *ap = a + p * P_MR, *bp = b + p * P_NR;
-        for (int i = 0; i < P_MR; i++)
-            for (int j = 0; j < P_NR; j++) acc[i][j] += ap[i] * bp[j];
-    }
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        if (beta == 0.0f)
-            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
-        else
-            for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
-    }
-}
-
-#ifdef FM_GEMM_X86
-
-/* ---------------------------------------------------------------- AVX2 kernel: 6 x 16 */
-
-#define A2_MR 6
-#define A2_NR 16
-
-/* Twelve ymm accumulators, two B loads and six broadcasts per k step. mr is a constant
- * at every call site so the row loops unroll and the accumulators live in registers;
- * columns past nr are masked off in the write-back. */
-static inline __attribute__((always_inline, target("avx2,fma")))
-void avx2_tile(const int mr, float *c, int64_t ldc, const float *a, const float *b,
-               int64_t kc, float alpha, float beta, int nr)
-{
-    __m256 c0[A2_MR], c1[A2_MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
-        }
-        a += A2_MR;
-        b += A2_NR;
-    }
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), iota);
-    __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), iota);
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        __m256 r0 = _mm256_mul_ps(va, c0[i]), r1 = _mm256_mul_ps(va, c1[i]);
-        if (beta != 0.0f) {
-            r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, m0), r0);
-            r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, m1), r1);
-        }
-        _mm256_maskstore_ps(ci, m0, r0);
-        _mm256_maskstore_ps(ci + 8, m1, r1);
-    }
-}
-
-__attribute__((target("avx2,fma")))
-static void ukernel_avx2(float *c, int64_t ldc, const float *a, const float *b,
-                         int64_t kc, float alpha, float beta, int mr, int nr)
-{
-    switch (mr) {
-    case 6: avx2_tile(6, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 5: avx2_tile(5, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 4: avx2_tile(4, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 3: avx2_tile(3, c, ldc, a, b, kc, alpha, beta, nr); break;
-    case 2: avx2_tile(2, c, ldc, a, b, kc, alpha, beta, nr); break;
-    default: avx2_tile(1, c, ldc, a, b, kc, alpha, beta, nr); break;
-    }
-}
-
-/* ---------------------------------------------------------------- AVX-512 kernels */
-
-/* 14 x 32: 28 zmm accumulators, two B loads and fourteen broadcasts per k step, enough
- * independent FMAs to hide Zen 4's latency with load slots to spare; a last panel of at
- * most 16 columns computes only those (half the work). When C has at most 16 columns
- * (ten classes) half of that tile would be padding, so a 28 x 16 twin takes over: one B
- * load per 28 FMAs. */
-#define A5_MR 14
-#define A5_NR 32
-#define A5N_MR 28
-#define A5N_NR 16
-
-/* Computes `rows` rows (a constant, so loops unroll and accumulators stay in registers)
- * of nv zmm columns from A panels amr wide and B panels anr wide, and stores the first mr
- * rows and nr columns.
- * Rows between mr and rows are packing zeros: computing them lets seven instances of
- * the tile cover every mr. */
-static inline __attribute__((always_inline, target("avx512f,fma")))
-void avx512_tile(const int rows, const int nv, const int amr, const int anr, float *c, int64_t ldc,
-                 const float *a, const float *b, int64_t kc, float alpha, float beta,
-                 int mr, int nr)
-{
-    __m512 c0[A5N_MR], c1[A5N_MR];
-#pragma GCC unroll 32
-    for (int i = 0; i < rows; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = nv == 2 ? _mm512_load_ps(b + 16) : b0;
-#pragma GCC unroll 32
-        for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            if (nv == 2) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-        }
-        a += amr;
-        b += anr;
-    }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr <= 16 ? (__mmask16)0 : (__mmask16)((1u << (nr - 16)) - 1);
-#pragma GCC unroll 32
-    for (int i = 0; i < rows; i++) {
-        if (i >= mr) break;
-        float *ci = c + i * ldc;
-        __m512 r0 = _mm512_mul_ps(va, c0[i]);
-        if (beta != 0.0f) r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
-        _mm512_mask_storeu_ps(ci, m0, r0);
-        if (nv == 2) {
-            __m512 r1 = _mm512_mul_ps(va, c1[i]);
-            if (beta != 0.0f) r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
-            _mm512_mask_storeu_ps(ci + 16, m1, r1);
-        }
-    }
-}
-
-/* Picks the smallest of seven row counts (multiples of amr / 7) that covers mr. */
-static inline __attribute__((always_inline, target("avx512f,fma")))
-void avx512_rows(const int nv, const int amr, const int anr, float *c, int64_t ldc, const float *a,
-                 const float *b, int64_t kc, float alpha, float beta, int mr, int nr)
-{
-    switch ((mr - 1) / (amr / 7)) {
-    case 0: avx512_tile(1 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 1: avx512_tile(2 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 2: avx512_tile(3 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 3: avx512_tile(4 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 4: avx512_tile(5 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    case 5: avx512_tile(6 * amr / 7, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    default: avx512_tile(amr, nv, amr, anr, c, ldc, a, b, kc, alpha, beta, mr, nr); break;
-    }
-}
-
-__attribute__((target("avx512f,fma")))
-static void ukernel_avx512(float *c, int64_t ldc, const float *a, const float *b,
-                           int64_t kc, float alpha, float beta, int mr, int nr)
-{
-    if (nr <= 16)
-        avx512_rows(1, A5_MR, A5_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
-    else
-        avx512_rows(2, A5_MR, A5_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
-}
-
-__attribute__((target("avx512f,fma")))
-static void ukernel_avx512_narrow(float *c, int64_t ldc, const float *a, const float *b,
-                                  int64_t kc, float alpha, float beta, int mr, int nr)
-{
-    avx512_rows(1, A5N_MR, A5N_NR, c, ldc, a, b, kc, alpha, beta, mr, nr);
-}
-
-/* ---------------------------------------------------------------- transposing pack */
-
-/* dst[p * w + r] = src[r * lds + p] for r < rows, zero for rows <= r < w: the packing
- * that turns rows of the source into columns of a panel (A untransposed, B transposed).
- * Element by element this is a strided scatter; 8 x 8 register transposes make it a
- * stream of full-width loads and stores. A panel at least 8 wide whose width is not a
- * multiple of 8 (AVX-512's 14 rows) ends with a block that overlaps the one before it
- * (rows 6..13), rewriting two rows with the same values: masked stores (vmaskmovps) are
- * slow on Zen 4, overlapping full ones are not (one thread, the MLP's dX = dY W 64x256x256:
- * 94 -> 85 us; its eight GEMMs of a step 820 -> 781 us). Narrower panels (AVX2's 6) mask. */
-__attribute__((target("avx2")))
-static void pack_transpose_avx(float *dst, int w, const float *src, int64_t lds, int rows, int64_t kc)
-{
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    int64_t kc8 = kc & ~(int64_t)7;
-    for (int r8 = 0; r8 < w; r8 += 8) {
-        int r0 = w >= 8 && r8 + 8 > w ? w - 8 : r8;
-        int live = rows - r0 < 0 ? 0 : rows - r0 > 8 ? 8 : rows - r0;
-        __m256i wmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(w - r0), iota);
-        const float *s[8];
-        for (int q = 0; q < 8; q++) s[q] = q < live ? src + (r0 + q) * lds : src;
-        for (int64_t p = 0; p < kc8; p += 8) {
-            __m256 v[8], t[8];
-            for (int q = 0; q < 8; q++) v[q] = q < live ? _mm256_loadu_ps(s[q] + p) : _mm256_setzero_ps();
-            t[0] = _mm256_unpacklo_ps(v[0], v[1]); t[1] = _mm256_unpackhi_ps(v[0], v[1]);
-            t[2] = _mm256_unpacklo_ps(v[2], v[3]); t[3] = _mm256_unpackhi_ps(v[2], v[3]);
-            t[4] = _mm256_unpacklo_ps(v[4], v[5]); t[5] = _mm256_unpackhi_ps(v[4], v[5]);
-            t[6] = _mm256_unpacklo_ps(v[6], v[7]); t[7] = _mm256_unpackhi_ps(v[6], v[7]);
-            v[0] = _mm256_shuffle_ps(t[0], t[2], 0x44); v[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
-            v[2] = _mm256_shuffle_ps(t[1], t[3], 0x44); v[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
-            v[4] = _mm256_shuffle_ps(t[4], t[6], 0x44); v[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
-            v[6] = _mm256_shuffle_ps(t[5], t[7], 0x44); v[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
-            t[0] = _mm256_permute2f128_ps(v[0], v[4], 0x20); t[4] = _mm256_permute2f128_ps(v[0], v[4], 0x31);
-            t[1] = _mm256_permute2f128_ps(v[1], v[5], 0x20); t[5] = _mm256_permute2f128_ps(v[1], v[5], 0x31);
-            t[2] = _mm256_permute2f128_ps(v[2], v[6], 0x20); t[6] = _mm256_permute2f128_ps(v[2], v[6], 0x31);
-            t[3] = _mm256_permute2f128_ps(v[3], v[7], 0x20); t[7] = _mm256_permute2f128_ps(v[3], v[7], 0x31);
-            float *d = dst + p * w + r0;
-            if (r0 + 8 <= w)
-                for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + q * w, t[q]);
-            else
-                for (int q = 0; q < 8; q++) _mm256_maskstore_ps(d + q * w, wmask, t[q]);
-        }
-        for (int64_t p = kc8; p < kc; p++) {
-            float *d = dst + p * w + r0;
-            for (int q = 0; q < 8 && r0 + q < w; q++) d[q] = q < live ? s[q][p] : 0.0f;
-        }
-    }
-}
-
-/* dst[p * w + j] = src[p * lds + j] for j < len, zero for len <= j < w: the packing that
- * copies rows of the source into a panel (A transposed, B untransposed), a row of a panel
- * (w <= 32) in one or two masked AVX-512 loads and stores. Packing the MLP's 64 x 784
- * input into 32-wide panels took 5.5 us in the plain loops' SSE2 code, 3.7 us so (one
- * thread); the MLP step's weight-gradient GEMMs ~8 us less. */
-__attribute__((target("avx512f")))
-static void pack_copy_avx512(float *dst, int w, const float *src, int64_t lds, int len, int64_t kc)
-{
-    const __mmask16 l0 = (__mmask16)((1u << (len < 16 ? len : 16)) - 1);
-    const __mmask16 l1 = (__mmask16)(len > 16 ? (1u << (len - 16)) - 1 : 0);
-    const __mmask16 w0 = (__mmask16)((1u << (w < 16 ? w : 16)) - 1);
-    const __mmask16 w1 = (__mmask16)(w > 16 ? (1u << (w - 16)) - 1 : 0);
-    for (int64_t p = 0; p < kc; p++, src += lds, dst += w) {
-        _mm512_mask_storeu_ps(dst, w0, _mm512_maskz_loadu_ps(l0, src));
-        if (w > 16) _mm512_mask_storeu_ps(dst + 16, w1, _mm512_maskz_loadu_ps(l1, src + 16));
-    }
-}
-
-#endif /* FM_GEMM_X86 */
-
-static const struct fm_gemm_impl impl_portable = {ukernel_portable, P_MR, P_NR, P_MR, P_NR, 256, 128, 2048, 0};
-#ifdef FM_GEMM_X86
-static const struct fm_gemm_impl impl_avx2 = {ukernel_avx2, A2_MR, A2_NR, 1, A2_NR, 256, 120, 2048, 1};
-static const struct fm_gemm_impl impl_avx512 = {ukernel_avx512, A5_MR, A5_NR, A5_MR / 7, 16, 384, 168, 2048, 2};
-static const struct fm_gemm_impl impl_avx512_narrow = {ukernel_avx512_narrow, A5N_MR, A5N_NR, A5N_MR / 7, 16, 384, 168, 2048, 2};
-#endif
-
-/* ---------------------------------------------------------------- packing */
-
-/* op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels, each (kc, MR) with rows past mc zeroed,
- * so the kernel reads one layout whatever the transpose. */
-static void pack_a(float *dst, const float *a, int64_t lda, enum fm_trans ta,
-                   int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, int avx)
-{
-#ifndef FM_GEMM_X86
-    (void)avx;
-#endif
-    for (int64_t ip = 0; ip < mc; ip += mr, dst += kc * mr) {
-        int rows = mc - ip < mr ? (int)(mc - ip) : mr;
-        if (ta == FM_TRANS) {
-            const float *src = a + p0 * lda + i0 + ip;
-#ifdef FM_GEMM_X86
-            if (avx == 2 && mr <= 32) {
-                pack_copy_avx512(dst, mr, src, lda, rows, kc);
-                continue;
-            }
-#endif
-            for (int64_t p = 0; p < kc; p++, src += lda) {
-                float *d = dst + p * mr;
-                for (int i = 0; i < rows; i++) d[i] = src[i];
-                for (int i = rows; i < mr; i++) d[i] = 0.0f;
-            }
-        } else {
-#ifdef FM_GEMM_X86
-            if (avx) {
-                pack_transpose_avx(dst, mr, a + (i0 + ip) * lda + p0, lda, rows, kc);
-                continue;
-            }
-#endif
-            for (int i = 0; i < rows; i++) {
-                const float *src = a + (i0 + ip + i) * lda + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = src[p];
-            }
-            for (int i = rows; i < mr; i++)
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = 0.0f;
-        }
-    }
-}
-
-/* op(B)[p0:p0+kc, j0:j0+nc] into NR-column panels, each (kc, NR), columns past nc zeroed. */
-static void pack_b(float *dst, const float *b, int64_t ldb, enum fm_trans tb,
-                   int64_t j0, int64_t nc, int64_t p0, int64_t kc, int nr, int avx)
-{
-#ifndef FM_GEMM_X86
-    (void)avx;
-#endif
-    for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
-        int cols = nc - jp < nr ? (int)(nc - jp) : nr;
-        if (tb == FM_TRANS) {
-#ifdef FM_GEMM_X86
-            if (avx) {
-                pack_transpose_avx(dst, nr, b + (j0 + jp) * ldb + p0, ldb, cols, kc);
-                continue;
-            }
-#endif
-            for (int j = 0; j < cols; j++) {
-                const float *src = b + (j0 + jp + j) * ldb + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = src[p];
-            }
-            for (int j = cols; j < nr; j++)
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0f;
-        } else {
-            const float *src = b + p0 * ldb + j0 + jp;
-#ifdef FM_GEMM_X86
-            if (avx == 2 && nr <= 32) {
-                pack_copy_avx512(dst, nr, src, ldb, cols, kc);
-                continue;
-            }
-#endif
-            for (int64_t p = 0; p < kc; p++, src += ldb) {
-                float *d = dst + p * nr;
-                for (int j = 0; j < cols; j++) d[j] = src[j];
-                for (int j = cols; j < nr; j++) d[j] = 0.0f;
-            }
-        }
-    }
-}
 
 /* ---------------------------------------------------------------- blocked driver */
 
@@ -409,11 +53,11 @@ static void gemm_block(const struct gemm_problem *g, const struct fm_gemm_impl *
             float beta = pc == 0 ? g->beta : 1.0f;
             const fm_gemm_tail *tail = pc + kc == g->k ? g->tail : NULL;
             const float *bb = pre_b ? pre_b + pc * n_pad + jc * kc : pb;
-            if (!pre_b) pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
+            if (!pre_b) fm_gemm_pack_b(pb, g->b, g->ldb, g->tb, jc, nc, pc, kc, nr, im->avx_pack);
             for (int64_t ic = i0; ic < i1; ic += im->mc_max) {
                 int64_t mc = min64(im->mc_max, i1 - ic);
                 const float *ab = pre_a ? pre_a + pc * m_pad + ic * kc : pa;
-                if (!pre_a) pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
+                if (!pre_a) fm_gemm_pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, mr, im->avx_pack);
                 if (scratch) { /* row tiles outer: the tail gets each tile's rows, nc wide */
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         int mrr = (int)min64(mr, mc - ir);
@@ -447,10 +91,10 @@ static void pre_pack(float *dst, const struct gemm_problem *g, const struct fm_g
     for (int64_t pc = 0; pc < g->k; pc += g->kc) {
         int64_t kc = min64(g->kc, g->k - pc);
         if (a_side)
-            pack_a(dst + pc * round_up(g->m, im->mr), g->a, g->lda, g->ta, 0, g->m, pc, kc,
+            fm_gemm_pack_a(dst + pc * round_up(g->m, im->mr), g->a, g->lda, g->ta, 0, g->m, pc, kc,
                    im->mr, im->avx_pack);
         else
-            pack_b(dst + pc * round_up(g->n, im->nr), g->b, g->ldb, g->tb, 0, g->n, pc, kc,
+            fm_gemm_pack_b(dst + pc * round_up(g->n, im->nr), g->b, g->ldb, g->tb, 0, g->n, pc, kc,
                    im->nr, im->avx_pack);
     }
 }
@@ -464,43 +108,6 @@ static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta)
             memset(ci, 0, (size_t)n * sizeof *ci);
         else
             for (int64_t j = 0; j < n; j++) ci[j] *= beta;
-    }
-}
-
-enum fm_kernel fm_gemm_best_kernel(void)
-{
-    if (fm_cpu_has(FM_CPU_AVX512)) return FM_KERNEL_AVX512;
-    if (fm_cpu_has(FM_CPU_AVX2)) return FM_KERNEL_AVX2;
-    return FM_KERNEL_PORTABLE;
-}
-
-const char *fm_gemm_kernel_name(enum fm_kernel kernel)
-{
-    switch (kernel) {
-    case FM_KERNEL_AUTO: return fm_gemm_kernel_name(fm_gemm_best_kernel());
-    case FM_KERNEL_PORTABLE: return "portable";
-    case FM_KERNEL_AVX2: return "avx2";
-    case FM_KERNEL_AVX512: return "avx512";
-    }
-    return "unknown";
-}
-
-/* The kernel family and, for AVX-512, the tile that wastes least on n columns. */
-static const struct fm_gemm_impl *impl_for(enum fm_kernel kernel, int64_t n)
-{
-#ifndef FM_GEMM_X86
-    (void)n;
-#endif
-    if (kernel == FM_KERNEL_AUTO) kernel = fm_gemm_best_kernel();
-    switch (kernel) {
-    case FM_KERNEL_PORTABLE: return &impl_portable;
-#ifdef FM_GEMM_X86
-    case FM_KERNEL_AVX2: return fm_cpu_has(FM_CPU_AVX2) ? &impl_avx2 : NULL;
-    case FM_KERNEL_AVX512:
-        if (!fm_cpu_has(FM_CPU_AVX512)) return NULL;
-        return n <= A5N_NR ? &impl_avx512_narrow : &impl_avx512;
-#endif
-    default: return NULL;
     }
 }
 
@@ -534,7 +141,7 @@ struct gemm_plan {
 static int gemm_plan(struct gemm_plan *p, const fm_gemm_args *x, enum fm_kernel kernel, int nt)
 {
     const int64_t m = x->m, n = x->n, k = x->k;
-    const struct fm_gemm_impl *im = impl_for(kernel, n);
+    const struct fm_gemm_impl *im = fm_gemm_impl_for(kernel, n);
     p->work = 0;
     p->nt = 1;
     p->chunks = 0;
@@ -756,3 +363,4 @@ void fm_gemm_naive(float *c, int64_t ldc, const float *a, int64_t lda, enum fm_t
             c[i * ldc + j] = beta == 0.0f ? v : v + beta * c[i * ldc + j];
         }
 }
+
