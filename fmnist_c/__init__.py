@@ -13,12 +13,14 @@ from .deploy import predict_images, prepare_image
 from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
+from .neighbors import KNeighborsClassifier
 from .nn import CNNClassifier, MLPClassifier, Sequential
 from .tree import DecisionTreeClassifier
 
 __all__ = [
     "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier",
-    "GradientBoostingClassifier", "MLPClassifier", "NotFittedError", "RandomForestClassifier",
+    "GradientBoostingClassifier", "KNeighborsClassifier",
+    "MLPClassifier", "NotFittedError", "RandomForestClassifier",
     "SGDLogisticRegression", "Sequential",
     "load_fashion_mnist", "load_sample", "metrics", "official_split", "plot", "predict_images",
     "prepare_image", "show_config", "study_split",

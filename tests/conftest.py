@@ -11,6 +11,7 @@ import pytest
 
 import fmnist_c
 from fmnist_c import (CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+                      KNeighborsClassifier,
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
 from fmnist_c.data import find_data
@@ -24,6 +25,7 @@ ESTIMATORS = [
     (RandomForestClassifier, dict(n_estimators=4)),
     (GradientBoostingClassifier, dict(n_estimators=4, num_leaves=4, min_child_samples=2)),
     (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
+    (KNeighborsClassifier, dict(n_neighbors=1)),  # fits on two samples too
 ]
 # Estimators of square images only (their features must be s x s pixels): the tests whose
 # data are square (d = 16, 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.
@@ -36,8 +38,14 @@ def estimator_factories(only=lambda cls: True, images=False):
     """pytest params: a factory per estimator of ESTIMATORS (and IMAGE_ESTIMATORS with
     `images`; those `only` keeps) making it with its small settings and random_state=0;
     keywords override."""
-    return [pytest.param(functools.partial(cls, **{"random_state": 0, **small}), id=cls.__name__)
+    return [pytest.param(functools.partial(cls, **{**seeded(cls, 0), **small}), id=cls.__name__)
             for cls, small in ESTIMATORS + (IMAGE_ESTIMATORS if images else []) if only(cls)]
+
+
+def seeded(cls, seed):
+    """{"random_state": seed} for an estimator that has one (k-nearest neighbours has no
+    randomness), else {}."""
+    return {"random_state": seed} if "random_state" in cls().get_params() else {}
 
 
 def has_param(name):

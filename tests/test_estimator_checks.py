@@ -24,6 +24,7 @@ pytest.importorskip("sklearn", minversion="1.6")  # the tags API and expected_fa
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from fmnist_c import (DecisionTreeClassifier, GradientBoostingClassifier,  # noqa: E402
+                      KNeighborsClassifier,
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 
 ESTIMATORS = [
@@ -33,15 +34,20 @@ ESTIMATORS = [
     RandomForestClassifier(n_estimators=5, random_state=0, n_jobs=1),
     MLPClassifier(hidden_layer_sizes=(8,), epochs=3, batch_size=16, random_state=0, n_jobs=1),
     GradientBoostingClassifier(n_estimators=20, min_child_samples=2, random_state=0, n_jobs=1),
+    KNeighborsClassifier(n_jobs=1),
 ]
 
 _STOCHASTIC = ("sample_weight is not equivalent to removing/repeating samples in a "
                "stochastic fit (minibatch SGD, bootstrap samples), as for scikit-learn's own "
                "SGDClassifier, RandomForestClassifier and MLPClassifier(solver='sgd')")
+_VOTE_WEIGHTS = ("a k-nearest-neighbour sample_weight weighs a training row's vote; a row "
+                 "repeated instead takes two of the k places (scikit-learn's "
+                 "KNeighborsClassifier has no sample_weight at all)")
 EXPECTED_FAILURES = {
     "SGDLogisticRegression": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
     "RandomForestClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
     "MLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _STOCHASTIC},
+    "KNeighborsClassifier": {"check_sample_weight_equivalence_on_dense_data": _VOTE_WEIGHTS},
     "GradientBoostingClassifier": {"check_sample_weight_equivalence_on_dense_data": (
         "min_child_samples counts rows, not their weight (as LightGBM's does), so a row of "
         "weight 2 does not count as two repeated rows")},

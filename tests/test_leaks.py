@@ -32,7 +32,7 @@ def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
         pytest.skip("ASan's quarantine holds freed memory: RSS grows by design")
     script = textwrap.dedent(f"""
         import ctypes, json, os
-        from conftest import ESTIMATORS, IMAGE_ESTIMATORS, blobs
+        from conftest import ESTIMATORS, IMAGE_ESTIMATORS, blobs, seeded
 
         class MallInfo2(ctypes.Structure):
             _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -52,7 +52,7 @@ def test_fit_predict_cycles_keep_rss_flat(index, tmp_path):
 
         cls, small = (ESTIMATORS + IMAGE_ESTIMATORS)[{index}]
         X, y = blobs(n=40, d=100, k=3)
-        model = cls(random_state=0, **small)
+        model = cls(**seeded(cls, 0), **small)
         for _ in range({WARM_UP}):
             model.fit(X, y).predict_proba(X)
         before = usage()

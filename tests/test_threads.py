@@ -17,7 +17,9 @@ openmp = pytest.mark.skipif(_core.openmp_threads() == 0, reason="built without O
 def big_batches(make, **kw):
     """make(**kw), with batches large enough (where the estimator has them) for the GEMMs to
     split across threads."""
-    return make(**kw, **({"batch_size": 512} if "batch_size" in make().get_params() else {}))
+    params = make().get_params()
+    kw = {k: v for k, v in kw.items() if k in params}  # random_state, where there is one
+    return make(**kw, **({"batch_size": 512} if "batch_size" in params else {}))
 
 
 @pytest.mark.parametrize("make", ALL)
