@@ -80,6 +80,26 @@ def assert_same_fit(a, b, X):
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Skips that must not pass quietly fail instead: with CI=true and the full data
+    installed, a full-data test (marked full_data or using full_split); with
+    FMNIST_C_FORBID_SKIPS=1 (the PyTorch pass of .ci/run, where torch is installed), any."""
+    report = (yield).get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    full = "full_data" in item.keywords or "full_split" in getattr(item, "fixturenames", ())
+    if os.environ.get("FMNIST_C_FORBID_SKIPS") == "1":
+        why = "FMNIST_C_FORBID_SKIPS=1"
+    elif os.environ.get("CI") == "true" and full and find_data() is not None:
+        why = "CI=true with the full data installed, a full-data test"
+    else:
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped, which is a failure here ({why}): {reason}"
+
+
 @pytest.fixture(scope="session")
 def full_split():
     """The study's split of the full 70,000 images; skips where the data is absent."""

@@ -345,6 +345,7 @@ def test_ctrl_c_stops_cnn_training_and_leaves_model_usable(tmp_path):
     assert elapsed < 5  # includes interpreter shutdown
 
 
+@pytest.mark.full_data
 def test_study_cnn_on_the_full_data(full_split):
     """Two epochs of the study's CNN on the study split already pass 0.85 (its 50-epoch
     run: 0.9092 printed, ours in benchmarks/README.md)."""
