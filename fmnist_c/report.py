@@ -65,6 +65,12 @@ def summarize(rows):
     return out
 
 
+def summary_index(ledger_path=ledger.DEFAULT_PATH, data="full"):
+    """{(protocol, model): summary} of the ledger's rows made on `data` (see summarize)."""
+    rows = ledger.select(ledger.read(ledger_path), data=data)
+    return {(s["protocol"], s["model"]): s for s in summarize(rows)}
+
+
 def accuracy_text(s):
     """"0.8551 ± 0.0002 (5 seeds)", or "0.8552 (seed 0)" for one seed."""
     if s["test_accuracy_std"] is None:
