@@ -425,10 +425,11 @@ def verify(ledger_path=ledger.DEFAULT_PATH, models=None, protocols=None, seeds=N
         _, _, again = run_model(row["model"], splits[protocol], row["seed"],
                                 protocol=protocol, data=data, overrides=row["overrides"])
         same = again["predictions_md5"] == row["predictions_md5"]
-        status = ("identical" if same else "differs" if row["kernels"] == here
-                  else "differs-other-kernels")
+        # kernels added since the row was made played no part in it
+        ours = all(here.get(name) == kind for name, kind in row["kernels"].items())
+        status = "identical" if same else "differs" if ours else "differs-other-kernels"
         found.append((row, again, status))
-        note = "" if row["kernels"] == here else f" (row made on kernels {row['kernels']}, here {here})"
+        note = "" if ours else f" (row made on kernels {row['kernels']}, here {here})"
         log(f"{row['model']:>14s} {protocol:>12s} seed {row['seed']}: {status:>9s}  test "
             f"{row['test_accuracy']:.4f} -> {again['test_accuracy']:.4f}, fit "
             f"{row['fit_seconds']:.1f} s -> {again['fit_seconds']:.1f} s{note}")
