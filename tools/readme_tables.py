@@ -58,7 +58,9 @@ def main_table(fig):
               "while other people's jobs shared the machine's 2 cores (the ledger row of each "
               f"fit records the 1-minute load average: up to {max(loads):.1f} here); \"busy\" "
               f"marks a median whose fits saw a load above {report.BUSY_LOAD}, so the seconds "
-              "overstate the cost. µs / image: the whole test set predicted in one call."]
+              "overstate the cost. µs / image: the whole test set predicted in one call. "
+              f"`fmnist-c verify --all` re-runs all {rows} rows: their fits alone took "
+              f"{sum(sum(s['fit_seconds']) for s in fig.values()) / 60:.0f} minutes here."]
     return "\n".join(lines)
 
 
