@@ -109,7 +109,7 @@ def test_batchnorm_running_statistics_gradients_are_zero():
 def test_study_network_has_126310_parameters():
     m = Sequential(study_cnn(), random_state=0).build(784)
     assert m.count_params() == 126_310
-    assert [s for _, s, _ in m.summary()][-4] == (900, 1, 1)  # Flatten (900) as DESIGN.md
+    assert [s for _, s, _ in m.summary()][-4] == (900, 1, 1)  # Flatten (900), as the study
 
 
 # ---- against PyTorch -------------------------------------------------------------------

@@ -190,7 +190,8 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
 
 
 PRESETS = {
-    # DESIGN.md's ANN (A): sparse CE, SGD 0.01 momentum 0.9, batch 64, 20 epochs, best epoch
+    # the study's ANN (A) (docs/architecture.md, The study protocol): sparse CE, SGD 0.01
+    # momentum 0.9, batch 64, 20 epochs, best epoch
     "study-a": dict(),
     # (B): one-hot CE, SGD 0.01 without momentum, batch 64, 100 epochs, last epoch
     "study-b": dict(loss="categorical_crossentropy", momentum=0.0, epochs=100,
@@ -291,7 +292,7 @@ class MLPClassifier(_NetClassifier):
 
 # ---- CNNClassifier -----------------------------------------------------------------------
 def study_cnn(n_classes=10):
-    """DESIGN.md's CNN: conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310
+    """docs/architecture.md's CNN: conv16-pool-conv16-pool-conv100-dense120-dense10 (126,310
     parameters for 28x28 inputs and 10 classes)."""
     return [Conv2D(16, 3, activation="relu"), MaxPool2D(2),
             Conv2D(16, 3, activation="relu"), MaxPool2D(2),
@@ -314,7 +315,7 @@ def improved_cnn(n_classes=10):
 _ARCHITECTURES = {"study": study_cnn, "improved": improved_cnn}
 
 CNN_PRESETS = {
-    # DESIGN.md: Adam 1e-3, batch 128, 50 epochs, the best validation epoch
+    # docs/architecture.md: Adam 1e-3, batch 128, 50 epochs, the best validation epoch
     "study": dict(),
     # shifts only: mirrored images cost accuracy here (shoes all point one way; README's
     # ablation), and 25 epochs fit in the 20-minute budget on 2 cores (20 epochs gave
