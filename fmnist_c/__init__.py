@@ -15,13 +15,14 @@ from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .neighbors import KNeighborsClassifier
 from .nn import CNNClassifier, MLPClassifier, Sequential
+from .svm import SVC
 from .tree import DecisionTreeClassifier
 
 __all__ = [
     "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier",
     "GradientBoostingClassifier", "KNeighborsClassifier",
     "MLPClassifier", "NotFittedError", "RandomForestClassifier",
-    "SGDLogisticRegression", "Sequential",
+    "SGDLogisticRegression", "SVC", "Sequential",
     "load_fashion_mnist", "load_sample", "metrics", "official_split", "plot", "predict_images",
     "prepare_image", "show_config", "study_split",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fmnist_c
-from fmnist_c import (CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+from fmnist_c import (SVC, CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
                       KNeighborsClassifier,
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
@@ -26,6 +26,7 @@ ESTIMATORS = [
     (GradientBoostingClassifier, dict(n_estimators=4, num_leaves=4, min_child_samples=2)),
     (MLPClassifier, dict(hidden_layer_sizes=(8,), epochs=3, batch_size=8)),
     (KNeighborsClassifier, dict(n_neighbors=1)),  # fits on two samples too
+    (SVC, dict(probability=True)),
 ]
 # Estimators of square images only (their features must be s x s pixels): the tests whose
 # data are square (d = 16, 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.

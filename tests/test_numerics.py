@@ -97,4 +97,6 @@ def test_predicting_on_values_near_float32s_limit_is_finite_or_a_clear_error(mak
             model.predict(huge)
     else:
         assert np.isfinite(proba).all()
+        if type(model).__name__ == "SVC":  # predicts by one-vs-one votes, as libsvm: its
+            return  # probabilities are a separate (Platt) model whose argmax may differ
         np.testing.assert_array_equal(model.predict(huge), model.classes_[proba.argmax(axis=1)])

@@ -1,0 +1,250 @@
+/* bind/svm.c: the binding of kernel SVMs (svm/svm.h): the one-vs-one fit, decision values,
+ * and kernel blocks for tests. Checks and converts only; the solver is in csrc/svm/. */
+#include <string.h>
+
+#include "bind/bind.h"
+#include "svm/svm.h"
+
+/* kernel name -> fm_svm_kernel_params, with the parameters checked */
+static int parse_kernel(fm_svm_kernel_params *kp, const char *name, double gamma, double coef0,
+                        long long degree)
+{
+    static const struct { const char *name; enum fm_svm_kernel k; } table[] = {
+        {"linear", FM_SVM_LINEAR}, {"poly", FM_SVM_POLY}, {"rbf", FM_SVM_RBF}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0) {
+            if (!(gamma >= 0.0) || !(coef0 == coef0) || degree < 0) {
+                PyErr_SetString(PyExc_ValueError, "gamma must be >= 0 and degree >= 0");
+                return -1;
+            }
+            *kp = (fm_svm_kernel_params){table[i].k, gamma, coef0, degree};
+            return 0;
+        }
+    PyErr_Format(PyExc_ValueError, "kernel must be 'linear', 'poly' or 'rbf', got '%s'", name);
+    return -1;
+}
+
+/* control: None or a writeable int64 array [stop, pairs done] shared with a waiting thread */
+static int parse_control(PyObject *ctlo, int64_t **ctl)
+{
+    *ctl = NULL;
+    if (ctlo == Py_None) return 0;
+    if (fm_bind_check_inout(ctlo, NPY_INT64, 1, "control")) return -1;
+    if (PyArray_DIM((PyArrayObject *)ctlo, 0) != 2) {
+        PyErr_SetString(PyExc_ValueError, "control must have 2 entries");
+        return -1;
+    }
+    *ctl = PyArray_DATA((PyArrayObject *)ctlo);
+    return 0;
+}
+
+static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "count", "cbound", "kernel", "gamma", "coef0", "degree", "tol",
+                             "cache_bytes", "max_iter", "shrinking", "nthreads", "control", NULL};
+    PyObject *xo, *co, *cbo, *ctlo = Py_None, *result = NULL;
+    PyArrayObject *x = NULL, *count = NULL, *cbound = NULL, *coef = NULL, *rho = NULL,
+                  *obj = NULL, *n_iter = NULL, *rows = NULL;
+    const char *kname;
+    double gamma, coef0, tol;
+    long long degree, cache_bytes, max_iter;
+    int shrinking, nthreads = 0, status;
+    fm_svm_params p = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOsddLdLLp|iO", kwlist, &xo, &co, &cbo, &kname,
+                                     &gamma, &coef0, &degree, &tol, &cache_bytes, &max_iter,
+                                     &shrinking, &nthreads, &ctlo))
+        return NULL;
+    int64_t *ctl;
+    if (parse_kernel(&p.k, kname, gamma, coef0, degree) || parse_control(ctlo, &ctl)) return NULL;
+    if (!(tol > 0.0) || cache_bytes < 0 || max_iter < -1) {
+        PyErr_SetString(PyExc_ValueError, "svm_fit: tol must be > 0, cache_bytes >= 0, max_iter >= -1");
+        return NULL;
+    }
+    if (!(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")) || !(count = fm_bind_as_vector(co, NPY_INT64, -1, "count")))
+        goto fail;
+    int64_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1), k = PyArray_DIM(count, 0), total = 0;
+    if (!(cbound = fm_bind_as_vector(cbo, NPY_FLOAT64, n, "cbound"))) goto fail;
+    const int64_t *cp = PyArray_DATA(count);
+    for (int64_t c = 0; c < k; c++) {
+        if (cp[c] < 1) { PyErr_SetString(PyExc_ValueError, "every class needs a row"); goto fail; }
+        total += cp[c];
+    }
+    if (k < 2 || total != n || d < 1) {
+        PyErr_SetString(PyExc_ValueError, "svm_fit: count must cover x's rows, with 2 classes or more");
+        goto fail;
+    }
+    const double *cbp = PyArray_DATA(cbound);
+    for (int64_t i = 0; i < n; i++)
+        if (!(cbp[i] > 0.0) || cbp[i] > 1e300) {
+            PyErr_SetString(PyExc_ValueError, "cbound must be finite and > 0");
+            goto fail;
+        }
+    if (fm_bind_check_finite(PyArray_DATA(x), n * d, "x")) goto fail;
+    npy_intp cdims[1] = {(k - 1) * n}, pdims[1] = {k * (k - 1) / 2}, rdims[2] = {k * (k - 1) / 2, 2};
+    if (!(coef = (PyArrayObject *)PyArray_ZEROS(1, cdims, NPY_FLOAT64, 0)) ||
+        !(rho = (PyArrayObject *)PyArray_ZEROS(1, pdims, NPY_FLOAT64, 0)) ||
+        !(obj = (PyArrayObject *)PyArray_ZEROS(1, pdims, NPY_FLOAT64, 0)) ||
+        !(n_iter = (PyArrayObject *)PyArray_ZEROS(1, pdims, NPY_INT64, 0)) ||
+        !(rows = (PyArrayObject *)PyArray_ZEROS(2, rdims, NPY_INT64, 0)))
+        goto fail;
+    p.tol = tol;
+    p.cache_bytes = cache_bytes;
+    p.max_iter = max_iter;
+    p.shrinking = shrinking;
+    p.stop = ctl;
+    p.done = ctl ? ctl + 1 : NULL;
+    double *coefp = PyArray_DATA(coef), *rhop = PyArray_DATA(rho), *objp = PyArray_DATA(obj);
+    int64_t *itp = PyArray_DATA(n_iter), *rowp = PyArray_DATA(rows);
+    const float *xp = PyArray_DATA(x);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_svm_fit_ovo(coefp, rhop, objp, itp, rowp, xp, cp, cbp, n, d, k, &p, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    result = Py_BuildValue("OOOOO", coef, rho, obj, n_iter, rows);
+fail:
+    Py_XDECREF(x); Py_XDECREF(count); Py_XDECREF(cbound); Py_XDECREF(coef); Py_XDECREF(rho);
+    Py_XDECREF(obj); Py_XDECREF(n_iter); Py_XDECREF(rows);
+    return result;
+}
+
+static PyObject *py_svm_decision(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "sv", "coef", "sv_start", "rho", "kernel", "gamma", "coef0",
+                             "degree", "nthreads", "control", NULL};
+    PyObject *xo, *svo, *co, *sso, *ro, *ctlo = Py_None, *result = NULL;
+    PyArrayObject *x = NULL, *sv = NULL, *coef = NULL, *sv_start = NULL, *rho = NULL, *dec = NULL;
+    const char *kname;
+    double gamma, coef0;
+    long long degree;
+    int nthreads = 0, status;
+    fm_svm_params p = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOsddL|iO", kwlist, &xo, &svo, &co, &sso, &ro,
+                                     &kname, &gamma, &coef0, &degree, &nthreads, &ctlo))
+        return NULL;
+    int64_t *ctl;
+    if (parse_kernel(&p.k, kname, gamma, coef0, degree) || parse_control(ctlo, &ctl)) return NULL;
+    p.stop = ctl;
+    if (!(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")) || !(sv = fm_bind_as_array(svo, NPY_FLOAT32, 2, "sv")) ||
+        !(coef = fm_bind_as_array(co, NPY_FLOAT64, 2, "coef")) ||
+        !(sv_start = fm_bind_as_vector(sso, NPY_INT64, -1, "sv_start")))
+        goto fail;
+    int64_t m = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1), nsv = PyArray_DIM(sv, 0);
+    int64_t k = PyArray_DIM(sv_start, 0) - 1;
+    if (k < 2 || PyArray_DIM(sv, 1) != d || PyArray_DIM(coef, 0) != k - 1 || PyArray_DIM(coef, 1) != nsv) {
+        PyErr_SetString(PyExc_ValueError, "svm_decision: x (m, d), sv (nsv, d), coef (k - 1, nsv) "
+                        "and sv_start (k + 1) do not match");
+        goto fail;
+    }
+    const int64_t *ssp = PyArray_DATA(sv_start);
+    for (int64_t c = 0; c < k; c++)
+        if (ssp[0] != 0 || ssp[c + 1] < ssp[c] || ssp[k] != nsv) {
+            PyErr_SetString(PyExc_ValueError, "sv_start must rise from 0 to the number of SVs");
+            goto fail;
+        }
+    if (!(rho = fm_bind_as_vector(ro, NPY_FLOAT64, k * (k - 1) / 2, "rho"))) goto fail;
+    npy_intp ddims[2] = {m, k * (k - 1) / 2};
+    if (!(dec = (PyArrayObject *)PyArray_EMPTY(2, ddims, NPY_FLOAT64, 0))) goto fail;
+    double *dp = PyArray_DATA(dec);
+    const float *xp = PyArray_DATA(x), *svp = PyArray_DATA(sv);
+    const double *cp = PyArray_DATA(coef), *rp = PyArray_DATA(rho);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_svm_decision(dp, xp, svp, cp, ssp, rp, m, nsv, d, k, &p, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    result = (PyObject *)dec;
+    dec = NULL;
+fail:
+    Py_XDECREF(x); Py_XDECREF(sv); Py_XDECREF(coef); Py_XDECREF(sv_start); Py_XDECREF(rho);
+    Py_XDECREF(dec);
+    return result;
+}
+
+static PyObject *py_svm_kernel(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"a", "b", "kernel", "gamma", "coef0", "degree", "naive", NULL};
+    PyObject *ao, *bo, *result = NULL;
+    PyArrayObject *a = NULL, *b = NULL, *out = NULL;
+    const char *kname;
+    double gamma, coef0;
+    long long degree;
+    int naive = 0, status = FM_OK;
+    fm_svm_kernel_params kp;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOsddL|p", kwlist, &ao, &bo, &kname, &gamma,
+                                     &coef0, &degree, &naive))
+        return NULL;
+    if (parse_kernel(&kp, kname, gamma, coef0, degree)) return NULL;
+    if (!(a = fm_bind_as_array(ao, NPY_FLOAT32, 2, "a")) || !(b = fm_bind_as_array(bo, NPY_FLOAT32, 2, "b")))
+        goto fail;
+    int64_t m = PyArray_DIM(a, 0), n = PyArray_DIM(b, 0), d = PyArray_DIM(a, 1);
+    if (PyArray_DIM(b, 1) != d) { PyErr_SetString(PyExc_ValueError, "a and b differ in width"); goto fail; }
+    npy_intp dims[2] = {m, n};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
+    float *op = PyArray_DATA(out), *na = PyMem_Malloc((size_t)(m + n + 1) * sizeof(float));
+    if (!na) { PyErr_NoMemory(); goto fail; }
+    const float *ap = PyArray_DATA(a), *bp = PyArray_DATA(b);
+    Py_BEGIN_ALLOW_THREADS
+    if (naive) {
+        fm_svm_kernel_naive(op, n, ap, bp, m, n, d, &kp);
+    } else {
+        fm_svm_sq_norms(na, ap, m, d);
+        fm_svm_sq_norms(na + m, bp, n, d);
+        status = fm_svm_kernel_block(op, n, ap, na, bp, na + m, m, n, d, &kp);
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(na);
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(a); Py_XDECREF(b); Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_svm_dots(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"a", "b", "kernel", NULL};
+    PyObject *ao, *bo, *result = NULL;
+    PyArrayObject *a = NULL, *b = NULL, *out = NULL;
+    const char *kname = "auto";
+    int naive, status;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|s", kwlist, &ao, &bo, &kname)) return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_dots has no naive kernel"); return NULL; }
+    if (!(a = fm_bind_as_array(ao, NPY_FLOAT32, 2, "a")) || !(b = fm_bind_as_array(bo, NPY_FLOAT32, 2, "b")))
+        goto fail;
+    int64_t m = PyArray_DIM(a, 0), n = PyArray_DIM(b, 0), d = PyArray_DIM(a, 1);
+    if (PyArray_DIM(b, 1) != d) { PyErr_SetString(PyExc_ValueError, "a and b differ in width"); goto fail; }
+    npy_intp dims[2] = {m, n};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
+    float *op = PyArray_DATA(out);
+    const float *ap = PyArray_DATA(a), *bp = PyArray_DATA(b);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_svm_dots(op, n, ap, bp, m, n, d, kernel);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(a); Py_XDECREF(b); Py_XDECREF(out);
+    return result;
+}
+
+PyMethodDef fm_bind_svm_methods[] = {
+    {"svm_fit", (PyCFunction)(void (*)(void))py_svm_fit, METH_VARARGS | METH_KEYWORDS,
+     "svm_fit(x, count, cbound, kernel, gamma, coef0, degree, tol, cache_bytes, max_iter, "
+     "shrinking, nthreads=0, control=None): one-vs-one C-SVC on rows grouped by class; returns "
+     "(coef, rho, obj, n_iter, rows) as fm_svm_fit_ovo describes them."},
+    {"svm_decision", (PyCFunction)(void (*)(void))py_svm_decision, METH_VARARGS | METH_KEYWORDS,
+     "svm_decision(x, sv, coef, sv_start, rho, kernel, gamma, coef0, degree, nthreads=0, "
+     "control=None): (m, n_pairs) one-vs-one decision values."},
+    {"svm_kernel", (PyCFunction)(void (*)(void))py_svm_kernel, METH_VARARGS | METH_KEYWORDS,
+     "svm_kernel(a, b, kernel, gamma, coef0, degree, naive=False): K(a_i, b_j) (for tests)."},
+    {"svm_dots", (PyCFunction)(void (*)(void))py_svm_dots, METH_VARARGS | METH_KEYWORDS,
+     "svm_dots(a, b, kernel='auto'): a b^T by the solver's dot kernel ('portable', 'avx512'; "
+     "for tests)."},
+    {NULL, NULL, 0, NULL}};

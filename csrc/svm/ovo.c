@@ -1,0 +1,185 @@
+/* ovo.c: the multiclass layer: one binary solve per class pair, pairs spread over threads
+ * (largest first, each on one thread, so results never depend on the thread count), and
+ * decision values of new samples against the shared support vectors through fm_gemm. */
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/parallel.h"
+#include "svm/svm.h"
+
+/* pair p's classes (a, b) in libsvm's order (0,1), (0,2), ..., (k-2, k-1) */
+static void pair_classes(int64_t p, int64_t k, int64_t *a, int64_t *b)
+{
+    int64_t i = 0;
+    while (p >= k - 1 - i) { p -= k - 1 - i; i++; }
+    *a = i;
+    *b = i + 1 + p;
+}
+
+static int solve_pair(double *coef, fm_svm_info *info, const float *x, const int64_t *start,
+                      const int64_t *count, const double *cbound, int64_t d, int64_t a,
+                      int64_t b, const fm_svm_params *p)
+{
+    int64_t na = count[a], nb = count[b], l = na + nb;
+    int8_t *y = malloc((size_t)l);
+    double *cb = malloc((size_t)l * sizeof(double));
+    int status = FM_ENOMEM;
+    if (y && cb) {
+        memset(y, 1, (size_t)na);
+        memset(y + na, -1, (size_t)nb);
+        memcpy(cb, cbound + start[a], (size_t)na * sizeof(double));
+        memcpy(cb + na, cbound + start[b], (size_t)nb * sizeof(double));
+        status = fm_svm_solve_parts(coef, info, x + start[a] * d, na, x + start[b] * d, nb, y,
+                                    cb, d, p);
+    }
+    free(y);
+    free(cb);
+    return status;
+}
+
+int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int64_t *rows,
+                   const float *x, const int64_t *count, const double *cbound,
+                   int64_t n, int64_t d, int64_t k, const fm_svm_params *p, int nthreads)
+{
+    (void)n;
+    int64_t n_pairs = k * (k - 1) / 2;
+    int64_t *start = malloc((size_t)(k + 1) * sizeof(int64_t));
+    int64_t *offset = malloc((size_t)(n_pairs + 1) * sizeof(int64_t));
+    int64_t *order = malloc((size_t)(n_pairs + 1) * sizeof(int64_t));
+    int status = FM_OK;
+    if (!start || !offset || !order) { status = FM_ENOMEM; goto done; }
+    start[0] = 0;
+    for (int64_t c = 0; c < k; c++) start[c + 1] = start[c] + count[c];
+    offset[0] = 0;
+    for (int64_t q = 0; q < n_pairs; q++) {
+        int64_t a, b;
+        pair_classes(q, k, &a, &b);
+        offset[q + 1] = offset[q] + count[a] + count[b];
+        order[q] = q;
+    }
+    /* largest pairs first (stable, by pair id among equals), so the last ones running
+     * alone are short; which thread solves which pair changes nothing but the time */
+    for (int64_t q = 1; q < n_pairs; q++) {
+        int64_t v = order[q], at = q, size = offset[v + 1] - offset[v];
+        while (at > 0 && offset[order[at - 1] + 1] - offset[order[at - 1]] < size) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = v;
+    }
+    int nt = fm_parallel_threads(nthreads);
+    if (nt > n_pairs) nt = (int)(n_pairs > 0 ? n_pairs : 1);
+    FM_OMP(omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1))
+    for (int64_t r = 0; r < n_pairs; r++) {
+        int64_t q = order[r], a, b;
+        int s;
+        FM_OMP(omp atomic read)
+        s = status;
+        if (s != FM_OK) continue;
+        pair_classes(q, k, &a, &b);
+        fm_svm_info info;
+        s = solve_pair(coef + offset[q], &info, x, start, count, cbound, d, a, b, p);
+        if (s != FM_OK) {
+            FM_OMP(omp atomic write)
+            status = s;
+            continue;
+        }
+        rho[q] = info.rho;
+        obj[q] = info.obj;
+        n_iter[q] = info.reached_max_iter ? -info.n_iter : info.n_iter;
+        if (rows) {
+            rows[2 * q] = info.rows_computed;
+            rows[2 * q + 1] = info.rows_missed;
+        }
+        if (p->done) {
+            FM_OMP(omp atomic update)
+            (*p->done)++;
+        }
+    }
+done:
+    free(start);
+    free(offset);
+    free(order);
+    return status;
+}
+
+/* rows of x per decision block: its kernel block against every support vector is
+ * ROWS x nsv floats (16 MiB for 16,000 support vectors) */
+#define ROWS 256
+
+/* dec for the rows [i0, i0 + m): K against all SVs, then per class c the partial sums
+ * P_c = K_c coef_c^T ((m, k - 1)), and pair (a, b) = P_a[:, b - 1] + P_b[:, a] - rho */
+static int decision_block(double *dec, float *kb, float *part, const float *x, const float *xn,
+                          const float *sv, const float *svn, const float *coef32,
+                          const int64_t *sv_start, const double *rho, int64_t m, int64_t nsv,
+                          int64_t d, int64_t k, const fm_svm_kernel_params *kp)
+{
+    int status = fm_svm_kernel_block(kb, nsv, x, xn, sv, svn, m, nsv, d, kp);
+    for (int64_t c = 0; c < k && status == FM_OK; c++) {
+        int64_t c0 = sv_start[c], nc = sv_start[c + 1] - c0;
+        float *pc = part + c * m * (k - 1);
+        if (nc == 0) memset(pc, 0, (size_t)(m * (k - 1)) * sizeof(float));
+        else
+            status = fm_gemm(pc, k - 1, kb + c0, nsv, FM_NO_TRANS, coef32 + c0, nsv, FM_TRANS,
+                             m, k - 1, nc, 1.0f, 0.0f, FM_KERNEL_AUTO, 1);
+    }
+    if (status != FM_OK) return status;
+    int64_t n_pairs = k * (k - 1) / 2;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t a = 0, q = 0; a < k; a++)
+            for (int64_t b = a + 1; b < k; b++, q++)
+                dec[i * n_pairs + q] = (double)part[(a * m + i) * (k - 1) + b - 1] +
+                                       part[(b * m + i) * (k - 1) + a] - rho[q];
+    return FM_OK;
+}
+
+int fm_svm_decision(double *dec, const float *x, const float *sv, const double *coef,
+                    const int64_t *sv_start, const double *rho,
+                    int64_t m, int64_t nsv, int64_t d, int64_t k, const fm_svm_params *p,
+                    int nthreads)
+{
+    int64_t n_blocks = (m + ROWS - 1) / ROWS, n_pairs = k * (k - 1) / 2;
+    float *coef32 = fm_alloc((size_t)((k - 1) * nsv) * sizeof(float));
+    float *svn = fm_alloc((size_t)nsv * sizeof(float));
+    int status = FM_OK;
+    if (!coef32 || !svn) { status = FM_ENOMEM; goto done; }
+    for (int64_t t = 0; t < (k - 1) * nsv; t++) coef32[t] = (float)coef[t];
+    fm_svm_sq_norms(svn, sv, nsv, d);
+    int nt = fm_parallel_threads(nthreads);
+    if (nt > n_blocks) nt = (int)(n_blocks > 0 ? n_blocks : 1);
+    FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+    {
+        float *kb = fm_alloc((size_t)(ROWS * (nsv > 0 ? nsv : 1)) * sizeof(float));
+        float *part = fm_alloc((size_t)(ROWS * k * (k - 1)) * sizeof(float));
+        float *xn = fm_alloc(ROWS * sizeof(float));
+        if (!kb || !part || !xn) {
+            FM_OMP(omp atomic write)
+            status = FM_ENOMEM;
+        }
+        FM_OMP(omp for schedule(dynamic, 1))
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            int s;
+            FM_OMP(omp atomic read)
+            s = status;
+            if (s != FM_OK) continue;
+            if (p->stop && *p->stop) s = FM_EINTR;
+            int64_t i0 = blk * ROWS, rows = m - i0 < ROWS ? m - i0 : ROWS;
+            if (s == FM_OK) {
+                fm_svm_sq_norms(xn, x + i0 * d, rows, d);
+                s = decision_block(dec + i0 * n_pairs, kb, part, x + i0 * d, xn, sv, svn, coef32,
+                                   sv_start, rho, rows, nsv, d, k, &p->k);
+            }
+            if (s != FM_OK) {
+                FM_OMP(omp atomic write)
+                status = s;
+            }
+        }
+        fm_free(kb);
+        fm_free(part);
+        fm_free(xn);
+    }
+done:
+    fm_free(coef32);
+    fm_free(svn);
+    return status;
+}

@@ -1,0 +1,224 @@
+"""SVC: the solver's kernels against naive twins and NumPy, the solution against
+scikit-learn's libsvm on the same problems (dual objective, support vectors, predictions),
+thread-count and cache-size independence, probabilities, files and Ctrl-C."""
+import pickle
+
+import numpy as np
+import pytest
+
+import fmnist_c
+from fmnist_c import SVC, _core
+from fmnist_c._svm_proba import couple, sigmoid_train
+from fmnist_c.data import find_data
+from fmnist_c.nn import load_model
+from conftest import blobs, interrupt_after
+
+sklearn_svm = pytest.importorskip("sklearn.svm")
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    """The embedded sample scaled to [0, 1]: 2,000 images to fit, 1,000 to predict."""
+    X, y = fmnist_c.load_sample()
+    X = X.reshape(len(X), -1).astype(np.float32) / 255
+    return X[:2000], y[:2000], X[2000:], y[2000:]
+
+
+def kernel_matrix(A, B, kernel, gamma, coef0, degree):
+    A, B = A.astype(np.float64), B.astype(np.float64)
+    if kernel == "rbf":
+        d2 = (A * A).sum(1)[:, None] + (B * B).sum(1)[None] - 2 * A @ B.T
+        return np.exp(-gamma * np.maximum(d2, 0))
+    dot = A @ B.T
+    return dot if kernel == "linear" else (gamma * dot + coef0) ** degree
+
+
+def pair_objectives(support_vectors, n_support, dual_coef, kernel_args):
+    """Each pair's dual objective 1/2 a^T Q a - e^T a in float64, from a fitted model in
+    libsvm's layout (whatever fitted it)."""
+    k = len(n_support)
+    start = np.concatenate([[0], np.cumsum(n_support)])
+    out = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            rows = np.r_[start[a]:start[a + 1], start[b]:start[b + 1]]
+            coef = np.r_[dual_coef[b - 1, start[a]:start[a + 1]], dual_coef[a, start[b]:start[b + 1]]]
+            K = kernel_matrix(support_vectors[rows], support_vectors[rows], *kernel_args)
+            out.append(0.5 * coef @ K @ coef - np.abs(coef).sum())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+@pytest.mark.parametrize("m, n, d", [(1, 1, 1), (3, 7, 15), (5, 33, 784), (13, 50, 17)])
+def test_dots_match_numpy(kernel, m, n, d):
+    if kernel == "avx512" and _core.gemm_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(0)
+    a, b = rng.random((m, d), np.float32), rng.random((n, d), np.float32)
+    np.testing.assert_allclose(_core.svm_dots(a, b, kernel), a.astype(np.float64) @ b.T,
+                               rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, gamma, coef0, degree", [
+    ("rbf", 0.02, 0.0, 3), ("linear", 1.0, 0.0, 3), ("poly", 0.01, 1.0, 3), ("poly", 0.5, 0.0, 0)])
+@pytest.mark.parametrize("m", [3, 130])  # the solver's dots, and fm_gemm from 128 rows
+def test_kernel_block_matches_naive_and_numpy(kernel, gamma, coef0, degree, m):
+    rng = np.random.default_rng(1)
+    a, b = rng.random((m, 50), np.float32), rng.random((37, 50), np.float32)
+    fast = _core.svm_kernel(a, b, kernel, gamma, coef0, degree)
+    naive = _core.svm_kernel(a, b, kernel, gamma, coef0, degree, naive=True)
+    ref = kernel_matrix(a, b, kernel, gamma, coef0, degree)
+    np.testing.assert_allclose(naive, ref, rtol=1e-6)
+    np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n, C, kernel, gamma", [
+    (2000, 10.0, "rbf", "scale"), (2000, 1.0, "rbf", "scale"), (1000, 100.0, "rbf", "scale"),
+    (1500, 10.0, "rbf", 0.1), (1000, 1.0, "poly", "scale"), (600, 0.01, "linear", "scale")])
+def test_same_problem_as_libsvm(pixels, n, C, kernel, gamma):
+    """The issue's equivalence: every pair's dual objective within 1e-3 relative of
+    libsvm's (both computed here in float64 from the fitted coefficients), support-vector
+    counts within 1%, >= 99.9% identical predictions on held-out images."""
+    X, y, Xt, _ = pixels
+    ours = SVC(C=C, kernel=kernel, gamma=gamma).fit(X[:n], y[:n])
+    ref = sklearn_svm.SVC(C=C, kernel=kernel, gamma=gamma).fit(X[:n].astype(np.float64), y[:n])
+    args = (kernel, ours._gamma, 0.0, 3)
+    assert ours._gamma == pytest.approx(ref._gamma, rel=1e-6)
+    obj_ours = pair_objectives(ours.support_vectors_, ours.n_support_, ours.dual_coef_, args)
+    obj_ref = pair_objectives(ref.support_vectors_, ref.n_support_, ref.dual_coef_, args)
+    np.testing.assert_allclose(obj_ours, obj_ref, rtol=1e-3)
+    np.testing.assert_allclose(ours.objective_, obj_ours, rtol=1e-4)  # what the solver reports
+    assert abs(len(ours.support_) - len(ref.support_)) <= 0.01 * len(ref.support_)
+    assert np.mean(ours.predict(Xt) == ref.predict(Xt.astype(np.float64))) >= 0.999
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=0.02)
+
+
+def test_binary_and_decision_shapes_follow_sklearn(pixels):
+    X, y, Xt, _ = pixels
+    two = np.isin(y, (0, 6))
+    ours = SVC(C=10).fit(X[two], y[two])
+    ref = sklearn_svm.SVC(C=10).fit(X[two].astype(np.float64), y[two])
+    assert ours.dual_coef_.shape == ref.dual_coef_.shape == (1, len(ours.support_))
+    np.testing.assert_allclose(ours.decision_function(Xt), ref.decision_function(Xt), atol=2e-3)
+    multi = SVC(C=10).fit(X[:800], y[:800])
+    ref = sklearn_svm.SVC(C=10).fit(X[:800].astype(np.float64), y[:800])
+    ovr, ovr_ref = multi.decision_function(Xt), ref.decision_function(Xt.astype(np.float64))
+    assert ovr.shape == (len(Xt), 10)
+    # votes plus squashed confidences: the argmax breaks vote ties by confidence
+    assert np.mean(ovr.argmax(1) == ovr_ref.argmax(1)) >= 0.999
+    multi.set_params(decision_function_shape="ovo")
+    ref.set_params(decision_function_shape="ovo")
+    np.testing.assert_allclose(multi.decision_function(Xt),
+                               ref.decision_function(Xt.astype(np.float64)), atol=5e-3)
+
+
+def test_threads_and_cache_size_change_nothing(pixels):
+    """Each pair is solved on one thread in a fixed order of operations: any thread count
+    and any cache size (down to a block of one row) give bit-identical models."""
+    X, y, Xt, _ = pixels
+    fits = [SVC(C=10, n_jobs=t, cache_size=c).fit(X[:1500], y[:1500])
+            for t, c in ((1, 200), (2, 200), (2, 0.05))]
+    for other in fits[1:]:
+        for name in ("support_", "dual_coef_", "intercept_", "n_iter_", "objective_"):
+            np.testing.assert_array_equal(getattr(fits[0], name), getattr(other, name), err_msg=name)
+    assert fits[2].kernel_rows_[:, 0].sum() > fits[0].kernel_rows_[:, 0].sum() / 4  # it did evict
+
+
+def test_weights_scale_the_box(pixels):
+    """class_weight and sample_weight multiply C per row; zero-weight rows are left out,
+    as libsvm does."""
+    X, y, Xt, _ = pixels
+    X, y = X[:600], y[:600]
+    w = {c: 1.0 + c / 10 for c in range(10)}
+    a = SVC(C=3, class_weight=w).fit(X, y)
+    b = SVC(C=3).fit(X, y, sample_weight=np.array([w[c] for c in y]))
+    np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+    sw = np.ones(len(y))
+    sw[::3] = 0
+    c = SVC(C=3, gamma=0.02).fit(X, y, sample_weight=sw)  # "scale" would see all rows
+    d = SVC(C=3, gamma=0.02).fit(X[sw > 0], y[sw > 0])
+    np.testing.assert_array_equal(c.dual_coef_, d.dual_coef_)
+    np.testing.assert_array_equal(c.support_, np.flatnonzero(sw)[d.support_])
+
+
+def test_sigmoid_matches_sklearn_platt():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    f = rng.normal(2 * y - 1, 1.5)
+    from sklearn.calibration import _sigmoid_calibration
+    A, B = sigmoid_train(f, y == 1)
+    a_ref, b_ref = _sigmoid_calibration(f, y)
+    assert A == pytest.approx(a_ref, rel=1e-3) and B == pytest.approx(b_ref, abs=1e-3)
+
+
+def test_coupling_two_classes_and_sums():
+    """For two classes the coupled probability is the pair's own, to the iteration's
+    stopping tolerance (libsvm's 0.005 / k on the fixed-point error); always a distribution."""
+    rng = np.random.default_rng(1)
+    dec = rng.normal(size=(50, 1))
+    p = couple(dec, np.array([-1.5]), np.array([0.2]), 2)
+    np.testing.assert_allclose(p[:, 0], 1 / (1 + np.exp(-1.5 * dec[:, 0] + 0.2)), atol=5e-3)
+    p = couple(rng.normal(size=(50, 45)), -np.ones(45), np.zeros(45), 10)
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-9)
+    assert (p >= 0).all()
+
+
+@pytest.mark.parametrize("use_validation", [False, True])
+def test_predict_proba(pixels, use_validation):
+    X, y, Xt, yt = pixels
+    kw = dict(validation_data=(Xt[:500], yt[:500])) if use_validation else {}
+    m = SVC(C=10, probability=True, random_state=0).fit(X[:1000], y[:1000], **kw)
+    p = m.predict_proba(Xt[500:])
+    np.testing.assert_allclose(p.sum(1), 1, rtol=1e-9)
+    assert np.mean(p.argmax(1) == np.searchsorted(m.classes_, m.predict(Xt[500:]))) > 0.95
+    logloss = -np.mean(np.log(p[np.arange(len(p)), np.searchsorted(m.classes_, yt[500:])]))
+    assert logloss < 0.6
+    with pytest.raises(AttributeError, match="probability=True"):
+        SVC().fit(X[:100], y[:100]).predict_proba(Xt)
+
+
+def test_save_load_and_pickle(pixels, tmp_path):
+    X, y, Xt, _ = pixels
+    labels = np.array(list("abcdefghij"))[y[:500]]
+    m = SVC(C=5, probability=True, class_weight={"a": 2.0}, random_state=0)
+    m.fit(X[:500], labels, validation_data=(Xt[:300], np.array(list("abcdefghij"))[pixels[3][:300]]))
+    path = tmp_path / "svc.npz"
+    m.save(path)
+    for other in (SVC.load(path), load_model(path), pickle.loads(pickle.dumps(m))):
+        np.testing.assert_array_equal(other.predict(Xt), m.predict(Xt))
+        np.testing.assert_array_equal(other.predict_proba(Xt), m.predict_proba(Xt))
+        assert other.get_params() == m.get_params()
+
+
+def test_ctrl_c_stops_a_fit(tmp_path):
+    script = (
+        "import numpy as np, fmnist_c\n"
+        "X = np.random.default_rng(0).random((6000, 300), np.float32)\n"
+        "y = np.arange(6000) % 10\n"
+        "m = fmnist_c.SVC(C=100, gamma=0.5, n_jobs=2)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    m.fit(X, y)\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', hasattr(m, 'support_'))\n")
+    out, elapsed = interrupt_after(script, tmp_path, 1.5)
+    assert out.startswith("interrupted False"), out
+    assert elapsed < 5
+
+
+def test_blobs_fit_well():
+    X, y = blobs(n=300, d=12, k=4)
+    assert SVC(C=1).fit(X, y).score(X, y) > 0.95
+
+
+@pytest.mark.full_data
+def test_official_split_accuracy_c10():
+    """The issue's target: C=10, gamma='scale' on the official split, >= 0.897 on the test
+    set (the benchmark's SVC)."""
+    if find_data() is None:
+        pytest.skip("full Fashion-MNIST not found (apt-get install dataset-fashion-mnist)")
+    X, y = fmnist_c.load_fashion_mnist("train")
+    Xt, yt = fmnist_c.load_fashion_mnist("test")
+    m = SVC(C=10).fit(X.reshape(len(X), -1) / np.float32(255), y)
+    assert m.score(Xt.reshape(len(Xt), -1) / np.float32(255), yt) >= 0.897
