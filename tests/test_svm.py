@@ -51,7 +51,7 @@ def pair_objectives(support_vectors, n_support, dual_coef, kernel_args):
 @pytest.mark.parametrize("kernel", ["portable", "avx512"])
 @pytest.mark.parametrize("m, n, d", [(1, 1, 1), (3, 7, 15), (5, 33, 784), (13, 50, 17)])
 def test_dots_match_numpy(kernel, m, n, d):
-    if kernel == "avx512" and _core.gemm_kernel() != "avx512":
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
         pytest.skip("this CPU has no AVX-512")
     rng = np.random.default_rng(0)
     a, b = rng.random((m, d), np.float32), rng.random((n, d), np.float32)
@@ -65,8 +65,8 @@ def test_dots_match_numpy(kernel, m, n, d):
 def test_kernel_block_matches_naive_and_numpy(kernel, gamma, coef0, degree, m):
     rng = np.random.default_rng(1)
     a, b = rng.random((m, 50), np.float32), rng.random((37, 50), np.float32)
-    fast = _core.svm_kernel(a, b, kernel, gamma, coef0, degree)
-    naive = _core.svm_kernel(a, b, kernel, gamma, coef0, degree, naive=True)
+    fast = _core.svm_kernel_values(a, b, kernel, gamma, coef0, degree)
+    naive = _core.svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=True)
     ref = kernel_matrix(a, b, kernel, gamma, coef0, degree)
     np.testing.assert_allclose(naive, ref, rtol=1e-6)
     np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=1e-6)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "bind/bind.h"
+#include "core/gemm.h"
 #include "svm/svm.h"
 
 /* kernel name -> fm_svm_kernel_params, with the parameters checked */
@@ -234,6 +235,12 @@ fail:
     return result;
 }
 
+static PyObject *py_svm_dots_kernel(PyObject *self, PyObject *noargs)
+{
+    (void)self; (void)noargs;
+    return PyUnicode_FromString(fm_gemm_kernel_name(fm_svm_dots_best()));
+}
+
 PyMethodDef fm_bind_svm_methods[] = {
     {"svm_fit", (PyCFunction)(void (*)(void))py_svm_fit, METH_VARARGS | METH_KEYWORDS,
      "svm_fit(x, count, cbound, kernel, gamma, coef0, degree, tol, cache_bytes, max_iter, "
@@ -242,8 +249,11 @@ PyMethodDef fm_bind_svm_methods[] = {
     {"svm_decision", (PyCFunction)(void (*)(void))py_svm_decision, METH_VARARGS | METH_KEYWORDS,
      "svm_decision(x, sv, coef, sv_start, rho, kernel, gamma, coef0, degree, nthreads=0, "
      "control=None): (m, n_pairs) one-vs-one decision values."},
-    {"svm_kernel", (PyCFunction)(void (*)(void))py_svm_kernel, METH_VARARGS | METH_KEYWORDS,
-     "svm_kernel(a, b, kernel, gamma, coef0, degree, naive=False): K(a_i, b_j) (for tests)."},
+    {"svm_kernel_values", (PyCFunction)(void (*)(void))py_svm_kernel, METH_VARARGS | METH_KEYWORDS,
+     "svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=False): K(a_i, b_j) (for "
+     "tests)."},
+    {"svm_dots_kernel", py_svm_dots_kernel, METH_NOARGS,
+     "Name of the solver's dot kernel picked for this CPU."},
     {"svm_dots", (PyCFunction)(void (*)(void))py_svm_dots, METH_VARARGS | METH_KEYWORDS,
      "svm_dots(a, b, kernel='auto'): a b^T by the solver's dot kernel ('portable', 'avx512'; "
      "for tests)."},
