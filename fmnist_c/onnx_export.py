@@ -25,6 +25,7 @@ from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import CNNClassifier, MLPClassifier, Sequential
 from .nn.layers import _Join
+from .svm import SVC
 from .tree import DecisionTreeClassifier
 
 __all__ = ["OPSET", "ML_OPSET", "OnnxClassifier", "load_onnx", "to_onnx"]
@@ -75,6 +76,44 @@ class Graph:
         return self.op("Reshape", x, self.const(np.array([-1, n_features], np.int64), "shape"))
 
 
+def _svc(model, g, x):
+    """ai.onnx.ml SVMClassifier with libsvm's model (support vectors per class, the
+    (n_classes - 1, n_SV) dual coefficients, rho = -intercept): onnxruntime's label is the
+    one-vs-one vote as libsvm's and our predict (returned as the label, not an argmax).
+    Its scores are, with probability=True, the coupled Platt probabilities (predict_proba),
+    else the pairs' decision values, which the graph turns into decision_function's "ovr"
+    shape (votes plus confidences squashed into (-1/3, 1/3)): output_probability then holds
+    decision_function, as predict_proba does not exist."""
+    k = len(model.classes_)
+    attrs = dict(
+        classlabels_ints=list(range(k)), kernel_type=model.kernel.upper(),
+        kernel_params=[float(model._gamma), float(model.coef0), float(model.degree)],
+        coefficients=model._dual_coef_.astype(np.float32).ravel().tolist(),
+        rho=model._intercept_.astype(np.float32).tolist(),
+        support_vectors=model.support_vectors_.ravel().tolist(),
+        vectors_per_class=model.n_support_.tolist(), post_transform="NONE")
+    if model.probability:
+        attrs.update(prob_a=model.probA_.tolist(), prob_b=model.probB_.tolist())
+    label, scores = g.op("SVMClassifier", x, outputs=2, domain="ai.onnx.ml", **attrs)
+    if model.probability:
+        return scores, label
+    if k == 2:  # onnxruntime gives (-dec, dec), dec > 0 for classes_[0]; decision_function
+        return g.op("Neg", scores), label  # is -dec: (-decision_function, decision_function)
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+    first, second = np.zeros((len(pairs), k), np.float32), np.zeros((len(pairs), k), np.float32)
+    first[np.arange(len(pairs)), [a for a, _ in pairs]] = 1
+    second[np.arange(len(pairs)), [b for _, b in pairs]] = 1
+    # confidences dec (first - second); votes: pair p's first class when dec >= 0, else
+    # its second, i.e. wins (first - second) + the column sums of second
+    conf = g.op("MatMul", scores, g.const(first - second, "pair_sign"))
+    wins = g.op("Cast", g.op("GreaterOrEqual", scores, g.const(np.float32(0), "zero")), to=1)
+    votes = g.op("Add", g.op("MatMul", wins, g.const(first - second, "vote")),
+                 g.const(second.sum(axis=0, keepdims=True), "second_votes"))
+    squash = g.op("Div", conf, g.op("Mul", g.const(np.float32(3), "three"),
+                                    g.op("Add", g.op("Abs", conf), g.const(np.float32(1), "one"))))
+    return g.op("Add", votes, squash), label
+
+
 def _find_exporter(model):
     for cls in type(model).__mro__:
         if cls in _EXPORTERS:
@@ -104,8 +143,10 @@ def to_onnx(model, path=None, input_shape=None):
     labels = classes.astype(labels)
     g = Graph(onnx)
     proba = export(model, g, g.flat(INPUT, n_features))
+    proba, best = proba if isinstance(proba, tuple) else (proba, None)  # a model's own label
     g.nodes.append(onnx.helper.make_node("Identity", [proba], [PROBA]))
-    best = g.op("ArgMax", PROBA, axis=1, keepdims=0)  # the first of equals, as np.argmax
+    if best is None:
+        best = g.op("ArgMax", PROBA, axis=1, keepdims=0)  # the first of equals, as np.argmax
     g.nodes.append(onnx.helper.make_node("Gather", [g.const(labels, "classes"), best], [LABEL]))
     T = onnx.TensorProto
     graph = onnx.helper.make_graph(
@@ -285,6 +326,7 @@ _EXPORTERS = {
     DecisionTreeClassifier: _trees,
     RandomForestClassifier: _trees,
     GradientBoostingClassifier: _boosted,
+    SVC: _svc,
     MLPClassifier: _net_classifier,
     CNNClassifier: _net_classifier,
     Sequential: _sequential,

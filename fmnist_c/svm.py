@@ -404,3 +404,54 @@ def _ovr_decision(dec, k):
 def _plain(label):
     """a class label as JSON can hold it (NumPy scalars become Python ones)"""
     return label.item() if isinstance(label, np.generic) else label
+
+
+class SVCGrid(SVC):
+    """SVC with C and gamma chosen on fit's validation_data: every (C, gamma factor) of
+    the grid is fitted on ``subset`` training rows (drawn with random_state), scored on
+    the validation set, and the best (the first among equals) is refitted on all rows.
+    gamma factors multiply gamma="scale". ``grid_scores_`` lists [C, gamma, validation
+    accuracy]; ``C`` and ``gamma`` are left as given, the chosen ones are ``best_C_`` and
+    ``best_gamma_`` (the model itself is fitted with them)."""
+
+    def __init__(self, Cs=(3.0, 10.0, 30.0), gamma_factors=(0.5, 1.0, 2.0), subset=10000,
+                 cache_size=1000, random_state=None, verbose=0, n_jobs=None):
+        self.Cs = Cs
+        self.gamma_factors = gamma_factors
+        self.subset = subset
+        self.cache_size = cache_size
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    def __getattr__(self, name):  # SVC's other settings, at their defaults
+        defaults = SVC().get_params()
+        if name in defaults:
+            return defaults[name]
+        raise AttributeError(name)
+
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        if validation_data is None:
+            raise ValueError("SVCGrid chooses C and gamma on validation_data; pass it to fit")
+        X = check_images(X)
+        rng = np.random.default_rng(seed_from(self.random_state))
+        part = np.sort(rng.permutation(X.shape[0])[:int(self.subset)])
+        scale = SVC()._gamma_for(X)
+        scores = []
+        for C in self.Cs:
+            for f in self.gamma_factors:
+                m = SVC(C=C, gamma=scale * f, cache_size=self.cache_size, n_jobs=self.n_jobs)
+                m.fit(X[part], np.asarray(y)[part])
+                scores.append([float(C), float(scale * f), float(m.score(*validation_data))])
+        best = max(range(len(scores)), key=lambda i: (scores[i][2], -i))
+        self.best_C_, self.best_gamma_ = scores[best][0], scores[best][1]
+        C, gamma = self.__dict__.get("C"), self.__dict__.get("gamma")
+        self.__dict__.update(C=self.best_C_, gamma=self.best_gamma_)
+        try:
+            super().fit(X, y, sample_weight, validation_data=validation_data)
+        finally:
+            for name, value in (("C", C), ("gamma", gamma)):
+                if value is None:
+                    self.__dict__.pop(name)
+        self.grid_scores_ = scores
+        return self

@@ -67,7 +67,7 @@ def test_reproduce_falls_back_to_sample_and_says_so(tmp_path, monkeypatch, capsy
 
 def test_reproduce_rejects_unknown_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main(["reproduce", "--models", "svm", "--out", str(tmp_path)])
+        cli.main(["reproduce", "--models", "no-such-model", "--out", str(tmp_path)])
     assert "unknown model" in capsys.readouterr().err
 
 
