@@ -124,6 +124,12 @@ def _svm_grid(seed, verbose):
     return SVCGrid(random_state=seed, verbose=verbose)
 
 
+def _gbdt(seed, verbose):
+    from .boosting import GradientBoostingClassifier
+    return GradientBoostingClassifier(400, learning_rate=0.2, num_leaves=31, n_iter_no_change=20,
+                                      random_state=seed, verbose=verbose)
+
+
 def _net(classifier, preset):
     """A maker of fmnist_c.nn.<classifier>.preset(preset) (imported when first used)."""
     def make(seed, verbose):
@@ -165,6 +171,13 @@ MODELS = {
         note="fmnist_c.svm.SVCGrid: C in {3, 10, 30} x gamma in {0.5, 1, 2} x 'scale', each "
              "fitted on 10,000 training images and scored on the validation set; the best "
              "refitted on the whole training set", chooses_on_validation="C and gamma"),
+    "gbdt": ModelSpec(
+        "Gradient-boosted trees (rounds chosen on validation)", "", _gbdt, scale=True,
+        note="GradientBoostingClassifier: one tree per class a round, 31 leaves, learning rate "
+             "0.2, min_child_samples 20, at most 400 rounds, the rounds up to the lowest "
+             "validation log loss kept (early stopping after 20 rounds without improvement); "
+             "the study has no boosted model",
+        chooses_on_validation="its number of rounds"),
     "mlp": ModelSpec(
         "ANN (A): sparse CE, SGD momentum 0.9", "ann_sparse",
         _net("MLPClassifier", "study-a"), scale=True,
