@@ -240,6 +240,9 @@ def _boosted(model, g, x):
 
 
 def _net_classifier(model, g, x):
+    if model._test_shifts():
+        raise ValueError("test-time augmentation (tta_shift) is not exported: set tta_shift=0 "
+                         "to export the network alone")
     return _sequential(model.model_, g, x)
 
 

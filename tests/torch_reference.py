@@ -80,10 +80,12 @@ def torch_net(m):
 
 def gradients_match_torch(m, X, y):
     """m's loss, every weight's gradient and the input gradient on batch statistics against
-    torch autograd on the same weights; returns how many weight arrays were compared."""
+    torch autograd on the same weights (cross-entropy with m's label_smoothing); returns how
+    many weight arrays were compared."""
     torch, forward, params, _ = torch_net(m)
     xt = torch.from_numpy(X).requires_grad_(True)
-    lt = torch.nn.functional.cross_entropy(forward(xt), torch.from_numpy(y))
+    lt = torch.nn.functional.cross_entropy(forward(xt), torch.from_numpy(y),
+                                           label_smoothing=m.label_smoothing)
     lt.backward()
     loss, g, dx = m.gradient(X, y, training=True)
     np.testing.assert_allclose(loss, lt.item(), rtol=1e-5)
@@ -100,16 +102,24 @@ def gradients_match_torch(m, X, y):
 
 def adam_matches_torch(m, X, y, lr, batch, epochs):
     """m (built with Adam(lr, epsilon=1e-8)) trained `epochs` epochs in order in batches of
-    `batch`, against torch.optim.Adam on the same weights: every weight and batch norm's
-    running mean and (unbiased) running variance; returns how many arrays were compared."""
+    `batch`, against torch.optim.Adam on the same weights (cross-entropy with m's
+    label_smoothing; with m's ema_momentum, the exponential moving average of torch's
+    weights after each step): every weight and batch norm's running mean and (unbiased)
+    running variance; returns how many arrays were compared."""
     torch, forward, params, bns = torch_net(m)
     opt = torch.optim.Adam(params, lr=lr, eps=1e-8)
+    avg = [p.detach().clone() for p in params]
     for _ in range(epochs):
         for start in range(0, len(y), batch):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(forward(torch.from_numpy(X[start:start + batch])),
-                                              torch.from_numpy(y[start:start + batch])).backward()
+                                              torch.from_numpy(y[start:start + batch]),
+                                              label_smoothing=m.label_smoothing).backward()
             opt.step()
+            for a, p in zip(avg, params):
+                a.mul_(m.ema_momentum).add_(p.detach() * (1 - m.ema_momentum))
+    if m.ema_momentum:
+        params = avg
     m.fit(X, y, epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
     theirs, bn, compared = iter(params), iter(bns), 0
     for layer, shape, off, size in m._built:

@@ -162,8 +162,10 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
                              "lr", "batch_size", "optimizer", "momentum", "nesterov", "beta1",
                              "beta2", "epsilon", "weight_decay", "step", "seed",
                              "sample_weight", "nthreads", "shift", "flip", "erase", "workspace",
-                             NULL};
+                             "ema", "ema_decay", NULL};
     PyObject *po, *go, *so, *pgo, *ro, *xo, *yo, *oo, *lro, *swo = Py_None, *wso = Py_None;
+    PyObject *eo = Py_None;
+    float ema_decay = 0.0f;
     PyObject *result = NULL;
     PyArrayObject *order = NULL, *lr = NULL;
     nn_args a = {0};
@@ -174,11 +176,11 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
     fm_augment aug = {0};
     long long shift = 0;
     int kind, nthreads = 0, status;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|OiLpfO", kwlist, &po, &go,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOLifpffffLK|OiLpfOOf", kwlist, &po, &go,
                                      &so, &pgo, &ro, &xo, &yo, &oo, &lro, &batch, &kind,
                                      &opt.momentum, &opt.nesterov, &opt.beta1, &opt.beta2,
                                      &opt.epsilon, &opt.weight_decay, &step, &seed, &swo, &nthreads,
-                                     &shift, &aug.flip, &aug.erase, &wso))
+                                     &shift, &aug.flip, &aug.erase, &wso, &eo, &ema_decay))
         return NULL;
     aug.shift = (int64_t)shift;
     opt.kind = (enum fm_optimizer)kind;
@@ -188,6 +190,12 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
     int64_t np_ = a.net.n_params;
     if (fm_optim_check(&opt) != FM_OK) {
         PyErr_SetString(PyExc_ValueError, "optimizer settings out of range");
+        goto fail;
+    }
+    if (eo != Py_None && (fm_bind_check_inout(eo, NPY_FLOAT32, 1, "ema") ||
+                          PyArray_DIM((PyArrayObject *)eo, 0) != np_ || !(ema_decay >= 0.0f && ema_decay < 1.0f))) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "ema must match params and ema_decay lie in [0, 1)");
         goto fail;
     }
     if (PyArray_DIM((PyArrayObject *)go, 0) != np_ ||
@@ -218,10 +226,11 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
     }
     {
         PyArrayObject *arrays[] = {(PyArrayObject *)po, (PyArrayObject *)go, (PyArrayObject *)so,
-                                   scratch ? (PyArrayObject *)wso : NULL, r.x, r.y, r.sw, lr};
-        const char *names[] = {"params", "grads", "state", "workspace", "x", "y",
+                                   scratch ? (PyArrayObject *)wso : NULL,
+                                   eo != Py_None ? (PyArrayObject *)eo : NULL, r.x, r.y, r.sw, lr};
+        const char *names[] = {"params", "grads", "state", "workspace", "ema", "x", "y",
                                "sample_weight", "lr"};
-        if (fm_bind_check_disjoint(arrays, names, 4, 8)) goto fail;
+        if (fm_bind_check_disjoint(arrays, names, 5, 9)) goto fail;
     }
     const int64_t *op = PyArray_DATA(order);
     if (fm_bind_check_range(op, m, r.data.n, "order") || fm_bind_check_finite(PyArray_DATA(lr), PyArray_DIM(lr, 0), "lr"))
@@ -232,8 +241,9 @@ static PyObject *py_nn_train(PyObject *self, PyObject *args, PyObject *kw)
           *sp = PyArray_DATA((PyArrayObject *)so);
     const float *lrp = PyArray_DATA(lr);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_nn_train(pp, gp, sp, &loss, &correct, &a.net, &opt, &r.data, op, lrp, &aug,
-                         scratch, m, batch, step, seed, nthreads);
+    float *ep = eo != Py_None ? PyArray_DATA((PyArrayObject *)eo) : NULL;
+    status = fm_nn_train(pp, gp, sp, ep, &loss, &correct, &a.net, &opt, &r.data, op, lrp, &aug,
+                         scratch, m, batch, step, ema_decay, seed, nthreads);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { fm_bind_raise(status); goto fail; }
     result = Py_BuildValue("dL", loss, (long long)correct);
@@ -352,6 +362,45 @@ fail:
     return result;
 }
 
+static PyObject *py_nn_refresh_batchnorm(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"params", "program", "settings", "x", "batch_size", "nthreads", NULL};
+    PyObject *po, *pgo, *ro, *xo, *result = NULL;
+    PyArrayObject *x = NULL;
+    nn_args a = {0};
+    long long batch;
+    int nthreads = 0, status;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOL|i", kwlist, &po, &pgo, &ro, &xo, &batch,
+                                     &nthreads))
+        return NULL;
+    if (nn_args_get(&a, po, pgo, ro, "params", 1) || !(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")))
+        goto fail;
+    int64_t n = PyArray_DIM(x, 0);
+    if (PyArray_DIM(x, 1) != a.net.n_in || n < 1 || batch < 1 || batch > FM_NN_MAX_BATCH) {
+        PyErr_Format(PyExc_ValueError, "x must be (n >= 1, %lld) and batch_size in [1, 2^24]",
+                     (long long)a.net.n_in);
+        goto fail;
+    }
+    {
+        PyArrayObject *arrays[] = {(PyArrayObject *)po, x};
+        const char *names[] = {"params", "x"};
+        if (fm_bind_check_disjoint(arrays, names, 1, 2)) goto fail;
+    }
+    float *pp = PyArray_DATA((PyArrayObject *)po);
+    const float *xp = PyArray_DATA(x);
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_nn_refresh_batchnorm(pp, &a.net, xp, n, batch, nthreads);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise(status); goto fail; }
+    result = Py_None;
+    Py_INCREF(result);
+fail:
+    nn_args_release(&a);
+    Py_XDECREF(x);
+    return result;
+}
+
 int fm_bind_nn_constants(PyObject *m)
 {
     static const fm_bind_name layers[] = {
@@ -388,6 +437,10 @@ PyMethodDef fm_bind_nn_methods[] = {
      "Inference in batches: (n, n_out) probabilities (or logits when proba=False)."},
     {"nn_evaluate", (PyCFunction)(void (*)(void))py_nn_evaluate, METH_VARARGS | METH_KEYWORDS,
      "Inference-mode (weighted loss sum, correct count) over all rows."},
+    {"nn_refresh_batchnorm", (PyCFunction)(void (*)(void))py_nn_refresh_batchnorm,
+     METH_VARARGS | METH_KEYWORDS,
+     "Batch norm's running statistics recomputed in place as the plain average of x's batches' "
+     "(training mode, dropout off)."},
     {"augment_images", (PyCFunction)(void (*)(void))py_augment_images, METH_VARARGS | METH_KEYWORDS,
      "Training-time augmentation of (n, h, w, c) images, image i from stream (seed, first_task + i)."},
     {NULL, NULL, 0, NULL}};

@@ -177,10 +177,11 @@ static int relu_fused_into_batchnorm(const fm_net *net, int64_t i)
 
 /* Run the layers on n rows of x; the logits end in w->act[last]. In training mode batch
  * norm uses the batch's statistics, and folds them into its running statistics when
- * `running` (the parameters, writeable) is given. */
+ * `running` (the parameters, writeable) is given: with the layer's momentum, or when
+ * refresh >= 0 (dropout off) as the refresh-th batch of a plain average. */
 static int forward(workspace *w, const float *params, float *running, const fm_net *net,
-                   const float *x, int64_t n, int training, int64_t step, uint64_t seed,
-                   int nthreads)
+                   const float *x, int64_t n, int training, int64_t refresh, int64_t step,
+                   uint64_t seed, int nthreads)
 {
     const float *in = x;
     w->training = training;
@@ -210,7 +211,7 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
             if (!relu_fused_forward(net, i)) fm_relu_forward(y, in, len, nthreads);
             break;
         case FM_LAYER_DROPOUT:
-            if (training && l->rate > 0.0f) {
+            if (training && refresh < 0 && l->rate > 0.0f) {
                 /* one task per (step, layer): the same mask whatever the thread count */
                 fm_dropout_forward(y, w->aux[i], in, len, l->rate, seed,
                                    (uint64_t)step * (uint64_t)net->n_layers + (uint64_t)i, nthreads);
@@ -242,7 +243,8 @@ static int forward(workspace *w, const float *params, float *running, const fm_n
                                  relu, nthreads);
             if (running) {
                 /* running = m running + (1 - m) batch, with the unbiased batch variance (torch) */
-                float *run = running + l->param, m = l->rate;
+                float *run = running + l->param;
+                float m = refresh < 0 ? l->rate : (float)refresh / (float)(refresh + 1);
                 float unbias = rows > 1 ? (float)rows / (float)(rows - 1) : 1.0f;
                 for (int64_t j = 0; j < c; j++) {
                     run[2 * c + j] = m * run[2 * c + j] + (1.0f - m) * mean[j];
@@ -430,7 +432,8 @@ static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, i
                           int training, int64_t step, uint64_t seed, const update *up,
                           int nthreads)
 {
-    int status = forward(w, params, up ? params : NULL, net, x, n, training, step, seed, nthreads);
+    int status = forward(w, params, up ? params : NULL, net, x, n, training, -1, step, seed,
+                         nthreads);
     if (status != FM_OK) return status;
     *loss = fm_softmax_xent(w->g0, hits, w->act[net->n_layers - 1], y, t, sw, n, net->n_out,
                             1.0f / (float)n);
@@ -438,10 +441,11 @@ static int batch_gradient(workspace *w, float *grads, float *dx, double *loss, i
     return backward(w, grads, dx, params, net, x, n, up, nthreads);
 }
 
-int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
-                const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr, const fm_augment *aug, float *scratch,
-                int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads)
+int fm_nn_train(float *params, float *grads, float *state, float *ema, double *loss_sum,
+                int64_t *n_correct, const fm_net *net, const fm_optim *opt,
+                const fm_nn_data *data, const int64_t *order, const float *lr,
+                const fm_augment *aug, float *scratch, int64_t m, int64_t batch, int64_t step0,
+                float ema_decay, uint64_t seed, int nthreads)
 {
     workspace w;
     int status = ws_new(&w, net, batch < m ? batch : m, 1, scratch);
@@ -488,7 +492,21 @@ int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int
                                 data->t ? NULL : w.y, data->t ? w.t : NULL, w.sw, bs, 1, step,
                                 seed, &up, nthreads);
         if (status != FM_OK) break;
+        if (ema) fm_optim_average(ema, params, net->n_params, ema_decay, nthreads);
         *loss_sum += loss;
+    }
+    ws_free(&w);
+    return status;
+}
+
+int fm_nn_refresh_batchnorm(float *params, const fm_net *net, const float *x, int64_t n,
+                            int64_t batch, int nthreads)
+{
+    workspace w;
+    int status = ws_new(&w, net, batch < n ? batch : n, 0, NULL);
+    for (int64_t start = 0, b = 0; status == FM_OK && start < n; start += batch, b++) {
+        int64_t bs = n - start < batch ? n - start : batch;
+        status = forward(&w, params, params, net, x + start * net->n_in, bs, 1, b, 0, 0, nthreads);
     }
     ws_free(&w);
     return status;
@@ -519,7 +537,7 @@ int fm_nn_predict(float *out, const float *params, const fm_net *net, const floa
     const int64_t k = net->n_out;
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
-        status = forward(&w, params, NULL, net, x + start * net->n_in, bs, 0, 0, 0, nthreads);
+        status = forward(&w, params, NULL, net, x + start * net->n_in, bs, 0, -1, 0, 0, nthreads);
         if (status != FM_OK) break;
         float *o = out + start * k;
         memcpy(o, w.act[net->n_layers - 1], (size_t)(bs * k) * sizeof(float));
@@ -537,7 +555,7 @@ int fm_nn_evaluate(double *loss_sum, int64_t *n_correct, const float *params, co
     int status = ws_new(&w, net, batch < n ? batch : n, 0, NULL);
     for (int64_t start = 0; status == FM_OK && start < n; start += batch) {
         int64_t bs = n - start < batch ? n - start : batch;
-        status = forward(&w, params, NULL, net, data->x + start * net->n_in, bs, 0, 0, 0,
+        status = forward(&w, params, NULL, net, data->x + start * net->n_in, bs, 0, -1, 0, 0,
                          nthreads);
         if (status != FM_OK) break;
         *loss_sum += fm_softmax_xent(w.g0, n_correct, w.act[net->n_layers - 1],

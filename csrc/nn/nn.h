@@ -95,17 +95,27 @@ typedef struct {
  * and backward, and the optimizer's step (learning rate lr[s]): a dense bottom layer's
  * weights inside their gradient's GEMM, piece by piece (their block of grads is then not
  * written unless the batch exceeds one of the GEMM's k blocks), every other parameter in one
- * pass over grads once backward is done. loss_sum and n_correct accumulate each batch's
+ * pass over grads once backward is done; then, when ema is given, ema = ema_decay ema +
+ * (1 - ema_decay) params (fm_optim_average). loss_sum and n_correct accumulate each batch's
  * weighted loss and hits before its step. Results do not depend on nthreads.
- * params, grads: (n_params); state: (n_params * fm_optim_state_per_param): SGD's velocity,
- * or Adam's m then v; order: (m) in
+ * params, grads, ema (or NULL): (n_params); state: (n_params * fm_optim_state_per_param):
+ * SGD's velocity, or Adam's m then v; order: (m) in
  * [0, data->n); lr: (ceil(m / batch)); scratch: NULL (the driver allocates its workspace) or
  * fm_nn_workspace_len(net, batch) floats, 64-byte aligned.
  * Returns FM_OK, FM_ENOMEM or FM_EDIVERGED (a non-finite loss; the step is not taken). */
-int fm_nn_train(float *params, float *grads, float *state, double *loss_sum, int64_t *n_correct,
-                const fm_net *net, const fm_optim *opt, const fm_nn_data *data,
-                const int64_t *order, const float *lr, const fm_augment *aug, float *scratch,
-                int64_t m, int64_t batch, int64_t step0, uint64_t seed, int nthreads);
+int fm_nn_train(float *params, float *grads, float *state, float *ema, double *loss_sum,
+                int64_t *n_correct, const fm_net *net, const fm_optim *opt,
+                const fm_nn_data *data, const int64_t *order, const float *lr,
+                const fm_augment *aug, float *scratch, int64_t m, int64_t batch, int64_t step0,
+                float ema_decay, uint64_t seed, int nthreads);
+
+/* Batch norm's running statistics recomputed for params (after weight averaging: the
+ * average's own statistics are not those of its weights): the rows of x (n, n_in) run
+ * forward in batches of `batch` in training mode with dropout off, and each batch-norm
+ * layer's running mean and (unbiased) variance become the plain average of its batches'
+ * (torch.optim.swa_utils.update_bn's cumulative average). Returns FM_OK or FM_ENOMEM. */
+int fm_nn_refresh_batchnorm(float *params, const fm_net *net, const float *x, int64_t n,
+                            int64_t batch, int nthreads);
 
 /* The largest batch the bindings accept: with per-sample sizes < 2^28, a workspace's sizes
  * stay far from int64 overflow. */

@@ -109,8 +109,10 @@ void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len
     c->update(p, s1, s2, g, len, c);
 }
 
-void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
-                   const fm_optim_coef *c, int nthreads)
+/* span(ctx, j0, j1) on each thread's share of [0, len): elementwise work whose result does
+ * not depend on the split */
+static void over_shares(void (*span)(const void *, int64_t, int64_t), const void *ctx, int64_t len,
+                        int nthreads)
 {
     int nt = fm_parallel_threads_for(len, FM_OPTIM_SERIAL_LEN, nthreads);
     fm_parallel_region region = fm_parallel_fork();
@@ -119,9 +121,41 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
         int64_t j0, j1;
         fm_parallel_arrive(&region);
         fm_parallel_share(&j0, &j1, len);
-        if (j1 > j0)
-            fm_optim_update(p + j0, s1 + j0, s2 ? s2 + j0 : NULL, g + j0, j1 - j0, c);
+        if (j1 > j0) span(ctx, j0, j1);
     }
     fm_parallel_join(&region);
     (void)nt;
+}
+
+typedef struct {
+    float *p, *s1, *s2, *avg;
+    const float *g;
+    const fm_optim_coef *c;
+    float decay;
+} share_args;
+
+static void step_span(const void *ctx, int64_t j0, int64_t j1)
+{
+    const share_args *a = ctx;
+    fm_optim_update(a->p + j0, a->s1 + j0, a->s2 ? a->s2 + j0 : NULL, a->g + j0, j1 - j0, a->c);
+}
+
+void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
+                   const fm_optim_coef *c, int nthreads)
+{
+    share_args a = {.p = p, .s1 = s1, .s2 = s2, .g = g, .c = c};
+    over_shares(step_span, &a, len, nthreads);
+}
+
+static void average_span(const void *ctx, int64_t j0, int64_t j1)
+{
+    const share_args *a = ctx;
+    const float keep = a->decay, take = 1.0f - a->decay;
+    for (int64_t j = j0; j < j1; j++) a->avg[j] = keep * a->avg[j] + take * a->p[j];
+}
+
+void fm_optim_average(float *avg, const float *p, int64_t len, float decay, int nthreads)
+{
+    share_args a = {.p = (float *)p, .avg = avg, .decay = decay}; /* p is only read */
+    over_shares(average_span, &a, len, nthreads);
 }

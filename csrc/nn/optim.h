@@ -51,4 +51,9 @@ void fm_optim_step(float *p, float *s1, float *s2, const float *g, int64_t len,
 void fm_optim_update(float *p, float *s1, float *s2, const float *g, int64_t len,
                      const fm_optim_coef *c);
 
+/* avg = decay avg + (1 - decay) p: one step of an exponential moving average of the
+ * parameters (weight averaging). avg, p: (len); decay in [0, 1). Elementwise, so the result
+ * does not depend on nthreads. */
+void fm_optim_average(float *avg, const float *p, int64_t len, float decay, int nthreads);
+
 #endif

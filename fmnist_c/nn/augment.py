@@ -1,5 +1,5 @@
 """Training-time image augmentation (done in C as each batch is gathered): the argument
-check fit uses, and augment_images to look at it."""
+check fit uses, and augment_images to look at it; shift_images for test-time augmentation."""
 import numpy as np
 
 from .. import _core
@@ -31,4 +31,17 @@ def augment_images(X, shift=0, flip=False, erase=0.0, random_state=None):
         raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
     images = np.asarray(X, np.float32).reshape(*X.shape[:3], -1)
     out = _core.augment_images(images, seed=seed_from(random_state), **args)
+    return out.reshape(X.shape)
+
+
+def shift_images(X, shape, dy, dx):
+    """Rows X (n, C * H * W) of (H, W, C) images, shape (C, H, W), each moved down by dy and
+    right by dx pixels (negative: up, left), zeros where the image moved away."""
+    c, h, w = shape
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"a shift of ({dy}, {dx}) pixels leaves nothing of {h} x {w} images")
+    src = X.reshape(len(X), h, w, c)
+    out = np.zeros_like(src)
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        src[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
     return out.reshape(X.shape)

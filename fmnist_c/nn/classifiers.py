@@ -8,7 +8,7 @@ from .._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
                      check_not_validation_data, check_positive, check_sample_weight, n_threads,
                      seed_from)
 from .._training import hold_out
-from .augment import _augment_args
+from .augment import _augment_args, shift_images
 from .io import _from_json, _load, _save, _to_json
 from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .optimizers import _OPTIMIZER_CLASSES, _OPTIMIZERS, SGD
@@ -64,7 +64,8 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
                                                      weight_decay=alpha)
             opt._c_args()
         return Sequential(layers, loss=self.loss, optimizer=opt, lr_schedule=self.lr_schedule,
-                          init=self.init, random_state=self.random_state, n_jobs=self.n_jobs)
+                          init=self.init, random_state=self.random_state, n_jobs=self.n_jobs,
+                          label_smoothing=self.label_smoothing, ema_momentum=self.ema_momentum)
 
     def _targets(self, codes):
         if self.loss == "categorical_crossentropy":
@@ -107,6 +108,7 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
             X, codes, sw, (Xv, cv) = hold_out(X, codes, sw, self.validation_fraction, rng)
             val = (Xv, self._targets(cv))
         self.model_ = model.build(X.shape[1])
+        self._test_shifts()  # checked before training, not after it
         try:
             model._fit_checked(X, self._targets(codes), sw, val, epochs, batch_size,
                                verbose=self.verbose, augment=augment,
@@ -131,16 +133,31 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         if hasattr(self.model_, "best_epoch_"):
             self.best_epoch_ = self.model_.best_epoch_
 
+    def _test_shifts(self):
+        """The (dy, dx) shifts test-time augmentation averages over (none: [])."""
+        return []
+
+    def _net_forward(self, X, proba):
+        """Probabilities or logits of checked X; with test-time shifts, the mean of the
+        shifted copies' probabilities (their log as logits)."""
+        shifts = self._test_shifts()
+        if not shifts:
+            return self.model_._forward(X, proba=proba)
+        shape = self.model_.input_shape_
+        p = sum(self.model_._forward(shift_images(X, shape, dy, dx), proba=True)
+                for dy, dx in shifts) / np.float32(len(shifts))
+        return p if proba else np.log(p)
+
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
         X = self._check_X(X)
-        return self.model_._forward(X, proba=True)
+        return self._net_forward(X, proba=True)
 
     def decision_function(self, X):
         """Logits (the output layer before softmax), shape (n_samples, n_classes); for two
         classes, as in scikit-learn, the positive class's margin over the other, (n_samples,)."""
         X = self._check_X(X)
-        return self._binary_margin(self.model_._forward(X, proba=False))
+        return self._binary_margin(self._net_forward(X, proba=False))
 
     def evaluate(self, X, y):
         """(mean cross-entropy, accuracy) on (X, y)."""
@@ -233,6 +250,8 @@ class MLPClassifier(_NetClassifier):
     validation_fraction, n_iter_no_change, tol : early-stopping settings, as in
         SGDLogisticRegression and scikit-learn (tol 0: any better epoch counts, as the
         study's checkpoint).
+    label_smoothing, ema_momentum : label smoothing of the training loss and weight
+        averaging (0: off), as Sequential's; ema_momentum needs restore_best_weights=False.
     random_state : None, int, RandomState or Generator; an int gives bit-identical fits on
         any number of threads.
     verbose : 0 silent, 1 a progress bar per epoch.
@@ -249,9 +268,12 @@ class MLPClassifier(_NetClassifier):
                  optimizer="sgd", learning_rate=0.01, momentum=0.9, nesterov=False, alpha=0.0,
                  lr_schedule="constant", batch_size=64, epochs=20, dropout=0.0,
                  init="glorot_uniform", restore_best_weights=True, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=0.0, random_state=None,
-                 verbose=0, n_jobs=None, weight_decay=_UNSET, patience=_UNSET):
+                 validation_fraction=0.1, n_iter_no_change=10, tol=0.0, label_smoothing=0.0,
+                 ema_momentum=0.0, random_state=None, verbose=0, n_jobs=None,
+                 weight_decay=_UNSET, patience=_UNSET):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.label_smoothing = label_smoothing
+        self.ema_momentum = ema_momentum
         self.loss = loss
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -342,8 +364,13 @@ class CNNClassifier(_NetClassifier):
     architecture : "study" or "improved" (used when layers is None).
     loss, optimizer, learning_rate, momentum, nesterov, alpha, lr_schedule, batch_size,
         epochs, init, restore_best_weights, early_stopping, validation_fraction,
-        n_iter_no_change, tol, random_state, verbose, n_jobs, weight_decay, patience : as
-        MLPClassifier.
+        n_iter_no_change, tol, label_smoothing, ema_momentum, random_state, verbose, n_jobs,
+        weight_decay, patience : as MLPClassifier.
+    tta_shift : test-time augmentation: predict_proba (and predict, score) average the
+        probabilities of each image and its four copies shifted by this many pixels up,
+        down, left and right (zero filled), five forward passes; decision_function gives
+        the log of that mean; evaluate and the epochs' validation scores do not use it,
+        nor does ONNX export (it refuses). 0: off.
     augment_shift : random translations by up to this many pixels while training (0: off).
     augment_flip : random left-right mirroring while training.
     augment_erase : probability of random erasing of one rectangle while training.
@@ -366,9 +393,13 @@ class CNNClassifier(_NetClassifier):
                  lr_schedule="constant", batch_size=128, epochs=50, augment_shift=0,
                  augment_flip=False, augment_erase=0.0, init="glorot_uniform",
                  restore_best_weights=True, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=10, tol=0.0, random_state=None, verbose=0, n_jobs=None,
+                 n_iter_no_change=10, tol=0.0, label_smoothing=0.0, ema_momentum=0.0,
+                 tta_shift=0, random_state=None, verbose=0, n_jobs=None,
                  weight_decay=_UNSET, patience=_UNSET):
         self.layers = layers
+        self.label_smoothing = label_smoothing
+        self.ema_momentum = ema_momentum
+        self.tta_shift = tta_shift
         self.architecture = architecture
         self.loss = loss
         self.optimizer = optimizer
@@ -409,3 +440,9 @@ class CNNClassifier(_NetClassifier):
     def _augment(self):
         return {"shift": self.augment_shift, "flip": self.augment_flip,
                 "erase": self.augment_erase}
+
+    def _test_shifts(self):
+        k = check_positive(self.tta_shift, "tta_shift", allow_zero=True)
+        if k and k >= min(self.model_.input_shape_[1:]):
+            raise ValueError(f"tta_shift must be smaller than the image side, got {k}")
+        return [(0, 0), (-k, 0), (k, 0), (0, -k), (0, k)] if k else []

@@ -12,8 +12,8 @@ from .._base import (BaseEstimator, NotFittedError, check_finite_outputs, check_
 from .._training import fit_epochs
 from .augment import _augment_args
 from .io import _load, _save
-from .layers import (_LAYERS, Conv2D, GlobalAveragePooling2D, Layer, MaxPool2D, Residual,
-                     layer_from_config)
+from .layers import (_LAYERS, BatchNorm, Conv2D, GlobalAveragePooling2D, Layer, MaxPool2D,
+                     Residual, layer_from_config)
 from .optimizers import _OPTIMIZER_CLASSES, _optimizer
 
 _LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
@@ -40,6 +40,14 @@ def _settings_row(rate, eps):
     row = [0.0] * len(_FCOLUMN)
     row[_FCOLUMN["rate"]], row[_FCOLUMN["eps"]] = rate, eps
     return row
+
+
+def _fraction(value, name):
+    """A setting in [0, 1)."""
+    value = check_positive(value, name, float, allow_zero=True)
+    if not value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
 
 
 def _spatial_first(layer):
@@ -78,6 +86,15 @@ class Sequential(BaseEstimator):
     random_state : None, int, RandomState or Generator: initial weights, shuffling and
         dropout masks; an int makes training bit-identical, whatever n_jobs.
     n_jobs : threads for the C kernels (None or -1: all cores).
+    label_smoothing : the training loss is the cross-entropy against targets (1 - e) t + e/k
+        (t one-hot or given rows, k classes), as Keras' and torch's label_smoothing; 0: off.
+        The training loss in history_ and gradient() use it; evaluate and val_loss do not.
+    ema_momentum : 0 (off) or m in (0, 1): weight averaging. An exponential moving average
+        of the parameters (avg = m avg + (1 - m) w after every step, from the weights fit
+        starts with) becomes the weights at the end of each fit call, and batch norm's
+        running statistics are then recomputed for them over fit's X (no augmentation,
+        dropout off; torch.optim.swa_utils.update_bn). Epochs are scored (validation_data)
+        on the raw weights, so it does not combine with restore_best_weights.
 
     Like Keras, ``fit`` continues from the current weights; the first call builds the
     network. Attributes after fit: ``params_`` (flat float32), ``history_`` (per-epoch loss,
@@ -90,9 +107,11 @@ class Sequential(BaseEstimator):
 
     def __init__(self, layers, loss="sparse_categorical_crossentropy", optimizer="sgd",
                  lr_schedule="constant", init="glorot_uniform", input_shape=None,
-                 random_state=None, n_jobs=None):
+                 random_state=None, n_jobs=None, label_smoothing=0.0, ema_momentum=0.0):
         self.layers = layers if isinstance(layers, list) else list(layers)  # a list: as given
         self.loss = loss
+        self.label_smoothing = _fraction(label_smoothing, "label_smoothing")
+        self.ema_momentum = _fraction(ema_momentum, "ema_momentum")
         self.optimizer = _optimizer(optimizer)
         self.lr_schedule = lr_schedule
         self.init = init
@@ -298,7 +317,15 @@ class Sequential(BaseEstimator):
             if augment["shift"] >= min(h, w):
                 raise ValueError(f"augment shift must be smaller than the image side, got "
                                  f"{augment['shift']}")
+        if keep_best and self.ema_momentum:
+            raise ValueError("ema_momentum and restore_best_weights do not combine: epochs are "
+                             "scored on the raw weights, the average replaces them at the end")
+        y = self._smoothed(y)
         threads = n_threads(self.n_jobs)
+        ema = None
+        if self.ema_momentum:
+            ema = _aligned_zeros(self.params_.size)
+            ema[...] = self.params_
         # one workspace for every C call of this fit: a fresh one per call would page-fault
         # hundreds of megabytes each time for wide convolutional networks
         size = _core.nn_workspace_size(self.params_, self._program, self._settings, batch_size)
@@ -309,7 +336,8 @@ class Sequential(BaseEstimator):
             return _core.nn_train(self.params_, self.grads_, self.optimizer_state_,
                                   self._program, self._settings, X, y, part, lr, batch_size,
                                   step=self.t_, seed=self._seed, sample_weight=sw,
-                                  nthreads=threads, workspace=workspace, **c_args)
+                                  nthreads=threads, workspace=workspace, ema=ema,
+                                  ema_decay=self.ema_momentum, **c_args)
 
         def rollback(best):
             self.params_[...] = best
@@ -324,6 +352,20 @@ class Sequential(BaseEstimator):
                    weight_sum=None if sw is None else float(sw.sum()),
                    checkpoint=self.params_.copy, rollback=rollback, on_diverge=unbuild,
                    verbose=verbose)
+        if ema is not None:
+            self.params_[...] = ema
+            if any(isinstance(layer, BatchNorm) for layer, _, _, _ in self._built):
+                _core.nn_refresh_batchnorm(self.params_, self._program, self._settings, X,
+                                           batch_size, nthreads=threads)
+
+    def _smoothed(self, y):
+        """Checked labels or target rows as the training loss sees them: target rows
+        (1 - e) t + e / k when label_smoothing e > 0, else y as it is."""
+        e, k = self.label_smoothing, self.n_outputs_
+        if not e:
+            return y
+        t = np.eye(k, dtype=np.float32)[y] if y.ndim == 1 else y
+        return np.ascontiguousarray(t * np.float32(1 - e) + np.float32(e / k), np.float32)
 
     # ---- inference --------------------------------------------------------------------
     def _predict_batch(self):
@@ -364,11 +406,13 @@ class Sequential(BaseEstimator):
         return loss / (X.shape[0] if sw is None else float(sw.sum())), hits / X.shape[0]
 
     def gradient(self, X, y, sample_weight=None, training=False, step=0):
-        """(mean loss, flat parameter gradient, input gradient) of all rows as one batch,
-        without changing the weights (dropout active when `training`, drawn as at `step`)."""
+        """(mean training loss (label_smoothing applied), flat parameter gradient, input
+        gradient) of all rows as one batch, without changing the weights (dropout active
+        when `training`, drawn as at `step`)."""
         X = self._check_X(X)
         y = self._check_targets(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
+        y = self._smoothed(y)
         grads = np.zeros_like(self.params_)
         loss, _, dx = _core.nn_gradient(self.params_, grads, self._program, self._settings, X, y, sw,
                                         training=training, step=step, seed=self._seed,
@@ -382,6 +426,7 @@ class Sequential(BaseEstimator):
                 "optimizer": {"class": type(self.optimizer).__name__,
                               **self.optimizer.get_config()},
                 "lr_schedule": self.lr_schedule, "init": self.init,
+                "label_smoothing": self.label_smoothing, "ema_momentum": self.ema_momentum,
                 "input_shape": None if self.input_shape is None else list(self.input_shape),
                 "random_state": self.random_state if isinstance(self.random_state, int) else None}
 
@@ -394,7 +439,10 @@ class Sequential(BaseEstimator):
         return cls(layers, loss=config["loss"], optimizer=optimizer,
                    lr_schedule=config["lr_schedule"], init=config["init"],
                    input_shape=None if shape is None else tuple(shape),
-                   random_state=config["random_state"])
+                   random_state=config["random_state"],
+                   # older files have neither setting
+                   label_smoothing=config.get("label_smoothing", 0.0),
+                   ema_momentum=config.get("ema_momentum", 0.0))
 
     def _arrays(self):
         if not self.built:
