@@ -304,7 +304,7 @@ def test_bad_input_and_settings(small_images):
     with pytest.raises(NotFittedError):
         CNNClassifier().predict(X[:2])
     with pytest.raises(ValueError, match="architecture"):
-        CNNClassifier(architecture="resnet").fit(X[:10], y[:10])
+        CNNClassifier(architecture="vgg").fit(X[:10], y[:10])
     with pytest.raises(ValueError, match="shift"):
         CNNClassifier(layers=TINY, augment_shift=28).fit(X[:10], y[:10])
     with pytest.raises(ValueError, match="erase"):

@@ -187,3 +187,15 @@ def test_the_binding_checks_residual_rows(column, value):
     bad[row, _core.NN_COLUMNS[column]] = value
     with pytest.raises(ValueError, match=f"invalid network program at layer {row}"):
         _core.nn_predict(m.params_, bad, m._settings, X)
+
+
+def test_resnet_architecture(small_images):
+    """CNNClassifier(architecture="resnet"): resnet_cnn's blocks (projections 32 -> 64 and
+    64 -> 128 with stride 2), 364,938 parameters for 10 classes; it trains and predicts."""
+    X, y, Xv, _ = small_images
+    m = CNNClassifier(architecture="resnet", epochs=1, batch_size=32, random_state=0)
+    m.fit(X[:64], y[:64])
+    assert m.count_params() == 364_938
+    joins = [layer for layer, _, _ in m.model_.summary() if type(layer).__name__ == "_Join"]
+    assert [layer.source for layer in joins] == [(32, 14, 14), (64, 14, 14), (64, 14, 14)]
+    assert m.predict_proba(Xv[:5]).shape == (5, 10)

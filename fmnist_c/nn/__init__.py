@@ -13,7 +13,7 @@ io (save/load). Every name is importable from fmnist_c.nn as before the split.
 """
 from .augment import augment_images
 from .classifiers import (CNN_PRESETS, PRESETS, CNNClassifier, MLPClassifier, improved_cnn,
-                          study_cnn)
+                          resnet_cnn, study_cnn)
 from .io import load_model
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                      GlobalAveragePooling2D, Layer, MaxPool2D, ReLU, Residual)
@@ -24,5 +24,5 @@ __all__ = [
     "Adam", "AdamW", "augment_images", "AvgPool2D", "BatchNorm", "CNN_PRESETS",
     "CNNClassifier", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
     "improved_cnn", "Layer", "learning_rates", "load_model", "MaxPool2D", "MLPClassifier",
-    "PRESETS", "ReLU", "Residual", "Sequential", "SGD", "study_cnn",
+    "PRESETS", "ReLU", "Residual", "resnet_cnn", "Sequential", "SGD", "study_cnn",
 ]
