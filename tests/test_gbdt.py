@@ -135,6 +135,8 @@ def test_ctrl_c_keeps_the_finished_rounds(tmp_path):
 
 
 @pytest.mark.full_data
+@pytest.mark.xfail(strict=True, reason="known defect, open in issue 16: CI on 2026-12-06 scored "
+                   "0.8039 on the study split (10-round bench runs: 0.8594); not yet explained")
 def test_study_split_accuracy_close_to_lightgbm(full_split):
     """60 rounds of 31 leaves, learning rate 0.2, on the study split; LightGBM with the same
     settings and rounds, when installed: within 0.005 of each other."""

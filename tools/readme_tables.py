@@ -16,9 +16,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 LEDGER = os.path.join(ROOT, "results", "ledger.jsonl")
-sys.path.insert(0, ROOT)
+if __name__ == "__main__":  # run as a script: the source tree's fmnist_c (imported by
+    sys.path.insert(0, ROOT)  # tests, it must not put the tree, which may lack _core, on their path)
 
-from fmnist_c import ledger, report, study  # noqa: E402  (the source tree's, after the path)
+from fmnist_c import ledger, report, study  # noqa: E402
 
 # the README's main table: the study's models, then ours, in this order
 MAIN_MODELS = ("lr", "rf", "rf100", "mlp", "mlp-onehot", "mlp-improved", "cnn", "cnn-improved")
