@@ -193,8 +193,8 @@ def test_save_load_and_pickle(pixels, tmp_path):
 def test_ctrl_c_stops_a_fit(tmp_path):
     script = (
         "import numpy as np, fmnist_c\n"
-        "X = np.random.default_rng(0).random((6000, 300), np.float32)\n"
-        "y = np.arange(6000) % 10\n"
+        "X = np.random.default_rng(0).random((20000, 300), np.float32)\n"
+        "y = np.arange(20000) % 10\n"
         "m = fmnist_c.SVC(C=100, gamma=0.5, n_jobs=2)\n"
         "print('ready', flush=True)\n"
         "try:\n"
