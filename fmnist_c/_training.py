@@ -4,6 +4,7 @@ validation split of early stopping, and the epoch loop (shuffle; chunks of minib
 C call; validation scores; best-epoch checkpoint; early stopping; progress bar). The C
 calls themselves stay with each estimator, handed in as functions."""
 import math
+import threading
 import time
 
 import numpy as np
@@ -12,6 +13,44 @@ from ._base import progress, record_epoch
 
 SCHEDULES = ("constant", "invscaling", "cosine", "step", "onecycle")
 CHUNK_SECONDS = 0.15  # wall time of one adaptive C call: the longest Ctrl-C and the bar wait
+
+
+_POLL_SECONDS = 0.05  # how often the waiting main thread wakes for Ctrl-C and the bar
+
+
+def run_in_worker(work, control, bar, name, on_wake=None):
+    """work() (a long kernel call that stops when control[0] is set and counts what it has
+    done in control[1]) on a worker thread, so that Ctrl-C reaches the calling thread,
+    which waits, moves `bar` to control[1] and calls on_wake() each time it wakes. On any
+    exception, the caller's (Ctrl-C) or the worker's: the kernel is told to stop, waited
+    for, and the exception raised here. Returns what work() returned; closes `bar`."""
+    out = {}
+
+    def target():
+        try:
+            out["result"] = work()
+        except BaseException as e:  # handed to the caller's thread
+            out["error"] = e
+
+    worker = threading.Thread(target=target, name=name, daemon=True)
+    shown = 0
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(_POLL_SECONDS)
+            bar.update(int(control[1]) - shown)
+            shown = int(control[1])
+            if on_wake is not None:
+                on_wake()
+        if "error" in out:
+            raise out["error"]
+    except BaseException:
+        control[0] = 1
+        worker.join()
+        raise
+    finally:
+        bar.close()
+    return out["result"]
 
 
 def learning_rates(schedule, learning_rate, first_step, n_steps, total_steps, *,

@@ -1,7 +1,6 @@
 """GradientBoostingClassifier: multiclass gradient-boosted trees grown in C (one tree per
 class a round, leaf-wise, on gradient/hessian histograms of the byte bins), with early
 stopping on a validation set, staged predictions and save/load."""
-import threading
 import warnings
 
 import numpy as np
@@ -10,9 +9,8 @@ from . import _core
 from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, class_weights,
                     n_threads, not_fitted, progress, record_epoch, seed_from)
-from ._training import hold_out
+from ._training import hold_out, run_in_worker
 
-_POLL_SECONDS = 0.05  # how often the waiting main thread wakes for Ctrl-C and the bar
 _KERNEL = "auto"      # the split scan's SIMD ("portable" or "avx512": the same trees)
 _UNLIMITED = 2**30
 _FIELDS = ("left", "right", "feature", "threshold", "value", "gain", "count", "hess")
@@ -234,42 +232,31 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
 
         def work():
             best, stale = np.inf, 0
-            try:
-                for r in range(self.n_estimators):
-                    trees = _core.boost_round(state, score, seed, r, **params, nthreads=threads,
-                                              control=control, kernel=_KERNEL)
-                    rounds.append(trees)
-                    scores = None
-                    if val is not None:
-                        val_raw[...] += self._raw([trees], val[0], np.zeros(k), threads)[0]
-                        scores = (_log_loss(val_raw, val[1]),
-                                  float(np.mean(val_raw.argmax(axis=1) == val[1])))
-                    out["postfix"] = record_epoch(history, _log_loss(score, codes),
-                                                  float(np.mean(score.argmax(axis=1) == codes)),
-                                                  scores)
-                    control[1] = r + 1
-                    if scores is not None:
-                        best, stale = (scores[0], 0) if scores[0] < best else (best, stale + 1)
-                        if self.n_iter_no_change is not None and stale >= self.n_iter_no_change:
-                            break
-            except BaseException as e:  # handed to the caller's thread
-                out["error"] = e
+            for r in range(self.n_estimators):
+                trees = _core.boost_round(state, score, seed, r, **params, nthreads=threads,
+                                          control=control, kernel=_KERNEL)
+                rounds.append(trees)
+                scores = None
+                if val is not None:
+                    val_raw[...] += self._raw([trees], val[0], np.zeros(k), threads)[0]
+                    scores = (_log_loss(val_raw, val[1]),
+                              float(np.mean(val_raw.argmax(axis=1) == val[1])))
+                out["postfix"] = record_epoch(history, _log_loss(score, codes),
+                                              float(np.mean(score.argmax(axis=1) == codes)),
+                                              scores)
+                control[1] = r + 1
+                if scores is not None:
+                    best, stale = (scores[0], 0) if scores[0] < best else (best, stale + 1)
+                    if self.n_iter_no_change is not None and stale >= self.n_iter_no_change:
+                        break
 
-        worker = threading.Thread(target=work, name="fmnist_c-boost", daemon=True)
-        shown = 0
+        def show_postfix():
+            if "postfix" in out:
+                bar.set_postfix(out.pop("postfix"))
+
         try:
-            worker.start()
-            while worker.is_alive():
-                worker.join(_POLL_SECONDS)
-                bar.update(int(control[1]) - shown)
-                shown = int(control[1])
-                if "postfix" in out:
-                    bar.set_postfix(out.pop("postfix"))
-            if "error" in out:
-                raise out["error"]
-        except BaseException as e:  # Ctrl-C included: stop the kernel
-            control[0] = 1
-            worker.join()
+            run_in_worker(work, control, bar, "fmnist_c-boost", on_wake=show_postfix)
+        except BaseException as e:  # Ctrl-C included: the kernel is stopped
             if isinstance(e, KeyboardInterrupt) and rounds:  # keep the rounds done
                 self._keep(rounds[:int(control[1])], history, val is not None, early=False)
                 warnings.warn(f"fit interrupted: the model keeps its {self.n_estimators_} "
@@ -277,8 +264,6 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
             else:
                 self._clear()
             raise
-        finally:
-            bar.close()
         self._keep(rounds, history, val is not None, early=self.n_iter_no_change is not None)
 
     def _keep(self, rounds, history, validated, early):

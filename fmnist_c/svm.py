@@ -1,8 +1,6 @@
 """SVC: kernel support vector classification solved in C (csrc/svm/): the problem
 scikit-learn's SVC (libsvm) solves, one-vs-one over class pairs, with the same fitted
 attributes."""
-import threading
-
 import numpy as np
 
 from . import _core
@@ -10,14 +8,13 @@ from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_
                     check_labels, check_not_validation_data, check_positive, check_sample_weight,
                     class_weights, n_threads, not_fitted, progress, seed_from)
 from ._svm_proba import couple, fit_sigmoids
+from ._training import run_in_worker
 from .nn.io import _load, _save
 
 _KERNELS = ("linear", "poly", "rbf")
 # what save writes besides classes and gamma (the public binary model is derived from these)
 _SAVED = ("support_", "support_vectors_", "n_support_", "_dual_coef_", "_intercept_", "n_iter_",
           "objective_", "kernel_rows_")
-# how often the waiting main thread wakes for Ctrl-C and the progress bar
-_POLL_SECONDS = 0.05
 _FITTED = ("classes_", "n_features_in_", "support_", "support_vectors_", "n_support_",
            "dual_coef_", "intercept_", "n_iter_", "fit_status_", "_gamma", "probA_", "probB_",
            "objective_", "kernel_rows_", "_intercept_", "_dual_coef_")
@@ -190,36 +187,13 @@ class SVC(ClassifierMixin, BaseEstimator):
         Ctrl-C raises the kernel's stop flag (a pair stops within 1,000 iterations)."""
         k = len(count)
         control = np.zeros(2, np.int64)  # [stop, pairs done]
-        out = {}
         threads = n_threads(self.n_jobs)  # read here: a caller's threadpool_limits binds here
-
-        def work():
-            try:
-                out["fit"] = _core.svm_fit(
-                    Xg, count, bound, *self._kernel_args(), float(self.tol),
-                    int(float(self.cache_size) * (1 << 20)), int(self.max_iter),
-                    bool(self.shrinking), nthreads=threads, control=control)
-            except BaseException as e:  # handed to the caller's thread
-                out["error"] = e
-
-        worker = threading.Thread(target=work, name="fmnist_c-svm", daemon=True)
         bar = progress(k * (k - 1) // 2, self.verbose, "SVC", unit="pair")
-        shown = 0
-        try:
-            worker.start()
-            while worker.is_alive():
-                worker.join(_POLL_SECONDS)
-                bar.update(int(control[1]) - shown)
-                shown = int(control[1])
-        except BaseException:
-            control[0] = 1
-            worker.join()
-            raise
-        finally:
-            bar.close()
-        if "error" in out:
-            raise out["error"]
-        return out["fit"]
+        return run_in_worker(
+            lambda: _core.svm_fit(Xg, count, bound, *self._kernel_args(), float(self.tol),
+                                  int(float(self.cache_size) * (1 << 20)), int(self.max_iter),
+                                  bool(self.shrinking), nthreads=threads, control=control),
+            control, bar, "fmnist_c-svm")
 
     @staticmethod
     def _model_from(coef, count, order, X):

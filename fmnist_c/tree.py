@@ -1,7 +1,6 @@
 """DecisionTreeClassifier: CART grown in C on binned features, and the machinery it shares
 with RandomForestClassifier (binning, growing trees, prediction cut at any depth)."""
 import math
-import threading
 
 import numpy as np
 
@@ -9,6 +8,7 @@ from . import _core
 from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, class_weights,
                     n_threads, not_fitted, progress, seed_from)
+from ._training import run_in_worker
 
 _CRITERIA = _core.CRITERIA  # csrc/trees/tree.h: enum fm_criterion
 # Nodes of at most this many samples sort their codes (insertion sort up to 32, counting
@@ -22,7 +22,6 @@ _SMALL_NODE = 256
 _KERNEL = "auto"  # the lane scan's SIMD ("portable" or "avx2": the same trees; tests pin each)
 _UNLIMITED = 2**62
 # how often the waiting main thread wakes for Ctrl-C and the progress bar
-_POLL_SECONDS = 0.05
 _FITTED = ("classes_", "n_classes_", "n_features_in_", "_nodes", "_offsets", "_max_depths",
            "oob_score_", "oob_decision_function_", "validation_score_")
 _FIELDS = ("left", "right", "feature", "threshold", "value", "impurity", "n_node_samples",
@@ -164,33 +163,14 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
         args = (bins, np.ascontiguousarray(bins.T), edges, n_edges, codes, sw, len(self.classes_),
                 0, n_trees, seed, n_draw)
         control = np.zeros(2, np.int64)  # [stop, trees done]
-        out = {}
-
-        def work():
-            try:
-                out["arrays"] = _core.forest_fit(*args, nthreads=threads, control=control, **params)
-            except BaseException as e:  # handed to the caller's thread
-                out["error"] = e
-
-        worker = threading.Thread(target=work, name="fmnist_c-fit", daemon=True)
         bar = progress(n_trees, getattr(self, "verbose", 0), type(self).__name__, unit="tree")
-        shown = 0
-        try:
-            worker.start()
-            while worker.is_alive():
-                worker.join(_POLL_SECONDS)
-                bar.update(int(control[1]) - shown)
-                shown = int(control[1])
-            if "error" in out:
-                raise out["error"]
-        except BaseException:  # Ctrl-C included: stop the kernel, leave a clean estimator
-            control[0] = 1
-            worker.join()
+        try:  # Ctrl-C included: the kernel is stopped; leave a clean estimator
+            sizes, max_depths, *arrays = run_in_worker(  # fresh arrays from the kernel: no copies
+                lambda: _core.forest_fit(*args, nthreads=threads, control=control, **params),
+                control, bar, "fmnist_c-fit")
+        except BaseException:
             self._clear()
             raise
-        finally:
-            bar.close()
-        sizes, max_depths, *arrays = out["arrays"]  # fresh arrays from the kernel: no copies
         nodes = dict(zip(_FIELDS, arrays))
         for a in nodes.values():
             a.flags.writeable = False
