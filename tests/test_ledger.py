@@ -73,6 +73,7 @@ def test_verify_fails_on_a_row_that_differs(sample_ledger, tmp_path, capsys):
     assert cli.main(["verify", "--ledger", path, "--sample"]) == 1
     # made on other SIMD kernels: reported, but equality is not required
     rows[0]["kernels"] = {"gemm": "some-other-cpu"}
+    rows[0]["predictions_md5"] = "1" * 32  # other kernels, other predictions
     rows[0]["date"] = "9999-01-01T00:00:00+00:00"  # the newer row of the same run
     ledger.append(rows[0], path)
     assert cli.main(["verify", "--ledger", path, "--sample"]) == 0
@@ -91,6 +92,18 @@ def test_latest_keeps_the_newest_row_of_each_run():
     rows = [row(0, "2026-01-02", 0.1), row(1, "2026-01-01", 0.2), row(0, "2026-01-01", 0.3),
             row(0, "2026-01-03", 0.4)]
     assert [(r["seed"], r["test_accuracy"]) for r in ledger.latest(rows)] == [(0, 0.4), (1, 0.2)]
+
+
+def test_a_rerun_with_the_same_predictions_confirms_the_row_it_repeats():
+    def row(date, md5, fit):
+        return {"model": "lr", "protocol": "study", "data": "full", "seed": 0, "overrides": {},
+                "date": date, "predictions_md5": md5, "fit_seconds": fit}
+    first, again, changed = row("2026-01-01", "a", 1.0), row("2026-01-02", "a", 9.0), row("2026-01-03", "b", 2.0)
+    back = row("2026-01-04", "a", 3.0)
+    assert ledger.latest([first, again]) == [first]  # the re-run's times do not replace it
+    assert ledger.latest([again, first]) == [first]  # whatever the file order
+    assert ledger.latest([first, again, changed]) == [changed]  # a different fit does
+    assert ledger.latest([back, first, changed, again]) == [back]  # and back to the first fit
 
 
 def test_append_is_atomic(tmp_path, monkeypatch):
