@@ -25,6 +25,7 @@ from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .nn import CNNClassifier, MLPClassifier, Sequential
 from .nn.layers import _Join
+from .study import StudyForest
 from .svm import SVC
 from .tree import DecisionTreeClassifier
 
@@ -178,15 +179,23 @@ def _linear(model, g, x):
     return g.op("Softmax", logits, axis=1)
 
 
-def _tree_nodes(model):
+def _tree_nodes(model, max_depth=None):
     """A flat forest's nodes as the ai.onnx.ml tree ensembles list them: (the nodes_*
-    attributes, tree ids, tree-local node ids, leaf mask)."""
+    attributes, tree ids, tree-local node ids, leaf mask). With max_depth, every tree is
+    cut there as predict_proba(X, max_depth) cuts it: a node at that depth (root 0) is a
+    leaf with the class fractions it holds; the nodes below it are never reached."""
     nodes, offsets = model._nodes, model._offsets
     sizes = np.diff(offsets)
     tree_ids = np.repeat(np.arange(len(offsets) - 1), sizes)
     node_ids = np.arange(offsets[-1]) - np.repeat(offsets[:-1], sizes)
     left, right = nodes["left"], nodes["right"]
     leaf = left < 0
+    if max_depth is not None:
+        depth = np.zeros(len(left), np.int64)
+        base = np.repeat(offsets[:-1], sizes)
+        for i in np.flatnonzero(~leaf):  # preorder: a parent comes before its children
+            depth[base[i] + left[i]] = depth[base[i] + right[i]] = depth[i] + 1
+        leaf = leaf | (depth >= max_depth)
     attrs = dict(
         nodes_treeids=tree_ids.tolist(), nodes_nodeids=node_ids.tolist(),
         nodes_featureids=np.where(leaf, 0, nodes["feature"]).tolist(),
@@ -197,7 +206,7 @@ def _tree_nodes(model):
     return attrs, tree_ids, node_ids, leaf
 
 
-def _trees(model, g, x):
+def _trees(model, g, x, max_depth=None):
     """ai.onnx.ml TreeEnsembleClassifier: the mean over trees of the class fractions of
     the leaf reached. Our split sends x left when x[feature] <= threshold, both float32:
     BRANCH_LEQ on the same float32 threshold is the same test bit for bit (onnxruntime
@@ -207,7 +216,7 @@ def _trees(model, g, x):
     classes stays a tie that ArgMax breaks as ours does (weights of 1/n_trees, inexact in
     float32, broke 4 of 14,000 such ties the other way for a 100-tree forest). Only the
     non-zero fractions are listed: a pure leaf carries one."""
-    attrs, tree_ids, node_ids, leaf = _tree_nodes(model)
+    attrs, tree_ids, node_ids, leaf = _tree_nodes(model, max_depth)
     n_trees, k = len(model._offsets) - 1, len(model.classes_)
     weights = model._nodes["value"].astype(np.float32)
     keep = leaf[:, None] & ((weights != 0) | (k == 2))  # onnxruntime's binary case wants both
@@ -218,6 +227,11 @@ def _trees(model, g, x):
         class_ids=cls.tolist(), class_weights=weights[at, cls].tolist(),
         classlabels_int64s=list(range(k)), post_transform="NONE")[::-1]
     return votes if n_trees == 1 else g.op("Div", votes, g.const(np.float32(n_trees), "n_trees"))
+
+
+def _study_forest(model, g, x):
+    """The study's forest: its trees cut at the depth it chose on the validation set."""
+    return _trees(model.forest_, g, x, model.best_depth_)
 
 
 def _boosted(model, g, x):
@@ -328,6 +342,7 @@ _EXPORTERS = {
     SGDLogisticRegression: _linear,
     DecisionTreeClassifier: _trees,
     RandomForestClassifier: _trees,
+    StudyForest: _study_forest,
     GradientBoostingClassifier: _boosted,
     SVC: _svc,
     MLPClassifier: _net_classifier,

@@ -12,6 +12,7 @@ from fmnist_c import (CNNClassifier, DecisionTreeClassifier, GradientBoostingCla
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression, cli)
 from fmnist_c.nn import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                          GlobalAveragePooling2D, MaxPool2D, ReLU, Sequential)
+from fmnist_c.study import StudyForest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -210,6 +211,17 @@ def test_cli_exports_and_predicts_with_the_onnx_file(sample, tmp_path, capsys):
         cli.main(["export", str(tmp_path / "0.png"), str(tmp_path / "x.onnx")])
     with pytest.raises(SystemExit):
         cli.main(["predict", str(tmp_path / "0.png.onnx"), images[0]])
+
+
+def test_study_forest_exports_its_trees_cut_at_the_chosen_depth(sample):
+    X, y, X_test = sample
+    model = StudyForest(n_estimators=5, depths=(4, 8, 12), random_state=0).fit(
+        X[:1500], y[:1500], validation_data=(X[1500:], y[1500:]))
+    uncut = model.forest_.predict_proba(X_test)
+    for depth in (1, 3, 6, model.best_depth_):  # the chosen depth and other cuts
+        model.best_depth_ = depth
+        assert not np.allclose(model.predict_proba(X_test), uncut)  # the cut changes it
+        assert_same(model, X_test, 1e-5)
 
 
 @pytest.mark.full_data
