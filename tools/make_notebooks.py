@@ -691,50 +691,6 @@ print(f"{titles[best]}: {single * 1e3:.2f} ms for one image alone, {batch * 1e6:
                "fixed costs of a call (Python, checks, waking threads) among its images; for "
                "a network this size the arithmetic per image dominates, so batching saves "
                "little, while for the small models above it is most of the cost."),
-        ("md", "## Deployed as ONNX\n\nProduction systems move models as ONNX files and run "
-               "them with onnxruntime, not with the package that trained them. Every model "
-               "above exports (`model.to_onnx(path)`, or `fmnist-c export MODEL.npz "
-               "MODEL.onnx`); onnxruntime must then give the same classes and, within float "
-               "rounding, the same probabilities on all 14,000 test images. Latency side by "
-               "side, on the same 2 cores: one image alone (the median of 200 calls) and a "
-               "batch of 1,000, in µs per image."),
-        ("code", '''\
-try:
-    import onnx, onnxruntime
-    from fmnist_c.onnx_export import load_onnx
-except ImportError:
-    onnxruntime = None
-    print("onnx and onnxruntime are not installed (pip install 'fmnist_c[onnx]'): no ONNX comparison")
-
-def latency(predict, X):
-    """(µs for one image alone: the median of 200 calls, µs per image in a batch of 1,000)"""
-    one, batch = X[:1], X[:1000]
-    predict(one), predict(batch)  # warm up
-    alone = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        predict(one)
-        alone.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    predict(batch)
-    return float(np.median(alone)) * 1e6, (time.perf_counter() - t0) / len(batch) * 1e6
-
-if onnxruntime is not None:
-    print(f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}")
-    print(f"{'model':36s} {'same class':>10s} {'max |Δp|':>9s} {'ours 1':>8s} {'ort 1':>8s} {'ours 1k':>8s} {'ort 1k':>8s}  (µs/image)")
-    for key in keys:
-        path = os.path.join(out, key + ".onnx")
-        models[key].to_onnx(path)
-        deployed = load_onnx(path)
-        same = np.mean(deployed.predict(X_test) == preds[key])
-        diff = np.abs(deployed.predict_proba(X_test) - models[key].predict_proba(X_test)).max()
-        ours1, ours1k = latency(models[key].predict, X_test)
-        ort1, ort1k = latency(deployed.predict, X_test)
-        print(f"{titles[key]:36s} {same:10.4%} {diff:9.1e} {ours1:8.0f} {ort1:8.0f} {ours1k:8.1f} {ort1k:8.1f}")'''),
-        ("md", "The exported files answer as the models do: the same class for every test "
-               "image, probabilities equal to float rounding. Which runtime is faster depends "
-               "on the model and the batch: the table above is this run's measurement on this "
-               "machine, printed, not claimed."),
     ]
 
 
