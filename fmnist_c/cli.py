@@ -2,6 +2,7 @@
 re-run the ledger's rows to check them, classify images with a saved model, export a
 saved model to ONNX, or print this build's configuration."""
 import argparse
+import os
 import shlex
 import sys
 
@@ -63,6 +64,17 @@ def main(argv=None):
                      help="the results ledger each fit is appended to (default: "
                           "OUT/ledger.jsonl, so results/ledger.jsonl: the repository's)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="fit in N local processes at once (default 1: one after another)")
+    rep.add_argument("--dask", default=os.environ.get("FMNIST_C_DASK"), metavar="ADDRESS",
+                     help="fit on the dask.distributed scheduler at ADDRESS (tcp://host:8786; "
+                          "default: $FMNIST_C_DASK); needs pip install 'fmnist_c[dask]'")
+    rep.add_argument("--threads", type=int, default=None,
+                     help="OpenMP threads per fit (default: 1 on Dask, so a worker with k "
+                          "threads runs k fits; the cores shared among --jobs locally)")
+    rep.add_argument("--resume", action="store_true",
+                     help="skip the fits the ledger holds a row of made by this same code "
+                          "(git commit) on the same data: finish an interrupted sweep")
     pred = sub.add_parser("predict", help="classify PNG/JPEG images with a saved model",
                           description="Each image is turned into a 28x28 Fashion-MNIST image "
                                       "(grayscale, background trimmed, longest side fitted "
@@ -148,15 +160,21 @@ def main(argv=None):
         return 0
     from .study import DEFAULT_MODELS, reproduce
     models = args.models or list(DEFAULT_MODELS)
+    ledger_path = args.ledger or args.out + "/ledger.jsonl"
     try:
         reproduce(models=models, seeds=args.seeds, sample=args.sample, out=args.out,
                   verbose=0 if args.quiet else 1, protocol=args.protocol,
-                  ledger_path=args.ledger,
+                  ledger_path=ledger_path, jobs=args.jobs, dask=args.dask or None,
+                  threads=args.threads, resume=args.resume,
                   command=shlex.join(["fmnist-c"] + list(sys.argv[1:] if argv is None else argv)))
-    except ValueError as e:
+    except (ValueError, ImportError, ConnectionError) as e:
         parser.error(str(e))
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: the fits that ended are in {ledger_path}; the same command with "
+              "--resume runs the rest.", file=sys.stderr)
+        return 130
     print(f"\nWrote {args.out}/results.json, confusion matrices and the report; appended "
-          f"each fit to {args.ledger or args.out + '/ledger.jsonl'}.")
+          f"each fit to {ledger_path}.")
     return 0
 
 

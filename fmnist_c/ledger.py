@@ -12,6 +12,8 @@ writes it with ``append``:
     ledger.append(row)                                           # results/ledger.jsonl
 
 or, for a model fitted elsewhere, ``ledger.record(key, model, X_test, y_test, ...)``.
+``study.fit_tasks`` runs many such fits at once (local processes or Dask: fmnist_c.sweep)
+and appends their rows as they end.
 
 Appends are atomic: under an exclusive ``flock`` on ``<ledger>.lock`` the ledger is
 copied to a temporary file in the same folder, the new line added, the copy fsync'ed and

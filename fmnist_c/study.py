@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ledger, metrics
+from . import ledger, metrics, sweep
 from ._base import BaseEstimator, ClassifierMixin
 from .data import StudySplit, find_data, load_fashion_mnist, load_sample, official_split, study_split
 
@@ -231,7 +231,14 @@ PROTOCOLS = ("study", "official", "official-all")
 
 
 def load_split(protocol="study", sample=False, log=print):
-    """(split, source, description): the data of `load_data` split by `protocol`.
+    """(split, source, description): the data of `load_data` split by `protocol` (see
+    split_data)."""
+    return split_data(protocol, *load_data(sample, log))
+
+
+def split_data(protocol, X, y, source):
+    """(split, source, description): the images `X`, labels `y` of `load_data` ("full" or
+    "sample" `source`) split by `protocol`.
 
     "study": the study's split of all images (train_test_split(test_size=0.2, seed 0),
     then (test_size=0.1, seed 0) on the rest): 50,400 / 5,600 / 14,000 on the full data.
@@ -248,7 +255,6 @@ def load_split(protocol="study", sample=False, log=print):
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    X, y, source = load_data(sample, log)
     if protocol == "study":
         split = study_split(X, y)
         how = "study split: train_test_split(0.2, seed 0), then (0.1, seed 0) on the rest"
@@ -336,18 +342,36 @@ def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", ove
     return model, pred, row
 
 
+def fit_task(key, protocol, seed, verbose, command, X, y, source):
+    """One fit of a sweep, wherever it runs (here, a local process, a Dask worker): the
+    registry's model `key` with `seed` on `protocol`'s split of (X, y) (`source` "full" or
+    "sample"); returns (ledger row, test predictions, training history or None)."""
+    split = split_data(protocol, X, y, source)[0]
+    model, pred, row = run_model(key, split, seed, verbose, protocol=protocol, data=source,
+                                 command=command)
+    return row, pred, getattr(model, "history_", None) or None
+
+
 def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbose=1, log=print,
-              protocol="study", ledger_path=None, command=None):
+              protocol="study", ledger_path=None, command=None, jobs=1, dask=None,
+              threads=None, resume=False):
     """Run the study's models over `seeds` (a count n: seeds 0..n-1, or a list) on the
-    `protocol` split (see load_split; "both": see protocol_plan, each protocol in its own
+    `protocol` split (see split_data; "both": see protocol_plan, each protocol in its own
     subfolder of `out`); append a row per fit to the ledger (`ledger_path`, by default
-    `out`/ledger.jsonl); write results.json, a confusion matrix PNG per model,
-    training curves (history_<model>.png) for the models trained by epochs, and
+    `out`/ledger.jsonl), here, as each fit ends; write results.json, a confusion matrix PNG
+    per model, training curves (history_<model>.png) for the models trained by epochs, and
     comparison.png (ours vs the study) into `out`, then the ledger's report
     (fmnist_c.report: results.md, frontier PNGs, results.html; results.md then covers
     every row of the ledger); return the results dict (with "both",
     a dict of them by protocol). `command` is what the rows say made them (default: this
-    process's command line)."""
+    process's command line).
+
+    The (model, protocol, seed) fits run one after another here, or in `jobs` local
+    processes, or on the Dask scheduler at `dask` (fmnist_c.sweep; `threads`: OpenMP
+    threads per fit); the rows do not depend on where. `resume`: the fits of which the
+    ledger holds a row made by this code (same git commit and version) on the same data
+    are not run again; their rows are taken (confusion matrices and training curves then
+    come from the last seed fitted in this run)."""
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
@@ -360,16 +384,86 @@ def reproduce(models=DEFAULT_MODELS, seeds=1, sample=False, out="results", verbo
             raise ValueError(f"protocol 'official-all' has no validation set, and these models "
                              f"choose on one: {', '.join(choosy)}; use protocol 'official'")
     ledger_path = ledger_path or os.path.join(out, "ledger.jsonl")
-    results = {p: _reproduce_protocol(ms, seeds, sample, out if len(plan) == 1 else
-                                      os.path.join(out, p), verbose, log, p, ledger_path, command)
+    X, y, source = load_data(sample, log)
+    tasks = [(key, p, seed) for p, ms in plan for key in ms for seed in seeds]
+    runs, last = fit_tasks(tasks, X, y, source, ledger_path, verbose=verbose, log=log,
+                           command=command, jobs=jobs, dask=dask, threads=threads,
+                           resume=resume)
+    results = {p: _summarise(p, ms, seeds, runs, last, split_data(p, X, y, source),
+                             out if len(plan) == 1 else os.path.join(out, p), ledger_path, log)
                for p, ms in plan}
     from .report import write_report
-    write_report(ledger_path, out, data=next(iter(results.values()))["data"], log=log)
+    write_report(ledger_path, out, data=source, log=log)
     return results[protocol] if len(plan) == 1 else results
 
 
-def _reproduce_protocol(models, seeds, sample, out, verbose, log, protocol, ledger_path, command):
-    split, source, description = load_split(protocol, sample, log)
+def fit_tasks(tasks, X, y, source, ledger_path, *, verbose=0, log=print, command=None, jobs=1,
+              dask=None, threads=None, resume=False):
+    """Fit every (model, protocol, seed) of `tasks` on (X, y) of `load_data` (see
+    fit_task), here, in `jobs` local processes or on the Dask scheduler at `dask`
+    (fmnist_c.sweep), appending each row to the ledger at `ledger_path` as its fit ends;
+    with `resume`, the tasks the ledger holds a row of made by this code are not fitted
+    (see reproduce). Returns ({task: row}, {(model, protocol): (seed, test predictions,
+    training history)} of each one's last seed fitted here)."""
+    command = command or ledger.command_line()
+    old = ledger.select(ledger.read(ledger_path), data=source)
+    runs = _resumable(old, tasks) if resume else {}
+    todo = [t for t in tasks if t not in runs]
+    if jobs != 1 or dask is not None:
+        todo = _longest_first(todo, old)
+    where = (f"on the Dask scheduler {dask}" if dask is not None else
+             f"in {jobs} processes" if jobs != 1 else "here")
+    log(f"{len(todo)} fits to run {where}" +
+        (f"; {len(runs)} taken from {ledger_path} (--resume)" if resume else ""))
+    last = {}
+    t0 = time.perf_counter()
+    work = [(key, p, seed, verbose if jobs == 1 and dask is None else 0, command)
+            for key, p, seed in todo]
+    for n, (i, (row, pred, history)) in enumerate(
+            sweep.run(fit_task, work, (X, y, source), jobs=jobs, dask=dask, threads=threads), 1):
+        ledger.append(row, ledger_path)
+        key, p, seed = todo[i]
+        runs[todo[i]] = row
+        if seed >= last.get((key, p), (-1,))[0]:
+            last[(key, p)] = (seed, pred, history)
+        log(f"[{key}] {p} split, seed {seed}: test {row['test_accuracy']:.4f}, fit "
+            f"{row['fit_seconds']:.1f} s ({n}/{len(todo)})")
+    if todo:
+        longest = max(runs[t]["fit_seconds"] for t in todo)
+        log(f"{len(todo)} fits in {time.perf_counter() - t0:.1f} s {where}; the longest fit "
+            f"{longest:.1f} s")
+    return runs, last
+
+
+def _resumable(rows, tasks):
+    """{(model, protocol, seed): row} of `tasks` that `rows` hold a row of made by this
+    code: the same git commit (so the same fit, bit for bit) and version, no overrides."""
+    here = ledger.environment()
+    wanted = set(tasks)
+    found = {}
+    for row in ledger.latest(rows):
+        task = (row["model"], row["protocol"], row["seed"])
+        if (task in wanted and not row["overrides"] and row["git_commit"] is not None
+                and row["git_commit"] == here["git_commit"]
+                and row["fmnist_c"] == here["fmnist_c"]):
+            found[task] = row
+    return found
+
+
+def _longest_first(tasks, rows):
+    """`tasks` by their expected fit time, longest first (the ledger's median fit seconds of
+    the same model and protocol; never-run ones first), so that the last fit to start is a
+    short one."""
+    seconds = {}
+    for row in rows:
+        seconds.setdefault((row["model"], row["protocol"]), []).append(row["fit_seconds"])
+    return sorted(tasks, key=lambda t: -float(np.median(seconds.get(t[:2], [np.inf]))))
+
+
+def _summarise(protocol, models, seeds, runs, last, split, out, ledger_path, log):
+    """results.json, the confusion matrices, training curves and comparison plot of one
+    protocol's rows (`runs`), in `out`; returns the results dict."""
+    split, source, description = split
     study = study_results()
     os.makedirs(out, exist_ok=True)
     from . import __version__
@@ -385,38 +479,38 @@ def _reproduce_protocol(models, seeds, sample, out, verbose, log, protocol, ledg
     }
     for key in models:
         spec = MODELS[key]
-        runs, last = [], None
-        for i, seed in enumerate(seeds):
-            log(f"[{key}] {spec.title}: {protocol} split, seed {seed} ({i + 1}/{len(seeds)})")
-            model, pred, row = run_model(key, split, seed, verbose, protocol=protocol, data=source,
-                                         command=command)
-            ledger.append(row, ledger_path)
-            runs.append(row)
-            last = pred
-        acc = np.array([r["test_accuracy"] for r in runs])
-        cm = metrics.confusion_matrix(split.y_test, last, labels=np.arange(10))
+        rows = [runs[(key, protocol, seed)] for seed in seeds]
+        acc = np.array([r["test_accuracy"] for r in rows])
         entry = {
-            "title": spec.title, "note": spec.note, "params": runs[-1]["params"],
+            "title": spec.title, "note": spec.note, "params": rows[-1]["params"],
             "test_accuracy_mean": float(acc.mean()),
             "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-            "test_accuracy_ci95_last_seed": runs[-1]["test_ci95"],
-            "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in runs])),
+            "test_accuracy_ci95_last_seed": rows[-1]["test_ci95"],
+            "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in rows])),
             "study_test_accuracy": study.get(spec.study_key, {}).get("published_test_accuracy"),
-            "confusion_matrix_last_seed": cm.tolist(),
-            "top_confusions": metrics.describe_confusions(cm, 5).splitlines(),
-            "runs": runs,
+            "runs": rows,
         }
-        sweep = runs[-1].get("extra", {}).get("depth_sweep")
-        if sweep:
-            entry["depth_sweep_last_seed"] = sweep
-            log(f"[{key}] depth chosen on validation: {sweep['val_chosen_depth']} -> test "
-                f"{sweep['val_chosen_test_accuracy']:.4f}; chosen on test (leak): "
-                f"{sweep['test_chosen_depth']} -> {sweep['test_chosen_test_accuracy']:.4f}")
+        depths = rows[-1].get("extra", {}).get("depth_sweep")
+        if depths:
+            entry["depth_sweep_last_seed"] = depths
+            log(f"[{key}] depth chosen on validation: {depths['val_chosen_depth']} -> test "
+                f"{depths['val_chosen_test_accuracy']:.4f}; chosen on test (leak): "
+                f"{depths['test_chosen_depth']} -> {depths['test_chosen_test_accuracy']:.4f}")
         results["models"][key] = entry
-        _plot_cm(cm, f"{spec.title}: test accuracy {acc[-1]:.4f} ({source} data)",
-                 os.path.join(out, f"confusion_{key}.png"))
-        if getattr(model, "history_", None):
-            _plot_history(model, f"{spec.title} (last seed)", os.path.join(out, f"history_{key}.png"))
+        if (key, protocol) in last:
+            seed, pred, history = last[(key, protocol)]
+            cm = metrics.confusion_matrix(split.y_test, pred, labels=np.arange(10))
+            entry["confusion_matrix_seed"] = seed
+            entry["confusion_matrix_last_seed"] = cm.tolist()
+            entry["top_confusions"] = metrics.describe_confusions(cm, 5).splitlines()
+            accuracy = runs[(key, protocol, seed)]["test_accuracy"]
+            _plot_cm(cm, f"{spec.title}: test accuracy {accuracy:.4f} ({source} data, seed {seed})",
+                     os.path.join(out, f"confusion_{key}.png"))
+            if history:
+                _plot_history(history, f"{spec.title} (seed {seed})",
+                              os.path.join(out, f"history_{key}.png"))
+        else:
+            log(f"[{key}] every seed taken from the ledger: no predictions for a confusion matrix")
         theirs = entry["study_test_accuracy"]
         log(f"[{key}] test accuracy {entry['test_accuracy_mean']:.4f} "
             f"(study: {'-' if theirs is None else f'{theirs:.4f}'}), "
@@ -511,9 +605,9 @@ def _plot_cm(cm, title, path):
     _save(fig, path)
 
 
-def _plot_history(model, title, path):
+def _plot_history(history, title, path):
     from .plot import plot_history
-    fig = plot_history(model)
+    fig = plot_history(history)
     fig.suptitle(title)
     _save(fig, path)
 
