@@ -10,7 +10,7 @@ from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
 
 _METRICS = _core.knn_metrics()  # csrc/neighbors/knn.h: enum fm_knn_metric
 _WEIGHTS = ("uniform", "distance")
-_KERNEL = "auto"  # the distance kernels' SIMD ("portable", "avx2", "avx512"; tests pin each)
+_KERNEL = "auto"  # the distance kernels' SIMD ("portable", "avx2", "avx512", "amx"; tests pin each)
 
 
 def _exact_input(X):

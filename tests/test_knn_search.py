@@ -7,7 +7,7 @@ import pytest
 from fmnist_c import _core, load_sample
 
 METRICS = _core.knn_metrics()
-KERNELS = ["portable", "avx2", "avx512"]
+KERNELS = ["portable", "avx2", "avx512", "amx"]
 
 
 def brute_force(q, x, k, metric):
@@ -133,3 +133,30 @@ def test_inputs_are_left_unchanged_and_bad_arguments_raise():
     with pytest.raises(ValueError, match="NaN"):
         _core.knn_search(q.astype(np.float32), bad, 3)
     assert _core.knn_kernel() in KERNELS
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_u8_dot_blocks_equal_numpy(kernel):
+    """neighbors/u8dot.h, the search's dot-product tiles offered to other families: exact
+    int32 a @ b.T, block edges not multiples of any tile, the largest bytes included."""
+    rng = np.random.default_rng(3)
+    for m, n, d in ((1, 1, 1), (37, 101, 129), (70, 65, 784)):
+        a = rng.integers(0, 256, (m, d)).astype(np.uint8)
+        b = rng.integers(0, 256, (n, d)).astype(np.uint8)
+        a[0] = b[-1] = 255
+        try:
+            got = _core.u8_dots(a, b, kernel=kernel)
+        except ValueError as e:
+            if "not available on this CPU" in str(e):
+                pytest.skip(f"{kernel} kernel not available on this CPU")
+            raise
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, a.astype(np.int64) @ b.T.astype(np.int64))
+
+
+def test_u8_dots_refuses_bad_arguments():
+    a = np.zeros((3, 5), np.uint8)
+    with pytest.raises(ValueError, match="same number of columns"):
+        _core.u8_dots(a, np.zeros((3, 6), np.uint8))
+    with pytest.raises(ValueError, match="kernel must be"):
+        _core.u8_dots(a, a, kernel="naive")

@@ -5,10 +5,27 @@
 #include "bind/bind.h"
 #include "core/gemm.h"
 #include "neighbors/knn.h"
+#include "neighbors/u8dot.h"
 
 /* Queries a call takes at most, and the multiply-adds a call aims at (~0.3 s here). */
 #define FM_KNN_QUERY_BLOCK 16384
 #define FM_KNN_CALL_WORK ((int64_t)1 << 35)
+
+/* "amx" (neighbors/ only) or the shared names; -1 with ValueError set */
+static int parse_knn_kernel(const char *kname, enum fm_kernel *kernel)
+{
+    int naive = 0;
+    if (strcmp(kname, "amx") == 0) {
+        *kernel = FM_KERNEL_AMX;
+        return 0;
+    }
+    if (fm_bind_parse_kernel(kname, &naive, kernel) < 0) return -1;
+    if (naive) {
+        PyErr_SetString(PyExc_ValueError, "kernel must be 'auto', 'portable', 'avx2', 'avx512' or 'amx'");
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *py_knn_search(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -17,17 +34,13 @@ static PyObject *py_knn_search(PyObject *self, PyObject *args, PyObject *kw)
     PyObject *qo, *xo, *result = NULL;
     PyArrayObject *q = NULL, *x = NULL, *key = NULL, *idx = NULL;
     long long k;
-    int metric = FM_KNN_EUCLIDEAN, nthreads = 0, naive, status = FM_OK;
+    int metric = FM_KNN_EUCLIDEAN, nthreads = 0, status = FM_OK;
     const char *kname = "auto";
     enum fm_kernel kernel = FM_KERNEL_AUTO;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOL|isi", kwlist, &qo, &xo, &k, &metric, &kname,
                                      &nthreads))
         return NULL;
-    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
-    if (naive) {
-        PyErr_SetString(PyExc_ValueError, "knn_search: kernel must be 'auto', 'portable', 'avx2' or 'avx512'");
-        return NULL;
-    }
+    if (parse_knn_kernel(kname, &kernel) < 0) return NULL;
     if (metric != FM_KNN_EUCLIDEAN && metric != FM_KNN_MANHATTAN && metric != FM_KNN_COSINE) {
         PyErr_Format(PyExc_ValueError, "knn_search: unknown metric code %d", metric);
         return NULL;
@@ -92,6 +105,45 @@ static PyObject *py_knn_metrics(PyObject *self, PyObject *noargs)
                          "cosine", FM_KNN_COSINE);
 }
 
+static PyObject *py_u8_dots(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"a", "b", "kernel", NULL};
+    PyObject *ao, *bo, *result = NULL;
+    PyArrayObject *a = NULL, *b = NULL, *out = NULL;
+    const char *kname = "auto";
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    void *bp = NULL;
+    int status = FM_OK;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|s", kwlist, &ao, &bo, &kname)) return NULL;
+    if (parse_knn_kernel(kname, &kernel) < 0) return NULL;
+    if (!(a = fm_bind_as_array(ao, NPY_UINT8, 2, "a")) || !(b = fm_bind_as_array(bo, NPY_UINT8, 2, "b")))
+        goto fail;
+    int64_t m = PyArray_DIM(a, 0), n = PyArray_DIM(b, 0), d = PyArray_DIM(a, 1);
+    if (PyArray_DIM(b, 1) != d || d < 1 || d > (1 << 15)) {
+        PyErr_Format(PyExc_ValueError, "a and b must have the same number of columns (1 to %d), "
+                     "got %lld and %lld", 1 << 15, (long long)d, (long long)PyArray_DIM(b, 1));
+        goto fail;
+    }
+    int64_t size = fm_u8dot_packed_size(n, d, kernel);
+    if (size == 0) { fm_bind_raise_kernel(FM_EINVAL, kname); goto fail; }
+    npy_intp dims[2] = {m, n};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_INT32, 0))) goto fail;
+    if (!(bp = fm_alloc((size_t)size))) { PyErr_NoMemory(); goto fail; }
+    Py_BEGIN_ALLOW_THREADS
+    status = fm_u8dot_pack(bp, PyArray_DATA(b), n, d, kernel);
+    if (status == FM_OK)
+        status = fm_u8dot_block(PyArray_DATA(out), n, PyArray_DATA(a), bp, m, n, d, kernel);
+    Py_END_ALLOW_THREADS
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    fm_free(bp);
+    Py_XDECREF(a); Py_XDECREF(b); Py_XDECREF(out);
+    return result;
+}
+
 static PyObject *py_knn_kernel(PyObject *self, PyObject *noargs)
 {
     (void)self; (void)noargs;
@@ -104,7 +156,11 @@ PyMethodDef fm_bind_neighbors_methods[] = {
      "indices (nq, k) int64) of the k nearest rows of x to each row of q, ascending by "
      "(distance, index); exact. uint8 when q and x both are, else float32. metric: a "
      "code from knn_metrics()."},
+    {"u8_dots", (PyCFunction)(void (*)(void))py_u8_dots, METH_VARARGS | METH_KEYWORDS,
+     "u8_dots(a, b, kernel='auto'): (m, n) int32, a @ b.T exactly for uint8 a (m, d) and "
+     "b (n, d) (neighbors/u8dot.h, one thread; for tests and callers of that C API)."},
     {"knn_metrics", py_knn_metrics, METH_NOARGS, "The metric codes knn_search takes, by name."},
     {"knn_kernel", py_knn_kernel, METH_NOARGS,
-     "Name of the uint8 distance kernel picked for this CPU ('avx512' means AVX-512 VNNI)."},
+     "Name of the uint8 distance kernel picked for this CPU ('amx' means AMX-INT8 tiles for "
+     "the dot products, 'avx512' AVX-512 VNNI)."},
     {NULL, NULL, 0, NULL}};

@@ -16,8 +16,10 @@ enum fm_status {
 };
 
 /* Which SIMD family a kernel runs (GEMM micro-kernels, the tree's lane scan);
- * FM_KERNEL_AUTO picks the best the CPU supports. */
-enum fm_kernel { FM_KERNEL_AUTO = 0, FM_KERNEL_PORTABLE = 1, FM_KERNEL_AVX2 = 2, FM_KERNEL_AVX512 = 3 };
+ * FM_KERNEL_AUTO picks the best the CPU supports. FM_KERNEL_AMX (Intel AMX tiles) is for
+ * neighbors/' uint8 dot products only: the shared kernel parser of bind/ does not offer it. */
+enum fm_kernel { FM_KERNEL_AUTO = 0, FM_KERNEL_PORTABLE = 1, FM_KERNEL_AVX2 = 2, FM_KERNEL_AVX512 = 3,
+                 FM_KERNEL_AMX = 4 };
 
 /* 64-byte aligned memory (one AVX-512 register, one cache line); free with fm_free. */
 static inline void *fm_alloc(size_t bytes)

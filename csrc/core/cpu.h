@@ -7,7 +7,9 @@ enum fm_cpu_feature {
     FM_CPU_AVX2,       /* AVX2 and FMA */
     FM_CPU_AVX512,     /* AVX-512 F and FMA */
     FM_CPU_AVX512BW,   /* AVX-512 F and BW (byte and word lanes) */
-    FM_CPU_AVX512VNNI  /* AVX-512 F, BW and VNNI (8-bit dot products, vpdpbusd) */
+    FM_CPU_AVX512VNNI, /* AVX-512 F, BW and VNNI (8-bit dot products, vpdpbusd) */
+    FM_CPU_AMXINT8     /* AMX tiles with 8-bit dot products (tdpbuud), and the OS lets this
+                        * process use the tile registers (Linux: asked once, arch_prctl) */
 };
 
 /* 1 when the CPU (and the compiler's x86 target) has the feature, else 0; always 0 off x86. */

@@ -208,6 +208,7 @@ const char *fm_gemm_kernel_name(enum fm_kernel kernel)
     case FM_KERNEL_PORTABLE: return "portable";
     case FM_KERNEL_AVX2: return "avx2";
     case FM_KERNEL_AVX512: return "avx512";
+    case FM_KERNEL_AMX: return "amx";
     }
     return "unknown";
 }

@@ -65,7 +65,7 @@ static int metric_ok(enum fm_knn_metric m)
 static void scan_int(double *key, int64_t *idx, int64_t k, const int32_t *row, int64_t nt,
                      int64_t j0)
 {
-    int64_t lim = isinf(key[k - 1]) ? INT32_MAX : (int64_t)key[k - 1];
+    int32_t lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
     int64_t j = 0;
     for (; j + 16 <= nt; j += 16) {
         int hit = 0;
@@ -74,22 +74,30 @@ static void scan_int(double *key, int64_t *idx, int64_t k, const int32_t *row, i
         for (int t = 0; t < 16; t++)
             if (row[j + t] < lim) {
                 push(key, idx, k, row[j + t], j0 + j + t);
-                lim = isinf(key[k - 1]) ? INT32_MAX : (int64_t)key[k - 1];
+                lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
             }
     }
     for (; j < nt; j++)
         if (row[j] < lim) {
             push(key, idx, k, row[j], j0 + j);
-            lim = isinf(key[k - 1]) ? INT32_MAX : (int64_t)key[k - 1];
+            lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
         }
 }
 
-/* row: squared distances as in scan_int, turned into cosine keys */
+/* row: (nt,) one query's exact dot products, made squared distances |q|^2 + |x|^2 - 2 q.x
+ * in place (exact: each term fits 32 bits, the result does, and unsigned sums wrap) */
+static void dots_to_squares(int32_t *row, int64_t nt, int32_t qsq, const int32_t *xsq)
+{
+    for (int64_t j = 0; j < nt; j++)
+        row[j] = (int32_t)((uint32_t)qsq + (uint32_t)xsq[j] - 2u * (uint32_t)row[j]);
+}
+
+/* row: (nt,) one query's exact dot products, turned into cosine keys */
 static void scan_cosine_int(double *key, int64_t *idx, int64_t k, const int32_t *row,
                             int64_t nt, int64_t j0, int32_t qsq, const int32_t *xsq)
 {
     for (int64_t j = 0; j < nt; j++) {
-        double v = cosine_key(0.5 * ((double)qsq + xsq[j] - row[j]), qsq, xsq[j]);
+        double v = cosine_key(row[j], qsq, xsq[j]);
         if (v < key[k - 1]) push(key, idx, k, v, j0 + j);
     }
 }
@@ -110,29 +118,28 @@ static void u8_tile(const struct u8_job *jb, int64_t q0, void *qb, int32_t *qsq,
 {
     const struct fm_knn_u8_impl *im = jb->im;
     const int64_t qn = jb->nq - q0 < QT ? jb->nq - q0 : QT, dp = jb->dp, d = jb->d;
-    const int64_t rows = round_up(qn, FM_KNN_MR), step = dp * im->elem;
+    const int64_t rows = round_up(qn, im->mr), step = dp * im->elem;
     im->pack_q(qb, jb->q + q0 * d, qn, rows, d, dp);
-    for (int64_t r = 0; r < rows; r++) {
-        int32_t s = 0;
-        for (int64_t c = 0; r < qn && c < d; c++) s += jb->q[(q0 + r) * d + c] * jb->q[(q0 + r) * d + c];
-        qsq[r] = s;
-    }
+    if (im->begin) im->begin();
+    fm_knn_row_sums(qsq, NULL, jb->q + q0 * d, qn, d);
     for (int64_t j0 = 0; j0 < jb->nx; j0 += NT) {
         int64_t nt = jb->nx - j0 < NT ? jb->nx - j0 : NT, ntp = round_up(nt, im->width);
-        for (int64_t r = 0; r < rows; r += FM_KNN_MR)
+        for (int64_t r = 0; r < rows; r += im->mr)
             for (int64_t j = 0; j < ntp; j += im->width)
                 im->tile(dt + r * NT + j, NT, (const char *)qb + r * step,
-                         jb->xp + (j0 + j) * step, dp, qsq + r, jb->xsq + j0 + j,
-                         jb->xsum + j0 + j);
+                         jb->xp + (j0 + j) * step, dp, jb->xsum + j0 + j);
         for (int64_t r = 0; r < qn; r++) {
             double *key = jb->key + (q0 + r) * jb->k;
             int64_t *idx = jb->idx + (q0 + r) * jb->k;
-            if (jb->metric == FM_KNN_COSINE)
+            if (jb->metric == FM_KNN_COSINE) {
                 scan_cosine_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0, qsq[r], jb->xsq + j0);
-            else
-                scan_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0);
+                continue;
+            }
+            if (jb->metric == FM_KNN_EUCLIDEAN) dots_to_squares(dt + r * NT, nt, qsq[r], jb->xsq + j0);
+            scan_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0);
         }
     }
+    if (im->end) im->end();
 }
 
 int fm_knn_search_u8(double *key, int64_t *idx, const uint8_t *q, const uint8_t *x,
@@ -144,7 +151,7 @@ int fm_knn_search_u8(double *key, int64_t *idx, const uint8_t *q, const uint8_t 
     const struct fm_knn_u8_impl *im = fm_knn_u8_impl(kernel, metric);
     if (im == NULL) return FM_EINVAL;
     if (nq == 0 || nx == 0) return FM_OK;
-    const int64_t dp = round_up(d, 8), nxp = round_up(nx, SLAB);
+    const int64_t dp = round_up(d, im->kalign), nxp = round_up(nx, SLAB);
     uint8_t *xp = fm_alloc((size_t)(nxp * dp * im->elem));
     int32_t *xsq = fm_alloc((size_t)nxp * 2 * sizeof(int32_t));
     if (xp == NULL || xsq == NULL) {
@@ -164,16 +171,8 @@ int fm_knn_search_u8(double *key, int64_t *idx, const uint8_t *q, const uint8_t 
         for (int64_t s = 0; s < n_slabs; s++) {
             int64_t j0 = s * SLAB, n = nx - j0 < SLAB ? nx - j0 : SLAB;
             im->pack_x(xp + j0 * dp * im->elem, jb.x + j0 * d, n, d, dp);
-            for (int64_t j = j0; j < j0 + SLAB; j++) {
-                int32_t s2 = 0, s1 = 0;
-                for (int64_t c = 0; j < nx && c < d; c++) {
-                    int32_t v = jb.x[j * d + c];
-                    s2 += v * v;
-                    s1 += v;
-                }
-                xsq[j] = s2;
-                xsum[j] = s1;
-            }
+            fm_knn_row_sums(xsq + j0, xsum + j0, jb.x + j0 * d, n, d);
+            for (int64_t j = j0 + n; j < j0 + SLAB; j++) xsq[j] = xsum[j] = 0;
         }
         void *qb = fm_alloc((size_t)(QT * dp * im->elem));
         int32_t *qsq = fm_alloc(QT * sizeof(int32_t)), *dt = fm_alloc(QT * NT * sizeof(int32_t));
@@ -297,6 +296,7 @@ int fm_knn_search_f32(double *key, int64_t *idx, const float *q, const float *x,
                       enum fm_knn_metric metric, enum fm_kernel kernel, int nthreads)
 {
     if (nq < 0 || x0 < 0 || nx < 0 || d < 1 || k < 1 || !metric_ok(metric)) return FM_EINVAL;
+    if (kernel == FM_KERNEL_AMX) kernel = FM_KERNEL_AUTO; /* no float tiles: the GEMM's best */
     if ((kernel == FM_KERNEL_AVX512 && !fm_cpu_has(FM_CPU_AVX512)) ||
         (kernel == FM_KERNEL_AVX2 && !fm_cpu_has(FM_CPU_AVX2)))
         return FM_EINVAL;

@@ -1,7 +1,8 @@
 /* knn.h: exact k-nearest-neighbour search, blocked (query tile x training tile) with a
  * running top-k list per query; the whole distance matrix is never held.
  *
- * uint8 rows get exact integer distances (AVX-512 VNNI and VPSADBW, AVX2, portable);
+ * uint8 rows get exact integer distances (AMX-INT8 tiles, AVX-512 VNNI and VPSADBW, AVX2,
+ * portable);
  * float32 rows go through the packed SGEMM and every candidate near the k-th distance is
  * re-ranked in float64. Ties: the smaller training index first, so results do not depend
  * on the thread count or on how the caller splits the training set into chunks. */
@@ -26,8 +27,9 @@ void fm_knn_init(double *key, int64_t *idx, int64_t n, int64_t k);
  * q: (nq, d) row-major; x: (x0 + nx, d) row-major (the whole training set; row indices are
  * global). Extra memory: the chunk packed (nx * d bytes, twice that for AVX2 Euclidean)
  * and about 0.5 MB a thread.
- * kernel: FM_KERNEL_AVX512 needs AVX-512 VNNI (uint8) or AVX-512F (float32, the GEMM's),
- * FM_KERNEL_AVX2 needs AVX2 with FMA. Threads: OpenMP over query tiles, at most nthreads
+ * kernel: FM_KERNEL_AMX needs AMX-INT8 (uint8 dot products; float32 rows take the GEMM's
+ * best kernel), FM_KERNEL_AVX512 needs AVX-512 VNNI (uint8) or AVX-512F (float32, the
+ * GEMM's), FM_KERNEL_AVX2 needs AVX2 with FMA. Threads: OpenMP over query tiles, at most nthreads
  * (<= 0: the OpenMP default); the lists are identical for any count.
  * Returns FM_OK, FM_EINVAL (bad sizes or a kernel the CPU lacks) or FM_ENOMEM. */
 int fm_knn_search_u8(double *key, int64_t *idx, const uint8_t *q, const uint8_t *x,

@@ -1,6 +1,6 @@
-/* knn_tile.c: exact uint8 distance tiles (FM_KNN_MR queries x a few dozen training rows)
- * for knn.c: AVX-512 VNNI dot products and VPSADBW sums of absolute differences, AVX2's
- * VPMADDWD and VPSADBW, and a portable twin of each. Integers throughout: 784 * 255^2 <
+/* knn_tile.c: exact uint8 tiles (a few queries x a few dozen training rows) for knn.c: dot
+ * products in AMX tiles (TDPBUUD), AVX-512 VNNI (VPDPBUSD) and AVX2 (VPMADDWD); sums of
+ * absolute differences by VPSADBW in AVX-512 and AVX2; and a portable twin of each. Integers throughout: 784 * 255^2 <
  * 2^31, so every distance is exact. Not the search: tiling, threads and top-k are knn.c's. */
 #include "neighbors/knn_tile.h"
 
@@ -63,25 +63,23 @@ static void pack_x_portable(void *dst, const uint8_t *x, int64_t n, int64_t d, i
     pack_panels_u8(dst, x, n, d, dp, 1, dp, PORTABLE_WIDTH);
 }
 
-static void tile_euclid_portable(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                                 int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                                 const int32_t *xsum)
+static void tile_dot_portable(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
+                              int64_t dp, const int32_t *xsum)
 {
-    (void)qsq; (void)xsq; (void)xsum;
+    (void)xsum;
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < PORTABLE_WIDTH; j++) {
             const uint8_t *a = (const uint8_t *)qp + r * dp, *b = (const uint8_t *)xp + j * dp;
             int32_t s = 0;
-            for (int64_t c = 0; c < dp; c++) s += (a[c] - b[c]) * (a[c] - b[c]);
+            for (int64_t c = 0; c < dp; c++) s += a[c] * b[c];
             dt[r * ldd + j] = s;
         }
 }
 
 static void tile_manhattan_portable(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                                    int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                                    const int32_t *xsum)
+                                    int64_t dp, const int32_t *xsum)
 {
-    (void)qsq; (void)xsq; (void)xsum;
+    (void)xsum;
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < PORTABLE_WIDTH; j++) {
             const uint8_t *a = (const uint8_t *)qp + r * dp, *b = (const uint8_t *)xp + j * dp;
@@ -91,10 +89,10 @@ static void tile_manhattan_portable(int32_t *dt, int64_t ldd, const void *qp, co
         }
 }
 
-static const struct fm_knn_u8_impl euclid_portable = {PORTABLE_WIDTH, 1, pack_x_portable,
-                                                      pack_q_plain, tile_euclid_portable};
-static const struct fm_knn_u8_impl manhattan_portable = {PORTABLE_WIDTH, 1, pack_x_portable,
-                                                         pack_q_plain, tile_manhattan_portable};
+static const struct fm_knn_u8_impl euclid_portable = {MR, PORTABLE_WIDTH, 1, 8, pack_x_portable,
+                                                      pack_q_plain, tile_dot_portable, NULL, NULL};
+static const struct fm_knn_u8_impl manhattan_portable = {MR, PORTABLE_WIDTH, 1, 8, pack_x_portable,
+                                                         pack_q_plain, tile_manhattan_portable, NULL, NULL};
 
 #ifdef FM_KNN_X86
 static int32_t load4(const uint8_t *p)
@@ -111,9 +109,9 @@ static int64_t load8(const uint8_t *p)
     return v;
 }
 
-/* ---- AVX-512 VNNI Euclidean: 6 queries x 64 rows (4 panels of 16) ----
+/* ---- AVX-512 VNNI dot products: 6 queries x 64 rows (4 panels of 16) ----
  * vpdpbusd multiplies unsigned by signed bytes, so the queries go in as q - 128:
- * x.q = x.(q - 128) + 128 sum(x), and |q - x|^2 = |q|^2 + |x|^2 - 256 sum(x) - 2 x.(q - 128). */
+ * x.q = x.(q - 128) + 128 sum(x). */
 static void pack_x_vnni(void *dst, const uint8_t *x, int64_t n, int64_t d, int64_t dp)
 {
     pack_panels_u8(dst, x, n, d, dp, 16, 4, 64);
@@ -125,9 +123,8 @@ static void pack_q_vnni(void *dst, const uint8_t *q, int64_t n, int64_t rows, in
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void tile_euclid_vnni(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                             int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                             const int32_t *xsum)
+static void tile_dot_vnni(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
+                          int64_t dp, const int32_t *xsum)
 {
     const uint8_t *q = qp, *x = xp;
     const int64_t ps = 16 * dp; /* bytes a panel */
@@ -147,13 +144,9 @@ static void tile_euclid_vnni(int32_t *dt, int64_t ldd, const void *qp, const voi
         }
     }
     for (int p = 0; p < 4; p++) {
-        __m512i adj = _mm512_sub_epi32(_mm512_loadu_si512(xsq + 16 * p),
-                                       _mm512_slli_epi32(_mm512_loadu_si512(xsum + 16 * p), 8));
-        for (int r = 0; r < MR; r++) {
-            __m512i dist = _mm512_sub_epi32(_mm512_add_epi32(_mm512_set1_epi32(qsq[r]), adj),
-                                            _mm512_slli_epi32(acc[r][p], 1));
-            _mm512_storeu_si512(dt + r * ldd + 16 * p, dist);
-        }
+        __m512i adj = _mm512_slli_epi32(_mm512_loadu_si512(xsum + 16 * p), 7);
+        for (int r = 0; r < MR; r++)
+            _mm512_storeu_si512(dt + r * ldd + 16 * p, _mm512_add_epi32(acc[r][p], adj));
     }
 }
 
@@ -166,10 +159,9 @@ static void pack_x_sad512(void *dst, const uint8_t *x, int64_t n, int64_t d, int
 
 __attribute__((target("avx512f,avx512bw")))
 static void tile_manhattan_avx512(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                                  int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                                  const int32_t *xsum)
+                                  int64_t dp, const int32_t *xsum)
 {
-    (void)qsq; (void)xsq; (void)xsum;
+    (void)xsum;
     const uint8_t *q = qp, *x = xp;
     const int64_t ps = 8 * dp;
     __m512i acc[MR][4];
@@ -192,7 +184,7 @@ static void tile_manhattan_avx512(int32_t *dt, int64_t ldd, const void *qp, cons
             _mm256_storeu_si256((__m256i *)(dt + r * ldd + 8 * p), _mm512_cvtepi64_epi32(acc[r][p]));
 }
 
-/* ---- AVX2 Euclidean: 6 queries x 16 rows (2 panels of 8) in int16, vpmaddwd summing
+/* ---- AVX2 dot products: 6 queries x 16 rows (2 panels of 8) in int16, vpmaddwd summing
  * pairs of products into int32 (exact: 2 * 255^2 < 2^31) ---- */
 static void pack_x_avx2(void *dst, const uint8_t *x, int64_t n, int64_t d, int64_t dp)
 {
@@ -208,9 +200,8 @@ static void pack_q_avx2(void *dst, const uint8_t *q, int64_t n, int64_t rows, in
 }
 
 __attribute__((target("avx2")))
-static void tile_euclid_avx2(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                             int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                             const int32_t *xsum)
+static void tile_dot_avx2(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
+                          int64_t dp, const int32_t *xsum)
 {
     (void)xsum;
     const int16_t *q = qp, *x = xp;
@@ -228,14 +219,9 @@ static void tile_euclid_avx2(int32_t *dt, int64_t ldd, const void *qp, const voi
             acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(b1, a));
         }
     }
-    for (int p = 0; p < 2; p++) {
-        __m256i xs = _mm256_loadu_si256((const __m256i *)(xsq + 8 * p));
-        for (int r = 0; r < MR; r++) {
-            __m256i dist = _mm256_sub_epi32(_mm256_add_epi32(_mm256_set1_epi32(qsq[r]), xs),
-                                            _mm256_slli_epi32(acc[r][p], 1));
-            _mm256_storeu_si256((__m256i *)(dt + r * ldd + 8 * p), dist);
-        }
-    }
+    for (int r = 0; r < MR; r++)
+        for (int p = 0; p < 2; p++)
+            _mm256_storeu_si256((__m256i *)(dt + r * ldd + 8 * p), acc[r][p]);
 }
 
 /* ---- AVX2 Manhattan: 6 queries x 8 rows (2 panels of 4) ---- */
@@ -246,10 +232,9 @@ static void pack_x_sad256(void *dst, const uint8_t *x, int64_t n, int64_t d, int
 
 __attribute__((target("avx2")))
 static void tile_manhattan_avx2(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
-                                int64_t dp, const int32_t *qsq, const int32_t *xsq,
-                                const int32_t *xsum)
+                                int64_t dp, const int32_t *xsum)
 {
-    (void)qsq; (void)xsq; (void)xsum;
+    (void)xsum;
     const uint8_t *q = qp, *x = xp;
     const int64_t ps = 4 * dp;
     __m256i acc[MR][2];
@@ -270,16 +255,92 @@ static void tile_manhattan_avx2(int32_t *dt, int64_t ldd, const void *qp, const 
                              _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(acc[r][p], even)));
 }
 
-static const struct fm_knn_u8_impl euclid_vnni = {64, 1, pack_x_vnni, pack_q_vnni, tile_euclid_vnni};
-static const struct fm_knn_u8_impl manhattan_avx512 = {32, 1, pack_x_sad512, pack_q_plain,
-                                                       tile_manhattan_avx512};
-static const struct fm_knn_u8_impl euclid_avx2 = {16, 2, pack_x_avx2, pack_q_avx2, tile_euclid_avx2};
-static const struct fm_knn_u8_impl manhattan_avx2 = {8, 1, pack_x_sad256, pack_q_plain,
-                                                     tile_manhattan_avx2};
+/* ---- AMX dot products: 32 queries x 32 rows, four 16 x 16 int32 accumulator tiles ----
+ * TDPBUUD multiplies unsigned by unsigned bytes, 64 a row of a tile. The queries' tiles are
+ * 16 rows of 64 bytes straight from the row-major block (stride dp, a multiple of 64); a
+ * training tile is 16 groups of 4 bytes for 16 rows, exactly a 16-row panel of the VNNI
+ * packing, so the panels are AVX-512's with 64-byte groups of columns. */
+struct amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+static void pack_x_amx(void *dst, const uint8_t *x, int64_t n, int64_t d, int64_t dp)
+{
+    pack_panels_u8(dst, x, n, d, dp, 16, 4, 32);
+}
+
+/* every tile 16 rows of 64 bytes: 0-3 accumulate, 4-5 queries, 6-7 training rows */
+static void begin_amx(void)
+{
+    struct amx_config cfg = {.palette = 1};
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    /* not _tile_loadconfig: GCC 12's declares only 8 bytes of the 64 read, and the
+     * stores to the rest were dropped */
+    __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+}
+
+__attribute__((target("amx-tile")))
+static void end_amx(void)
+{
+    _tile_release();
+}
+
+__attribute__((target("amx-tile,amx-int8")))
+static void tile_dot_amx(int32_t *dt, int64_t ldd, const void *qp, const void *xp,
+                         int64_t dp, const int32_t *xsum)
+{
+    (void)xsum;
+    const uint8_t *q = qp, *x = xp;
+    const int64_t ps = 16 * dp; /* bytes a panel */
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (int64_t c = 0; c < dp; c += 64) {
+        _tile_loadd(4, q + c, dp);
+        _tile_loadd(5, q + 16 * dp + c, dp);
+        _tile_loadd(6, x + c * 16, 64);
+        _tile_loadd(7, x + ps + c * 16, 64);
+        _tile_dpbuud(0, 4, 6);
+        _tile_dpbuud(1, 4, 7);
+        _tile_dpbuud(2, 5, 6);
+        _tile_dpbuud(3, 5, 7);
+    }
+    _tile_stored(0, dt, ldd * 4);
+    _tile_stored(1, dt + 16, ldd * 4);
+    _tile_stored(2, dt + 16 * ldd, ldd * 4);
+    _tile_stored(3, dt + 16 * ldd + 16, ldd * 4);
+}
+
+static const struct fm_knn_u8_impl dot_amx = {32, 32, 1, 64, pack_x_amx, pack_q_plain, tile_dot_amx,
+                                               begin_amx, end_amx};
+static const struct fm_knn_u8_impl euclid_vnni = {MR, 64, 1, 8, pack_x_vnni, pack_q_vnni, tile_dot_vnni, NULL, NULL};
+static const struct fm_knn_u8_impl manhattan_avx512 = {MR, 32, 1, 8, pack_x_sad512, pack_q_plain,
+                                                       tile_manhattan_avx512, NULL, NULL};
+static const struct fm_knn_u8_impl euclid_avx2 = {MR, 16, 2, 8, pack_x_avx2, pack_q_avx2, tile_dot_avx2, NULL, NULL};
+static const struct fm_knn_u8_impl manhattan_avx2 = {MR, 8, 1, 8, pack_x_sad256, pack_q_plain,
+                                                     tile_manhattan_avx2, NULL, NULL};
 #endif /* FM_KNN_X86 */
+
+void fm_knn_row_sums(int32_t *sq, int32_t *sum, const uint8_t *x, int64_t n, int64_t d)
+{
+    for (int64_t j = 0; j < n; j++) {
+        int32_t s2 = 0, s1 = 0;
+        for (int64_t c = 0; c < d; c++) {
+            int32_t v = x[j * d + c];
+            s2 += v * v;
+            s1 += v;
+        }
+        if (sq) sq[j] = s2;
+        if (sum) sum[j] = s1;
+    }
+}
 
 enum fm_kernel fm_knn_best_kernel(void)
 {
+    if (fm_cpu_has(FM_CPU_AMXINT8)) return FM_KERNEL_AMX;
     if (fm_cpu_has(FM_CPU_AVX512VNNI)) return FM_KERNEL_AVX512;
     if (fm_cpu_has(FM_CPU_AVX2)) return FM_KERNEL_AVX2;
     return FM_KERNEL_PORTABLE;
@@ -298,6 +359,9 @@ const struct fm_knn_u8_impl *fm_knn_u8_impl(enum fm_kernel kernel, enum fm_knn_m
     case FM_KERNEL_AVX512:
         if (!fm_cpu_has(FM_CPU_AVX512VNNI)) return NULL;
         return sad ? &manhattan_avx512 : &euclid_vnni;
+    case FM_KERNEL_AMX:
+        if (!fm_cpu_has(FM_CPU_AMXINT8) || !fm_cpu_has(FM_CPU_AVX512BW)) return NULL;
+        return sad ? &manhattan_avx512 : &dot_amx;
 #endif
     default: return NULL;
     }
