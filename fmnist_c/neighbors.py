@@ -7,6 +7,7 @@ from . import _core
 from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, n_threads,
                     not_fitted)
+from .nn.io import _load, _save
 
 _METRICS = _core.knn_metrics()  # csrc/neighbors/knn.h: enum fm_knn_metric
 _WEIGHTS = ("uniform", "distance")
@@ -49,8 +50,8 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
     """k-nearest-neighbour classification, as scikit-learn's KNeighborsClassifier, with an
     exact search in C.
 
-    uint8 input (pixels) is kept as uint8 and searched in exact integer arithmetic (AVX-512
-    VNNI dot products and VPSADBW sums where the CPU has them); float input is searched with
+    uint8 input (pixels) is kept as uint8 and searched in exact integer arithmetic (AMX or
+    AVX-512 VNNI dot products and VPSADBW sums where the CPU has them); float input is searched with
     the package's SGEMM and the candidates re-ranked in float64, so the neighbours equal a
     float64 brute force. The same model on X / 255 finds the same neighbours (up to the
     order of rows at exactly equal distance). Ties in distance: the smaller training index
@@ -165,6 +166,44 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
         """The class with the most (weighted) votes; ties go to the first class."""
         proba = self.predict_proba(X, n_neighbors)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    # ---- files ------------------------------------------------------------------------
+    def save(self, path):
+        """Write the settings, classes and the kept training rows (uint8 or float32), their
+        label codes and weights to an .npz file (no pickle inside);
+        KNeighborsClassifier.load or fmnist_c.nn.load_model reads it back."""
+        self._check_fitted()
+        classes = np.asarray(self.classes_)
+        if classes.dtype == object:
+            classes = classes.astype(str)
+        arrays = {"classes": classes, "fit_X": self._fit_X, "codes": self._y}
+        if self._sample_weight is not None:
+            arrays["sample_weight"] = self._sample_weight
+        _save(path, type(self).__name__, {"params": self.get_params()}, arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by KNeighborsClassifier.save."""
+        return _load(path, cls.__name__, cls._from_file)
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls(**config["params"])
+        self._check_params()
+        n_threads(self.n_jobs)
+        X, codes, classes = arrays["fit_X"], arrays["codes"], arrays["classes"]
+        sw = arrays.get("sample_weight")
+        if (X.ndim != 2 or X.dtype not in (np.uint8, np.float32) or 0 in X.shape
+                or classes.ndim != 1 or len(classes) < 2 or codes.dtype != np.int64
+                or codes.shape != (len(X),) or codes.min() < 0 or codes.max() >= len(classes)
+                or (sw is not None and (sw.dtype != np.float32 or sw.shape != codes.shape
+                                        or not np.isfinite(sw).all() or (sw < 0).any()
+                                        or sw.sum() <= 0))
+                or (X.dtype == np.float32 and not np.isfinite(X).all())):
+            raise ValueError("the KNeighborsClassifier model file's arrays do not fit together")
+        self.classes_, self._fit_X, self._y, self._sample_weight = classes, X, codes, sw
+        self.n_features_in_, self.n_samples_fit_ = X.shape[1], X.shape[0]
+        return self
 
 
 class TunedKNeighborsClassifier(ClassifierMixin, BaseEstimator):

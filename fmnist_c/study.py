@@ -333,10 +333,17 @@ def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", ove
         extra["grid"] = model.grid_scores_
     if hasattr(model, "study_report"):
         extra["depth_sweep"] = model.study_report(Xte, split.y_test)
+    if hasattr(model, "best_params_"):
+        extra["best_params"] = model.best_params_
+    val_acc = model.score(*validation) if validation else None
+    if getattr(model, "refit_with_validation", False):
+        # the validation rows joined the final fit (a kNN scores them against themselves):
+        # the accuracy that chose the parameters, measured before the refit
+        val_acc = model.validation_score_
     row = ledger.record(key, model, Xte, split.y_test, protocol=protocol, seed=seed,
                         fit_seconds=fit_s, data=data, n_train=len(split.y_train),
                         n_val=len(split.y_val),
-                        val_accuracy=model.score(*validation) if validation else None,
+                        val_accuracy=val_acc,
                         overrides=overrides, load_before=load, extra=extra, pred=pred,
                         predict_seconds=predict_s, command=command)
     return model, pred, row

@@ -138,3 +138,52 @@ def test_tuned_model_chooses_on_validation(pixels):
     assert refit.model_.n_samples_fit_ == len(X) + len(Xv)
     with pytest.raises(ValueError, match="validation_data"):
         TunedKNeighborsClassifier().fit(X, y)
+
+
+def test_study_row_scores_validation_before_the_refit_and_records_the_choice():
+    """The tuned model keeps the validation rows after choosing on them; scored again they
+    would find themselves at distance 0 (the 1.0 of the first ledger rows): the row's
+    val_accuracy is the accuracy that chose, and extra names what was chosen."""
+    from fmnist_c import study
+    split, _, _ = study.load_split("study", sample=True, log=lambda *a: None)
+    model, _, row = study.run_model("knn", split, 0)
+    chosen = KNeighborsClassifier(**model.best_params_).fit(split.X_train, split.y_train)
+    assert row["val_accuracy"] == chosen.score(split.X_val, split.y_val) < 1
+    assert model.score(split.X_val, split.y_val) == 1.0  # what the old rows recorded
+    assert row["extra"]["best_params"] == model.best_params_
+
+
+def test_ctrl_c_stops_a_long_search_and_leaves_the_model_usable(tmp_path):
+    from conftest import interrupt_after
+    script = (
+        "import numpy as np, fmnist_c\n"
+        "X = np.random.default_rng(0).integers(0, 256, (40000, 784)).astype(np.uint8)\n"
+        "m = fmnist_c.KNeighborsClassifier(5, n_jobs=2).fit(X, np.arange(40000) % 10)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    m.kneighbors(X)\n"  # 1.25e12 multiply-adds: seconds even on AMX
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', m.kneighbors(X[:3], 1)[1].ravel().tolist())\n")
+    out, elapsed = interrupt_after(script, tmp_path, 1.0)
+    assert out.startswith("interrupted [0, 1, 2]"), out
+    assert elapsed < 5
+
+
+def test_save_and_load_give_the_same_model(pixels, tmp_path):
+    from fmnist_c.nn import load_model
+    X, y, Xt, _ = pixels
+    labels = np.array(["top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                       "sneaker", "bag", "boot"])[y]
+    sw = np.linspace(0.5, 2.0, len(y))
+    for Xfit, Xq in ((X, Xt), (X / np.float32(255), Xt / np.float32(255))):
+        m = KNeighborsClassifier(4, weights="distance", metric="manhattan").fit(Xfit, labels, sw)
+        m.save(tmp_path / "knn.npz")
+        for back in (KNeighborsClassifier.load(tmp_path / "knn.npz"),
+                     load_model(tmp_path / "knn.npz")):
+            assert type(back) is KNeighborsClassifier and back.get_params() == m.get_params()
+            assert back._fit_X.dtype == Xfit.dtype
+            np.testing.assert_array_equal(back.predict_proba(Xq), m.predict_proba(Xq))
+            np.testing.assert_array_equal(back.predict(Xq), m.predict(Xq))
+    with pytest.raises(NotFittedError):
+        KNeighborsClassifier().save(tmp_path / "unfitted.npz")

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from fmnist_c import GradientBoostingClassifier, MLPClassifier
+from fmnist_c import GradientBoostingClassifier, KNeighborsClassifier, MLPClassifier
 from fmnist_c.data import read_idx
 from fmnist_c.nn import Dense, Dropout, Sequential, load_model
 
@@ -52,8 +52,9 @@ def check_model(source):
 
 
 def saved_models():
-    """.npz bytes of a small MLPClassifier, a small Sequential (with dropout, AdamW) and a
-    small GradientBoostingClassifier (with validation history)."""
+    """.npz bytes of a small MLPClassifier, a small Sequential (with dropout, AdamW), a
+    small GradientBoostingClassifier (with validation history) and a KNeighborsClassifier
+    (uint8 rows, sample weights)."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
@@ -62,8 +63,10 @@ def saved_models():
                      random_state=0)
     gbdt = GradientBoostingClassifier(n_estimators=2, num_leaves=3, min_child_samples=2,
                                       random_state=0)
+    knn = KNeighborsClassifier(3, weights="distance", metric="manhattan")
     for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
-                  gbdt.fit(X, y, validation_data=(X, y))):
+                  gbdt.fit(X, y, validation_data=(X, y)),
+                  knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0))):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())

@@ -45,17 +45,18 @@ def _load(path, kind, build):
 def _model_kinds():
     """The classes a file's kind names (imported here: their modules import this one)."""
     from ..boosting import GradientBoostingClassifier
+    from ..neighbors import KNeighborsClassifier
     from ..svm import SVC
     from .classifiers import CNNClassifier, MLPClassifier
     from .sequential import Sequential
     return {"Sequential": Sequential, "MLPClassifier": MLPClassifier,
             "CNNClassifier": CNNClassifier, "GradientBoostingClassifier": GradientBoostingClassifier,
-            "SVC": SVC}
+            "SVC": SVC, "KNeighborsClassifier": KNeighborsClassifier}
 
 
 def load_model(path):
     """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier,
-    GradientBoostingClassifier, SVC), from a path or a file."""
+    GradientBoostingClassifier, SVC, KNeighborsClassifier), from a path or a file."""
     return _load(path, None, lambda config, arrays:
                  _model_kinds()[str(arrays["kind"])]._from_file(config, arrays))
 
