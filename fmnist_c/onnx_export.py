@@ -23,6 +23,7 @@ from . import __version__
 from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
+from .neighbors import KNeighborsClassifier, TunedKNeighborsClassifier
 from .nn import CNNClassifier, MLPClassifier, Sequential
 from .nn.layers import _Join
 from .study import StudyForest
@@ -113,6 +114,62 @@ def _svc(model, g, x):
     squash = g.op("Div", conf, g.op("Mul", g.const(np.float32(3), "three"),
                                     g.op("Add", g.op("Abs", conf), g.const(np.float32(1), "one"))))
     return g.op("Add", votes, squash), label
+
+
+def _knn(model, g, x):
+    """k-nearest neighbours: the distances to every training row in float32 (a MatMul for
+    Euclidean and cosine; for Manhattan a Scan over the queries, each |x - t| summed over
+    the training rows and its k smallest kept, so memory stays one query's (n_train,
+    n_features) at a time), TopK of the k smallest, the neighbours' one-hot classes (times
+    their sample weights) gathered and summed with uniform or 1/distance weights
+    (neighbours at distance 0 alone), normalised. Our neighbours are exact; float32 here
+    can swap two rows whose distances are within its rounding of each other."""
+    model = getattr(model, "model_", model)  # TunedKNeighborsClassifier: its chosen model
+    T = model._fit_X.astype(np.float32)
+    k = model.n_neighbors
+    f32 = lambda v: g.const(np.asarray(v, np.float32))  # noqa: E731
+    axis1, kk = g.const(np.array([1], np.int64)), g.const(np.array([k], np.int64))
+    if model.metric == "manhattan":
+        onnx, F = g.onnx, g.onnx.TensorProto.FLOAT
+        body = Graph(onnx)  # names unique across both graphs, constants in the outer one
+        body._name, body.initializers = g._name, g.initializers
+        row = body._name("query")
+        dist = body.op("ReduceSum", body.op("Abs", body.op("Sub", row, g.const(T, "train"))),
+                       axis1, keepdims=0)
+        top = body.op("TopK", dist, kk, outputs=2, largest=0, sorted=1)
+        scan = onnx.helper.make_graph(
+            body.nodes, "manhattan_query", [onnx.helper.make_tensor_value_info(row, F, [T.shape[1]])],
+            [onnx.helper.make_tensor_value_info(top[0], F, [k]),
+             onnx.helper.make_tensor_value_info(top[1], onnx.TensorProto.INT64, [k])])
+        vals, idx = g.op("Scan", x, outputs=2, num_scan_inputs=1, body=scan)
+    else:
+        if model.metric == "euclidean":
+            xx = g.op("ReduceSum", g.op("Mul", x, x), axis1, keepdims=1)
+            dot = g.op("MatMul", x, g.const(T.T.copy(), "train_t"))
+            d2 = g.op("Sub", g.op("Add", xx, f32((T.astype(np.float64) ** 2).sum(1)[None])),
+                      g.op("Mul", f32(2.0), dot))
+            dist = g.op("Sqrt", g.op("Relu", d2))
+        else:  # cosine: 1 - x.t / (|x||t|), 1 for a zero row
+            norms = np.sqrt((T.astype(np.float64) ** 2).sum(1))
+            unit = (T / np.where(norms > 0, norms, 1)[:, None]).astype(np.float32)
+            xn = g.op("Sqrt", g.op("ReduceSum", g.op("Mul", x, x), axis1, keepdims=1))
+            inv = g.op("Where", g.op("Greater", xn, f32(0.0)), g.op("Reciprocal", xn), f32(0.0))
+            sim = g.op("Mul", g.op("MatMul", x, g.const(unit.T.copy(), "train_unit_t")), inv)
+            dist = g.op("Sub", f32(1.0), sim)
+        vals, idx = g.op("TopK", dist, kk, outputs=2, largest=0, sorted=1)
+    onehot = np.eye(len(model.classes_), dtype=np.float32)[model._y]
+    if model._sample_weight is not None:
+        onehot *= model._sample_weight[:, None]
+    votes = g.op("Gather", g.const(onehot, "votes"), idx, axis=0)  # (n, k, n_classes)
+    if model.weights == "uniform":
+        w = g.op("Add", g.op("Mul", vals, f32(0.0)), f32(1.0))
+    else:
+        exact = g.op("Cast", g.op("Equal", vals, f32(0.0)), to=1)
+        any_exact = g.op("ReduceMax", exact, axes=[1], keepdims=1)
+        w = g.op("Where", g.op("Greater", any_exact, f32(0.0)), exact, g.op("Reciprocal", vals))
+    summed = g.op("ReduceSum", g.op("Mul", votes, g.op("Unsqueeze", w, g.const(
+        np.array([2], np.int64)))), axis1, keepdims=0)
+    return g.op("Div", summed, g.op("ReduceSum", summed, axis1, keepdims=1))
 
 
 def _find_exporter(model):
@@ -345,6 +402,8 @@ _EXPORTERS = {
     StudyForest: _study_forest,
     GradientBoostingClassifier: _boosted,
     SVC: _svc,
+    KNeighborsClassifier: _knn,
+    TunedKNeighborsClassifier: _knn,
     MLPClassifier: _net_classifier,
     CNNClassifier: _net_classifier,
     Sequential: _sequential,

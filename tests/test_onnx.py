@@ -243,3 +243,41 @@ def test_onnxruntime_on_the_study_test_images(full_split):
     }
     for name, model in models.items():
         assert_same(model, X_test, 1e-4 if name == "cnn" else 1e-5, input_shape=(28, 28))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+def test_knn_exports_with_float32_distances(metric, weights):
+    """kNN on the uint8 pixels (fed to onnxruntime as float32 0..255): our classes and
+    probabilities, except where float32 distances may swap the k-th and the (k+1)-th
+    neighbour: only rows whose exact distances there are within 1e-4 of each other
+    (relative) may differ. The tuned model exports its chosen one."""
+    from fmnist_c import KNeighborsClassifier
+    from fmnist_c.neighbors import TunedKNeighborsClassifier
+    X, y = fmnist_c.load_sample()
+    s = fmnist_c.study_split(X, y)
+    Xtr, Xte = s.X_train.reshape(len(s.X_train), -1), s.X_test.reshape(len(s.X_test), -1)
+    k = 6
+    model = KNeighborsClassifier(k, weights=weights, metric=metric).fit(Xtr, s.y_train)
+    labels, proba = run(model.to_onnx(), Xte)
+    dist, _ = model.kneighbors(Xte, k + 1)
+    tied = dist[:, k] - dist[:, k - 1] <= 1e-4 * dist[:, k]
+    off = (np.abs(proba - model.predict_proba(Xte)).max(axis=1) > 1e-5) | \
+        (labels != model.predict(Xte))
+    assert not (off & ~tied).any(), np.flatnonzero(off & ~tied)
+    assert off.sum() <= 0.01 * len(Xte)
+    tuned = TunedKNeighborsClassifier(ks=(1, 3), metrics=(metric,), weights=(weights,)).fit(
+        Xtr, s.y_train, validation_data=(s.X_val.reshape(len(s.X_val), -1), s.y_val))
+    labels, _ = run(tuned.to_onnx(), Xte[:50])
+    np.testing.assert_array_equal(labels, tuned.predict(Xte[:50]))
+
+
+def test_cli_exports_a_saved_knn(tmp_path, capsys):
+    from fmnist_c import KNeighborsClassifier
+    X, y = fmnist_c.load_sample()
+    X = X.reshape(len(X), -1)
+    model = KNeighborsClassifier(5, weights="distance", metric="manhattan").fit(X[:2000], y[:2000])
+    model.save(tmp_path / "knn.npz")
+    assert cli.main(["export", str(tmp_path / "knn.npz"), str(tmp_path / "knn.onnx")]) == 0
+    labels, _ = run(onnx.load(str(tmp_path / "knn.onnx")), X[2000:2100])
+    np.testing.assert_array_equal(labels, model.predict(X[2000:2100]))
