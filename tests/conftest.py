@@ -133,6 +133,12 @@ def run_json(script, cwd, **env):
     return json.loads(out.stdout)
 
 
+def under_asan():
+    """Whether this process runs with AddressSanitizer loaded (CI's sanitizer pass)."""
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
 def interrupt_after(script, cwd, seconds):
     """Run `script` in a fresh interpreter (cwd away from the source tree), wait for it to
     print "ready", let it run `seconds`, send SIGINT; returns (stdout, seconds it took to end)."""

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import ESTIMATORS, IMAGE_ESTIMATORS, run_json
+from conftest import ESTIMATORS, IMAGE_ESTIMATORS, run_json, under_asan
 
 WARM_UP, CYCLES = 100, 1000
 # Bounds over 1,000 cycles, measured here with leaks injected (ctypes malloc per cycle):
@@ -15,11 +15,6 @@ WARM_UP, CYCLES = 100, 1000
 # 16 KiB (a copy of X), and flat estimators move it by up to ~110 KiB; glibc's count of
 # bytes in use (mallinfo2) shows even 100 B a cycle (+100 KiB) and moves by up to 20 KiB.
 RSS_BOUND, MALLOC_BOUND = 1 << 20, 64 << 10
-
-
-def under_asan():
-    with open("/proc/self/maps") as f:
-        return "libasan" in f.read()
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
