@@ -2,8 +2,10 @@
 gamma ("scale"), tol 1e-3 and cache_size, on the first N images of the study split's
 training set (pixels / 255): fit and predict times (wall and CPU), support vectors,
 accuracy on the 14,000 test images, ratios. Then where our time goes: kernel rows
-computed and cache misses, iterations, the dot kernel's GFLOP/s. --full fits ours on all
-50,400 (scikit-learn's full fit: --sklearn-full, about 4 minutes on one core).
+computed and cache misses (a miss computes a block of rows), iterations, and the
+integer operations of those rows (pixels / 255 reach the solver as bytes: exact uint8 dot
+products, neighbors/u8dot.h). --full fits ours on all 50,400 (scikit-learn's full fit:
+--sklearn-full, about 4 minutes on one core).
 
     python benchmarks/bench_svm.py [--n 10000] [--full] [--sklearn-full] [--C 10]
 """
@@ -25,14 +27,12 @@ def cpu_timed(fn):
     return time.perf_counter() - w, time.process_time() - c, out
 
 
-def dots_gflops(rows=8, n=10000, d=784, repeat=20):
-    """The solver's dot kernel alone, one thread: rows x n dot products of length d."""
-    rng = np.random.default_rng(0)
-    a, b = rng.random((rows, d), np.float32), rng.random((n, d), np.float32)
-    t = time.perf_counter()
-    for _ in range(repeat):
-        _core.svm_dots(a, b)
-    return 2 * rows * n * d * repeat / (time.perf_counter() - t) / 1e9
+def kernel_gop(model, y):
+    """Integer operations (a multiply and an add each) of the kernel rows the fit computed:
+    a row of pair (a, b) is n_a + n_b dot products of 784 bytes."""
+    count = np.bincount(np.searchsorted(model.classes_, y))
+    sizes = [count[a] + count[b] for a in range(len(count)) for b in range(a + 1, len(count))]
+    return 2 * 784 * float(np.dot(model.kernel_rows_[:, 0], sizes)) / 1e9
 
 
 def run(name, make, Xtr, ytr, Xte, yte, rows):
@@ -57,8 +57,7 @@ def main():
 
     s, source = study_data(scale=True)
     print(f"data: {source}; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average "
-          f"{os.getloadavg()[0]:.2f}; dot kernel {_core.svm_dots_kernel()}, "
-          f"{dots_gflops():.0f} GFLOP/s (8 rows x 10,000, one thread); scikit-learn "
+          f"{os.getloadavg()[0]:.2f}; uint8 dot tiles {_core.knn_kernel()}; scikit-learn "
           f"{sklearn.__version__}")
     rows = []
     sizes = [args.n] + ([len(s.y_train)] if args.full else [])
@@ -71,10 +70,11 @@ def main():
                               Xtr.astype(np.float64), ytr, s.X_test.astype(np.float64),
                               s.y_test, rows)
             print(f"n={n}: fit {sfw / fw:.1f}x, predict {spw / pw:.1f}x faster (wall)")
-        k = ours.kernel_rows_
+        k, gop = ours.kernel_rows_, kernel_gop(ours, ytr)
         print(f"n={n}: ours {int(ours.n_iter_.sum())} iterations over 45 pairs; kernel rows "
               f"computed {int(k[:, 0].sum())}, asked for and missing {int(k[:, 1].sum())} "
-              f"(a miss computes up to 8 rows in one block)")
+              f"(a miss computes up to 32 rows in one block); {gop:.0f} GOP of uint8 dot "
+              f"products, {gop / fw:.0f} GOP/s over the whole fit's wall time")
     print_table(rows, ["library", "n", "fit s", "fit cpu s", "predict s", "predict cpu s",
                        "SVs", "test acc"])
 

@@ -12,6 +12,9 @@ from ._training import run_in_worker
 from .nn.io import _load, _save
 
 _KERNELS = ("linear", "poly", "rbf")
+# scales of byte-valued input the solver recognises: pixels as given, and pixels / 255
+# (float32 k / 255 is the same whether divided in float32 or float64 and cast)
+_BYTE_SCALES = (1.0, 1.0 / 255)
 # what save writes besides classes and gamma (the public binary model is derived from these)
 _SAVED = ("support_", "support_vectors_", "n_support_", "_dual_coef_", "_intercept_", "n_iter_",
           "objective_", "kernel_rows_")
@@ -168,7 +171,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         if (count == 0).any():
             missing = self.classes_[count == 0].tolist()
             raise ValueError(f"classes {missing} have no sample with a positive weight")
-        coef, rho, obj, n_iter, rows = self._run(X[order], count, bound[order])
+        coef, rho, obj, n_iter, rows = self._run(X, order, count, bound[order])
         return self._model_from(coef, count, order, X), -rho, obj, n_iter, rows
 
     def _set_model(self, model, intercept, obj, n_iter, rows):
@@ -182,9 +185,12 @@ class SVC(ClassifierMixin, BaseEstimator):
         self.intercept_ = -intercept if binary else intercept
         self.dual_coef_ = -self._dual_coef_ if binary else self._dual_coef_
 
-    def _run(self, Xg, count, bound):
-        """svm_fit on a worker thread; the main thread waits, shows progress, and on
-        Ctrl-C raises the kernel's stop flag (a pair stops within 1,000 iterations)."""
+    def _run(self, X, order, count, bound):
+        """svm_fit of the rows X[order] on a worker thread; the main thread waits, shows
+        progress, and on Ctrl-C raises the kernel's stop flag (a pair stops within 1,000
+        iterations). Byte-valued rows go to C as bytes (see _byte_rows)."""
+        xb, scale = _byte_rows(X)
+        Xg = X[order] if xb is None else xb[order]
         k = len(count)
         control = np.zeros(2, np.int64)  # [stop, pairs done]
         threads = n_threads(self.n_jobs)  # read here: a caller's threadpool_limits binds here
@@ -192,7 +198,8 @@ class SVC(ClassifierMixin, BaseEstimator):
         return run_in_worker(
             lambda: _core.svm_fit(Xg, count, bound, *self._kernel_args(), float(self.tol),
                                   int(float(self.cache_size) * (1 << 20)), int(self.max_iter),
-                                  bool(self.shrinking), nthreads=threads, control=control),
+                                  bool(self.shrinking), nthreads=threads, control=control,
+                                  byte_scale=scale),
             control, bar, "fmnist_c-svm")
 
     @staticmethod
@@ -346,6 +353,30 @@ class SVC(ClassifierMixin, BaseEstimator):
                 dec[held] = self._pair_values(X[held], (sv, n_support, dual, intercept))
             target = codes
         self.probA_, self.probB_ = fit_sigmoids(dec, target, len(self.classes_))
+
+
+def _byte_rows(X):
+    """(bytes, scale) when every value of X is scale * b for a byte b and a scale of
+    _BYTE_SCALES, else (None, 1.0). The solver then computes distances and dot products of
+    the bytes exactly in integers and multiplies them by scale^2: the kernel of the values
+    b / 255 themselves rather than of their float32 roundings (which differ by at most 2^-25
+    relative, below the float32 kernel values' own rounding), so the problem is the same."""
+    if X.shape[1] > 32768:  # beyond that, byte dot products overflow int32
+        return None, 1.0
+    for scale in _BYTE_SCALES:
+        table = (np.arange(256, dtype=np.float32) / np.float32(1 / scale)).astype(np.float32)
+        out = np.empty(X.shape, np.uint8)
+        for i in range(0, X.shape[0], 4096):  # chunks: no full-size temporaries
+            x = X[i:i + 4096]
+            b = np.rint(x * np.float32(1 / scale))
+            if not ((b >= 0) & (b <= 255)).all():
+                break
+            out[i:i + 4096] = b
+            if not np.array_equal(table[out[i:i + 4096]], x):
+                break
+        else:
+            return out, scale
+    return None, 1.0
 
 
 def _votes(dec, k, zero_to_first=False):

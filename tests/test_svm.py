@@ -9,6 +9,7 @@ import pytest
 import fmnist_c
 from fmnist_c import SVC, _core
 from fmnist_c._svm_proba import couple, sigmoid_train
+from fmnist_c.svm import _byte_rows
 from fmnist_c.data import find_data
 from fmnist_c.nn import load_model
 from conftest import blobs, interrupt_after
@@ -72,14 +73,116 @@ def test_kernel_block_matches_naive_and_numpy(kernel, gamma, coef0, degree, m):
     np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("n, C, kernel, gamma", [
-    (2000, 10.0, "rbf", "scale"), (2000, 1.0, "rbf", "scale"), (1000, 100.0, "rbf", "scale"),
-    (1500, 10.0, "rbf", 0.1), (1000, 1.0, "poly", "scale"), (600, 0.01, "linear", "scale")])
-def test_same_problem_as_libsvm(pixels, n, C, kernel, gamma):
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_rbf_row_is_exp_within_an_ulp(kernel):
+    """The byte rows' Q row yi y[t] exp(-g2 |q - x_c|^2) from exact dot products, c =
+    col[t]: within 1 ulp of float64 exp of the same float32 argument, 0 below e^-87, and
+    both kernels bit-identical."""
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (5000, 784), np.uint8)
+    x[:100] = 255 * (rng.random((100, 784)) < 0.5)  # far apart: distances past e^-87
+    q = x[4000].astype(np.int64)
+    dot = (x @ q).astype(np.int32)
+    xsq = (x.astype(np.int64) ** 2).sum(1).astype(np.int32)
+    col = rng.integers(0, len(x), 4099)  # a tail past the 16-wide blocks
+    y = rng.choice(np.array([-1, 1], np.int8), len(col))
+    dist = ((x[col].astype(np.int64) - q) ** 2).sum(1)
+    for g2 in (2e-7, 2e-6, 5e-6):
+        row = _core.svm_rbf_row(dot, int(q @ q), xsq, col, y, -1, g2, kernel)
+        np.testing.assert_array_equal(
+            row, _core.svm_rbf_row(dot, int(q @ q), xsq, col, y, -1, g2, "portable"))
+        arg = (-g2 * dist).astype(np.float32).astype(np.float64)
+        ref = -y * np.exp(arg)
+        live = arg >= -87
+        assert (row[~live] == 0).all() and live.sum() > 50
+        assert (np.abs(row[live] - ref[live]) <= np.spacing(np.abs(ref[live]).astype(np.float32))).all()
+
+
+def select_j_reference(G, y, status, QD, Q_i, yi, QD_i, Gmax):
+    """libsvm's scan for j, one j at a time."""
+    j_best, obj_min, gmax2 = -1, np.inf, -np.inf
+    for j in range(len(G)):
+        if (status[j] == 0) if y[j] > 0 else (status[j] == 1):
+            continue
+        yg = y[j] * G[j]
+        gmax2 = max(gmax2, yg)
+        b = Gmax + yg
+        if b > 0:
+            quad = QD_i + QD[j] - 2.0 * yi * y[j] * float(Q_i[j])
+            obj = -(b * b) / (quad if quad > 0 else 1e-12)
+            if obj <= obj_min:
+                j_best, obj_min = j, obj
+    return j_best, obj_min, gmax2
+
+
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_select_j_matches_libsvms_scan(kernel):
+    """Every kernel picks libsvm's j, ties (repeated values) to the last one, on lengths
+    that are not multiples of the 8 lanes."""
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 8, 29, 1003):
+        G = rng.choice(rng.normal(size=5), n)  # few values: many ties
+        y = rng.choice(np.array([-1, 1], np.int8), n)
+        status = rng.integers(0, 3, n).astype(np.int8)
+        QD = rng.choice(np.array([1.0, 2.0]), n)
+        Q_i = rng.choice(np.array([0.5, 1.0, -0.25], np.float32), n)
+        for Gmax in (0.3, -np.inf):
+            args = (G, y, status, QD, Q_i, -1, 1.0, Gmax)
+            j, obj, gmax2 = _core.svm_select_j(*args, kernel)
+            assert (j, obj, gmax2) == select_j_reference(*args)
+
+
+def test_byte_rows_are_recognised_exactly():
+    """uint8 pixels (as float32) and pixels / 255 go to C as bytes; any other value keeps
+    the float path."""
+    X, _ = fmnist_c.load_sample()
+    X = X[:300].reshape(300, -1)
+    b, scale = _byte_rows(X.astype(np.float32))
+    assert scale == 1.0 and np.array_equal(b, X)
+    b, scale = _byte_rows(X / np.float32(255))
+    assert scale == 1 / 255 and np.array_equal(b, X)
+    b, scale = _byte_rows((X / 255.0).astype(np.float32))  # divided in float64: the same
+    assert scale == 1 / 255 and np.array_equal(b, X)
+    for other in (X / np.float32(254), X * np.float32(1.5), X + np.float32(0.5)):
+        assert _byte_rows(other.astype(np.float32))[0] is None
+    near = X / np.float32(255)
+    near[299, 5] = np.nextafter(near[299, 5], np.float32(2))
+    assert _byte_rows(near)[0] is None
+
+
+def test_byte_path_solves_the_float_paths_problem(pixels):
+    """The same rows as float32 and as bytes with byte_scale 1/255: the solver's two
+    paths reach the same optimum (objective, support vectors, intercepts)."""
+    X, y, _, _ = pixels
+    order = np.argsort(y[:1500], kind="stable")
+    b, _ = _byte_rows(X[:1500][order])
+    count = np.bincount(y[:1500], minlength=10).astype(np.int64)
+    args = (count, np.full(1500, 10.0), "rbf", 0.03, 0.0, 3, 1e-3, 100 << 20, -1, True)
+    coef_f, rho_f, obj_f, _, _ = _core.svm_fit(X[:1500][order], *args)
+    coef_b, rho_b, obj_b, _, _ = _core.svm_fit(b, *args, byte_scale=1 / 255)
+    np.testing.assert_allclose(obj_b, obj_f, rtol=1e-5)
+    np.testing.assert_allclose(rho_b, rho_f, atol=1e-3)
+    assert np.mean((coef_b != 0) == (coef_f != 0)) > 0.999
+
+
+@pytest.mark.parametrize("n, C, kernel, gamma, values", [
+    (2000, 10.0, "rbf", "scale", "bytes"), (2000, 10.0, "rbf", "scale", "float"),
+    (2000, 1.0, "rbf", "scale", "bytes"), (1000, 100.0, "rbf", "scale", "bytes"),
+    (1500, 10.0, "rbf", 0.1, "bytes"), (1000, 1.0, "poly", "scale", "bytes"),
+    (1000, 1.0, "poly", "scale", "float"), (600, 0.01, "linear", "scale", "bytes")])
+def test_same_problem_as_libsvm(pixels, n, C, kernel, gamma, values):
     """The issue's equivalence: every pair's dual objective within 1e-3 relative of
     libsvm's (both computed here in float64 from the fitted coefficients), support-vector
-    counts within 1%, >= 99.9% identical predictions on held-out images."""
+    counts within 1%, >= 99.9% identical predictions on held-out images; pixels / 255 take
+    the solver's byte path, pixels * 0.9 / 255 its float path."""
     X, y, Xt, _ = pixels
+    if values == "float":
+        X, Xt = X * np.float32(0.9), Xt * np.float32(0.9)
+        assert _byte_rows(X)[0] is None
     ours = SVC(C=C, kernel=kernel, gamma=gamma).fit(X[:n], y[:n])
     ref = sklearn_svm.SVC(C=C, kernel=kernel, gamma=gamma).fit(X[:n].astype(np.float64), y[:n])
     args = (kernel, ours._gamma, 0.0, 3)

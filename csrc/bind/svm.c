@@ -43,18 +43,19 @@ static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"x", "count", "cbound", "kernel", "gamma", "coef0", "degree", "tol",
-                             "cache_bytes", "max_iter", "shrinking", "nthreads", "control", NULL};
+                             "cache_bytes", "max_iter", "shrinking", "nthreads", "control",
+                             "byte_scale", NULL};
     PyObject *xo, *co, *cbo, *ctlo = Py_None, *result = NULL;
     PyArrayObject *x = NULL, *count = NULL, *cbound = NULL, *coef = NULL, *rho = NULL,
                   *obj = NULL, *n_iter = NULL, *rows = NULL;
     const char *kname;
-    double gamma, coef0, tol;
+    double gamma, coef0, tol, byte_scale = 1.0;
     long long degree, cache_bytes, max_iter;
     int shrinking, nthreads = 0, status;
     fm_svm_params p = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOsddLdLLp|iO", kwlist, &xo, &co, &cbo, &kname,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOsddLdLLp|iOd", kwlist, &xo, &co, &cbo, &kname,
                                      &gamma, &coef0, &degree, &tol, &cache_bytes, &max_iter,
-                                     &shrinking, &nthreads, &ctlo))
+                                     &shrinking, &nthreads, &ctlo, &byte_scale))
         return NULL;
     int64_t *ctl;
     if (parse_kernel(&p.k, kname, gamma, coef0, degree) || parse_control(ctlo, &ctl)) return NULL;
@@ -62,7 +63,14 @@ static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "svm_fit: tol must be > 0, cache_bytes >= 0, max_iter >= -1");
         return NULL;
     }
-    if (!(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")) || !(count = fm_bind_as_vector(co, NPY_INT64, -1, "count")))
+    /* uint8 rows stand for byte_scale * x (svm.h: fm_svm_rows); anything else is float32 */
+    int bytes = PyArray_Check(xo) && PyArray_TYPE((PyArrayObject *)xo) == NPY_UINT8;
+    if (bytes && !(byte_scale > 0.0 && byte_scale < 1e30)) {
+        PyErr_SetString(PyExc_ValueError, "byte_scale must be finite and > 0");
+        return NULL;
+    }
+    if (!(x = fm_bind_as_array(xo, bytes ? NPY_UINT8 : NPY_FLOAT32, 2, "x")) ||
+        !(count = fm_bind_as_vector(co, NPY_INT64, -1, "count")))
         goto fail;
     int64_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1), k = PyArray_DIM(count, 0), total = 0;
     if (!(cbound = fm_bind_as_vector(cbo, NPY_FLOAT64, n, "cbound"))) goto fail;
@@ -81,7 +89,7 @@ static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
             PyErr_SetString(PyExc_ValueError, "cbound must be finite and > 0");
             goto fail;
         }
-    if (fm_bind_check_finite(PyArray_DATA(x), n * d, "x")) goto fail;
+    if (!bytes && fm_bind_check_finite(PyArray_DATA(x), n * d, "x")) goto fail;
     npy_intp cdims[1] = {(k - 1) * n}, pdims[1] = {k * (k - 1) / 2}, rdims[2] = {k * (k - 1) / 2, 2};
     if (!(coef = (PyArrayObject *)PyArray_ZEROS(1, cdims, NPY_FLOAT64, 0)) ||
         !(rho = (PyArrayObject *)PyArray_ZEROS(1, pdims, NPY_FLOAT64, 0)) ||
@@ -97,9 +105,9 @@ static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
     p.done = ctl ? ctl + 1 : NULL;
     double *coefp = PyArray_DATA(coef), *rhop = PyArray_DATA(rho), *objp = PyArray_DATA(obj);
     int64_t *itp = PyArray_DATA(n_iter), *rowp = PyArray_DATA(rows);
-    const float *xp = PyArray_DATA(x);
+    fm_svm_rows xr = {bytes ? NULL : PyArray_DATA(x), bytes ? PyArray_DATA(x) : NULL, byte_scale};
     Py_BEGIN_ALLOW_THREADS
-    status = fm_svm_fit_ovo(coefp, rhop, objp, itp, rowp, xp, cp, cbp, n, d, k, &p, nthreads);
+    status = fm_svm_fit_ovo(coefp, rhop, objp, itp, rowp, xr, cp, cbp, n, d, k, &p, nthreads);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { fm_bind_raise(status); goto fail; }
     result = Py_BuildValue("OOOOO", coef, rho, obj, n_iter, rows);
@@ -241,10 +249,97 @@ static PyObject *py_svm_dots_kernel(PyObject *self, PyObject *noargs)
     return PyUnicode_FromString(fm_gemm_kernel_name(fm_svm_dots_best()));
 }
 
+static PyObject *py_svm_rbf_row(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"dot", "qsq", "xsq", "col", "y", "yi", "g2", "kernel", NULL};
+    PyObject *doto, *xsqo, *colo, *yo, *result = NULL;
+    PyArrayObject *dot = NULL, *xsq = NULL, *col = NULL, *y = NULL, *out = NULL;
+    const char *kname = "auto";
+    int qsq, yi, naive, status;
+    double g2;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OiOOOid|s", kwlist, &doto, &qsq, &xsqo, &colo,
+                                     &yo, &yi, &g2, &kname))
+        return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_rbf_row has no naive kernel"); return NULL; }
+    if (!(dot = fm_bind_as_vector(doto, NPY_INT32, -1, "dot")) ||
+        !(xsq = fm_bind_as_vector(xsqo, NPY_INT32, PyArray_DIM(dot, 0), "xsq")) ||
+        !(col = fm_bind_as_vector(colo, NPY_INT64, -1, "col")))
+        goto fail;
+    int64_t len = PyArray_DIM(col, 0), nd = PyArray_DIM(dot, 0);
+    if (!(y = fm_bind_as_vector(yo, NPY_INT8, len, "y"))) goto fail;
+    const int64_t *cp = PyArray_DATA(col);
+    const int32_t *dp = PyArray_DATA(dot), *xp = PyArray_DATA(xsq);
+    const int8_t *yp = PyArray_DATA(y);
+    for (int64_t t = 0; t < len; t++) {
+        int64_t c = cp[t], dist = c >= 0 && c < nd ? (int64_t)qsq + xp[c] - 2 * (int64_t)dp[c] : -1;
+        if (dist < 0 || dist > INT32_MAX || (yp[t] != 1 && yp[t] != -1)) {
+            PyErr_SetString(PyExc_ValueError, "col must index dot, the distances be in [0, 2^31) "
+                                              "and y +1 or -1");
+            goto fail;
+        }
+    }
+    if ((yi != 1 && yi != -1) || !(g2 >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "yi must be +1 or -1 and g2 >= 0");
+        goto fail;
+    }
+    npy_intp dims[1] = {len};
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(1, dims, NPY_FLOAT32, 0))) goto fail;
+    status = fm_svm_rbf_row(PyArray_DATA(out), dp, qsq, xp, cp, yp, yi, g2, len, kernel);
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(dot); Py_XDECREF(xsq); Py_XDECREF(col); Py_XDECREF(y); Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_svm_select_j(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"G", "y", "status", "QD", "Q_i", "yi", "QD_i", "Gmax", "kernel", NULL};
+    PyObject *go, *yo, *so, *qdo, *qo, *result = NULL;
+    PyArrayObject *G = NULL, *y = NULL, *st = NULL, *QD = NULL, *Q = NULL;
+    const char *kname = "auto";
+    int yi, naive, status;
+    double QD_i, Gmax;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOidd|s", kwlist, &go, &yo, &so, &qdo, &qo,
+                                     &yi, &QD_i, &Gmax, &kname))
+        return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_select_j has no naive kernel"); return NULL; }
+    if (!(G = fm_bind_as_vector(go, NPY_FLOAT64, -1, "G"))) goto fail;
+    int64_t n = PyArray_DIM(G, 0);
+    if (!(y = fm_bind_as_vector(yo, NPY_INT8, n, "y")) ||
+        !(st = fm_bind_as_vector(so, NPY_INT8, n, "status")) ||
+        !(QD = fm_bind_as_vector(qdo, NPY_FLOAT64, n, "QD")) ||
+        !(Q = fm_bind_as_vector(qo, NPY_FLOAT32, n, "Q_i")))
+        goto fail;
+    const int8_t *yp = PyArray_DATA(y), *sp = PyArray_DATA(st);
+    for (int64_t t = 0; t < n; t++)
+        if ((yp[t] != 1 && yp[t] != -1) || sp[t] < FM_SVM_LOWER || sp[t] > FM_SVM_FREE) {
+            PyErr_SetString(PyExc_ValueError, "y must be +1 or -1 and status 0, 1 or 2");
+            goto fail;
+        }
+    if (yi != 1 && yi != -1) { PyErr_SetString(PyExc_ValueError, "yi must be +1 or -1"); goto fail; }
+    fm_svm_pick pk;
+    status = fm_svm_select_j(&pk, PyArray_DATA(G), yp, (const char *)sp, PyArray_DATA(QD),
+                             PyArray_DATA(Q), yi, QD_i, Gmax, n, kernel);
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = Py_BuildValue("Ldd", (long long)pk.j, pk.obj_min, pk.Gmax2);
+fail:
+    Py_XDECREF(G); Py_XDECREF(y); Py_XDECREF(st); Py_XDECREF(QD); Py_XDECREF(Q);
+    return result;
+}
+
 PyMethodDef fm_bind_svm_methods[] = {
     {"svm_fit", (PyCFunction)(void (*)(void))py_svm_fit, METH_VARARGS | METH_KEYWORDS,
      "svm_fit(x, count, cbound, kernel, gamma, coef0, degree, tol, cache_bytes, max_iter, "
-     "shrinking, nthreads=0, control=None): one-vs-one C-SVC on rows grouped by class; returns "
+     "shrinking, nthreads=0, control=None, byte_scale=1.0): one-vs-one C-SVC on rows grouped "
+     "by class (uint8 rows stand for byte_scale * x, float32 otherwise); returns "
      "(coef, rho, obj, n_iter, rows) as fm_svm_fit_ovo describes them."},
     {"svm_decision", (PyCFunction)(void (*)(void))py_svm_decision, METH_VARARGS | METH_KEYWORDS,
      "svm_decision(x, sv, coef, sv_start, rho, kernel, gamma, coef0, degree, nthreads=0, "
@@ -257,4 +352,10 @@ PyMethodDef fm_bind_svm_methods[] = {
     {"svm_dots", (PyCFunction)(void (*)(void))py_svm_dots, METH_VARARGS | METH_KEYWORDS,
      "svm_dots(a, b, kernel='auto'): a b^T by the solver's dot kernel ('portable', 'avx512'; "
      "for tests)."},
+    {"svm_rbf_row", (PyCFunction)(void (*)(void))py_svm_rbf_row, METH_VARARGS | METH_KEYWORDS,
+     "svm_rbf_row(dot, qsq, xsq, col, y, yi, g2, kernel='auto'): yi y[t] exp(-g2 (qsq + "
+     "xsq[c] - 2 dot[c])), c = col[t], the byte rows' Q row ('portable', 'avx512'; for tests)."},
+    {"svm_select_j", (PyCFunction)(void (*)(void))py_svm_select_j, METH_VARARGS | METH_KEYWORDS,
+     "svm_select_j(G, y, status, QD, Q_i, yi, QD_i, Gmax, kernel='auto'): (j, obj_min, Gmax2), "
+     "the working-set selection's scan for j ('portable', 'avx512'; for tests)."},
     {NULL, NULL, 0, NULL}};

@@ -19,8 +19,7 @@ void fm_svm_sq_norms(float *out, const float *x, int64_t n, int64_t d)
     }
 }
 
-/* base^times by squaring, as libsvm's powi */
-static double powi(double base, int64_t times)
+double fm_svm_powi(double base, int64_t times)
 {
     double tmp = base, ret = 1.0;
     for (int64_t t = times; t > 0; t /= 2) {
@@ -48,7 +47,7 @@ static void kernel_map(float *out, int64_t ldo, const float *na, const float *nb
             }
         } else {
             for (int64_t j = 0; j < n; j++)
-                r[j] = (float)powi(kp->gamma * r[j] + kp->coef0, kp->degree);
+                r[j] = (float)fm_svm_powi(kp->gamma * r[j] + kp->coef0, kp->degree);
         }
     }
 }
@@ -80,7 +79,7 @@ void fm_svm_kernel_naive(float *out, int64_t ldo, const float *a, const float *b
             } else {
                 for (int64_t t = 0; t < d; t++) s += (double)u[t] * v[t];
                 out[i * ldo + j] = (float)(kp->kernel == FM_SVM_LINEAR
-                                               ? s : powi(kp->gamma * s + kp->coef0, kp->degree));
+                                               ? s : fm_svm_powi(kp->gamma * s + kp->coef0, kp->degree));
             }
         }
 }

@@ -16,7 +16,15 @@ static void pair_classes(int64_t p, int64_t k, int64_t *a, int64_t *b)
     *b = i + 1 + p;
 }
 
-static int solve_pair(double *coef, fm_svm_info *info, const float *x, const int64_t *start,
+/* the rows [i0, ...) of x */
+static fm_svm_rows rows_from(fm_svm_rows x, int64_t i0, int64_t d)
+{
+    if (x.x) x.x += i0 * d;
+    else x.xb += i0 * d;
+    return x;
+}
+
+static int solve_pair(double *coef, fm_svm_info *info, fm_svm_rows x, const int64_t *start,
                       const int64_t *count, const double *cbound, int64_t d, int64_t a,
                       int64_t b, const fm_svm_params *p)
 {
@@ -29,8 +37,8 @@ static int solve_pair(double *coef, fm_svm_info *info, const float *x, const int
         memset(y + na, -1, (size_t)nb);
         memcpy(cb, cbound + start[a], (size_t)na * sizeof(double));
         memcpy(cb + na, cbound + start[b], (size_t)nb * sizeof(double));
-        status = fm_svm_solve_parts(coef, info, x + start[a] * d, na, x + start[b] * d, nb, y,
-                                    cb, d, p);
+        status = fm_svm_solve_parts(coef, info, rows_from(x, start[a], d), na,
+                                    rows_from(x, start[b], d), nb, y, cb, d, p);
     }
     free(y);
     free(cb);
@@ -38,7 +46,7 @@ static int solve_pair(double *coef, fm_svm_info *info, const float *x, const int
 }
 
 int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int64_t *rows,
-                   const float *x, const int64_t *count, const double *cbound,
+                   fm_svm_rows x, const int64_t *count, const double *cbound,
                    int64_t n, int64_t d, int64_t k, const fm_svm_params *p, int nthreads)
 {
     (void)n;

@@ -39,17 +39,23 @@ typedef struct {
     int reached_max_iter;
 } fm_svm_info;
 
-/* One binary C-SVC: min 1/2 a^T Q a - e^T a, 0 <= a_i <= cbound_i, y^T a = 0, Q = yy^T K.
- * coef: (n) gets y_i a_i. x: (n, d) row-major float32; y: (n) +1 or -1; cbound: (n) > 0.
- * Returns FM_OK, FM_ENOMEM or FM_EINTR. */
-int fm_svm_solve(double *coef, fm_svm_info *info,
-                 const float *x, const int8_t *y, const double *cbound,
-                 int64_t n, int64_t d, const fm_svm_params *p);
+/* The rows of a problem: float32 values x, or bytes xb standing for the values
+ * byte_scale * xb (pixels / 255 are bytes with byte_scale 1/255). Byte rows get exact
+ * integer distances and dot products (AVX-512 VNNI through neighbors/knn_tile.h), scaled
+ * by byte_scale^2 before the kernel's map: the kernel matrix of the same values. */
+typedef struct {
+    const float *x;     /* (n, d) or NULL */
+    const uint8_t *xb;  /* (n, d) when x is NULL */
+    double byte_scale;
+} fm_svm_rows;
 
-/* fm_svm_solve on the rows x0 (n0 of them) followed by x1 (n1), without joining them
- * first (a pair's two classes); y and cbound cover all n0 + n1 rows. */
-int fm_svm_solve_parts(double *coef, fm_svm_info *info, const float *x0, int64_t n0,
-                       const float *x1, int64_t n1, const int8_t *y, const double *cbound,
+/* One binary C-SVC: min 1/2 a^T Q a - e^T a, 0 <= a_i <= cbound_i, y^T a = 0, Q = yy^T K,
+ * on the rows r0 (n0 of them) followed by r1 (n1), without joining them first (a pair's two
+ * classes; r1 must hold the same kind of rows as r0). coef: (n0 + n1) gets y_i a_i; y:
+ * +1 or -1 and cbound > 0, both over all n0 + n1 rows. Returns FM_OK, FM_ENOMEM or
+ * FM_EINTR. */
+int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t n0,
+                       fm_svm_rows r1, int64_t n1, const int8_t *y, const double *cbound,
                        int64_t d, const fm_svm_params *p);
 
 /* One-vs-one over the k (k - 1) / 2 pairs (a, b), a < b, in the order (0,1), (0,2), ...,
@@ -61,7 +67,7 @@ int fm_svm_solve_parts(double *coef, fm_svm_info *info, const float *x0, int64_t
  * x: (n, d) rows grouped by class (class c's count[c] rows after those of classes < c);
  * count: (k) each >= 1; cbound: (n) > 0. Returns FM_OK, FM_ENOMEM or FM_EINTR. */
 int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int64_t *rows,
-                   const float *x, const int64_t *count, const double *cbound,
+                   fm_svm_rows x, const int64_t *count, const double *cbound,
                    int64_t n, int64_t d, int64_t k, const fm_svm_params *p, int nthreads);
 
 /* Decision values of every pair for m samples: dec[i, p] = sum over the support vectors of
@@ -94,6 +100,42 @@ enum fm_kernel fm_svm_dots_best(void);
 /* The same block by a naive double loop (the reference for tests). */
 void fm_svm_kernel_naive(float *out, int64_t ldo, const float *a, const float *b,
                          int64_t m, int64_t n, int64_t d, const fm_svm_kernel_params *kp);
+
+/* A row of Q for the rbf kernel from exact integer dot products of byte rows: q[t] = yi y[t]
+ * exp(-g2 dist_t), dist_t = qsq + xsq[c] - 2 dot[c] with c = col[t], for t < len (g2 =
+ * gamma byte_scale^2); exp within 2 ulp and 0 below e^-87, bit-identical in every kernel.
+ * q: (len); dot, xsq: indexed by col (len); y: (len) +1 or -1; every dist_t < 2^31 (rows
+ * of d <= 32,768 bytes, u8dot.h's limit). kernel: FM_KERNEL_AUTO, FM_KERNEL_PORTABLE or
+ * FM_KERNEL_AVX512 (FM_EINVAL when the CPU lacks it, or for any other). */
+int fm_svm_rbf_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq,
+                   const int64_t *col, const int8_t *y, int yi, double g2, int64_t len,
+                   enum fm_kernel kernel);
+enum fm_kernel fm_svm_rbf_row_best(void);
+
+/* A variable's place in the box 0 <= a_i <= C_i. */
+enum fm_svm_status { FM_SVM_LOWER = 0, FM_SVM_UPPER = 1, FM_SVM_FREE = 2 };
+
+/* What the j scan of the working-set selection finds. */
+typedef struct {
+    int64_t j;      /* -1 when no j in I_low has Gmax + y_j G_j > 0 */
+    double obj_min; /* its -(b^2 / a) */
+    double Gmax2;   /* max y_j G_j over I_low (-inf when empty) */
+} fm_svm_pick;
+
+/* libsvm's WSS3 scan for j given i: over the j < n in I_low (y_j = +1 above the lower
+ * bound, -1 below the upper), b = Gmax + y_j G_j, a = QD_i + QD_j - 2 y_i y_j Q_i[j] (TAU
+ * when not > 0), the least -(b^2 / a) among b > 0, ties to the last j. G, QD: (n) float64;
+ * y: (n) +1 or -1; status: (n) enum fm_svm_status; Q_i: (n), read only where b > 0 (NULL
+ * when Gmax is -inf); yi, QD_i: i's label and QD. kernel: FM_KERNEL_AUTO,
+ * FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (FM_EINVAL when the CPU lacks it, or any other);
+ * every kernel picks the same j. */
+int fm_svm_select_j(fm_svm_pick *pk, const double *G, const int8_t *y, const char *status,
+                    const double *QD, const float *Q_i, int yi, double QD_i, double Gmax,
+                    int64_t n, enum fm_kernel kernel);
+enum fm_kernel fm_svm_select_best(void);
+
+/* base^times by squaring, as libsvm's powi (the polynomial kernel) */
+double fm_svm_powi(double base, int64_t times);
 
 /* Squared norms: out[i] = |x_i|^2 summed in float64. x: (n, d). */
 void fm_svm_sq_norms(float *out, const float *x, int64_t n, int64_t d);
