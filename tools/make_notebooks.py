@@ -411,6 +411,105 @@ side_by_side(confusion_matrix(y_test, pred, labels=np.arange(10)), study["random
     ]
 
 
+def knn_rows():
+    """The ledger's newest kNN rows on the full data, study and official protocols (the
+    newest, not ledger.latest's: rows since 21:30 record the chosen parameters in
+    extra.best_params and the validation accuracy before the refit): accuracy, validation
+    accuracy and the choice, as the prose quotes."""
+    from fmnist_c import ledger, report
+    rows = ledger.select(ledger.read(os.path.join(ROOT, "results", "ledger.jsonl")), ["knn"],
+                         data="full")
+    fig = ledger_figures()
+    out = []
+    for protocol, what in (("study", "study split"), ("official", "official test set")):
+        row = max((r for r in rows if r["protocol"] == protocol), key=lambda r: r["date"])
+        p = row["extra"]["best_params"]
+        out.append(f"{what} {report.accuracy_text(fig[(protocol, 'knn')])} (k = {p['n_neighbors']}, "
+                   f"{p['metric']}, {p['weights']} weights; validation {row['val_accuracy']:.4f}, "
+                   f"ledger row of {row['date'][:16].replace('T', ' ')})")
+    return "; ".join(out)
+
+
+def more_classifiers():
+    return [
+        ("md", "# 04b More classifiers\n\nClassifiers the study did not try, each chosen on the "
+               "validation set like the forest's depth in 04. Test accuracies in the prose "
+               "come from the ledger (`results/ledger.jsonl`, written by `fmnist-c reproduce`)."),
+        ("code", SETUP),
+        ("md", "## k-nearest neighbours\n\n`fmnist_c.KNeighborsClassifier` searches exactly, on "
+               "the pixels' own bytes (integer dot products in AMX or AVX-512 VNNI, sums of "
+               "absolute differences by VPSADBW). One search with the 20 nearest rows answers "
+               "every k <= 20, so `TunedKNeighborsClassifier` scores k = 1..20, three metrics and "
+               "two weightings on the validation set with one search per metric, then keeps "
+               "the training and validation rows."),
+        ("code", '''\
+import time
+from fmnist_c.neighbors import TunedKNeighborsClassifier
+Xtr, Xv, Xte = (a.reshape(len(a), -1) for a in (split.X_train, split.X_val, split.X_test))  # uint8
+y_train, y_val, y_test = split.y_train, split.y_val, split.y_test
+t0 = time.perf_counter()
+tuned = TunedKNeighborsClassifier(n_jobs=2).fit(Xtr, y_train, validation_data=(Xv, y_val))
+print(f"3 searches of {len(Xv):,} validation images: {time.perf_counter() - t0:.1f} s")
+print("chosen on validation:", tuned.best_params_, f"validation accuracy {tuned.validation_score_:.4f}")'''),
+        ("code", '''\
+KS = list(tuned.ks)
+fig, ax = plt.subplots(figsize=(10, 4))
+for (metric, weights), scores in tuned.val_scores_.items():
+    ax.plot(KS, scores, "o-" if weights == "distance" else "s:", label=f"{metric}, {weights}")
+ax.set(xlabel="k", ylabel="validation accuracy", title="the k sweep, one search per metric")
+ax.legend(ncol=3, fontsize=8)
+plt.show()
+for (metric, weights), scores in tuned.val_scores_.items():
+    print(f"{metric:9} {weights:8} best k {KS[int(np.argmax(scores))]:2}: {scores.max():.4f}")'''),
+        ("md", "The test curve of the chosen metric and weights, for comparison only (the "
+               "choice above saw the validation set alone); the model fitted on the training "
+               "rows, so the curve and the validation one are like for like:"),
+        ("code", '''\
+best = tuned.best_params_
+plain = fmnist_c.KNeighborsClassifier(max(KS), metric=best["metric"], weights=best["weights"],
+                                      n_jobs=2).fit(Xtr, y_train)
+t0 = time.perf_counter()
+test_curve = plain.staged_k_scores(Xte, y_test, KS)
+print(f"one search of {len(Xte):,} test images: {time.perf_counter() - t0:.1f} s")
+fig, ax = plt.subplots(figsize=(10, 4))
+ax.plot(KS, tuned.val_scores_[best["metric"], best["weights"]], "o-", label="validation")
+ax.plot(KS, test_curve, "s--", label="test")
+ax.axvline(best["n_neighbors"], color="C0", alpha=0.4)
+ax.set(xlabel="k", ylabel="accuracy", title=f"{best['metric']}, {best['weights']} weights")
+ax.legend()
+plt.show()'''),
+        ("md", f"In the ledger (`fmnist-c reproduce --models knn`, training and validation rows "
+               f"kept): {knn_rows()}. Fashion-MNIST's benchmark table has 0.860 for its best "
+               f"kNN (k = 5, Manhattan, distance weights) on the official split."),
+        ("md", "### A misclassified test image beside its 5 nearest neighbours"),
+        ("code", '''\
+pred = tuned.predict(Xte)
+wrong = np.flatnonzero(pred != y_test)
+print(f"test accuracy of this fit {np.mean(pred == y_test):.4f}; {len(wrong):,} errors")
+names = fmnist_c.CLASS_NAMES
+train_X = np.concatenate([Xtr, Xv])  # the tuned model keeps both, in this order
+train_y = np.concatenate([y_train, y_val])
+picks = wrong[:3]
+fig, axes = plt.subplots(len(picks), 6, figsize=(12, 2.3 * len(picks)))
+for row, i in zip(axes, picks):
+    dist, idx = tuned.model_.kneighbors(Xte[i:i + 1], 5)
+    row[0].imshow(Xte[i].reshape(28, 28), cmap="gray_r")
+    row[0].set_title(f"test: {names[y_test[i]]}\\npredicted {names[pred[i]]}", fontsize=9, color="C3")
+    for ax, j, d in zip(row[1:], idx[0], dist[0]):
+        ax.imshow(train_X[j].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{names[train_y[j]]}\\ndistance {d:.0f}", fontsize=9)
+    for ax in row:
+        ax.axis("off")
+plt.tight_layout()
+plt.show()'''),
+        ("md", "Pixel distance sees silhouette and brightness (on the full data: the coat's "
+               "nearest images are shirts of the same cut; the sandal's two nearest are "
+               "sandals, but sneakers with the same low outline outvote them among its "
+               "k = 8); what tells such classes apart, a collar, a zip, open straps, is a "
+               "few pixels of 784."),
+    ]
+
+
 def neural_networks():
     return [
         ("md", "# 05 Neural networks\n\nFirst the MLP. The study's ANN: 784-256-256-10 with ReLU, "
@@ -700,6 +799,7 @@ NOTEBOOKS = {
     "02_data_preparation": data_preparation,
     "03_logistic_regression": logistic_regression,
     "04_random_forest": random_forest,
+    "04b_more_classifiers": more_classifiers,
     "05_neural_networks": neural_networks,
     "06_evaluation_and_deployment": evaluation_and_deployment,
 }
