@@ -111,6 +111,21 @@ def test_depth_sweep_equals_separate_fits():
                                         .score(Xt, yt) for d in depths[::-1]])
 
 
+def test_few_rows_walk_unpacked_to_the_same_probabilities():
+    """Under a block of 64 rows (one image, as deployed) the prediction walks the node
+    arrays as they are on one thread; from 64 on, packed nodes on n_jobs threads: the
+    same probabilities bit for bit, at every depth cut."""
+    X, y = noisy(500, d=8, seed=2)
+    Xt, _ = noisy(150, d=8, seed=9)
+    m = RandomForestClassifier(n_estimators=6, n_jobs=2, random_state=0).fit(X, y)
+    depths = [1, 3, 30]
+    whole = m.staged_depth_proba(Xt, depths)
+    for rows in (1, 7, 63):
+        parts = np.concatenate([m.staged_depth_proba(Xt[i:i + rows], depths)
+                                for i in range(0, len(Xt), rows)], axis=1)
+        np.testing.assert_array_equal(parts, whole)
+
+
 def test_mean_of_trees_and_estimators_views():
     X, y = noisy(300, seed=3)
     m = RandomForestClassifier(5, random_state=0).fit(X, y)

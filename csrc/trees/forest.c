@@ -150,23 +150,29 @@ int fm_forest_predict(double *out, const float *x, const int64_t *left, const in
                       int64_t k, int64_t n_trees, int64_t n_depths, int nthreads)
 {
     if (offsets[n_trees] > INT32_MAX) return FM_EINVAL;
-    packed_node *nodes = pack(left, right, feature, threshold, offsets[n_trees], nthreads);
-    if (!nodes) return FM_ENOMEM;
+    /* Packing every node of the forest pays off over a block of samples; fewer samples
+     * (a deployed model's one image) walk the arrays as they are, on one thread: the same
+     * nodes reached, and no pass over millions of nodes or thread wake-up per call. */
+    packed_node *nodes = NULL;
+    if (n >= PREDICT_BLOCK && !(nodes = pack(left, right, feature, threshold, offsets[n_trees],
+                                              nthreads)))
+        return FM_ENOMEM;
     int64_t n_blocks = (n + PREDICT_BLOCK - 1) / PREDICT_BLOCK;
     double scale = n_trees > 0 ? 1.0 / (double)n_trees : 0.0;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(FM_NTHREADS(nthreads))
+#pragma omp parallel for schedule(dynamic, 4) num_threads(FM_NTHREADS(n_blocks > 1 ? nthreads : 1))
     for (int64_t blk = 0; blk < n_blocks; blk++) {
         int64_t i0 = blk * PREDICT_BLOCK, i1 = i0 + PREDICT_BLOCK < n ? i0 + PREDICT_BLOCK : n;
         for (int64_t j = 0; j < n_depths; j++)
             memset(out + (j * n + i0) * k, 0, (size_t)((i1 - i0) * k) * sizeof(double));
         for (int64_t t = 0; t < n_trees; t++) {
             int64_t base = offsets[t];
-            const packed_node *tree = nodes + base;
             const float *v = value + base * k;
             for (int64_t i = i0; i < i1; i++) {
                 int64_t node = 0, depth = 0;
                 for (int64_t j = 0; j < n_depths; j++) {
-                    node = walk_packed(x + i * d, tree, node, &depth, depths[j]);
+                    node = nodes ? walk_packed(x + i * d, nodes + base, node, &depth, depths[j])
+                                 : walk(x + i * d, left + base, right + base, feature + base,
+                                        threshold + base, node, &depth, depths[j]);
                     double *o = out + (j * n + i) * k;
                     const float *vn = v + node * k;
                     for (int64_t c = 0; c < k; c++) o[c] += vn[c];
