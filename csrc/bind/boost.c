@@ -257,7 +257,7 @@ fail:
     return result;
 }
 
-/* For tests: a leaf's histogram over the features feats, (total_bins, 4) float32 with the
+/* For tests: a leaf's histogram over the features feats, (total_bins, 2) float64 with the
  * other features' bins 0. */
 static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -268,7 +268,7 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
     int64_t *hoff = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO", kwlist, &co, &ro, &go, &fo, &neo)) return NULL;
     if (!(code = fm_bind_as_array(co, NPY_UINT8, 2, "code_rows")) ||
-        !(gh = fm_bind_as_array(go, NPY_FLOAT32, 2, "gh")))
+        !(gh = fm_bind_as_array(go, NPY_FLOAT64, 2, "gh")))
         goto fail;
     int64_t n = PyArray_DIM(code, 0), d = PyArray_DIM(code, 1), m = PyArray_DIM(gh, 0);
     if (!(ne = fm_bind_as_vector(neo, NPY_INT64, d, "n_edges")) ||
@@ -276,7 +276,7 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
         (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))))
         goto fail;
     int64_t nf = PyArray_DIM(feats, 0);
-    if (PyArray_DIM(gh, 1) != 4 || (!rows && m != n) ||
+    if (PyArray_DIM(gh, 1) != FM_BOOST_LANES || (!rows && m != n) ||
         (rows && fm_bind_check_range(PyArray_DATA(rows), m, n, "rows")) ||
         fm_bind_check_range(PyArray_DATA(feats), nf, d, "feats") ||
         fm_bind_check_range(PyArray_DATA(ne), d, 256, "n_edges") ||
@@ -286,8 +286,8 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (!(hoff = PyMem_Calloc((size_t)d + 1, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
     for (int64_t f = 0; f < d; f++) hoff[f + 1] = hoff[f] + ((int64_t *)PyArray_DATA(ne))[f] + 1;
-    npy_intp dims[2] = {hoff[d], 4};
-    if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT32, 0))) goto fail;
+    npy_intp dims[2] = {hoff[d], FM_BOOST_LANES};
+    if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0))) goto fail;
     fm_boost_hist_build(PyArray_DATA(hist), PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
                         PyArray_DATA(gh), PyArray_DATA(feats), hoff, m, d, nf);
     result = (PyObject *)hist;
@@ -317,11 +317,11 @@ static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
     if (naive || kernel == FM_KERNEL_AVX2 ||
         (kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512))
         return fm_bind_raise_kernel(FM_EINVAL, kname);
-    PyArrayObject *h = fm_bind_as_array(ho, NPY_FLOAT32, 2, "hist"), *t = NULL;
+    PyArrayObject *h = fm_bind_as_array(ho, NPY_FLOAT64, 2, "hist"), *t = NULL;
     PyObject *result = NULL;
     if (!h || !(t = fm_bind_as_vector(to, NPY_FLOAT64, 3, "total"))) goto fail;
-    if (PyArray_DIM(h, 0) > 256 || PyArray_DIM(h, 1) != 4) {
-        PyErr_SetString(PyExc_ValueError, "hist must be (nb <= 256, 4)");
+    if (PyArray_DIM(h, 0) > 256 || PyArray_DIM(h, 1) != FM_BOOST_LANES) {
+        PyErr_SetString(PyExc_ValueError, "hist must be (nb <= 256, 2)");
         goto fail;
     }
     fm_boost_limits lim = {mc, mh, lam};
@@ -351,7 +351,7 @@ PyMethodDef fm_bind_boost_methods[] = {
     {"boost_predict", (PyCFunction)(void (*)(void))py_boost_predict, METH_VARARGS | METH_KEYWORDS,
      "Raw class scores of flat boosted trees after each round count in stages: (n_stages, n, k)."},
     {"boost_hist", (PyCFunction)(void (*)(void))py_boost_hist, METH_VARARGS | METH_KEYWORDS,
-     "For tests: a leaf's (g, h, count, 0) histograms over the features feats, (total_bins, 4)."},
+     "For tests: a leaf's (g, h) histograms over the features feats, (total_bins, 2)."},
     {"boost_scan", (PyCFunction)(void (*)(void))py_boost_scan, METH_VARARGS | METH_KEYWORDS,
      "For tests: the best threshold of one histogram: (score, bin, (gl, hl, cl))."},
     {NULL, NULL, 0, NULL}};

@@ -36,12 +36,12 @@ typedef struct {
 
 /* One thread's scratch for growing a tree. */
 typedef struct {
-    float *slots;      /* (n_slots + 1, total_bins, 4): the last slot is a spare */
+    double *slots;     /* (n_slots + 1, total_bins, 2): the last slot is a spare */
     int *free_slot;    /* stack of free slot ids */
     int n_free;
     double *scan;      /* (4 * 256) */
     int64_t *idx, *tmp; /* (n): the tree's rows, grouped by leaf; (max(n, d)): scratch */
-    float *ogh;        /* (n, 4): a leaf's gradients in the order of its rows */
+    double *ogh;       /* (n, 2): a leaf's gradients in the order of its rows */
     leaf *leaves;      /* (num_leaves) */
     int64_t *feats, *node_feats; /* (d) */
 } thread_work;
@@ -50,7 +50,7 @@ struct fm_boost_work {
     int64_t n, d, k, num_leaves, total_bins, n_slots;
     int n_threads;
     int64_t *hoff;   /* (d + 1): feature f's bins are hoff[f] .. hoff[f + 1) */
-    float *gh;       /* (k, n, 4): every row's (g, h, 1, 0) per class */
+    double *gh;      /* (k, n, 2): every row's (g, h) per class */
     int64_t *bag;    /* (n): this round's rows, ascending */
     uint8_t *in_bag; /* (n) */
     double *delta;   /* (n, k): this round's leaf value of each row */
@@ -87,7 +87,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     w->n_threads = FM_NTHREADS(nthreads);
     if (w->n_threads > k) w->n_threads = (int)k;
     w->hoff = fm_alloc((size_t)(d + 1) * sizeof(int64_t));
-    w->gh = fm_alloc((size_t)(k * n * 4) * sizeof(float));
+    w->gh = fm_alloc((size_t)(k * n * FM_BOOST_LANES) * sizeof(double));
     w->bag = fm_alloc((size_t)n * sizeof(int64_t));
     w->in_bag = fm_alloc((size_t)n);
     w->delta = fm_alloc((size_t)(n * k) * sizeof(double));
@@ -97,7 +97,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     w->hoff[0] = 0;
     for (int64_t f = 0; f < d; f++) w->hoff[f + 1] = w->hoff[f] + n_edges[f] + 1;
     w->total_bins = w->hoff[d];
-    int64_t slot_bytes = w->total_bins * 4 * (int64_t)sizeof(float);
+    int64_t slot_bytes = w->total_bins * FM_BOOST_LANES * (int64_t)sizeof(double);
     w->n_slots = SLOT_BUDGET / slot_bytes < num_leaves ? SLOT_BUDGET / slot_bytes : num_leaves;
     if (w->n_slots < 1) w->n_slots = 1;
     for (int t = 0; t < w->n_threads; t++) {
@@ -107,7 +107,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
         tw->scan = fm_alloc(4 * 256 * sizeof(double));
         tw->idx = fm_alloc((size_t)n * sizeof(int64_t));
         tw->tmp = fm_alloc((size_t)(n > d ? n : d) * sizeof(int64_t));
-        tw->ogh = fm_alloc((size_t)(n * 4) * sizeof(float));
+        tw->ogh = fm_alloc((size_t)(n * FM_BOOST_LANES) * sizeof(double));
         tw->leaves = fm_alloc((size_t)num_leaves * sizeof(leaf));
         tw->feats = fm_alloc((size_t)d * sizeof(int64_t));
         tw->node_feats = fm_alloc((size_t)d * sizeof(int64_t));
@@ -127,7 +127,7 @@ typedef struct {
     const fm_boost_work *w;
     thread_work *t;
     const uint8_t *codes, *code_rows;
-    const float *gh; /* (n, 4) this class's */
+    const double *gh; /* (n, 2) this class's */
     const fm_boost_params *p;
     fm_boost_limits lim;
     uint64_t seed;   /* the tree's */
@@ -135,9 +135,9 @@ typedef struct {
     enum fm_kernel kernel;
 } grower;
 
-static float *slot_at(const grower *g, int64_t slot)
+static double *slot_at(const grower *g, int64_t slot)
 {
-    return g->t->slots + (size_t)slot * (size_t)(g->w->total_bins * 4);
+    return g->t->slots + (size_t)slot * (size_t)(g->w->total_bins * FM_BOOST_LANES);
 }
 
 static int64_t slot_take(grower *g)
@@ -182,14 +182,17 @@ static double leaf_score(const double *sum, double lambda)
 }
 
 /* The leaf's histogram into `hist`: the tree's features' bins from its rows. */
-static void build_hist(grower *g, const leaf *lf, float *hist, int root_in_order)
+static void build_hist(grower *g, const leaf *lf, double *hist, int root_in_order)
 {
     int64_t m = lf->end - lf->start;
     const int64_t *rows = g->t->idx + lf->start;
-    const float *gh = g->gh;
+    const double *gh = g->gh;
     if (!root_in_order) {
-        float *o = g->t->ogh;
-        for (int64_t j = 0; j < m; j++) memcpy(o + 4 * j, g->gh + 4 * rows[j], 4 * sizeof(float));
+        double *o = g->t->ogh;
+        for (int64_t j = 0; j < m; j++) {
+            o[2 * j] = g->gh[2 * rows[j]];
+            o[2 * j + 1] = g->gh[2 * rows[j] + 1];
+        }
         gh = o;
     }
     fm_boost_hist_build(hist, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
@@ -197,7 +200,7 @@ static void build_hist(grower *g, const leaf *lf, float *hist, int root_in_order
 }
 
 /* The best split of a leaf whose histogram is `hist`, among the node's features. */
-static void find_split(grower *g, leaf *lf, const float *hist)
+static void find_split(grower *g, leaf *lf, const double *hist)
 {
     const fm_boost_work *w = g->w;
     const fm_boost_params *p = g->p;
@@ -216,7 +219,7 @@ static void find_split(grower *g, leaf *lf, const float *hist)
     for (int64_t q = 0; q < nf; q++) {
         int64_t f = feats[q];
         double before = lf->score;
-        fm_boost_scan(&lf->score, &lf->bin, lf->left, hist + 4 * w->hoff[f],
+        fm_boost_scan(&lf->score, &lf->bin, lf->left, hist + FM_BOOST_LANES * w->hoff[f],
                       w->hoff[f + 1] - w->hoff[f], lf->sum, &g->lim, g->t->scan, g->kernel);
         if (lf->score != before) lf->feature = f; /* a scan only ever raises the score */
     }
@@ -241,20 +244,20 @@ static void set_leaf_node(fm_boost_tree *tr, const leaf *lf)
  * slot is `parent_slot` (-1: none, both are built). */
 static void children(grower *g, leaf *a, leaf *b, int64_t parent_slot)
 {
-    float *spare = slot_at(g, g->w->n_slots);
+    double *spare = slot_at(g, g->w->n_slots);
     a->slot = slot_take(g);
-    float *ha = a->slot >= 0 ? slot_at(g, a->slot) : spare;
+    double *ha = a->slot >= 0 ? slot_at(g, a->slot) : spare;
     build_hist(g, a, ha, 0);
     if (parent_slot >= 0) {
         b->slot = parent_slot;
-        float *hb = slot_at(g, b->slot);
-        fm_boost_hist_sub(hb, ha, g->w->total_bins * 4);
+        double *hb = slot_at(g, b->slot);
+        fm_boost_hist_sub(hb, ha, g->w->total_bins * FM_BOOST_LANES);
         find_split(g, a, ha);
         find_split(g, b, hb);
     } else {
         find_split(g, a, ha);
         b->slot = slot_take(g);
-        float *hb = b->slot >= 0 ? slot_at(g, b->slot) : spare;
+        double *hb = b->slot >= 0 ? slot_at(g, b->slot) : spare;
         build_hist(g, b, hb, 0);
         find_split(g, b, hb);
     }
@@ -287,7 +290,7 @@ static int grow_tree(fm_boost_tree *tr, grower *g, const float *edges, int64_t e
     memset(root, 0, sizeof *root);
     root->end = m;
     for (int64_t j = 0; j < m; j++) {
-        const float *x = g->gh + 4 * t->idx[j];
+        const double *x = g->gh + FM_BOOST_LANES * t->idx[j];
         root->sum[0] += x[0];
         root->sum[1] += x[1];
     }
@@ -296,7 +299,7 @@ static int grow_tree(fm_boost_tree *tr, grower *g, const float *edges, int64_t e
     tr->n_nodes = 1;
     set_leaf_node(tr, root);
     if (p->num_leaves > 1) {
-        float *h = slot_at(g, root->slot);
+        double *h = slot_at(g, root->slot);
         build_hist(g, root, h, m == n);
         find_split(g, root, h);
         if (root->feature < 0) slot_give(g, root);
@@ -334,7 +337,7 @@ static int grow_tree(fm_boost_tree *tr, grower *g, const float *edges, int64_t e
                      {0, 0, 0}, -INFINITY, 0.0};
         *lf = (leaf){lf->start, lf->start + nl, depth, li, -1, -1, 0, {ls[0], ls[1], ls[2]},
                      {0, 0, 0}, -INFINITY, 0.0};
-        rt->sum[2] = (double)nr; /* exact, where the scan's float counts could round */
+        rt->sum[2] = (double)nr; /* the rows themselves, where the scan's counts are estimates */
         lf->sum[2] = (double)nl;
         set_leaf_node(tr, lf);
         set_leaf_node(tr, rt);
@@ -367,14 +370,14 @@ static float walk_codes(const fm_boost_tree *tr, const uint8_t *codes, int64_t n
 
 /* ---- one round ----------------------------------------------------------------------- */
 
-/* gh[c][i] = (w (p_c - [y_i = c]), w k/(k-1) p_c (1 - p_c), 1, 0), p = softmax(score_i):
+/* gh[c][i] = (w (p_c - [y_i = c]), w k/(k-1) p_c (1 - p_c)), p = softmax(score_i):
  * LightGBM's multiclass hessian, scaled so a one-hot start is not over-confident. */
 static void gradients(fm_boost_work *w, const double *score, const int64_t *y, const float *sw,
                       int nt)
 {
     int64_t n = w->n, k = w->k;
     double factor = (double)k / (double)(k - 1 > 0 ? k - 1 : 1);
-    float *gh = w->gh;
+    double *gh = w->gh;
     fm_parallel_region reg = fm_parallel_fork();
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
@@ -388,12 +391,9 @@ static void gradients(fm_boost_work *w, const double *score, const int64_t *y, c
             for (int64_t c = 0; c < k; c++) z += (pr[c] = exp(s[c] - mx));
             for (int64_t c = 0; c < k; c++) {
                 double pc = pr[c] / z;
-                float *x = gh + 4 * (c * n + i);
-                float h = (float)(wi * factor * pc * (1.0 - pc));
-                x[0] = (float)(wi * (pc - (y[i] == c ? 1.0 : 0.0)));
-                x[1] = h > 1e-16f ? h : 1e-16f;
-                x[2] = 1.0f;
-                x[3] = 0.0f;
+                double *x = gh + FM_BOOST_LANES * (c * n + i), h = wi * factor * pc * (1.0 - pc);
+                x[0] = wi * (pc - (y[i] == c ? 1.0 : 0.0));
+                x[1] = h > 1e-16 ? h : 1e-16;
             }
         }
     }
@@ -447,7 +447,7 @@ int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *w,
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        grower g = {w, &w->tw[tid], codes, code_rows, w->gh + 4 * c * n, p,
+        grower g = {w, &w->tw[tid], codes, code_rows, w->gh + FM_BOOST_LANES * c * n, p,
                     {(double)p->min_child_samples, p->min_child_weight, p->reg_lambda},
                     round_seed(seed, round, c + 1), 0, kernel};
         s = grow_tree(&trees[c], &g, edges, edge_stride, m, c, w->delta);

@@ -18,9 +18,9 @@
 #pragma clang fp contract(off)
 #endif
 
-/* one bin's 4 floats as one 16-byte vector add (GCC and clang vector types: an SSE addps
- * on x86-64; a loop of 4 scalar adds compiled to 4 loads, adds and stores) */
-typedef float v4f __attribute__((vector_size(16)));
+/* one bin's 2 doubles as one 16-byte vector add (GCC and clang vector types: an SSE2 addpd
+ * on x86-64; 2 scalar adds elsewhere) */
+typedef double v2d __attribute__((vector_size(16)));
 
 /* Rows outside, features inside, in blocks of features whose bins fit the L2 cache: a row's
  * gradient is loaded once a block, its codes are one cache line, and consecutive adds go to
@@ -28,28 +28,28 @@ typedef float v4f __attribute__((vector_size(16)));
  * runs of background pixels, code 0 in most rows, chained every add on the last). */
 #define FEATURE_BLOCK 16
 
-void fm_boost_hist_build(float *hist, const uint8_t *code_rows, const int64_t *rows,
-                         const float *gh, const int64_t *feats, const int64_t *hoff, int64_t m,
+void fm_boost_hist_build(double *hist, const uint8_t *code_rows, const int64_t *rows,
+                         const double *gh, const int64_t *feats, const int64_t *hoff, int64_t m,
                          int64_t d, int64_t nf)
 {
     for (int64_t q = 0; q < nf; q++)
-        memset(hist + 4 * hoff[feats[q]], 0,
-               (size_t)(hoff[feats[q] + 1] - hoff[feats[q]]) * FM_BOOST_LANES * sizeof(float));
+        memset(hist + FM_BOOST_LANES * hoff[feats[q]], 0,
+               (size_t)(hoff[feats[q] + 1] - hoff[feats[q]]) * FM_BOOST_LANES * sizeof(double));
     for (int64_t q0 = 0; q0 < nf; q0 += FEATURE_BLOCK) {
         int64_t nq = nf - q0 < FEATURE_BLOCK ? nf - q0 : FEATURE_BLOCK;
         int64_t fs[FEATURE_BLOCK];
-        float *base[FEATURE_BLOCK];
+        double *base[FEATURE_BLOCK];
         for (int64_t q = 0; q < nq; q++) {
             fs[q] = feats[q0 + q];
-            base[q] = hist + 4 * hoff[fs[q]];
+            base[q] = hist + FM_BOOST_LANES * hoff[fs[q]];
         }
         for (int64_t j = 0; j < m; j++) {
             const uint8_t *r = code_rows + (rows ? rows[j] : j) * d;
-            v4f g;
-            memcpy(&g, gh + 4 * j, sizeof g);
+            v2d g;
+            memcpy(&g, gh + FM_BOOST_LANES * j, sizeof g);
             for (int64_t q = 0; q < nq; q++) {
-                float *h = base[q] + 4 * r[fs[q]];
-                v4f a;
+                double *h = base[q] + FM_BOOST_LANES * r[fs[q]];
+                v2d a;
                 memcpy(&a, h, sizeof a);
                 a += g;
                 memcpy(h, &a, sizeof a);
@@ -58,29 +58,31 @@ void fm_boost_hist_build(float *hist, const uint8_t *code_rows, const int64_t *r
     }
 }
 
-void fm_boost_hist_sub(float *big, const float *small, int64_t len)
+void fm_boost_hist_sub(double *big, const double *small, int64_t len)
 {
     for (int64_t i = 0; i < len; i++) big[i] -= small[i];
 }
 
-/* Left-side sums after each occupied bin but the last, in double: gl, hl, cl, and the bin
- * in at; returns how many. An empty bin's threshold splits the rows as the occupied bin
- * before it does, and the scan keeps the first of equal scores, so only occupied bins
- * are candidates (a small leaf occupies few of 256). */
+/* Left-side sums after each occupied bin but the last: gl, hl, the estimated count cl,
+ * and the bin in at; returns how many. An empty bin's threshold splits the rows as the
+ * occupied bin before it does, and the scan keeps the first of equal scores, so only
+ * occupied bins are candidates (a small leaf occupies few of 256). */
 static int64_t prefix(double *restrict gl, double *restrict hl, double *restrict cl,
-                      double *restrict at, const float *restrict hist, int64_t nb)
+                      double *restrict at, const double *restrict hist, int64_t nb,
+                      double cnt_factor)
 {
     double g = 0.0, h = 0.0, c = 0.0;
     int64_t len = 0;
     for (int64_t b = 0; b + 1 < nb; b++) {
-        g += hist[4 * b];
-        h += hist[4 * b + 1];
-        c += hist[4 * b + 2];
+        double hb = hist[2 * b + 1];
+        g += hist[2 * b];
+        h += hb;
+        c += (double)(int64_t)(hb * cnt_factor + 0.5);
         gl[len] = g;
         hl[len] = h;
         cl[len] = c;
         at[len] = (double)b;
-        len += hist[4 * b + 2] != 0.0f;
+        len += hb != 0.0;
     }
     return len;
 }
@@ -156,13 +158,13 @@ static void scan_avx512(double *score, int64_t *bin, double *sums, const double 
 }
 #endif
 
-void fm_boost_scan(double *score, int64_t *bin, double *sums, const float *hist, int64_t nb,
+void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
                    const double *total, const fm_boost_limits *lim, double *scratch,
                    enum fm_kernel kernel)
 {
     if (nb < 2) return;
     double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
-    int64_t len = prefix(gl, hl, cl, at, hist, nb);
+    int64_t len = prefix(gl, hl, cl, at, hist, nb, total[1] > 0.0 ? total[2] / total[1] : 0.0);
 #ifdef FM_BOOST_X86
     if (kernel == FM_KERNEL_AVX512) {
         scan_avx512(score, bin, sums, gl, hl, cl, at, len, total, lim);
