@@ -61,11 +61,18 @@ static int metric_ok(enum fm_knn_metric m)
 
 /* ---------------------------------------------------------------- uint8 ---- */
 
+/* The integer key a row must be below to enter a list whose k-th key is key[k - 1]
+ * (every exact distance is below INT32_MAX: d <= 2^15 columns of 255^2 at most) */
+static int32_t limit(const double *key, int64_t k)
+{
+    return isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
+}
+
 /* row: (nt,) one query's exact distances to training rows j0.. of the chunk */
 static void scan_int(double *key, int64_t *idx, int64_t k, const int32_t *row, int64_t nt,
                      int64_t j0)
 {
-    int32_t lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
+    int32_t lim = limit(key, k);
     int64_t j = 0;
     for (; j + 16 <= nt; j += 16) {
         int hit = 0;
@@ -74,22 +81,14 @@ static void scan_int(double *key, int64_t *idx, int64_t k, const int32_t *row, i
         for (int t = 0; t < 16; t++)
             if (row[j + t] < lim) {
                 push(key, idx, k, row[j + t], j0 + j + t);
-                lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
+                lim = limit(key, k);
             }
     }
     for (; j < nt; j++)
         if (row[j] < lim) {
             push(key, idx, k, row[j], j0 + j);
-            lim = isinf(key[k - 1]) ? INT32_MAX : (int32_t)key[k - 1];
+            lim = limit(key, k);
         }
-}
-
-/* row: (nt,) one query's exact dot products, made squared distances |q|^2 + |x|^2 - 2 q.x
- * in place (exact: each term fits 32 bits, the result does, and unsigned sums wrap) */
-static void dots_to_squares(int32_t *row, int64_t nt, int32_t qsq, const int32_t *xsq)
-{
-    for (int64_t j = 0; j < nt; j++)
-        row[j] = (int32_t)((uint32_t)qsq + (uint32_t)xsq[j] - 2u * (uint32_t)row[j]);
 }
 
 /* row: (nt,) one query's exact dot products, turned into cosine keys */
@@ -135,8 +134,8 @@ static void u8_tile(const struct u8_job *jb, int64_t q0, void *qb, int32_t *qsq,
                 scan_cosine_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0, qsq[r], jb->xsq + j0);
                 continue;
             }
-            if (jb->metric == FM_KNN_EUCLIDEAN) dots_to_squares(dt + r * NT, nt, qsq[r], jb->xsq + j0);
-            scan_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0);
+            if (im->keys(dt + r * NT, nt, qsq[r], jb->xsq + j0, limit(key, jb->k)))
+                scan_int(key, idx, jb->k, dt + r * NT, nt, jb->x0 + j0);
         }
     }
     if (im->end) im->end();

@@ -55,6 +55,25 @@ static void pack_q_plain(void *dst, const uint8_t *q, int64_t n, int64_t rows, i
     pack_rows_u8(dst, q, n, rows, d, dp, 0);
 }
 
+/* ---- keys of a row (struct fm_knn_u8_impl's keys): plain C, and AVX-512 below ---- */
+static int squares_portable(int32_t *row, int64_t n, int32_t qsq, const int32_t *xsq, int32_t lim)
+{
+    int below = 0;
+    for (int64_t j = 0; j < n; j++) {
+        row[j] = (int32_t)((uint32_t)qsq + (uint32_t)xsq[j] - 2u * (uint32_t)row[j]);
+        below |= row[j] < lim;
+    }
+    return below;
+}
+
+static int below_portable(int32_t *row, int64_t n, int32_t qsq, const int32_t *xsq, int32_t lim)
+{
+    (void)qsq; (void)xsq;
+    int below = 0;
+    for (int64_t j = 0; j < n; j++) below |= row[j] < lim;
+    return below;
+}
+
 /* ---- portable: row-major rows, one (query, row) pair at a time ---- */
 #define PORTABLE_WIDTH 16
 
@@ -90,9 +109,11 @@ static void tile_manhattan_portable(int32_t *dt, int64_t ldd, const void *qp, co
 }
 
 static const struct fm_knn_u8_impl euclid_portable = {MR, PORTABLE_WIDTH, 1, 8, pack_x_portable,
-                                                      pack_q_plain, tile_dot_portable, NULL, NULL};
+                                                      pack_q_plain, tile_dot_portable, squares_portable,
+                                                      NULL, NULL};
 static const struct fm_knn_u8_impl manhattan_portable = {MR, PORTABLE_WIDTH, 1, 8, pack_x_portable,
-                                                         pack_q_plain, tile_manhattan_portable, NULL, NULL};
+                                                         pack_q_plain, tile_manhattan_portable,
+                                                         below_portable, NULL, NULL};
 
 #ifdef FM_KNN_X86
 static int32_t load4(const uint8_t *p)
@@ -314,14 +335,45 @@ static void tile_dot_amx(int32_t *dt, int64_t ldd, const void *qp, const void *x
     _tile_stored(3, dt + 16 * ldd + 16, ldd * 4);
 }
 
+/* ---- AVX-512 keys: 16 a step, the tail masked ---- */
+__attribute__((target("avx512f")))
+static int squares_avx512(int32_t *row, int64_t n, int32_t qsq, const int32_t *xsq, int32_t lim)
+{
+    const __m512i q = _mm512_set1_epi32(qsq), l = _mm512_set1_epi32(lim);
+    __mmask16 below = 0;
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        __m512i v = _mm512_sub_epi32(_mm512_add_epi32(q, _mm512_maskz_loadu_epi32(m, xsq + j)),
+                                     _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, row + j), 1));
+        _mm512_mask_storeu_epi32(row + j, m, v);
+        below |= _mm512_mask_cmplt_epi32_mask(m, v, l);
+    }
+    return below != 0;
+}
+
+__attribute__((target("avx512f")))
+static int below_avx512(int32_t *row, int64_t n, int32_t qsq, const int32_t *xsq, int32_t lim)
+{
+    (void)qsq; (void)xsq;
+    const __m512i l = _mm512_set1_epi32(lim);
+    __mmask16 below = 0;
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        below |= _mm512_mask_cmplt_epi32_mask(m, _mm512_maskz_loadu_epi32(m, row + j), l);
+    }
+    return below != 0;
+}
+
 static const struct fm_knn_u8_impl dot_amx = {32, 32, 1, 64, pack_x_amx, pack_q_plain, tile_dot_amx,
-                                               begin_amx, end_amx};
-static const struct fm_knn_u8_impl euclid_vnni = {MR, 64, 1, 8, pack_x_vnni, pack_q_vnni, tile_dot_vnni, NULL, NULL};
+                                               squares_avx512, begin_amx, end_amx};
+static const struct fm_knn_u8_impl euclid_vnni = {MR, 64, 1, 8, pack_x_vnni, pack_q_vnni, tile_dot_vnni,
+                                                  squares_avx512, NULL, NULL};
 static const struct fm_knn_u8_impl manhattan_avx512 = {MR, 32, 1, 8, pack_x_sad512, pack_q_plain,
-                                                       tile_manhattan_avx512, NULL, NULL};
-static const struct fm_knn_u8_impl euclid_avx2 = {MR, 16, 2, 8, pack_x_avx2, pack_q_avx2, tile_dot_avx2, NULL, NULL};
+                                                       tile_manhattan_avx512, below_avx512, NULL, NULL};
+static const struct fm_knn_u8_impl euclid_avx2 = {MR, 16, 2, 8, pack_x_avx2, pack_q_avx2, tile_dot_avx2,
+                                                  squares_portable, NULL, NULL};
 static const struct fm_knn_u8_impl manhattan_avx2 = {MR, 8, 1, 8, pack_x_sad256, pack_q_plain,
-                                                     tile_manhattan_avx2, NULL, NULL};
+                                                     tile_manhattan_avx2, below_portable, NULL, NULL};
 #endif /* FM_KNN_X86 */
 
 void fm_knn_row_sums(int32_t *sq, int32_t *sum, const uint8_t *x, int64_t n, int64_t d)

@@ -28,6 +28,12 @@ struct fm_knn_u8_impl {
      * xsum: (width,) the training rows' sums (read by AVX-512 VNNI's dot products only) */
     void (*tile)(int32_t *dt, int64_t ldd, const void *qp, const void *xp, int64_t dp,
                  const int32_t *xsum);
+    /* row: (n,) one query's tile output made its integer keys in place (Euclidean: the dot
+     * products become squared distances |q|^2 + |x|^2 - 2 q.x, in wrapping 32-bit
+     * arithmetic, exact as every distance fits; Manhattan: as they are); returns 1 when a
+     * key is below lim, else 0 (nothing in the row can enter the query's list).
+     * qsq: the query's sum of squares; xsq: (n,) the rows' */
+    int (*keys)(int32_t *row, int64_t n, int32_t qsq, const int32_t *xsq, int32_t lim);
     /* NULL, or called by a thread before its first tile (AMX: loading the tile
      * configuration) and after its last (releasing the tiles) */
     void (*begin)(void), (*end)(void);
