@@ -58,7 +58,10 @@ def run(fn, tasks, shared=(), *, jobs=1, dask=None, threads=None):
     `threads`: OpenMP threads per task (default: 1 on Dask, the machine's cores shared
     among `jobs` locally, no limit serially). With `jobs` == 1 and no `dask`, the tasks
     run here, one after another. Arguments are checked and the scheduler reached at the
-    call; interrupted (Ctrl-C, an error), the tasks not yet done are cancelled."""
+    call. Interrupted (Ctrl-C, an error), the tasks not yet done are cancelled: local
+    processes are stopped; a client made here from an address is closed, which releases
+    its futures; a Client passed in stays open, and joblib only drops its futures (they
+    are released once nothing holds them)."""
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
