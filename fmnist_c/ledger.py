@@ -74,17 +74,18 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-def _git_commit():
+def _git_commit(here=os.path.dirname(os.path.abspath(__file__))):
     """HEAD of the checkout this package was imported from (+ "-dirty" when tracked files
-    differ from it), or None when it is not a git checkout (an installed wheel)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    other than the ledger differ from it: rows appended by this very run, or an earlier
+    protocol of it, change no code), or None when it is not a git checkout (an installed
+    wheel)."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                               text=True, timeout=10)
         if head.returncode:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=10).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top,exclude)" + DEFAULT_PATH], cwd=here, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty.strip() else "")

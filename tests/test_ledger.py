@@ -3,6 +3,7 @@ writing rows, `fmnist-c verify` re-running them, and the committed ledger's rows
 import json
 import multiprocessing
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -195,3 +196,21 @@ def test_both_protocols_plan():
         ("study", ["lr", "rf", "cnn"]), ("official", ["rf", "cnn"]), ("official-all", ["lr"])]
     with pytest.raises(ValueError, match="protocol"):
         study.protocol_plan("kaggle", ["lr"])
+
+
+def test_appended_rows_do_not_make_the_commit_dirty(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ledger.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    clean = ledger._git_commit(str(tmp_path))
+    assert clean and not clean.endswith("-dirty")
+    with open(tmp_path / "results" / "ledger.jsonl", "a") as f:
+        f.write("{}\n")  # a row this run appended: the code is still the commit's
+    assert ledger._git_commit(str(tmp_path)) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert ledger._git_commit(str(tmp_path)) == clean + "-dirty"
