@@ -218,15 +218,18 @@ def identity(row):
 def latest(rows):
     """The row that counts for each identity, in the order of their first appearance: the
     newest (by date; the later line among equal dates), except that a newer row with the
-    same predictions (MD5) as the one kept only confirms it, and the earlier row keeps
-    counting with its times. So re-running `fmnist-c reproduce` in a checkout on the same
-    kernels changes none of the figures README quotes, while a fit that changed does."""
+    same result as the one kept (predictions' MD5, validation accuracy and the extra
+    record) only confirms it, and the earlier row keeps counting with its times. So
+    re-running `fmnist-c reproduce` in a checkout on the same kernels changes none of the
+    figures README quotes, while a fit that changed, or a row that records more, does."""
+    def result(row):
+        return (row.get("predictions_md5"), row.get("val_accuracy"),
+                json.dumps(row.get("extra"), sort_keys=True))
     best = {}
     for row in sorted(rows, key=lambda r: r["date"]):  # stable: equal dates keep file order
         key = identity(row)
         kept = best.get(key)
-        if kept is None or row.get("predictions_md5") is None \
-                or row.get("predictions_md5") != kept.get("predictions_md5"):
+        if kept is None or row.get("predictions_md5") is None or result(row) != result(kept):
             best[key] = row
     first = {}
     for row in rows:

@@ -105,6 +105,8 @@ def test_a_rerun_with_the_same_predictions_confirms_the_row_it_repeats():
     assert ledger.latest([again, first]) == [first]  # whatever the file order
     assert ledger.latest([first, again, changed]) == [changed]  # a different fit does
     assert ledger.latest([back, first, changed, again]) == [back]  # and back to the first fit
+    recorded = dict(again, val_accuracy=0.5)  # same predictions, a corrected record
+    assert ledger.latest([first, recorded]) == [recorded]
 
 
 def test_append_is_atomic(tmp_path, monkeypatch):
