@@ -761,7 +761,8 @@ for c in top_confusions(confusion_matrix(y_test, model.predict(X_test), labels=n
 
 def evaluation_and_deployment():
     return [
-        ("md", "# 06 Evaluation and deployment\n\nEvery model of the study on its test set "
+        ("md", "# 06 Evaluation and deployment\n\nEvery model of the study, and the "
+               "classifiers added since (nearest neighbours, an SVM, boosted trees), on its test set "
                "(14,000 images none of them saw during training or model selection): "
                "accuracy with its 95% interval, macro F1, training time, prediction time per "
                "image and size; which differences are real (McNemar); where each model errs. "
@@ -771,65 +772,63 @@ def evaluation_and_deployment():
         ("code", SCALED),
         ("code", '''\
 import json, time
+from fmnist_c import ledger
 from fmnist_c.metrics import accuracy_ci, f1_score, mcnemar, precision_recall_f1
 MODELS = os.environ.get("@MODELS_ENV@", "models")  # the CNNs 05 saved
-EPOCHS_MLP = 2 if QUICK else 20
-EPOCHS_CNN = 1 if QUICK else 50
+QUICK_EPOCHS = {"mlp": 2, "cnn": 1}  # quick mode only: shortened training
+committed = {r["model"]: r for r in ledger.latest(ledger.read(os.path.join("..", "results", "ledger.jsonl")))
+             if r["protocol"] == "study" and r["seed"] == 0 and r["data"] == "full"}
 
 def fitted(key):
-    """(model, fit seconds), or None: the CNNs as 05 saved them; without 05's files the
-    study CNN is trained here with its own settings and the improved one is left out
-    (25 epochs: run 05 first); the others are trained now with the study's settings, the
-    forest choosing its depth on the validation set itself."""
+    """(model, fit seconds, the test images as the model takes them), or None. The CNNs as
+    05 saved them; without 05's files the study CNN is trained here and the improved one
+    is left out (25 epochs: run 05 first). Every other model is fitted now exactly as
+    `fmnist-c reproduce --models KEY` fits seed 0 (the registry's settings, choosing what
+    it chooses on the validation set), and compared with that ledger row."""
     path = os.path.join(MODELS, key + ".npz")
     if key.startswith("cnn") and os.path.exists(path):
         with open(os.path.join(MODELS, key + ".json")) as f:
-            return fmnist_c.CNNClassifier.load(path), json.load(f)["fit_seconds"]
+            return fmnist_c.CNNClassifier.load(path), json.load(f)["fit_seconds"], X_test
     if key == "cnn-improved":
         return None
-    model = {"lr": lambda: fmnist_c.SGDLogisticRegression(class_weight="balanced", random_state=0),
-             "rf": lambda: fmnist_c.study.StudyForest(random_state=0),
-             "mlp": lambda: fmnist_c.MLPClassifier.preset("study-a", epochs=EPOCHS_MLP, random_state=0),
-             "cnn": lambda: fmnist_c.CNNClassifier.preset("study", epochs=EPOCHS_CNN, random_state=0)}[key]()
-    t0 = time.perf_counter()
-    model.fit(X_train, y_train, validation_data=(X_val, y_val))
-    return model, time.perf_counter() - t0
-
-def size(model):
-    """Stored numbers: weights for the networks and LR, tree nodes for the forest."""
-    if hasattr(model, "model_"):
-        return model.count_params()
-    if hasattr(model, "coef_"):
-        return model.coef_.size + model.intercept_.size
-    return sum(t.tree_.node_count for t in model.forest_.estimators_)
+    quick = {"epochs": QUICK_EPOCHS[key]} if QUICK and key in QUICK_EPOCHS else None
+    model, _, row = fmnist_c.study.run_model(key, split, 0, data="full" if FULL_DATA else "sample",
+                                             overrides=quick)
+    same = committed.get(key, {}).get("predictions_md5") == row["predictions_md5"]
+    print(f"{titles[key]}: test predictions", "identical to" if same else "NOT those of",
+          f"the ledger's seed-0 row (fmnist-c reproduce --models {key})")
+    return model, row["fit_seconds"], X_test if fmnist_c.study.MODELS[key].scale else split.X_test
 
 titles = {"lr": "logistic regression", "rf": "random forest (20 trees)",
+          "knn": "k-nearest neighbours", "svm": "SVM (RBF, C=10)", "gbdt": "boosted trees",
           "mlp": "MLP (A)", "cnn": "CNN (study network)", "cnn-improved": "CNN improved"}
-study_acc = {"lr": "logistic_regression", "rf": "random_forest", "mlp": "ann_sparse", "cnn": "cnn",
-             "cnn-improved": None}
-models, preds, rows = {}, {}, []
+study_acc = {"lr": "logistic_regression", "rf": "random_forest", "mlp": "ann_sparse", "cnn": "cnn"}
+models, preds, inputs, rows = {}, {}, {}, []
 for key in list(titles):
     found = fitted(key)
     if found is None:
         print(f"{titles.pop(key)}: not in this comparison: notebook 05 has not saved it to {MODELS}")
         continue
-    model, seconds = found
+    model, seconds, inputs[key] = found
     if key == "rf":
         titles[key] += f", depth {model.best_depth_} chosen on validation"
-    if QUICK:  # shortened training: not the model the title names
+    if key == "knn":
+        titles[key] += f" (k={model.model_.n_neighbors}, {model.model_.metric})"
+    if QUICK and key in QUICK_EPOCHS:  # shortened training: not the model the title names
         titles[key] += " [quick mode]"
-    model.predict(X_test[:100])  # warm up
+    model.predict(inputs[key][:100])  # warm up
     t0 = time.perf_counter()
-    preds[key] = model.predict(X_test)
-    per_image = (time.perf_counter() - t0) / len(X_test)
+    preds[key] = model.predict(inputs[key])
+    per_image = (time.perf_counter() - t0) / len(y_test)
     models[key] = model
     acc, lo, hi = accuracy_ci(y_test, preds[key])
-    theirs = f'{study[study_acc[key]]["published_test_accuracy"]:.4f}' if study_acc[key] else "—"
-    rows.append((titles[key], acc, lo, hi, f1_score(y_test, preds[key]), theirs, seconds, per_image * 1e6, size(model)))
+    theirs = f'{study[study_acc[key]]["published_test_accuracy"]:.4f}' if key in study_acc else "—"
+    rows.append((titles[key], acc, lo, hi, f1_score(y_test, preds[key]), theirs, seconds,
+                 per_image * 1e6, ledger.model_bytes(model)))
 w = max(len(r[0]) for r in rows)
-print(f"{'model':{w}s} {'accuracy':>8s} {'95% CI':>15s} {'macro F1':>8s} {'study':>6s} {'fit s':>7s} {'µs/image':>8s} {'size':>9s}")
+print(f"\\n{'model':{w}s} {'accuracy':>8s} {'95% CI':>15s} {'macro F1':>8s} {'study':>6s} {'fit s':>7s} {'µs/image':>8s} {'bytes':>11s}")
 for t, acc, lo, hi, f1, theirs, sec, us, n in rows:
-    print(f"{t:{w}s} {acc:8.4f} {lo:7.4f}-{hi:.4f} {f1:8.4f} {theirs:>6s} {sec:7.1f} {us:8.1f} {n:9,d}")'''.replace("@MODELS_ENV@", MODELS_ENV)),
+    print(f"{t:{w}s} {acc:8.4f} {lo:7.4f}-{hi:.4f} {f1:8.4f} {theirs:>6s} {sec:7.1f} {us:8.1f} {n:11,d}")'''.replace("@MODELS_ENV@", MODELS_ENV)),
         ("md", "## Which differences are real?\n\nMcNemar's test on the 14,000 paired "
                "predictions: a small p-value means the two models' error rates differ beyond "
                "what chance would give on this test set."),
@@ -879,8 +878,11 @@ plt.show()'''),
         ("code", '''\
 import subprocess, sys, tempfile
 from PIL import Image
-best = max((k for k in keys if hasattr(models[k], "save")), key=lambda k: accuracy_score(y_test, preds[k]))
-print("the best model that saves to a file:", titles[best])
+# among the models that save to a file, give probabilities and take pixels / 255, as
+# fmnist_c.predict_images feeds them
+best = max((k for k in keys if hasattr(models[k], "save") and hasattr(models[k], "predict_proba")
+            and inputs[k] is X_test), key=lambda k: accuracy_score(y_test, preds[k]))
+print("the best model that saves to a file and gives probabilities:", titles[best])
 out = tempfile.mkdtemp()
 path = os.path.join(out, "best.npz")
 models[best].save(path)
@@ -891,20 +893,68 @@ print(subprocess.run([sys.executable, "-c", code], capture_output=True, text=Tru
 print(subprocess.run([sys.executable, "-m", "fmnist_c", "predict", path, png], capture_output=True, text=True).stdout)'''),
         ("code", '''\
 model = fmnist_c.nn.load_model(path)
-one = X_test[:1]
+one = inputs[best][:1]
 model.predict(one)
 t0 = time.perf_counter()
 for _ in range(200):
     model.predict(one)
 single = (time.perf_counter() - t0) / 200
 t0 = time.perf_counter()
-model.predict(X_test[:1000])
+model.predict(inputs[best][:1000])
 batch = (time.perf_counter() - t0) / 1000
 print(f"{titles[best]}: {single * 1e3:.2f} ms for one image alone, {batch * 1e6:.0f} µs per image in a batch of 1,000")'''),
         ("md", "One image alone is what an interactive use waits for. A batch shares the "
                "fixed costs of a call (Python, checks, waking threads) among its images; for "
                "a network this size the arithmetic per image dominates, so batching saves "
                "little, while for the small models above it is most of the cost."),
+        ("md", "## Deployed as ONNX\n\nProduction systems move models as ONNX files and run "
+               "them with onnxruntime, not with the package that trained them. Every model "
+               "above exports (`model.to_onnx(path)`, or `fmnist-c export MODEL.npz "
+               "MODEL.onnx`); onnxruntime must then give the same classes and, within float "
+               "rounding, the same probabilities on all 14,000 test images. Latency side by "
+               "side, on the same 2 cores: one image alone (the median of 200 calls) and a "
+               "batch of 1,000, in µs per image."),
+        ("code", '''\
+try:
+    import onnx, onnxruntime
+    from fmnist_c.onnx_export import load_onnx
+except ImportError:
+    onnxruntime = None
+    print("onnx and onnxruntime are not installed (pip install 'fmnist_c[onnx]'): no ONNX comparison")
+
+def latency(predict, X):
+    """(µs for one image alone: the median of 200 calls, µs per image in a batch of 1,000)"""
+    one, batch = X[:1], X[:1000]
+    predict(one), predict(batch)  # warm up
+    alone = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        predict(one)
+        alone.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    predict(batch)
+    return float(np.median(alone)) * 1e6, (time.perf_counter() - t0) / len(batch) * 1e6
+
+if onnxruntime is not None:
+    print(f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}; max |Δ|: the largest "
+          "difference in probability (in decision value for an SVM without probabilities)")
+    print(f"{'model':36s} {'same class':>10s} {'max |Δ|':>9s} {'ours 1':>8s} {'ort 1':>8s} {'ours 1k':>8s} {'ort 1k':>8s}  (µs/image)")
+    for key in keys:
+        path = os.path.join(out, key + ".onnx")
+        models[key].to_onnx(path)
+        deployed = load_onnx(path)
+        Xk = inputs[key]  # as the model takes them (the exported graph takes float32)
+        same = np.mean(deployed.predict(np.asarray(Xk, np.float32)) == preds[key])
+        # the scores: probabilities, or an SVM's decision values when it has no probabilities
+        scores = getattr(models[key], "predict_proba", None) or models[key].decision_function
+        diff = np.abs(deployed.predict_proba(np.asarray(Xk, np.float32)) - scores(Xk)).max()
+        ours1, ours1k = latency(models[key].predict, Xk)
+        ort1, ort1k = latency(deployed.predict, np.asarray(Xk, np.float32))
+        print(f"{titles[key]:36s} {same:10.4%} {diff:9.1e} {ours1:8.0f} {ort1:8.0f} {ours1k:8.1f} {ort1k:8.1f}")'''),
+        ("md", "The exported files answer as the models do: the same class for every test "
+               "image, probabilities equal to float rounding. Which runtime is faster depends "
+               "on the model and the batch: the table above is this run's measurement on this "
+               "machine, printed, not claimed."),
     ]
 
 
