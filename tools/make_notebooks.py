@@ -794,9 +794,12 @@ def fitted(key):
     quick = {"epochs": QUICK_EPOCHS[key]} if QUICK and key in QUICK_EPOCHS else None
     model, _, row = fmnist_c.study.run_model(key, split, 0, data="full" if FULL_DATA else "sample",
                                              overrides=quick)
-    same = committed.get(key, {}).get("predictions_md5") == row["predictions_md5"]
-    print(f"{titles[key]}: test predictions", "identical to" if same else "NOT those of",
-          f"the ledger's seed-0 row (fmnist-c reproduce --models {key})")
+    if key not in committed:
+        print(f"{titles[key]}: the ledger holds no seed-0 row of it on the full study split")
+    else:
+        same = committed[key]["predictions_md5"] == row["predictions_md5"]
+        print(f"{titles[key]}: test predictions", "identical to" if same else "NOT those of",
+              f"the ledger's seed-0 row (fmnist-c reproduce --models {key})")
     return model, row["fit_seconds"], X_test if fmnist_c.study.MODELS[key].scale else split.X_test
 
 titles = {"lr": "logistic regression", "rf": "random forest (20 trees)",
@@ -909,9 +912,11 @@ print(f"{titles[best]}: {single * 1e3:.2f} ms for one image alone, {batch * 1e6:
                "little, while for the small models above it is most of the cost."),
         ("md", "## Deployed as ONNX\n\nProduction systems move models as ONNX files and run "
                "them with onnxruntime, not with the package that trained them. Every model "
-               "above exports (`model.to_onnx(path)`, or `fmnist-c export MODEL.npz "
-               "MODEL.onnx`); onnxruntime must then give the same classes and, within float "
-               "rounding, the same probabilities on all 14,000 test images. Latency side by "
+               "above exports (`model.to_onnx(path)`; a model saved as .npz also by `fmnist-c "
+               "export MODEL.npz MODEL.onnx`); onnxruntime must then give the same classes "
+               "and, within float rounding, the same probabilities: checked here on the first "
+               "2,000 test images (tests/test_onnx.py checks each family on the full test set "
+               "or, where onnxruntime is too slow for that, on the sample). Latency side by "
                "side, on the same 2 cores: one image alone (the median of 200 calls) and a "
                "batch of 1,000, in µs per image."),
         ("code", '''\
@@ -935,6 +940,9 @@ def latency(predict, X):
     predict(batch)
     return float(np.median(alone)) * 1e6, (time.perf_counter() - t0) / len(batch) * 1e6
 
+# the first 2,000 test images here (onnxruntime's SVMClassifier alone takes minutes for all
+# 14,000); tests/test_onnx.py checks every family on all 14,000
+N_CHECK = 2000
 if onnxruntime is not None:
     print(f"onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}; max |Δ|: the largest "
           "difference in probability (in decision value for an SVM without probabilities)")
@@ -944,15 +952,20 @@ if onnxruntime is not None:
         models[key].to_onnx(path)
         deployed = load_onnx(path)
         Xk = inputs[key]  # as the model takes them (the exported graph takes float32)
-        same = np.mean(deployed.predict(np.asarray(Xk, np.float32)) == preds[key])
+        check = np.asarray(Xk[:N_CHECK], np.float32)
+        same = np.mean(deployed.predict(check) == preds[key][:N_CHECK])
         # the scores: probabilities, or an SVM's decision values when it has no probabilities
         scores = getattr(models[key], "predict_proba", None) or models[key].decision_function
-        diff = np.abs(deployed.predict_proba(np.asarray(Xk, np.float32)) - scores(Xk)).max()
+        diff = np.abs(deployed.predict_proba(check) - scores(Xk[:N_CHECK])).max()
         ours1, ours1k = latency(models[key].predict, Xk)
         ort1, ort1k = latency(deployed.predict, np.asarray(Xk, np.float32))
         print(f"{titles[key]:36s} {same:10.4%} {diff:9.1e} {ours1:8.0f} {ort1:8.0f} {ours1k:8.1f} {ort1k:8.1f}")'''),
-        ("md", "The exported files answer as the models do: the same class for every test "
-               "image, probabilities equal to float rounding. Which runtime is faster depends "
+        ("md", "Every export but the SVM's answers as the model does: the same class for "
+               "every image checked, probabilities equal to float rounding. The SVM's export "
+               "gives another class for a few images: each one we inspected is a tie in the "
+               "one-vs-one vote, which libsvm (and we) give to the lowest class while "
+               "onnxruntime's SVMClassifier breaks it otherwise; the export should count the "
+               "votes in the graph itself (open in issue 19). Which runtime is faster depends "
                "on the model and the batch: the table above is this run's measurement on this "
                "machine, printed, not claimed."),
     ]
