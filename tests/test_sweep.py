@@ -190,9 +190,10 @@ def test_unreachable_scheduler_is_an_error_at_once(tmp_path):
         port = s.getsockname()[1]
     run = subprocess.run([sys.executable, "-m", "fmnist_c", "reproduce", "--models", "lr",
                           "--sample", "--out", str(tmp_path), "--dask", f"tcp://127.0.0.1:{port}"],
-                         capture_output=True, text=True, timeout=120,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert run.returncode == 2
+    assert run.returncode == 2, run.stderr  # cwd: -m puts it first, and a clone's source
+    # tree (without its built extension, installed elsewhere) must not shadow the package
     assert f"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within " \
            f"{sweep.CONNECT_TIMEOUT} s" in run.stderr
     assert not (tmp_path / "ledger.jsonl").exists()
