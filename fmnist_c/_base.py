@@ -97,8 +97,8 @@ def check_images(X, name="X", dtype=np.float32):
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
     X = drop_channel(X)
-    if X.ndim == 3:
-        X = X.reshape(X.shape[0], -1)
+    if X.ndim == 3:  # (not -1: zero images have no width to infer)
+        X = X.reshape(X.shape[0], X.shape[1] * X.shape[2])
     if X.ndim != 2:
         hint = (". Reshape your data: X.reshape(1, -1) for a single sample, X.reshape(-1, 1) "
                 "for a single feature") if X.ndim == 1 else ""

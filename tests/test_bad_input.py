@@ -8,6 +8,7 @@ import pytest
 
 from fmnist_c import NotFittedError
 from fmnist_c._base import check_images
+from fmnist_c.features import HOG, hog
 from conftest import ESTIMATORS, IMAGE_ESTIMATORS, assert_same_fit, blobs, estimator_factories
 
 X, y = blobs(n=40, d=16, k=3)  # 16 features: 4 x 4 images for the CNN
@@ -226,3 +227,44 @@ def test_absurd_hyper_parameters_name_themselves(cls, param):
     for value in ABSURD[param]:
         with pytest.raises((ValueError, TypeError), match=param):
             make(**{param: value}).fit(X, y)
+
+
+# The HOG features (fmnist_c.features): settings and images, through the function and the
+# transformer alike.
+@pytest.mark.parametrize("kwargs, X, err, match", [
+    ({"orientations": 0}, None, ValueError, "orientations must be a positive int"),
+    ({"orientations": 2.5}, None, ValueError, "orientations"),
+    ({"orientations": True}, None, ValueError, "orientations"),
+    ({"orientations": 1 << 16}, None, ValueError, "orientations must be a positive int at most 32768"),
+    ({"pixels_per_cell": 0}, None, ValueError, "pixels_per_cell must be"),
+    ({"pixels_per_cell": (4,)}, None, ValueError, "pixels_per_cell must be"),
+    ({"pixels_per_cell": "4"}, None, ValueError, "pixels_per_cell must be"),
+    ({"pixels_per_cell": (4, 2.0)}, None, ValueError, "pixels_per_cell must be"),
+    ({"cells_per_block": (-1, 2)}, None, ValueError, "cells_per_block must be"),
+    ({"cells_per_block": None}, None, ValueError, "cells_per_block must be"),
+    ({"block_norm": "L3"}, None, ValueError, "block_norm must be one of"),
+    ({"block_norm": None}, None, ValueError, "block_norm must be one of"),
+    ({"transform_sqrt": "yes"}, None, TypeError, "transform_sqrt must be True or False"),
+    ({"n_jobs": 0}, None, ValueError, "n_jobs"),
+    ({"image_shape": (27, 28)}, None, ValueError, r"image_shape \(27, 28\) does not fit"),
+    ({"image_shape": (-1, 5)}, None, ValueError, "does not fit"),
+    ({"image_shape": "28x28"}, None, ValueError, "image_shape must be None or"),
+    ({"pixels_per_cell": 8, "cells_per_block": 4}, None, ValueError,
+     r"too small .* at least 32 rows and 32 columns"),
+    ({}, np.zeros((2, 30)), ValueError, "not square images; give image_shape"),
+    ({}, np.zeros((2, 28, 28)) + np.nan, ValueError, "contains NaN or infinity"),
+    ({}, np.zeros((0, 28, 28)), ValueError, "has 0 samples"),
+    ({}, np.zeros(784), ValueError, "must be"),
+    ({}, np.zeros((2, 3, 28, 28)), ValueError, "got shape"),
+    ({}, np.zeros((2, 28, 28), complex), TypeError, "must hold real numbers"),
+    ({}, np.zeros((2, 28, 28), str), TypeError, "must hold real numbers"),
+    ({"transform_sqrt": True}, -np.ones((2, 28, 28)), ValueError, "must not be negative"),
+])
+def test_hog_and_its_transformer_reject_bad_input(kwargs, X, err, match):
+    X = np.zeros((2, 28, 28), np.uint8) if X is None else X
+    with pytest.raises(err, match=match):
+        hog(X, **{"pixels_per_cell": 4, "cells_per_block": 2, **kwargs})
+    with pytest.raises(err, match=match):
+        HOG(**{"pixels_per_cell": 4, "cells_per_block": 2, **kwargs}).fit(X)
+    with pytest.raises(TypeError, match="images is None"):
+        hog(None)

@@ -26,6 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fmnist_c import (SVC, DecisionTreeClassifier, GradientBoostingClassifier,  # noqa: E402
                       KNeighborsClassifier,
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
+from fmnist_c.features import HOG  # noqa: E402
 
 ESTIMATORS = [
     SGDLogisticRegression(epochs=20, batch_size=16, learning_rate=0.01, momentum=0.0,
@@ -36,6 +37,8 @@ ESTIMATORS = [
     GradientBoostingClassifier(n_estimators=20, min_child_samples=2, random_state=0, n_jobs=1),
     KNeighborsClassifier(n_jobs=1),
     SVC(random_state=0, n_jobs=1),
+    # the checks' tables as images of one row (image_shape as reshape reads it), a cell a pixel
+    HOG(pixels_per_cell=1, cells_per_block=1, image_shape=(1, -1), n_jobs=1),
 ]
 
 _STOCHASTIC = ("sample_weight is not equivalent to removing/repeating samples in a "

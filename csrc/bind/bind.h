@@ -25,6 +25,7 @@ extern PyMethodDef fm_bind_nn_methods[];
 extern PyMethodDef fm_bind_boost_methods[];
 extern PyMethodDef fm_bind_neighbors_methods[];
 extern PyMethodDef fm_bind_svm_methods[];
+extern PyMethodDef fm_bind_features_methods[];
 /* Entry points that only tests and benchmarks call (single kernels, chunk sizes). */
 extern PyMethodDef fm_bind_testing_methods[];
 

@@ -40,6 +40,7 @@ static PyMethodDef *const families[] = {
     fm_bind_boost_methods,
     fm_bind_neighbors_methods,
     fm_bind_svm_methods,
+    fm_bind_features_methods,
     fm_bind_testing_methods,
 };
 

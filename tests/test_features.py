@@ -1,0 +1,207 @@
+"""features.hog and the HOG transformer: the C kernel against a float64 NumPy twin written
+here from scikit-image's definition (always) and against scikit-image's own hog (where it is
+installed), on image and cell sizes that do not divide each other, every block norm, both
+dtypes; thread counts, layouts, a Pipeline, Ctrl-C and memory."""
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+import fmnist_c
+from fmnist_c import NotFittedError
+from fmnist_c.features import HOG, hog
+from conftest import interrupt_after, run_json, under_asan
+
+NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
+# (orientations, pixels_per_cell, cells_per_block): 8 and 12 bins put boundaries at 45 and
+# 90 degrees, where integer gradients land exactly
+SETTINGS = [(9, (4, 4), (2, 2)), (9, (7, 7), (2, 2)), (8, (5, 3), (2, 3)), (12, (4, 4), (3, 3)),
+            (7, (3, 3), (1, 1)), (4, (6, 5), (1, 2))]
+
+
+def hog_twin(image, orientations, ppc, cpb, norm, transform_sqrt):
+    """skimage.feature.hog of one image from its definition: float64 throughout except
+    where scikit-image itself rounds (float32 images stay float32 up to the differences;
+    its bin bounds are float32)."""
+    v = image.astype(np.float64) if image.dtype == np.uint8 else image.astype(np.float32)
+    if transform_sqrt:
+        v = np.sqrt(v)
+    gy, gx = np.zeros_like(v), np.zeros_like(v)
+    gy[1:-1] = v[2:] - v[:-2]
+    gx[:, 1:-1] = v[:, 2:] - v[:, :-2]
+    gx, gy = gx.astype(np.float64), gy.astype(np.float64)
+    magnitude = np.hypot(gx, gy)
+    angle = np.rad2deg(np.arctan2(gy, gx)) % 180
+    bounds = np.float32(180 / orientations) * np.arange(orientations + 1, dtype=np.float32)
+    bins = np.searchsorted(bounds.astype(np.float64), angle, side="right") - 1
+    (cr, cc), (br, bc) = ppc, cpb
+    nr, nc = image.shape[0] // cr, image.shape[1] // cc
+    hist = np.zeros((nr, nc, orientations))
+    for r in range(nr * cr):
+        for c in range(nc * cc):
+            if bins[r, c] < orientations:  # at or past the last (float32) bound: no bin
+                hist[r // cr, c // cc, bins[r, c]] += magnitude[r, c]
+    hist /= cr * cc
+    eps = 1e-5
+    out = []
+    for r in range(nr - br + 1):
+        for c in range(nc - bc + 1):
+            b = hist[r:r + br, c:c + bc]
+            if norm in ("L1", "L1-sqrt"):
+                b = b / (np.abs(b).sum() + eps)
+                b = np.sqrt(b) if norm == "L1-sqrt" else b
+            else:
+                b = b / np.sqrt((b ** 2).sum() + eps ** 2)
+                if norm == "L2-Hys":
+                    b = np.minimum(b, 0.2)
+                    b = b / np.sqrt((b ** 2).sum() + eps ** 2)
+            out.append(b.ravel())
+    return np.concatenate(out)
+
+
+def images(dtype, n=12, shape=(28, 28), seed=0):
+    """Random images and flat patches (values 0..3, so gradients often sit on 0, 45 and 90
+    degrees), as uint8 or as float32 pixels / 255."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n,) + shape)
+    x[: n // 2] //= 64
+    x = x.astype(np.uint8)
+    return x if dtype == np.uint8 else x.astype(np.float32) / np.float32(255)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32], ids=["uint8", "float32"])
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("transform_sqrt", [False, True], ids=["", "sqrt"])
+def test_hog_matches_the_float64_twin(dtype, norm, transform_sqrt):
+    for shape in ((28, 28), (13, 17)):
+        X = images(dtype, shape=shape)
+        for o, ppc, cpb in SETTINGS:
+            if shape[0] // ppc[0] < cpb[0] or shape[1] // ppc[1] < cpb[1]:
+                continue
+            got = hog(X, o, ppc, cpb, norm, transform_sqrt, n_jobs=2)
+            want = np.array([hog_twin(x, o, ppc, cpb, norm, transform_sqrt) for x in X])
+            assert got.dtype == np.float32 and got.shape == want.shape
+            # float32 output of float64 values: half an ulp of values up to 1
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7,
+                                       err_msg=f"{shape} {o} {ppc} {cpb}")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32], ids=["uint8", "float32"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_hog_matches_scikit_image(dtype, norm):
+    feature = pytest.importorskip("skimage.feature")
+    X = np.concatenate([images(dtype, n=6), fmnist_c.load_sample()[0][:20].astype(dtype)])
+    for transform_sqrt in (False, True):
+        for o, ppc, cpb in SETTINGS:
+            got = hog(X, o, ppc, cpb, norm, transform_sqrt)
+            want = np.array([feature.hog(x, o, ppc, cpb, norm, transform_sqrt=transform_sqrt)
+                             for x in X])
+            # scikit-image sums each cell in float32: a few float32 ulps apart
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-7,
+                                       err_msg=f"{transform_sqrt} {o} {ppc} {cpb}")
+
+
+def test_hog_of_the_same_values_is_the_same_for_any_dtype_layout_and_threads():
+    X = images(np.uint8, n=40)
+    ref = hog(X, 9, 4, 2, n_jobs=1)
+    assert ref.shape == (40, 6 * 6 * 2 * 2 * 9)
+    flat = X.reshape(40, 784)
+    for same in (hog(X, 9, 4, 2, n_jobs=2), hog(X, 9, (4, 4), (2, 2), n_jobs=3),
+                 hog(X.astype(np.float32), 9, 4, 2), hog(X.astype(np.int64), 9, 4, 2),
+                 hog(flat, 9, 4, 2), hog(np.asfortranarray(flat), 9, 4, 2),
+                 hog(X[..., None], 9, 4, 2), hog(X[:, None], 9, 4, 2),
+                 hog(flat, 9, 4, 2, image_shape=(28, -1))):
+        np.testing.assert_array_equal(same, ref)
+    np.testing.assert_array_equal(hog(X[::-1], 9, 4, 2), ref[::-1])
+    np.testing.assert_array_equal(hog(X[:, :, ::-1].copy(), 9, 4, 2, n_jobs=2),
+                                  hog(X[:, :, ::-1], 9, 4, 2, n_jobs=1))
+
+
+def test_two_threads_at_once_match_sequential_calls():
+    from concurrent.futures import ThreadPoolExecutor
+    X = images(np.uint8, n=3000)
+    ref = [hog(X, 9, 4, 2), hog(X, 8, 7, 2, "L1", True)]
+    with ThreadPoolExecutor(2) as pool:
+        got = [pool.submit(hog, X, 9, 4, 2), pool.submit(hog, X, 8, 7, 2, "L1", True)]
+        for want, future in zip(ref, got):
+            np.testing.assert_array_equal(future.result(), want)
+
+
+def test_blank_images_give_zeros_and_inputs_are_left_unchanged():
+    assert not hog(np.zeros((3, 28, 28), np.uint8), 9, 4, 2).any()
+    X = images(np.float32)
+    keep = X.copy()
+    hog(X, 9, 4, 2, "L1", True)
+    np.testing.assert_array_equal(X, keep)
+
+
+def test_the_transformer_in_a_pipeline_with_the_svm():
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    X, y = fmnist_c.load_sample()
+    X, y = X[:600], y[:600]
+    t = HOG(orientations=8, pixels_per_cell=4, cells_per_block=2, block_norm="L1-sqrt")
+    np.testing.assert_array_equal(t.fit_transform(X), hog(X, 8, 4, 2, "L1-sqrt"))
+    assert t.n_features_in_ == 784 and t.image_shape_ == (28, 28) and t.n_features_out_ == 1152
+    pipe = make_pipeline(clone(t), fmnist_c.SVC(C=10, random_state=0)).fit(X[:400], y[:400])
+    assert pipe.get_params()["hog__orientations"] == 8
+    direct = fmnist_c.SVC(C=10, random_state=0).fit(hog(X[:400], 8, 4, 2, "L1-sqrt"), y[:400])
+    np.testing.assert_array_equal(pipe.predict(X[400:]),
+                                  direct.predict(hog(X[400:], 8, 4, 2, "L1-sqrt")))
+    assert pipe.score(X[400:], y[400:]) > 0.7
+
+
+def test_the_transformer_checks_its_state_and_input_width():
+    X = images(np.uint8, n=4)
+    with pytest.raises(NotFittedError, match="HOG instance is not fitted"):
+        HOG().transform(X)
+    t = HOG(pixels_per_cell=4).fit(X)
+    with pytest.raises(ValueError, match="X has 900 features, but HOG is expecting 784"):
+        t.transform(np.zeros((2, 900)))
+    with pytest.raises(ValueError, match="X has 900 features, but HOG is expecting 784"):
+        t.transform(np.zeros((2, 30, 30)))
+    np.testing.assert_array_equal(t.transform(X.reshape(4, -1)), t.transform(X))
+
+
+def test_ctrl_c_stops_a_long_batch(tmp_path):
+    script = (
+        "import numpy as np\n"
+        "from fmnist_c.features import hog\n"
+        # about 7 s on one idle core here, in chunks of 4,096 images between interrupt checks
+        "X = np.random.default_rng(0).integers(0, 256, (200000, 28, 28)).astype(np.uint8)\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    hog(X, 9, 28, 1)\n"
+        "    print('finished')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', hog(X[:2], 9, 28, 1).shape)\n")
+    out, elapsed = interrupt_after(script, tmp_path, 0.5)
+    assert out.startswith("interrupted (2, 9)"), out
+    assert elapsed < 5
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_repeated_calls_keep_rss_flat(tmp_path):
+    if under_asan():
+        pytest.skip("ASan's quarantine holds freed memory: RSS grows by design")
+    script = textwrap.dedent("""
+        import json, os
+        import numpy as np
+        from fmnist_c.features import HOG
+
+        def rss():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        X = np.random.default_rng(0).integers(0, 256, (40, 28, 28)).astype(np.uint8)
+        for _ in range(100):
+            HOG(pixels_per_cell=4, cells_per_block=2).fit_transform(X)
+        before = rss()
+        for _ in range(1000):
+            HOG(pixels_per_cell=4, cells_per_block=2).fit_transform(X)
+            HOG(pixels_per_cell=4, transform_sqrt=True).fit_transform(X / np.float32(255))
+        print(json.dumps(rss() - before))
+    """)
+    assert run_json(script, tmp_path, OMP_NUM_THREADS="2") < 1 << 20
