@@ -5,7 +5,9 @@ import math
 import numpy as np
 
 from . import _core
-from ._base import BaseEstimator, check_images, n_threads, not_fitted
+from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+                    check_not_validation_data, check_positive, n_threads, not_fitted, seed_from)
+from .svm import SVC
 
 _NORMS = _core.hog_norms()
 _MOST = 1 << 15  # orientations and image sides the kernel takes
@@ -159,3 +161,97 @@ class HOG(BaseEstimator):
         tags.target_tags.required = False
         tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
         return tags
+
+
+class HOGSVC(ClassifierMixin, BaseEstimator):
+    """Histograms of oriented gradients into an RBF support vector machine (``HOG`` then
+    ``fmnist_c.SVC``), with the HOG settings, C and gamma chosen on fit's validation_data.
+
+    Every combination of ``hogs`` (dicts of HOG settings), ``Cs`` and ``gamma_factors``
+    (multiples of gamma="scale": 1 / (n_features var(features))) is fitted on ``subset``
+    training images (drawn with random_state) and scored on the validation set; the best
+    (the first among equals) is refitted on every training image. The features are not
+    rescaled: each block is normalised already, and gamma="scale" adapts to their variance.
+    ``grid_scores_`` lists [hog index, C, gamma, validation accuracy]; the chosen
+    settings are ``best_params_``, the fitted steps ``hog_`` and ``svc_``."""
+
+    def __init__(self, hogs=({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
+                              "transform_sqrt": True},),
+                 Cs=(10.0,), gamma_factors=(1.0,), subset=10000, cache_size=1000,
+                 random_state=None, verbose=0, n_jobs=None):
+        self.hogs = hogs
+        self.Cs = Cs
+        self.gamma_factors = gamma_factors
+        self.subset = subset
+        self.cache_size = cache_size
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    def _check_hyper_params(self):
+        if not self.hogs or not all(isinstance(h, dict) for h in self.hogs):
+            raise ValueError(f"hogs must be a non-empty sequence of dicts of HOG settings, "
+                             f"got {self.hogs!r}")
+        for name in ("Cs", "gamma_factors"):
+            values = getattr(self, name)
+            if isinstance(values, (str, dict)) or not np.iterable(values) or not len(values):
+                raise ValueError(f"{name} must be a non-empty sequence of numbers > 0, got "
+                                 f"{values!r}")
+            for v in values:
+                check_positive(v, name, float)
+        check_positive(self.subset, "subset")
+        n_threads(self.n_jobs)
+
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """Choose on validation_data (X_val, y_val) and fit; returns self. Without it, the
+        grid must hold one setting (nothing to choose)."""
+        self._check_hyper_params()
+        check_not_validation_data(sample_weight)
+        hogs = [HOG(**{"n_jobs": self.n_jobs, **h}) for h in self.hogs]
+        images = _as_array(X)
+        y = check_labels(y, len(check_images(images)))
+        grid = [(i, float(C), float(f)) for i in range(len(hogs)) for C in self.Cs
+                for f in self.gamma_factors]
+        if validation_data is None and len(grid) > 1:
+            raise ValueError(f"HOGSVC chooses among {len(grid)} settings on validation_data; "
+                             f"pass fit(X, y, validation_data=(X_val, y_val))")
+        rng = np.random.default_rng(seed_from(self.random_state))
+        part = np.sort(rng.permutation(len(images))[:int(self.subset)])
+        scores = []
+        for i, hog_step in enumerate(hogs):
+            feats = hog_step.fit_transform(images[part])
+            val = hog_step.transform(validation_data[0]) if len(grid) > 1 else None
+            scale = SVC()._gamma_for(feats)
+            for _, C, f in (g for g in grid if g[0] == i):
+                if val is None:
+                    scores.append([i, C, scale * f, None])
+                    continue
+                m = SVC(C=C, gamma=scale * f, cache_size=self.cache_size, n_jobs=self.n_jobs)
+                m.fit(feats, y[part], None if sample_weight is None else
+                      np.asarray(sample_weight)[part])
+                scores.append([i, C, scale * f, float(m.score(val, validation_data[1]))])
+        best = max(range(len(scores)), key=lambda j: (scores[j][3] or 0.0, -j))
+        i, C, _, _ = scores[best]
+        self.hog_ = hogs[i].fit(images)
+        feats = self.hog_.transform(images)
+        # gamma="scale" on every training image's features, times the chosen factor
+        gamma = grid[best][2] * SVC()._gamma_for(feats)
+        self.svc_ = SVC(C=C, gamma=gamma, cache_size=self.cache_size, random_state=self.random_state,
+                        verbose=self.verbose, n_jobs=self.n_jobs).fit(feats, y, sample_weight)
+        self.classes_ = self.svc_.classes_
+        self.n_features_in_ = self.hog_.n_features_in_
+        self.grid_scores_ = scores
+        self.best_params_ = {**self.hogs[i], "C": C, "gamma": gamma}
+        return self
+
+    def _features(self, X):
+        self._check_fitted()
+        return self.hog_.transform(X)
+
+    def decision_function(self, X):
+        features = self._features(X)
+        return self.svc_.decision_function(features)
+
+    def predict(self, X):
+        features = self._features(X)
+        return self.svc_.predict(features)

@@ -124,6 +124,18 @@ def _svm_grid(seed, verbose):
     return SVCGrid(random_state=seed, verbose=verbose)
 
 
+# hog-svm's candidates: 9 orientations, 4 x 4 cells, 2 x 2 blocks, L2-Hys (1,296 features),
+# of the pixels and of their square roots
+HOG_SVM_HOGS = tuple({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
+                      "transform_sqrt": root} for root in (False, True))
+
+
+def _hog_svm(seed, verbose):
+    from .features import HOGSVC
+    return HOGSVC(hogs=HOG_SVM_HOGS, Cs=(10.0,), gamma_factors=(1.0, 2.0), subset=10000,
+                  random_state=seed, verbose=verbose)
+
+
 def _gbdt(seed, verbose):
     from .boosting import GradientBoostingClassifier
     return GradientBoostingClassifier(400, learning_rate=0.2, num_leaves=31, n_iter_no_change=20,
@@ -171,6 +183,14 @@ MODELS = {
         note="fmnist_c.svm.SVCGrid: C in {3, 10, 30} x gamma in {0.5, 1, 2} x 'scale', each "
              "fitted on 10,000 training images and scored on the validation set; the best "
              "refitted on the whole training set", chooses_on_validation="C and gamma"),
+    "hog-svm": ModelSpec(
+        "HOG + SVM, RBF kernel (square root, gamma chosen on validation)", "", _hog_svm, scale=False,
+        note="fmnist_c.features.HOGSVC: histograms of oriented gradients (9 orientations, "
+             "4 x 4 cells, 2 x 2 blocks, L2-Hys: 1,296 features) of the pixels or of their "
+             "square roots, then an RBF SVC with C=10 and gamma 1 or 2 x 'scale'; each of "
+             "the 4 fitted on 10,000 training images and scored on the validation set, the "
+             "best refitted on the whole training set",
+        chooses_on_validation="the square root or not, and gamma"),
     "gbdt": ModelSpec(
         "Gradient-boosted trees (rounds chosen on validation)", "", _gbdt, scale=True,
         note="GradientBoostingClassifier: one tree per class a round, 31 leaves, learning rate "

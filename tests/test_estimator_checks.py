@@ -37,7 +37,9 @@ ESTIMATORS = [
     GradientBoostingClassifier(n_estimators=20, min_child_samples=2, random_state=0, n_jobs=1),
     KNeighborsClassifier(n_jobs=1),
     SVC(random_state=0, n_jobs=1),
-    # the checks' tables as images of one row (image_shape as reshape reads it), a cell a pixel
+    # the checks' tables as images of one row (image_shape as reshape reads it), a cell a pixel;
+    # not features.HOGSVC, HOG then SVC: on those rows HOG's one-pixel cells keep only each
+    # pixel's gradient direction, too little for the classifier checks' accuracies
     HOG(pixels_per_cell=1, cells_per_block=1, image_shape=(1, -1), n_jobs=1),
 ]
 

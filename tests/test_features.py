@@ -205,3 +205,44 @@ def test_repeated_calls_keep_rss_flat(tmp_path):
         print(json.dumps(rss() - before))
     """)
     assert run_json(script, tmp_path, OMP_NUM_THREADS="2") < 1 << 20
+
+
+def test_hog_svc_chooses_on_validation_and_is_the_pipeline_it_chose():
+    from fmnist_c.features import HOGSVC
+    from fmnist_c.study import split_data
+    s = split_data("official", *fmnist_c.load_sample(), "sample")[0]
+    hogs = ({"pixels_per_cell": 7, "cells_per_block": 2}, {"pixels_per_cell": 4,
+                                                           "cells_per_block": 2,
+                                                           "transform_sqrt": True})
+    m = HOGSVC(hogs=hogs, Cs=(1.0, 10.0), gamma_factors=(0.5, 2.0), subset=800,
+               random_state=0).fit(s.X_train, s.y_train, validation_data=(s.X_val, s.y_val))
+    assert [g[:2] for g in m.grid_scores_] == [[i, C] for i in (0, 1) for C in (1.0, 1.0, 10.0, 10.0)]
+    part = np.sort(np.random.default_rng(0).permutation(len(s.y_train))[:800])
+    for i, C, gamma, acc in m.grid_scores_:  # each candidate, refitted by hand
+        one = fmnist_c.SVC(C=C, gamma=gamma, cache_size=1000).fit(
+            hog(s.X_train[part], **hogs[i]), s.y_train[part])
+        assert one.score(hog(s.X_val, **hogs[i]), s.y_val) == acc
+    best = max(m.grid_scores_, key=lambda g: g[3])
+    feats = hog(s.X_train, **hogs[best[0]])
+    factor = best[2] * feats.shape[1] * hog(s.X_train[part], **hogs[best[0]]).var(dtype=np.float64)
+    assert m.best_params_ == {**hogs[best[0]], "C": best[1],
+                              "gamma": pytest.approx(factor / (feats.shape[1] * feats.var(dtype=np.float64)))}
+    direct = fmnist_c.SVC(C=best[1], gamma=m.best_params_["gamma"], cache_size=1000).fit(feats, s.y_train)
+    np.testing.assert_array_equal(m.predict(s.X_test), direct.predict(hog(s.X_test, **hogs[best[0]])))
+    assert m.score(s.X_test, s.y_test) > 0.8
+
+
+def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
+    from fmnist_c.features import HOGSVC
+    X, y = fmnist_c.load_sample()
+    X, y = X[:60], y[:60]
+    for kwargs, match in (({"hogs": ()}, "hogs must be"), ({"hogs": (4,)}, "hogs must be"),
+                          ({"Cs": ()}, "Cs must be"), ({"Cs": (-1.0,)}, "Cs must be"),
+                          ({"gamma_factors": "2"}, "gamma_factors must be"),
+                          ({"subset": 0}, "subset"), ({"n_jobs": 0}, "n_jobs"),
+                          ({"hogs": ({"block_norm": "L3"},)}, "block_norm"),
+                          ({"Cs": (1.0, 10.0)}, "chooses among 2 settings on validation_data")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            HOGSVC(**kwargs).fit(X, y)
+    with pytest.raises(NotFittedError):
+        HOGSVC().predict(X)
