@@ -33,7 +33,7 @@ from .tree import DecisionTreeClassifier
 __all__ = ["OPSET", "ML_OPSET", "OnnxClassifier", "load_onnx", "to_onnx"]
 
 OPSET = 17
-ML_OPSET = 3  # TreeEnsembleClassifier and SVMClassifier as onnxruntime runs them
+ML_OPSET = 3  # the tree ensembles as onnxruntime runs them
 INPUT, LABEL, PROBA = "input", "output_label", "output_probability"
 
 
@@ -63,7 +63,7 @@ class Graph:
             tensor = self.onnx.helper.make_tensor(name, self.onnx.TensorProto.STRING,
                                                   array.shape, [s.encode() for s in array.flat])
         else:
-            tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+            tensor = self.onnx.numpy_helper.from_array(np.array(array, order="C"), name)
         self.initializers.append(tensor)
         return name
 
@@ -79,41 +79,113 @@ class Graph:
 
 
 def _svc(model, g, x):
-    """ai.onnx.ml SVMClassifier with libsvm's model (support vectors per class, the
-    (n_classes - 1, n_SV) dual coefficients, rho = -intercept): onnxruntime's label is the
-    one-vs-one vote as libsvm's and our predict (returned as the label, not an argmax).
-    Its scores are, with probability=True, the coupled Platt probabilities (predict_proba),
-    else the pairs' decision values, which the graph turns into decision_function's "ovr"
-    shape (votes plus confidences squashed into (-1/3, 1/3)): output_probability then holds
-    decision_function, as predict_proba does not exist."""
+    """The SVC in standard ops, in float64 from the float32 input on: the pairs' decision
+    values (libsvm's dec = sum coef K(sv, x) + intercept, one MatMul against every support
+    vector and one against the (n_SV, n_pairs) coefficients), then as our predict the
+    one-vs-one vote (dec > 0 votes for the pair's first class, else the second: libsvm's
+    rule, a value of exactly 0 included) and ArgMax, whose first maximum is the lowest
+    class of a tie, as libsvm's. With probability=True the scores are libsvm's: the pairs'
+    Platt sigmoids, clipped to [1e-7, 1 - 1e-7], coupled by _couple; else decision_function
+    (its "ovr" shape for more than two classes, as predict_proba does not exist).
+    (ai.onnx.ml's SVMClassifier would do this in one node, but in float32 throughout,
+    its probabilities 2.8e-4 from libsvm's double precision.)"""
     k = len(model.classes_)
-    attrs = dict(
-        classlabels_ints=list(range(k)), kernel_type=model.kernel.upper(),
-        kernel_params=[float(model._gamma), float(model.coef0), float(model.degree)],
-        coefficients=model._dual_coef_.astype(np.float32).ravel().tolist(),
-        rho=model._intercept_.astype(np.float32).tolist(),
-        support_vectors=model.support_vectors_.ravel().tolist(),
-        vectors_per_class=model.n_support_.tolist(), post_transform="NONE")
-    if model.probability:
-        attrs.update(prob_a=model.probA_.tolist(), prob_b=model.probB_.tolist())
-    label, scores = g.op("SVMClassifier", x, outputs=2, domain="ai.onnx.ml", **attrs)
-    if model.probability:
-        return scores, label
-    if k == 2:  # onnxruntime gives (-dec, dec), dec > 0 for classes_[0]; decision_function
-        return g.op("Neg", scores), label  # is -dec: (-decision_function, decision_function)
+    f64 = lambda v: g.const(np.asarray(v, np.float64))  # noqa: E731
+    xd = g.op("Cast", x, to=g.onnx.TensorProto.DOUBLE)
+    sv = model.support_vectors_
+    dot = g.op("MatMul", xd, g.op("Cast", g.const(np.ascontiguousarray(sv.T), "sv_t"),
+                                  to=g.onnx.TensorProto.DOUBLE))
+    if model.kernel == "rbf":  # exp(-gamma (|x|^2 + |v|^2 - 2 x.v))
+        xx = g.op("ReduceSum", g.op("Mul", xd, xd), g.const(np.array([1], np.int64)), keepdims=1)
+        vv = f64((sv.astype(np.float64) ** 2).sum(axis=1)[None])
+        d2 = g.op("Sub", g.op("Add", xx, vv), g.op("Mul", f64(2.0), dot))
+        kernel = g.op("Exp", g.op("Mul", f64(-model._gamma), d2))
+    elif model.kernel == "poly":
+        kernel = g.op("Pow", g.op("Add", g.op("Mul", f64(model._gamma), dot), f64(model.coef0)),
+                      f64(float(model.degree)))
+    else:
+        kernel = dot
     pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
-    first, second = np.zeros((len(pairs), k), np.float32), np.zeros((len(pairs), k), np.float32)
+    start = np.concatenate([[0], np.cumsum(model.n_support_)])
+    coef = np.zeros((len(sv), len(pairs)))
+    for p, (a, b) in enumerate(pairs):  # class a's SVs hold pair (a, b) in row b - 1, b's in a
+        coef[start[a]:start[a + 1], p] = model._dual_coef_[b - 1, start[a]:start[a + 1]]
+        coef[start[b]:start[b + 1], p] = model._dual_coef_[a, start[b]:start[b + 1]]
+    dec = g.op("Add", g.op("MatMul", kernel, g.const(coef, "pair_coef")),
+               f64(model._intercept_[None]))
+    first, second = np.zeros((len(pairs), k)), np.zeros((len(pairs), k))
     first[np.arange(len(pairs)), [a for a, _ in pairs]] = 1
     second[np.arange(len(pairs)), [b for _, b in pairs]] = 1
-    # confidences dec (first - second); votes: pair p's first class when dec >= 0, else
-    # its second, i.e. wins (first - second) + the column sums of second
-    conf = g.op("MatMul", scores, g.const(first - second, "pair_sign"))
-    wins = g.op("Cast", g.op("GreaterOrEqual", scores, g.const(np.float32(0), "zero")), to=1)
-    votes = g.op("Add", g.op("MatMul", wins, g.const(first - second, "vote")),
-                 g.const(second.sum(axis=0, keepdims=True), "second_votes"))
-    squash = g.op("Div", conf, g.op("Mul", g.const(np.float32(3), "three"),
-                                    g.op("Add", g.op("Abs", conf), g.const(np.float32(1), "one"))))
-    return g.op("Add", votes, squash), label
+
+    def votes(test):  # (n, k): pair p's first class where test(dec, 0), else its second
+        wins = g.op("Cast", g.op(test, dec, f64(0.0)), to=g.onnx.TensorProto.DOUBLE)
+        return g.op("Add", g.op("MatMul", wins, f64(first - second)), f64(second.sum(axis=0)[None]))
+    label = g.op("ArgMax", votes("Greater"), axis=1, keepdims=0)
+    if model.probability:
+        f = g.op("Add", g.op("Mul", dec, f64(model.probA_[None])), f64(model.probB_[None]))
+        r = g.op("Clip", g.op("Sigmoid", g.op("Neg", f)), f64(1e-7), f64(1 - 1e-7))
+        scores = _couple(g, r, pairs, k)
+    elif k == 2:  # decision_function is -dec: (-decision_function, decision_function)
+        scores = g.op("Concat", dec, g.op("Neg", dec), axis=1)
+    else:  # decision_function's "ovr": votes (dec >= 0 for the first class) + squashed
+        conf = g.op("MatMul", dec, f64(first - second))  # confidences
+        squash = g.op("Div", conf, g.op("Mul", f64(3.0), g.op("Add", g.op("Abs", conf), f64(1.0))))
+        scores = g.op("Add", votes("GreaterOrEqual"), squash)
+    return g.op("Cast", scores, to=g.onnx.TensorProto.FLOAT), label
+
+
+def _couple(g, r, pairs, k):
+    """libsvm's multiclass_probability (as _svm_proba.couple, operation for operation in
+    float64) on the pairs' probabilities r (n, n_pairs): Q from r, then a Loop of at most
+    max(100, k) sweeps; a sample whose error max_t |(Q p)_t - p^T Q p| is below 0.005 / k
+    keeps its p from then on, and the Loop ends when every sample has."""
+    onnx, f64 = g.onnx, (lambda v: g.const(np.asarray(v, np.float64)))  # noqa: E731
+    D = onnx.TensorProto.DOUBLE
+    upper, lower = np.zeros((len(pairs), k * k)), np.zeros((len(pairs), k * k))
+    for p, (a, b) in enumerate(pairs):
+        upper[p, a * k + b] = lower[p, b * k + a] = 1
+    # R[t, j] = r_tj: r_ab = r_p, r_ba = 1 - r_p, 0 on the diagonal
+    R = g.op("Reshape", g.op("Add", g.op("MatMul", r, f64(upper)),
+                             g.op("MatMul", g.op("Sub", f64(1.0), r), f64(lower))),
+             g.const(np.array([-1, k, k], np.int64)))
+    RT = g.op("Transpose", R, perm=[0, 2, 1])
+    axis1, axis2 = g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64))
+    qdiag = g.op("ReduceSum", g.op("Mul", RT, RT), axis2, keepdims=0)
+    # Q[t, j] = -r_jt r_tj off the diagonal, Q[t, t] = sum_j r_jt^2
+    Q = g.op("Add", g.op("Neg", g.op("Mul", RT, R)),
+             g.op("Mul", g.op("Unsqueeze", qdiag, axis2), f64(np.eye(k))))
+    body = Graph(onnx)  # names unique across both graphs, constants in the outer one
+    body._name, body.initializers = g._name, g.initializers
+    step, cond_in, prob_in = body._name("iter"), body._name("cond"), body._name("prob")
+    Qp = body.op("Squeeze", body.op("MatMul", Q, body.op("Unsqueeze", prob_in, axis2)), axis2)
+    pQp = body.op("ReduceSum", body.op("Mul", prob_in, Qp), axis1, keepdims=1)
+    error = body.op("ReduceMax", body.op("Abs", body.op("Sub", Qp, pQp)), axes=[1], keepdims=1)
+    active = body.op("GreaterOrEqual", error, f64(0.005 / k))
+    p = prob_in
+    for t in range(k):
+        col = g.const(np.array([t], np.int64))
+        Qtt, Qpt = body.op("Gather", qdiag, col, axis=1), body.op("Gather", Qp, col, axis=1)
+        diff = body.op("Div", body.op("Add", body.op("Neg", Qpt), pQp), Qtt)
+        p = body.op("Add", p, body.op("Mul", diff, f64(np.eye(k)[t][None])))
+        onep = body.op("Add", f64(1.0), diff)
+        pQp = body.op("Div", body.op("Add", pQp, body.op("Mul", diff, body.op(
+            "Add", body.op("Mul", diff, Qtt), body.op("Mul", f64(2.0), Qpt)))),
+            body.op("Mul", onep, onep))
+        Qrow = body.op("Squeeze", body.op("Gather", Q, col, axis=1), axis1)
+        Qp = body.op("Div", body.op("Add", Qp, body.op("Mul", diff, Qrow)), onep)
+        p = body.op("Div", p, onep)
+    prob_out = body.op("Where", active, p, prob_in)
+    cond_out = body.op("Cast", body.op("ReduceMax", body.op("Cast", active, to=D), keepdims=0),
+                       to=onnx.TensorProto.BOOL)
+    info = onnx.helper.make_tensor_value_info
+    loop = onnx.helper.make_graph(
+        body.nodes, "couple_sweep",
+        [info(step, onnx.TensorProto.INT64, []), info(cond_in, onnx.TensorProto.BOOL, []),
+         info(prob_in, D, ["N", k])],
+        [info(cond_out, onnx.TensorProto.BOOL, []), info(prob_out, D, ["N", k])])
+    start = g.op("Add", g.op("MatMul", r, f64(np.zeros((len(pairs), k)))), f64(1.0 / k))  # (n, k)
+    return g.op("Loop", g.const(np.array(max(100, k), np.int64)), g.const(np.array(True)), start,
+                body=loop)
 
 
 def _knn(model, g, x):
@@ -430,22 +502,29 @@ class OnnxClassifier:
         self._sample_shape = dims if dims and all(isinstance(d, int) for d in dims) else None
         outputs = [o.name for o in self.session.get_outputs()]
         self.proba_name = PROBA if PROBA in outputs else outputs[-1]
+        self.label_name = LABEL if LABEL in outputs else None
         self.n_features_in_ = int(meta["n_features_in"]) if "n_features_in" in meta else (
             None if self._sample_shape is None else int(np.prod(self._sample_shape)))
         self.classes_ = np.array(json.loads(meta["classes"])) if "classes" in meta else None
 
-    def predict_proba(self, X):
+    def _run(self, name, X):
         X = np.asarray(X, np.float32)
         if self._sample_shape is not None:  # (n, 784) in, (n, 28, 28) to a file taking that
             X = X.reshape(len(X), *self._sample_shape)
-        proba = self.session.run([self.proba_name], {self.input_name: X})[0]
+        return self.session.run([name], {self.input_name: X})[0]
+
+    def predict_proba(self, X):
+        proba = self._run(self.proba_name, X)
         if self.classes_ is None:
             self.classes_ = np.arange(proba.shape[1])
         return proba
 
     def predict(self, X):
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        """The file's output_label (an SVC's one-vs-one vote, which the argmax of its scores
+        is not), else the class of the highest score."""
+        if self.label_name is not None:
+            return self._run(self.label_name, X)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 def load_onnx(path):

@@ -325,23 +325,3 @@ def test_official_split_accuracy_c10():
     Xt, yt = fmnist_c.load_fashion_mnist("test")
     m = SVC(C=10).fit(X.reshape(len(X), -1) / np.float32(255), y)
     assert m.score(Xt.reshape(len(Xt), -1) / np.float32(255), yt) >= 0.897
-
-
-@pytest.mark.parametrize("probability", [True, False])
-@pytest.mark.parametrize("classes", [10, 2])
-def test_onnx_svmclassifier_gives_our_labels_and_scores(pixels, probability, classes):
-    """to_onnx: onnxruntime's SVMClassifier votes as predict does; output_probability is
-    predict_proba (probability=True) or decision_function's "ovr" shape."""
-    ort = pytest.importorskip("onnxruntime")
-    X, y, Xt, yt = pixels
-    keep = y < classes
-    m = SVC(C=10, probability=probability, random_state=0).fit(
-        X[keep][:600], y[keep][:600], validation_data=(Xt[:300], yt[:300]) if classes == 10 else None)
-    session = ort.InferenceSession(m.to_onnx().SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    labels, scores = session.run(None, {"input": Xt})
-    np.testing.assert_array_equal(labels, m.predict(Xt))
-    ours = m.predict_proba(Xt) if probability else m.decision_function(Xt)
-    if not probability and classes == 2:
-        ours = np.c_[-ours, ours]
-    np.testing.assert_allclose(scores, ours, atol=2e-4)
