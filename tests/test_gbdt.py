@@ -1,5 +1,5 @@
 """GradientBoostingClassifier: staged predictions, early stopping, importances, save/load,
-weights, Ctrl-C, divergence, and accuracy on the study split against LightGBM."""
+weights, Ctrl-C, divergence, and accuracy on part of the study split against LightGBM."""
 import textwrap
 import warnings
 
@@ -135,23 +135,30 @@ def test_ctrl_c_keeps_the_finished_rounds(tmp_path):
 
 
 @pytest.mark.full_data
-def test_study_split_accuracy_close_to_lightgbm(full_split):
-    """20 rounds of 31 leaves, learning rate 0.2, on the study split; LightGBM with the same
-    settings and rounds, when installed: within 0.005 of each other (2026-12-06: ours 0.8816,
-    LightGBM 0.8842 after 21 rounds). Not more rounds: with min_child_weight 1e-3 and no
-    reg_lambda, both libraries' fits turn unstable after 23-30 rounds at this rate (leaves of
-    confidently misclassified rows, hessian sums of 0.001, values of 1000s; LightGBM 4.7's
-    training log loss 0.143 at round 27, 0.416 at round 40), and two diverging fits are
-    not comparable."""
+def test_close_to_lightgbm_on_a_subset_of_the_study_split(full_split):
+    """10 rounds of 31 leaves, learning rate 0.1, on the study split's first 10,000 training
+    images (a few seconds: CI's time), scored on its 14,000 test images; LightGBM with the
+    same settings, when installed: accuracy within 0.005 and test log loss within 0.01 of
+    each other (a defect in the leaf values, hessians, gains or histograms shows first as a
+    log loss that falls slower than LightGBM's). 2026-12-07: ours 0.8428 (log loss 0.6900),
+    LightGBM 4.7's 0.8414 (0.6909)."""
     s = full_split
-    m = GradientBoostingClassifier(20, learning_rate=0.2, random_state=0).fit(s.X_train, s.y_train)
-    ours = m.score(s.X_test, s.y_test)
-    assert ours >= 0.875
+    X, y = s.X_train[:10000].reshape(10000, -1), s.y_train[:10000]
+    Xt = s.X_test.reshape(len(s.X_test), -1)
+    settings = dict(learning_rate=0.1, num_leaves=31, min_child_samples=20,
+                    min_child_weight=1e-3, reg_lambda=0.0)
+    m = GradientBoostingClassifier(10, random_state=0, **settings).fit(X, y)
+    proba = m.predict_proba(Xt)
+    ours = float(np.mean(m.classes_[proba.argmax(1)] == s.y_test))
+    ours_loss = float(-np.mean(np.log(proba[np.arange(len(Xt)), s.y_test])))
+    assert ours >= 0.835
     lgb = pytest.importorskip("lightgbm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = lgb.LGBMClassifier(n_estimators=20, learning_rate=0.2, num_leaves=31,
-                                    verbose=-1).fit(s.X_train.reshape(len(s.X_train), -1),
-                                                    s.y_train)
-        their_score = float(np.mean(theirs.predict(s.X_test.reshape(len(s.X_test), -1)) == s.y_test))
+        theirs = lgb.LGBMClassifier(n_estimators=10, max_bin=255, n_jobs=1, verbose=-1,
+                                    **settings).fit(X, y)
+        p = theirs.predict_proba(Xt)
+    their_score = float(np.mean(p.argmax(1) == s.y_test))
+    their_loss = float(-np.mean(np.log(p[np.arange(len(Xt)), s.y_test])))
     assert abs(ours - their_score) < 0.005
+    assert abs(ours_loss - their_loss) < 0.01
