@@ -23,18 +23,25 @@ def naive_hist(code_rows, rows, gh, feats, n_edges):
 
 @pytest.mark.parametrize("m, d, nb", [(37, 3, 5), (1000, 70, 7), (3001, 130, 256), (50, 5, 256)])
 @pytest.mark.parametrize("with_rows", [False, True])
-def test_histogram_matches_numpy(m, d, nb, with_rows):
+@pytest.mark.parametrize("every_feature", [False, True])
+def test_histogram_matches_numpy(m, d, nb, with_rows, every_feature):
+    """Some features: each bin summed; every feature: the nonzero codes summed and bin 0
+    the leaf's sums minus the rest (blocks of 64 features and a tail)."""
     rng = np.random.default_rng(m + nb)
     n = m + 11 if with_rows else m
     code_rows = rng.integers(0, nb, (n, d)).astype(np.uint8)
     code_rows[: n // 3] = 0  # runs of one bin, as background pixels are
+    code_rows[:, -1] = 1  # a feature whose bin 0 is empty
     n_edges = np.full(d, nb - 1, np.int64)
     rows = np.sort(rng.choice(n, m, replace=False)) if with_rows else None
-    feats = np.sort(rng.choice(d, max(1, 2 * d // 3), replace=False))  # blocks of 64 and a tail
+    feats = (np.arange(d) if every_feature else
+             np.sort(rng.choice(d, max(1, 2 * d // 3), replace=False)))
     gh = np.column_stack([rng.normal(size=m), rng.random(m)])
-    got = _core.boost_hist(code_rows, rows, gh, feats, n_edges)
     want = naive_hist(code_rows, rows, gh, feats, n_edges)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    got = [_core.boost_hist(code_rows, rows, gh, feats, n_edges, kernel=k) for k in KERNELS]
+    np.testing.assert_allclose(got[0], want, rtol=1e-12, atol=1e-10 * m)
+    for other in got[1:]:
+        np.testing.assert_array_equal(other, got[0])
 
 
 def estimated_counts(hist, total):

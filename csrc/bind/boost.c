@@ -257,16 +257,35 @@ fail:
     return result;
 }
 
-/* For tests: a leaf's histogram over the features feats, (total_bins, 2) float64 with the
- * other features' bins 0. */
+/* A kernel name -> FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 ("auto": the best); -1 with the
+ * exception set for another family or one this CPU lacks. */
+static int boost_kernel(const char *kname, enum fm_kernel *kernel)
+{
+    int naive;
+    if (fm_bind_parse_kernel(kname, &naive, kernel) < 0) return -1;
+    if (*kernel == FM_KERNEL_AUTO) *kernel = fm_boost_best_kernel();
+    if (naive || *kernel == FM_KERNEL_AVX2 ||
+        (*kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512)) {
+        fm_bind_raise_kernel(FM_EINVAL, kname);
+        return -1;
+    }
+    return 0;
+}
+
+/* For tests and the benchmark: a leaf's histogram over the features feats, (total_bins, 2)
+ * float64 with the other features' bins 0. */
 static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"code_rows", "rows", "gh", "feats", "n_edges", NULL};
+    static char *kwlist[] = {"code_rows", "rows", "gh", "feats", "n_edges", "kernel", NULL};
     PyObject *co, *ro, *go, *fo, *neo, *result = NULL;
     PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *feats = NULL, *ne = NULL, *hist = NULL;
     int64_t *hoff = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO", kwlist, &co, &ro, &go, &fo, &neo)) return NULL;
+    const char *kname = "auto";
+    enum fm_kernel kernel;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|s", kwlist, &co, &ro, &go, &fo, &neo, &kname))
+        return NULL;
+    if (boost_kernel(kname, &kernel) < 0) return NULL;
     if (!(code = fm_bind_as_array(co, NPY_UINT8, 2, "code_rows")) ||
         !(gh = fm_bind_as_array(go, NPY_FLOAT64, 2, "gh")))
         goto fail;
@@ -289,7 +308,7 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
     npy_intp dims[2] = {hoff[d], FM_BOOST_LANES};
     if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0))) goto fail;
     fm_boost_hist_build(PyArray_DATA(hist), PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
-                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, m, d, nf);
+                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, m, d, nf, kernel);
     result = (PyObject *)hist;
     hist = NULL;
 fail:
@@ -308,15 +327,10 @@ static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
     const char *kname = "auto";
     double mc, mh, lam, sums[3] = {0, 0, 0}, scratch[4 * 256], score = -Py_HUGE_VAL;
     int64_t bin = -1;
-    int naive;
-    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    enum fm_kernel kernel;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOddd|s", kwlist, &ho, &to, &mc, &mh, &lam, &kname))
         return NULL;
-    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
-    if (kernel == FM_KERNEL_AUTO) kernel = fm_boost_best_kernel();
-    if (naive || kernel == FM_KERNEL_AVX2 ||
-        (kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512))
-        return fm_bind_raise_kernel(FM_EINVAL, kname);
+    if (boost_kernel(kname, &kernel) < 0) return NULL;
     PyArrayObject *h = fm_bind_as_array(ho, NPY_FLOAT64, 2, "hist"), *t = NULL;
     PyObject *result = NULL;
     if (!h || !(t = fm_bind_as_vector(to, NPY_FLOAT64, 3, "total"))) goto fail;

@@ -24,7 +24,7 @@
 
 enum fm_kernel fm_boost_best_kernel(void)
 {
-    return fm_cpu_has(FM_CPU_AVX512) ? FM_KERNEL_AVX512 : FM_KERNEL_PORTABLE;
+    return fm_cpu_has(FM_CPU_AVX512BW) ? FM_KERNEL_AVX512 : FM_KERNEL_PORTABLE;
 }
 
 /* A leaf while its tree grows: its rows idx[start..end), its sums (g, h, count), the
@@ -196,7 +196,7 @@ static void build_hist(grower *g, const leaf *lf, double *hist, int root_in_orde
         gh = o;
     }
     fm_boost_hist_build(hist, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
-                        g->w->hoff, m, g->w->d, g->n_feats);
+                        g->w->hoff, m, g->w->d, g->n_feats, g->kernel);
 }
 
 /* The best split of a leaf whose histogram is `hist`, among the node's features. */

@@ -22,11 +22,12 @@ typedef struct {
     double colsample_bynode;   /* (0, 1]: fraction of the tree's features each node tries */
     const volatile int64_t *stop; /* or NULL: polled between nodes; nonzero ends the round
                                      with FM_EINTR (set by another thread on Ctrl-C) */
-    enum fm_kernel kernel;     /* split scan: FM_KERNEL_AUTO, _PORTABLE or _AVX512 (the same
+    enum fm_kernel kernel;     /* histograms and split scan: FM_KERNEL_AUTO, _PORTABLE or _AVX512 (the same
                                   trees; the test of one against the other) */
 } fm_boost_params;
 
-/* FM_KERNEL_AVX512 or FM_KERNEL_PORTABLE: the fastest boosting kernel this CPU runs. */
+/* FM_KERNEL_AVX512 (AVX-512 F and BW) or FM_KERNEL_PORTABLE: the fastest boosting kernel
+ * this CPU runs. */
 enum fm_kernel fm_boost_best_kernel(void);
 
 /* One tree, in arrays of at least 2 num_leaves - 1 entries owned by the caller. Node 0 is

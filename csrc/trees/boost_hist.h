@@ -21,10 +21,13 @@
  * rows[j] (ascending), or j when rows is NULL (the root, read in order); code =
  * code_rows[row, f]. hist: (total_bins, 2), the listed features' bins overwritten;
  * code_rows: (n, d) row-major codes, feature f's in [0, hoff[f + 1] - hoff[f]);
- * gh: (m, 2) the leaf's gradients in the order of rows; feats: (nf); hoff: (d + 1). */
+ * gh: (m, 2) the leaf's gradients in the order of rows; feats: (nf) ascending; hoff: (d + 1).
+ * With every feature listed (nf == d), only nonzero codes are added and each feature's
+ * bin 0 is the leaf's sums minus its other bins (equal to the sum up to rounding).
+ * kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (AVX-512 BW; identical histograms). */
 void fm_boost_hist_build(double *hist, const uint8_t *code_rows, const int64_t *rows,
                          const double *gh, const int64_t *feats, const int64_t *hoff, int64_t m,
-                         int64_t d, int64_t nf);
+                         int64_t d, int64_t nf, enum fm_kernel kernel);
 
 /* big -= small: the larger child's histogram from its parent's. (len) doubles. */
 void fm_boost_hist_sub(double *big, const double *small, int64_t len);
