@@ -3,7 +3,8 @@
  * stopping rule and rho), with one change of method: a kernel row that is not cached is
  * computed in a block with the rows most likely to be asked for next (the largest
  * violators), float rows through kernel.c, byte rows as exact integer dot products
- * (neighbors/u8dot.h: AMX-INT8 or AVX-512 VNNI tiles) against the pair's rows packed once.
+ * (neighbors/u8dot.h: AMX-INT8 or AVX-512 VNNI tiles) against the pair's rows packed once,
+ * the extra rows cached as those integers until asked for (most never are).
  * Not the multiclass layer (ovo.c). */
 #include <math.h>
 #include <string.h>
@@ -21,11 +22,15 @@
 /* ---------------------------------------------------------------- kernel-row cache */
 
 /* libsvm's Cache: row i of Q over columns [0, len), least recently used rows evicted first
- * when the float budget runs out; cache_swaps keeps it consistent with the solver's swaps. */
+ * when the float budget runs out; cache_swaps keeps it consistent with the solver's swaps.
+ * A raw row (byte rows only) holds instead the int32 dot products of the row at position i
+ * with all len = l rows in the pair's original order: a block's extra row, turned into Q
+ * values when first asked for (most extra rows never are), and never touched by swaps. */
 typedef struct row_head {
     struct row_head *prev, *next; /* circular LRU list, the sentinel's next is the oldest */
     float *data;
     int64_t len;
+    int raw;
 } row_head;
 
 typedef struct {
@@ -51,6 +56,7 @@ static void row_drop(row_cache *c, row_head *h)
     c->size += h->len;
     h->data = NULL;
     h->len = 0;
+    h->raw = 0;
 }
 
 /* row i when it holds at least len values (then most recently used), else NULL */
@@ -95,13 +101,14 @@ static void cache_swaps(row_cache *c, const int64_t *sw, int64_t n)
         row_head *hi = &c->head[sw[2 * t]], *hj = &c->head[sw[2 * t + 1]], h = *hi;
         if (hi->len) lru_delete(hi);
         if (hj->len) lru_delete(hj);
-        hi->data = hj->data; hi->len = hj->len;
-        hj->data = h.data; hj->len = h.len;
+        hi->data = hj->data; hi->len = hj->len; hi->raw = hj->raw;
+        hj->data = h.data; hj->len = h.len; hj->raw = h.raw;
         if (hi->len) lru_insert(c, hi);
         if (hj->len) lru_insert(c, hj);
     }
     for (row_head *h = c->lru.next, *next; h != &c->lru; h = next) {
         next = h->next;
+        if (h->raw) continue; /* in the original order, which swaps do not change */
         for (int64_t t = 0; t < n; t++) {
             int64_t i = sw[2 * t], j = sw[2 * t + 1];
             if (i > j) { int64_t v = i; i = j; j = v; }
@@ -128,12 +135,12 @@ typedef struct {
     float *x, *xn;     /* (l, d) float rows, (l) squared norms, swapped with indices; or NULL */
     /* byte rows, in the pair's original order (never swapped: active_set maps a position
      * to its row): xb (l, d), xp packed by fm_u8dot_pack, xsq (l) sums of squares; the
-     * block's rows qrows (block, d), their sums of squares qsq and dot products dots
+     * block's rows qrows (block, d) and their dot products dots
      * (block, l) against all l rows */
     int u8;
     uint8_t *xb, *qrows;
     void *xp;
-    int32_t *xsq, *qsq, *dots;
+    int32_t *xsq, *dots;
     double scale2; /* byte_scale^2: a distance or dot of bytes times this is the values' */
     int8_t *y;
     char *status;
@@ -142,7 +149,7 @@ typedef struct {
     int64_t *swaps; /* (l, 2) one shrinking's swaps, for cache_swaps */
     int unshrink;
     row_cache cache;
-    float *ablock, *anorm, *kblock; /* (block, d), (block), (block, l) */
+    float *ablock, *anorm, *kblock; /* float rows: (block, d), (block), (block, l) */
     int64_t *cand;                  /* (block) rows of the block being computed */
     double *cand_score;             /* (block) */
     fm_svm_kernel_params kp;
@@ -189,56 +196,58 @@ static int64_t pick_violators(smo *s, int64_t i, int64_t len, int64_t *out, int6
  * the pair's original order */
 static int dots_u8(smo *s, int64_t m)
 {
-    for (int64_t r = 0; r < m; r++) {
-        int64_t o = s->active_set[s->cand[r]];
-        memcpy(s->qrows + r * s->d, s->xb + o * s->d, (size_t)s->d);
-        s->qsq[r] = s->xsq[o];
-    }
+    for (int64_t r = 0; r < m; r++)
+        memcpy(s->qrows + r * s->d, s->xb + s->active_set[s->cand[r]] * s->d, (size_t)s->d);
     return fm_u8dot_block(s->dots, s->l, s->qrows, s->xp, m, s->l, s->d, FM_KERNEL_AUTO);
 }
 
-/* kblock (m, len): the linear or polynomial kernel of the byte rows; column t reads the
- * row at position t, active_set[t] */
-static void dot_kernel_u8(smo *s, int64_t m, int64_t len)
+/* q[t] = y_i y_t K(row i, row at position t) for t < len from dot: (l) the integer dot
+ * products of row i with every row in the original order (position t reads active_set[t]) */
+static void u8_row(smo *s, float *q, const int32_t *dot, int64_t i, int64_t len)
 {
     const double g2 = s->kp.gamma * s->scale2;
     const int64_t *o = s->active_set;
-    for (int64_t r = 0; r < m; r++) {
-        const int32_t *dr = s->dots + r * s->l;
-        float *out = s->kblock + r * len;
-        for (int64_t t = 0; t < len; t++)
-            out[t] = (float)(s->kp.kernel == FM_SVM_LINEAR
-                                 ? s->scale2 * dr[o[t]]
-                                 : fm_svm_powi(g2 * dr[o[t]] + s->kp.coef0, s->kp.degree));
+    if (s->kp.kernel == FM_SVM_RBF) {
+        fm_svm_rbf_row(q, dot, s->xsq[o[i]], s->xsq, o, s->y, s->y[i], g2, len, FM_KERNEL_AUTO);
+        return;
+    }
+    for (int64_t t = 0; t < len; t++) {
+        float k = (float)(s->kp.kernel == FM_SVM_LINEAR
+                              ? s->scale2 * dot[o[t]]
+                              : fm_svm_powi(g2 * dot[o[t]] + s->kp.coef0, s->kp.degree));
+        q[t] = s->y[i] == s->y[t] ? k : -k;
     }
 }
 
-/* Q rows cand[0..m) over columns [0, len) into the cache, computed as one kernel block */
+/* Q rows cand[0..m) over columns [0, len) into the cache, computed as one kernel block; of
+ * byte rows, the extra ones cand[1..m) are cached raw (all l dot products) */
 static int compute_rows(smo *s, int64_t m, int64_t len)
 {
-    const int rbf_u8 = s->u8 && s->kp.kernel == FM_SVM_RBF;
     if (s->u8) {
         int status = dots_u8(s, m);
         if (status != FM_OK) return status;
-        if (!rbf_u8) dot_kernel_u8(s, m, len);
-    } else {
         for (int64_t r = 0; r < m; r++) {
-            memcpy(s->ablock + r * s->d, s->x + s->cand[r] * s->d, (size_t)s->d * sizeof(float));
-            s->anorm[r] = s->xn[s->cand[r]];
+            int64_t i = s->cand[r];
+            float *q = cache_reserve(&s->cache, i, r ? s->l : len);
+            if (!q) return FM_ENOMEM;
+            s->cache.head[i].raw = r > 0;
+            if (r) memcpy(q, s->dots + r * s->l, (size_t)s->l * sizeof(int32_t));
+            else u8_row(s, q, s->dots, i, len);
         }
-        int status = fm_svm_kernel_block(s->kblock, len, s->ablock, s->anorm, s->x, s->xn, m,
-                                         len, s->d, &s->kp);
-        if (status != FM_OK) return status;
+        s->rows_computed += m;
+        return FM_OK;
     }
+    for (int64_t r = 0; r < m; r++) {
+        memcpy(s->ablock + r * s->d, s->x + s->cand[r] * s->d, (size_t)s->d * sizeof(float));
+        s->anorm[r] = s->xn[s->cand[r]];
+    }
+    int status = fm_svm_kernel_block(s->kblock, len, s->ablock, s->anorm, s->x, s->xn, m, len,
+                                     s->d, &s->kp);
+    if (status != FM_OK) return status;
     for (int64_t r = 0; r < m; r++) {
         int64_t i = s->cand[r];
         float *q = cache_reserve(&s->cache, i, len);
         if (!q) return FM_ENOMEM;
-        if (rbf_u8) {
-            fm_svm_rbf_row(q, s->dots + r * s->l, s->qsq[r], s->xsq, s->active_set, s->y,
-                           s->y[i], s->kp.gamma * s->scale2, len, FM_KERNEL_AUTO);
-            continue;
-        }
         const float *k = s->kblock + r * len;
         if (s->y[i] > 0)
             for (int64_t t = 0; t < len; t++) q[t] = s->y[t] > 0 ? k[t] : -k[t];
@@ -249,6 +258,16 @@ static int compute_rows(smo *s, int64_t m, int64_t len)
     return FM_OK;
 }
 
+/* a raw row i turned into Q over all l columns (cut to the active ones, the row would miss
+ * when the gradient's G_bar or reconstruction asks for all of it) */
+static void cook_row(smo *s, int64_t i)
+{
+    row_head *h = &s->cache.head[i];
+    memcpy(s->dots, h->data, (size_t)s->l * sizeof(int32_t));
+    u8_row(s, h->data, s->dots, i, s->l);
+    h->raw = 0;
+}
+
 /* Row i of Q over [0, len), or NULL (out of memory). On a miss the block also computes the
  * rows next[0..n_next) not yet cached, or with next NULL and violators set, the largest
  * violators. */
@@ -256,7 +275,10 @@ static const float *get_Q(smo *s, int64_t i, int64_t len, const int64_t *next, i
                           int violators)
 {
     float *q = cache_lookup(&s->cache, i, len);
-    if (q) return q;
+    if (q) {
+        if (s->cache.head[i].raw) cook_row(s, i);
+        return s->cache.head[i].data;
+    }
     s->rows_missed++;
     int64_t m = 1;
     s->cand[0] = i;
@@ -496,7 +518,7 @@ static void smo_free(smo *s)
     fm_free(s->x); fm_free(s->xn); free(s->y); free(s->status); free(s->alpha); free(s->G);
     free(s->G_bar); free(s->C); free(s->QD); free(s->active_set); free(s->swaps); fm_free(s->ablock);
     fm_free(s->anorm); fm_free(s->kblock); free(s->cand); free(s->cand_score); free(s->xb);
-    fm_free(s->xp); free(s->qrows); free(s->xsq); free(s->qsq); fm_free(s->dots);
+    fm_free(s->xp); free(s->qrows); free(s->xsq); fm_free(s->dots);
 }
 
 /* the byte rows' copies: joined, packed, their sums of squares */
@@ -508,9 +530,8 @@ static int setup_u8(smo *s, const uint8_t *xb0, int64_t n0, const uint8_t *xb1, 
     s->xp = fm_alloc((size_t)size);
     s->qrows = malloc((size_t)(s->block * d));
     s->xsq = malloc((size_t)l * sizeof(int32_t));
-    s->qsq = malloc((size_t)s->block * sizeof(int32_t));
     s->dots = fm_alloc((size_t)(s->block * l) * sizeof(int32_t));
-    if (!s->xb || !s->xp || !s->qrows || !s->xsq || !s->qsq || !s->dots) return FM_ENOMEM;
+    if (!s->xb || !s->xp || !s->qrows || !s->xsq || !s->dots) return FM_ENOMEM;
     memcpy(s->xb, xb0, (size_t)(n0 * d));
     if (n1) memcpy(s->xb + n0 * d, xb1, (size_t)(n1 * d));
     for (int64_t i = 0; i < l; i++) {
@@ -551,7 +572,8 @@ int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t 
         s.xn = fm_alloc(ld * sizeof(float));
         s.ablock = fm_alloc((size_t)(s.block * d) * sizeof(float));
         s.anorm = fm_alloc((size_t)s.block * sizeof(float));
-        if (!s.x || !s.xn || !s.ablock || !s.anorm) goto done;
+        s.kblock = fm_alloc((size_t)s.block * ld * sizeof(float));
+        if (!s.x || !s.xn || !s.ablock || !s.anorm || !s.kblock) goto done;
         memcpy(s.x, r0.x, (size_t)(n0 * d) * sizeof(float));
         if (n1) memcpy(s.x + n0 * d, r1.x, (size_t)(n1 * d) * sizeof(float));
         fm_svm_sq_norms(s.xn, s.x, l, d);
@@ -565,12 +587,11 @@ int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t 
     s.QD = malloc(ld * sizeof(double));
     s.active_set = malloc(ld * sizeof(int64_t));
     s.swaps = malloc(2 * ld * sizeof(int64_t));
-    s.kblock = fm_alloc((size_t)s.block * ld * sizeof(float));
     s.cand = malloc((size_t)s.block * sizeof(int64_t));
     s.cand_score = malloc((size_t)s.block * sizeof(double));
     s.cache.head = calloc(ld, sizeof(row_head));
     if (!s.y || !s.status || !s.alpha || !s.G || !s.G_bar || !s.C || !s.QD || !s.active_set ||
-        !s.swaps || !s.kblock || !s.cand || !s.cand_score || !s.cache.head)
+        !s.swaps || !s.cand || !s.cand_score || !s.cache.head)
         goto done;
     for (int64_t i = 0; i < l; i++) {
         double nn = s.u8 ? s.scale2 * s.xsq[i] : s.xn[i], g = p->k.gamma;
