@@ -20,7 +20,7 @@ _SAVED = ("support_", "support_vectors_", "n_support_", "_dual_coef_", "_interce
           "objective_", "kernel_rows_")
 _FITTED = ("classes_", "n_features_in_", "support_", "support_vectors_", "n_support_",
            "dual_coef_", "intercept_", "n_iter_", "fit_status_", "_gamma", "probA_", "probB_",
-           "objective_", "kernel_rows_", "_intercept_", "_dual_coef_")
+           "objective_", "kernel_rows_", "_intercept_", "_dual_coef_", "_sv_bytes")
 
 
 class SVC(ClassifierMixin, BaseEstimator):
@@ -181,6 +181,7 @@ class SVC(ClassifierMixin, BaseEstimator):
         self.fit_status_ = int((n_iter < 0).any())
         self.objective_ = obj
         self.kernel_rows_ = rows
+        self._sv_bytes = _byte_rows(self.support_vectors_)  # for _pair_values
         binary = len(self.classes_) == 2  # scikit-learn's public binary model favours classes_[1]
         self.intercept_ = -intercept if binary else intercept
         self.dual_coef_ = -self._dual_coef_ if binary else self._dual_coef_
@@ -239,13 +240,20 @@ class SVC(ClassifierMixin, BaseEstimator):
 
     # ---- prediction -------------------------------------------------------------------
     def _pair_values(self, X, model=None):
-        """(n, n_pairs) libsvm decision values: positive votes for the pair's first class."""
+        """(n, n_pairs) libsvm decision values: positive votes for the pair's first class.
+        When X and the support vectors are bytes of one scale (see _byte_rows), both reach C
+        as bytes: the kernel from exact integer dot products, as the fit computed it."""
         sv, n_support, dual, intercept = model or (self.support_vectors_, self.n_support_,
                                                    self._dual_coef_, self._intercept_)
         start = np.concatenate([[0], np.cumsum(n_support)]).astype(np.int64)
+        xb, scale = _byte_rows(X)
+        if xb is not None:
+            svb, sv_scale = _byte_rows(sv) if model else self._sv_bytes
+            if svb is not None and sv_scale == scale:
+                X, sv = xb, svb
         return check_finite_outputs(_core.svm_decision(
             X, sv, dual, start, -intercept, *self._kernel_args(),
-            nthreads=n_threads(self.n_jobs)))
+            nthreads=n_threads(self.n_jobs), byte_scale=scale))
 
     def decision_function(self, X):
         """Decision values: (n,) for two classes (positive: classes_[1]); else

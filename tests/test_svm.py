@@ -169,6 +169,47 @@ def test_byte_path_solves_the_float_paths_problem(pixels):
     assert np.mean((coef_b != 0) == (coef_f != 0)) > 0.999
 
 
+@pytest.mark.parametrize("kernel, scale", [("rbf", 1 / 255), ("rbf", 1.0), ("poly", 1 / 255),
+                                           ("linear", 1 / 255)])
+def test_byte_decision_matches_float64_and_float_path(pixels, kernel, scale):
+    """Decision values of byte rows against byte support vectors (exact integer dot
+    products) against a NumPy float64 reference from the same model, and against the float
+    path; SVC.predict on pixels / 255 takes the byte path and votes as the reference. 300
+    rows: a block of 256 and a remainder."""
+    X, y, Xt, _ = pixels
+    xb, xt_b = _byte_rows(X[:500])[0], _byte_rows(Xt[:300])[0]
+    values = lambda b: b.astype(np.float32) / np.float32(1 / scale)  # noqa: E731
+    ours = SVC(C=10, kernel=kernel).fit(values(xb), y[:500])
+    sv_b, sv_scale = ours._sv_bytes  # the fitted SVs are recognised as bytes
+    assert sv_scale == scale and np.array_equal(values(sv_b), ours.support_vectors_)
+    start = np.concatenate([[0], np.cumsum(ours.n_support_)]).astype(np.int64)
+    args = (ours._dual_coef_, start, -ours._intercept_, *ours._kernel_args())
+    dec_b = _core.svm_decision(xt_b, sv_b, *args, byte_scale=scale)
+    dec_f = _core.svm_decision(values(xt_b), ours.support_vectors_, *args)
+    K = kernel_matrix(xt_b * scale, sv_b * scale, kernel, ours._gamma, 0.0, 3)
+    ref, p = np.empty_like(dec_b), 0
+    for a in range(10):
+        for c in range(a + 1, 10):
+            sa, sc = slice(start[a], start[a + 1]), slice(start[c], start[c + 1])
+            ref[:, p] = (K[:, sa] @ ours._dual_coef_[c - 1, sa] + K[:, sc] @ ours._dual_coef_[a, sc]
+                         + ours._intercept_[p])
+            p += 1
+    tol = 1e-4 * max(1.0, np.abs(ref).max())
+    np.testing.assert_allclose(dec_b, ref, atol=tol)
+    np.testing.assert_allclose(dec_f, ref, atol=10 * tol)
+    np.testing.assert_array_equal(ours._pair_values(values(xt_b)), dec_b)
+    votes = np.zeros((300, 10), int)
+    p = 0
+    for a in range(10):
+        for c in range(a + 1, 10):
+            votes[np.arange(300), np.where(ref[:, p] > 0, a, c)] += 1
+            p += 1
+    close = np.sort(votes, 1)[:, -1] == np.sort(votes, 1)[:, -2]  # vote ties: lowest class
+    assert np.array_equal(ours.predict(values(xt_b))[~close], votes.argmax(1)[~close])
+    with pytest.raises(TypeError, match="both be uint8"):
+        _core.svm_decision(xt_b, ours.support_vectors_, *args)
+
+
 @pytest.mark.parametrize("n, C, kernel, gamma, values", [
     (2000, 10.0, "rbf", "scale", "bytes"), (2000, 10.0, "rbf", "scale", "float"),
     (2000, 1.0, "rbf", "scale", "bytes"), (1000, 100.0, "rbf", "scale", "bytes"),

@@ -121,21 +121,33 @@ static PyObject *py_svm_decision(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"x", "sv", "coef", "sv_start", "rho", "kernel", "gamma", "coef0",
-                             "degree", "nthreads", "control", NULL};
+                             "degree", "nthreads", "control", "byte_scale", NULL};
     PyObject *xo, *svo, *co, *sso, *ro, *ctlo = Py_None, *result = NULL;
     PyArrayObject *x = NULL, *sv = NULL, *coef = NULL, *sv_start = NULL, *rho = NULL, *dec = NULL;
     const char *kname;
-    double gamma, coef0;
+    double gamma, coef0, byte_scale = 1.0;
     long long degree;
     int nthreads = 0, status;
     fm_svm_params p = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOsddL|iO", kwlist, &xo, &svo, &co, &sso, &ro,
-                                     &kname, &gamma, &coef0, &degree, &nthreads, &ctlo))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOsddL|iOd", kwlist, &xo, &svo, &co, &sso, &ro,
+                                     &kname, &gamma, &coef0, &degree, &nthreads, &ctlo,
+                                     &byte_scale))
         return NULL;
     int64_t *ctl;
     if (parse_kernel(&p.k, kname, gamma, coef0, degree) || parse_control(ctlo, &ctl)) return NULL;
     p.stop = ctl;
-    if (!(x = fm_bind_as_array(xo, NPY_FLOAT32, 2, "x")) || !(sv = fm_bind_as_array(svo, NPY_FLOAT32, 2, "sv")) ||
+    /* uint8 x and sv stand for byte_scale times themselves, as in svm_fit */
+    int bytes = PyArray_Check(xo) && PyArray_TYPE((PyArrayObject *)xo) == NPY_UINT8;
+    if (bytes != (PyArray_Check(svo) && PyArray_TYPE((PyArrayObject *)svo) == NPY_UINT8)) {
+        PyErr_SetString(PyExc_TypeError, "svm_decision: x and sv must both be uint8 or neither");
+        return NULL;
+    }
+    if (bytes && !(byte_scale > 0.0 && byte_scale < 1e30)) {
+        PyErr_SetString(PyExc_ValueError, "byte_scale must be finite and > 0");
+        return NULL;
+    }
+    int npy = bytes ? NPY_UINT8 : NPY_FLOAT32;
+    if (!(x = fm_bind_as_array(xo, npy, 2, "x")) || !(sv = fm_bind_as_array(svo, npy, 2, "sv")) ||
         !(coef = fm_bind_as_array(co, NPY_FLOAT64, 2, "coef")) ||
         !(sv_start = fm_bind_as_vector(sso, NPY_INT64, -1, "sv_start")))
         goto fail;
@@ -144,6 +156,10 @@ static PyObject *py_svm_decision(PyObject *self, PyObject *args, PyObject *kw)
     if (k < 2 || PyArray_DIM(sv, 1) != d || PyArray_DIM(coef, 0) != k - 1 || PyArray_DIM(coef, 1) != nsv) {
         PyErr_SetString(PyExc_ValueError, "svm_decision: x (m, d), sv (nsv, d), coef (k - 1, nsv) "
                         "and sv_start (k + 1) do not match");
+        goto fail;
+    }
+    if (bytes && d > 32768) {
+        PyErr_SetString(PyExc_ValueError, "svm_decision: byte rows longer than 32,768 overflow int32");
         goto fail;
     }
     const int64_t *ssp = PyArray_DATA(sv_start);
@@ -156,10 +172,11 @@ static PyObject *py_svm_decision(PyObject *self, PyObject *args, PyObject *kw)
     npy_intp ddims[2] = {m, k * (k - 1) / 2};
     if (!(dec = (PyArrayObject *)PyArray_EMPTY(2, ddims, NPY_FLOAT64, 0))) goto fail;
     double *dp = PyArray_DATA(dec);
-    const float *xp = PyArray_DATA(x), *svp = PyArray_DATA(sv);
+    fm_svm_rows xr = {bytes ? NULL : PyArray_DATA(x), bytes ? PyArray_DATA(x) : NULL, byte_scale};
+    fm_svm_rows svr = {bytes ? NULL : PyArray_DATA(sv), bytes ? PyArray_DATA(sv) : NULL, byte_scale};
     const double *cp = PyArray_DATA(coef), *rp = PyArray_DATA(rho);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_svm_decision(dp, xp, svp, cp, ssp, rp, m, nsv, d, k, &p, nthreads);
+    status = fm_svm_decision(dp, xr, svr, cp, ssp, rp, m, nsv, d, k, &p, nthreads);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { fm_bind_raise(status); goto fail; }
     result = (PyObject *)dec;
@@ -343,7 +360,8 @@ PyMethodDef fm_bind_svm_methods[] = {
      "(coef, rho, obj, n_iter, rows) as fm_svm_fit_ovo describes them."},
     {"svm_decision", (PyCFunction)(void (*)(void))py_svm_decision, METH_VARARGS | METH_KEYWORDS,
      "svm_decision(x, sv, coef, sv_start, rho, kernel, gamma, coef0, degree, nthreads=0, "
-     "control=None): (m, n_pairs) one-vs-one decision values."},
+     "control=None, byte_scale=1.0): (m, n_pairs) one-vs-one decision values (x and sv both "
+     "uint8: byte_scale times themselves, the kernel from exact integer dot products)."},
     {"svm_kernel_values", (PyCFunction)(void (*)(void))py_svm_kernel, METH_VARARGS | METH_KEYWORDS,
      "svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=False): K(a_i, b_j) (for "
      "tests)."},

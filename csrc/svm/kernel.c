@@ -19,6 +19,16 @@ void fm_svm_sq_norms(float *out, const float *x, int64_t n, int64_t d)
     }
 }
 
+void fm_svm_u8_sq_sums(int32_t *out, const uint8_t *xb, int64_t n, int64_t d)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *r = xb + i * d;
+        int32_t s = 0;
+        for (int64_t t = 0; t < d; t++) s += r[t] * r[t];
+        out[i] = s;
+    }
+}
+
 double fm_svm_powi(double base, int64_t times)
 {
     double tmp = base, ret = 1.0;

@@ -1,10 +1,12 @@
 /* ovo.c: the multiclass layer: one binary solve per class pair, pairs spread over threads
  * (largest first, each on one thread, so results never depend on the thread count), and
- * decision values of new samples against the shared support vectors through fm_gemm. */
+ * decision values of new samples against the shared support vectors (float rows through
+ * fm_gemm, byte rows through neighbors/u8dot.h as in the fit). */
 #include <string.h>
 
 #include "core/gemm.h"
 #include "core/parallel.h"
+#include "neighbors/u8dot.h"
 #include "svm/svm.h"
 
 /* pair p's classes (a, b) in libsvm's order (0,1), (0,2), ..., (k-2, k-1) */
@@ -115,14 +117,76 @@ done:
  * ROWS x nsv floats (16 MiB for 16,000 support vectors) */
 #define ROWS 256
 
-/* dec for the rows [i0, i0 + m): K against all SVs, then per class c the partial sums
- * P_c = K_c coef_c^T ((m, k - 1)), and pair (a, b) = P_a[:, b - 1] + P_b[:, a] - rho */
-static int decision_block(double *dec, float *kb, float *part, const float *x, const float *xn,
-                          const float *sv, const float *svn, const float *coef32,
-                          const int64_t *sv_start, const double *rho, int64_t m, int64_t nsv,
-                          int64_t d, int64_t k, const fm_svm_kernel_params *kp)
+/* the support vectors as every decision block reads them: float rows and their squared
+ * norms, or byte rows packed for fm_u8dot_block with their sums of squares, and the
+ * identity column map and +1 labels fm_svm_u8_row takes */
+typedef struct {
+    fm_svm_rows sv;
+    float *svn;
+    void *packed;
+    int32_t *sq;
+    int64_t *col;
+    int8_t *ones;
+} sv_side;
+
+static void sv_side_free(sv_side *v)
 {
-    int status = fm_svm_kernel_block(kb, nsv, x, xn, sv, svn, m, nsv, d, kp);
+    fm_free(v->svn); fm_free(v->packed); free(v->sq); free(v->col); free(v->ones);
+}
+
+static int sv_side_init(sv_side *v, fm_svm_rows sv, int64_t nsv, int64_t d)
+{
+    size_t n = (size_t)(nsv > 0 ? nsv : 1);
+    v->sv = sv;
+    if (sv.x) {
+        if (!(v->svn = fm_alloc(n * sizeof(float)))) return FM_ENOMEM;
+        fm_svm_sq_norms(v->svn, sv.x, nsv, d);
+        return FM_OK;
+    }
+    int64_t size = fm_u8dot_packed_size(nsv > 0 ? nsv : 1, d, FM_KERNEL_AUTO);
+    if (size == 0) return FM_EINVAL;
+    v->packed = fm_alloc((size_t)size);
+    v->sq = malloc(n * sizeof(int32_t));
+    v->col = malloc(n * sizeof(int64_t));
+    v->ones = malloc(n);
+    if (!v->packed || !v->sq || !v->col || !v->ones) return FM_ENOMEM;
+    fm_svm_u8_sq_sums(v->sq, sv.xb, nsv, d);
+    for (int64_t t = 0; t < nsv; t++) v->col[t] = t;
+    memset(v->ones, 1, n);
+    return nsv > 0 ? fm_u8dot_pack(v->packed, sv.xb, nsv, d, FM_KERNEL_AUTO) : FM_OK;
+}
+
+/* kb (m, nsv): K of the rows [i0, i0 + m) of x against every support vector; float rows
+ * through fm_svm_kernel_block (xn: (m) scratch), byte rows through fm_u8dot_block into dots
+ * (m, nsv) and fm_svm_u8_row */
+static int kernel_rows(float *kb, int32_t *dots, float *xn, fm_svm_rows x, int64_t i0,
+                       const sv_side *v, int64_t m, int64_t nsv, int64_t d,
+                       const fm_svm_kernel_params *kp)
+{
+    if (x.x) {
+        fm_svm_sq_norms(xn, x.x + i0 * d, m, d);
+        return fm_svm_kernel_block(kb, nsv, x.x + i0 * d, xn, v->sv.x, v->svn, m, nsv, d, kp);
+    }
+    if (nsv == 0) return FM_OK;
+    const uint8_t *xb = x.xb + i0 * d;
+    int status = fm_u8dot_block(dots, nsv, xb, v->packed, m, nsv, d, FM_KERNEL_AUTO);
+    if (status != FM_OK) return status;
+    for (int64_t r = 0; r < m; r++) {
+        int32_t sq;
+        fm_svm_u8_sq_sums(&sq, xb + r * d, 1, d);
+        fm_svm_u8_row(kb + r * nsv, dots + r * nsv, sq, v->sq, v->col, v->ones, 1, kp,
+                      x.byte_scale * x.byte_scale, nsv);
+    }
+    return FM_OK;
+}
+
+/* dec (m, pairs) from kb (m, nsv): per class c the partial sums P_c = K_c coef_c^T
+ * ((m, k - 1)), and pair (a, b) = P_a[:, b - 1] + P_b[:, a] - rho */
+static int pair_sums(double *dec, float *part, const float *kb, const float *coef32,
+                     const int64_t *sv_start, const double *rho, int64_t m, int64_t nsv,
+                     int64_t k)
+{
+    int status = FM_OK;
     for (int64_t c = 0; c < k && status == FM_OK; c++) {
         int64_t c0 = sv_start[c], nc = sv_start[c + 1] - c0;
         float *pc = part + c * m * (k - 1);
@@ -141,26 +205,28 @@ static int decision_block(double *dec, float *kb, float *part, const float *x, c
     return FM_OK;
 }
 
-int fm_svm_decision(double *dec, const float *x, const float *sv, const double *coef,
+int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *coef,
                     const int64_t *sv_start, const double *rho,
                     int64_t m, int64_t nsv, int64_t d, int64_t k, const fm_svm_params *p,
                     int nthreads)
 {
+    if (!x.x != !sv.x || (!x.x && x.byte_scale != sv.byte_scale)) return FM_EINVAL;
     int64_t n_blocks = (m + ROWS - 1) / ROWS, n_pairs = k * (k - 1) / 2;
     float *coef32 = fm_alloc((size_t)((k - 1) * nsv) * sizeof(float));
-    float *svn = fm_alloc((size_t)nsv * sizeof(float));
-    int status = FM_OK;
-    if (!coef32 || !svn) { status = FM_ENOMEM; goto done; }
+    sv_side v = {0};
+    int status = coef32 ? sv_side_init(&v, sv, nsv, d) : FM_ENOMEM;
+    if (status != FM_OK) goto done;
     for (int64_t t = 0; t < (k - 1) * nsv; t++) coef32[t] = (float)coef[t];
-    fm_svm_sq_norms(svn, sv, nsv, d);
     int nt = fm_parallel_threads(nthreads);
     if (nt > n_blocks) nt = (int)(n_blocks > 0 ? n_blocks : 1);
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
-        float *kb = fm_alloc((size_t)(ROWS * (nsv > 0 ? nsv : 1)) * sizeof(float));
+        size_t block = (size_t)(ROWS * (nsv > 0 ? nsv : 1));
+        float *kb = fm_alloc(block * sizeof(float));
+        int32_t *dots = x.x ? NULL : fm_alloc(block * sizeof(int32_t));
         float *part = fm_alloc((size_t)(ROWS * k * (k - 1)) * sizeof(float));
         float *xn = fm_alloc(ROWS * sizeof(float));
-        if (!kb || !part || !xn) {
+        if (!kb || !part || !xn || (!x.x && !dots)) {
             FM_OMP(omp atomic write)
             status = FM_ENOMEM;
         }
@@ -172,22 +238,21 @@ int fm_svm_decision(double *dec, const float *x, const float *sv, const double *
             if (s != FM_OK) continue;
             if (p->stop && *p->stop) s = FM_EINTR;
             int64_t i0 = blk * ROWS, rows = m - i0 < ROWS ? m - i0 : ROWS;
-            if (s == FM_OK) {
-                fm_svm_sq_norms(xn, x + i0 * d, rows, d);
-                s = decision_block(dec + i0 * n_pairs, kb, part, x + i0 * d, xn, sv, svn, coef32,
-                                   sv_start, rho, rows, nsv, d, k, &p->k);
-            }
+            if (s == FM_OK) s = kernel_rows(kb, dots, xn, x, i0, &v, rows, nsv, d, &p->k);
+            if (s == FM_OK)
+                s = pair_sums(dec + i0 * n_pairs, part, kb, coef32, sv_start, rho, rows, nsv, k);
             if (s != FM_OK) {
                 FM_OMP(omp atomic write)
                 status = s;
             }
         }
         fm_free(kb);
+        fm_free(dots);
         fm_free(part);
         fm_free(xn);
     }
 done:
     fm_free(coef32);
-    fm_free(svn);
+    sv_side_free(&v);
     return status;
 }

@@ -1,5 +1,6 @@
 /* rbf.c: a row of Q = y y^T K for the rbf kernel from exact integer dot products (the byte
- * rows' path in smo.c): gathers, the squared distance, exp and the label signs in one pass. exp is Cephes'
+ * rows' path in smo.c and ovo.c's decision values): gathers, the squared distance, exp and
+ * the label signs in one pass; the linear and polynomial rows of bytes beside it. exp is Cephes'
  * expf (range reduction by ln 2, a degree-5 polynomial, within 2 ulp) written the same way
  * in both kernels, so AVX-512 and portable rows are bit-identical. Not the distances
  * (neighbors/u8dot.h) nor float rows (kernel.c). */
@@ -113,4 +114,21 @@ int fm_svm_rbf_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq
     if (kernel != FM_KERNEL_PORTABLE) return FM_EINVAL;
     row_portable(q, dot, qsq, xsq, col, y, yi, g2, 0, len);
     return FM_OK;
+}
+
+void fm_svm_u8_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq,
+                   const int64_t *col, const int8_t *y, int yi, const fm_svm_kernel_params *kp,
+                   double scale2, int64_t len)
+{
+    const double g2 = kp->gamma * scale2;
+    if (kp->kernel == FM_SVM_RBF) {
+        fm_svm_rbf_row(q, dot, qsq, xsq, col, y, yi, g2, len, FM_KERNEL_AUTO);
+        return;
+    }
+    for (int64_t t = 0; t < len; t++) {
+        int32_t v = dot[col[t]];
+        float k = (float)(kp->kernel == FM_SVM_LINEAR
+                              ? scale2 * v : fm_svm_powi(g2 * v + kp->coef0, kp->degree));
+        q[t] = yi == y[t] ? k : -k;
+    }
 }

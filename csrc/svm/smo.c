@@ -205,18 +205,8 @@ static int dots_u8(smo *s, int64_t m)
  * products of row i with every row in the original order (position t reads active_set[t]) */
 static void u8_row(smo *s, float *q, const int32_t *dot, int64_t i, int64_t len)
 {
-    const double g2 = s->kp.gamma * s->scale2;
     const int64_t *o = s->active_set;
-    if (s->kp.kernel == FM_SVM_RBF) {
-        fm_svm_rbf_row(q, dot, s->xsq[o[i]], s->xsq, o, s->y, s->y[i], g2, len, FM_KERNEL_AUTO);
-        return;
-    }
-    for (int64_t t = 0; t < len; t++) {
-        float k = (float)(s->kp.kernel == FM_SVM_LINEAR
-                              ? s->scale2 * dot[o[t]]
-                              : fm_svm_powi(g2 * dot[o[t]] + s->kp.coef0, s->kp.degree));
-        q[t] = s->y[i] == s->y[t] ? k : -k;
-    }
+    fm_svm_u8_row(q, dot, s->xsq[o[i]], s->xsq, o, s->y, s->y[i], &s->kp, s->scale2, len);
 }
 
 /* Q rows cand[0..m) over columns [0, len) into the cache, computed as one kernel block; of
@@ -534,12 +524,7 @@ static int setup_u8(smo *s, const uint8_t *xb0, int64_t n0, const uint8_t *xb1, 
     if (!s->xb || !s->xp || !s->qrows || !s->xsq || !s->dots) return FM_ENOMEM;
     memcpy(s->xb, xb0, (size_t)(n0 * d));
     if (n1) memcpy(s->xb + n0 * d, xb1, (size_t)(n1 * d));
-    for (int64_t i = 0; i < l; i++) {
-        const uint8_t *r = s->xb + i * d;
-        int32_t sq = 0;
-        for (int64_t t = 0; t < d; t++) sq += r[t] * r[t];
-        s->xsq[i] = sq;
-    }
+    fm_svm_u8_sq_sums(s->xsq, s->xb, l, d);
     return fm_u8dot_pack(s->xp, s->xb, l, d, FM_KERNEL_AUTO);
 }
 

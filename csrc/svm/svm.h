@@ -75,9 +75,11 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
  * dec: (m, k (k-1) / 2) float64; x: (m, d); sv: (nsv, d) grouped by class, sv_start: (k + 1)
  * offsets; coef: (k - 1, nsv) scikit-learn's dual_coef_ (an SV of class c holds its
  * coefficient for pair (c, b) in row b - 1 when c < b, in row b when c > b);
- * rho: (k (k-1) / 2). Rows are cut in blocks across threads (results independent of the
- * thread count). Returns FM_OK, FM_ENOMEM or FM_EINTR. */
-int fm_svm_decision(double *dec, const float *x, const float *sv, const double *coef,
+ * rho: (k (k-1) / 2). x and sv are both float rows or both byte rows of one byte_scale
+ * (then the kernel comes from exact integer dot products, as in the fit, and d <= 32,768).
+ * Rows are cut in blocks across threads (results independent of the thread count).
+ * Returns FM_OK, FM_EINVAL (rows of two kinds), FM_ENOMEM or FM_EINTR. */
+int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *coef,
                     const int64_t *sv_start, const double *rho,
                     int64_t m, int64_t nsv, int64_t d, int64_t k, const fm_svm_params *p,
                     int nthreads);
@@ -112,6 +114,14 @@ int fm_svm_rbf_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq
                    enum fm_kernel kernel);
 enum fm_kernel fm_svm_rbf_row_best(void);
 
+/* The same row for any kernel of byte rows standing for byte_scale times themselves
+ * (scale2 = byte_scale^2): rbf through fm_svm_rbf_row with g2 = gamma scale2 (the best
+ * kernel), linear scale2 dot_c, polynomial (gamma scale2 dot_c + coef0)^degree, each
+ * times yi y[t]. */
+void fm_svm_u8_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq,
+                   const int64_t *col, const int8_t *y, int yi, const fm_svm_kernel_params *kp,
+                   double scale2, int64_t len);
+
 /* A variable's place in the box 0 <= a_i <= C_i. */
 enum fm_svm_status { FM_SVM_LOWER = 0, FM_SVM_UPPER = 1, FM_SVM_FREE = 2 };
 
@@ -139,5 +149,8 @@ double fm_svm_powi(double base, int64_t times);
 
 /* Squared norms: out[i] = |x_i|^2 summed in float64. x: (n, d). */
 void fm_svm_sq_norms(float *out, const float *x, int64_t n, int64_t d);
+
+/* The same of byte rows, exact: out[i] = sum_t xb[i, t]^2. xb: (n, d), d <= 32,768. */
+void fm_svm_u8_sq_sums(int32_t *out, const uint8_t *xb, int64_t n, int64_t d);
 
 #endif
