@@ -342,6 +342,57 @@ class ClassifierMixin:
         return to_onnx(self, path, input_shape)
 
 
+class FileMixin:
+    """save(path) and load(path): the fitted model in an .npz file with no pickle inside
+    (the format is fmnist_c.nn.io's; fmnist_c.nn.load_model reads any kind). A class
+    gives _file_contents() -> (config: JSON-able dict, arrays: dict of arrays), called on
+    a fitted model, and the classmethod _from_file(config, arrays), which rebuilds the
+    model and raises ValueError when the arrays do not fit together (whatever a corrupt
+    file holds: tools/fuzz.py feeds it mangled files)."""
+
+    def save(self, path):
+        """Write the fitted model to an .npz file (no pickle inside); this class's load or
+        fmnist_c.nn.load_model reads it back."""
+        from .nn.io import _save
+        self._check_fitted()
+        _save(path, type(self).__name__, *self._file_contents())
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by this class's save."""
+        from .nn.io import _load
+        return _load(path, cls.__name__, cls._from_file)
+
+    def _file_params(self):
+        """get_params() as JSON holds them: NumPy scalars as Python ones, a random_state
+        that is neither None nor an int as None, a class_weight dict as [label, weight]
+        pairs (JSON keys are strings); _params_from_file undoes it."""
+        params = {k: _plain(v) for k, v in self.get_params().items()}
+        if not isinstance(params.get("random_state"), (int, type(None))):
+            params["random_state"] = None
+        if isinstance(params.get("class_weight"), dict):
+            params["class_weight"] = [[_plain(k), float(v)]
+                                      for k, v in params["class_weight"].items()]
+        return params
+
+    @staticmethod
+    def _params_from_file(params):
+        params = dict(params)
+        if isinstance(params.get("class_weight"), (list, tuple)):  # tuples: nn.io's _from_json
+            params["class_weight"] = {k: v for k, v in params["class_weight"]}
+        return params
+
+    def _file_classes(self):
+        """classes_ as a file holds them (object labels as strings)."""
+        classes = np.asarray(self.classes_)
+        return classes.astype(str) if classes.dtype == object else classes
+
+
+def _plain(value):
+    """a value as JSON can hold it (NumPy scalars become Python ones)"""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def class_weights(class_weight, codes, classes):
     """Per-sample weights (float32) for class_weight None, "balanced" or {label: weight}."""
     if class_weight is None:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, class_weights,
                     n_threads, not_fitted, progress, record_epoch, seed_from)
 from ._training import hold_out, run_in_worker
@@ -68,7 +68,7 @@ def _fraction(value, name):
     return value
 
 
-class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
+class GradientBoostingClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     """Gradient-boosted trees for classification, grown in C, as LightGBM's LGBMClassifier.
 
     The name is scikit-learn's, whose users look for it; the hyper-parameters are
@@ -355,31 +355,17 @@ class GradientBoostingClassifier(ClassifierMixin, BaseEstimator):
         return out / total if total > 0 else out
 
     # ---- files ------------------------------------------------------------------------
-    def save(self, path):
-        """Write settings, classes and the trees to an .npz file (no pickle inside)."""
-        from .nn.io import _save
-        self._check_fitted()
-        params = self.get_params()
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        config = {"params": params, "n_features_in": self.n_features_in_,
+    def _file_contents(self):
+        """settings, classes and the trees (FileMixin's save)"""
+        config = {"params": self._file_params(), "n_features_in": self.n_features_in_,
                   "n_estimators": self.n_estimators_, "best_iteration": self.best_iteration_,
                   "history": self.history_}
-        _save(path, type(self).__name__, config,
-              {"classes": classes, "base": self._base, "offsets": self._offsets, **self._nodes})
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by save."""
-        from .nn.io import _load
-        return _load(path, cls.__name__, cls._from_file)
+        return config, {"classes": self._file_classes(), "base": self._base,
+                        "offsets": self._offsets, **self._nodes}
 
     @classmethod
     def _from_file(cls, config, arrays):
-        self = cls(**config["params"])
+        self = cls(**cls._params_from_file(config["params"]))
         self.classes_ = arrays["classes"]
         self.n_classes_ = len(self.classes_)
         self.n_features_in_ = int(config["n_features_in"])

@@ -2,8 +2,8 @@
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_images,
-                    check_labels, check_not_validation_data, check_positive, check_sample_weight,
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_finite_outputs,
+                    check_images, check_labels, check_not_validation_data, check_positive, check_sample_weight,
                     class_weights, n_threads, seed_from)
 from ._training import fit_epochs, hold_out
 
@@ -12,7 +12,7 @@ _SCHEDULES = ("constant", "invscaling", "cosine")
 _CHUNK_ROWS = 16384
 
 
-class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
+class SGDLogisticRegression(FileMixin, ClassifierMixin, BaseEstimator):
     """Multinomial (softmax) logistic regression trained by minibatch SGD.
 
     Forward pass, softmax cross-entropy gradient and the momentum update run in C (the
@@ -204,6 +204,39 @@ class SGDLogisticRegression(ClassifierMixin, BaseEstimator):
                                  nthreads=n_threads(self.n_jobs))
         loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(codes)), codes], 1e-12))))
         return loss, float(np.mean(np.argmax(p, axis=1) == codes))
+
+    # ---- files ------------------------------------------------------------------------
+    def _file_contents(self):
+        """settings, classes, weights, momentum buffers, step count and history
+        (FileMixin's save); partial_fit after load shuffles afresh from random_state"""
+        config = {"params": self._file_params(), "t": self.t_, "n_iter": self.n_iter_,
+                  "history": self.history_, "best_epoch": getattr(self, "best_epoch_", None)}
+        return config, {"classes": self._file_classes(), "coef": self.coef_,
+                        "intercept": self.intercept_, "velocity_coef": self._velocity[0],
+                        "velocity_intercept": self._velocity[1]}
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls(**cls._params_from_file(config["params"]))
+        self._check_hyper_params()
+        classes, coef, intercept = arrays["classes"], arrays["coef"], arrays["intercept"]
+        velocity = (arrays["velocity_coef"], arrays["velocity_intercept"])
+        k = len(classes)
+        if not (classes.ndim == 1 and k >= 2 and coef.ndim == 2 and coef.shape[0] == k
+                and coef.shape[1] >= 1 and intercept.shape == (k,)
+                and velocity[0].shape == coef.shape and velocity[1].shape == (k,)
+                and all(a.dtype == np.float32 and np.isfinite(a).all()
+                        for a in (coef, intercept, *velocity))):
+            raise ValueError("the SGDLogisticRegression model file's arrays do not fit together")
+        self.classes_, self.n_features_in_ = classes, coef.shape[1]
+        self.coef_, self.intercept_ = coef.copy(), intercept.copy()  # writable: partial_fit
+        self._velocity = (velocity[0].copy(), velocity[1].copy())
+        self.t_, self.n_iter_ = int(config["t"]), int(config["n_iter"])
+        self.history_ = {str(key): [float(v) for v in values]
+                         for key, values in dict(config["history"]).items()}
+        if config["best_epoch"] is not None:
+            self.best_epoch_ = int(config["best_epoch"])
+        return self
 
     # ---- prediction -------------------------------------------------------------------
     def decision_function(self, X):

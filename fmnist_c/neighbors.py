@@ -4,10 +4,9 @@ largest (the validation sweep over k costs one search per metric)."""
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, n_threads,
                     not_fitted)
-from .nn.io import _load, _save
 
 _METRICS = _core.knn_metrics()  # csrc/neighbors/knn.h: enum fm_knn_metric
 _WEIGHTS = ("uniform", "distance")
@@ -46,7 +45,7 @@ def vote(dist, codes, n_classes, k, weights, sample_weight=None):
     return proba / total
 
 
-class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
+class KNeighborsClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     """k-nearest-neighbour classification, as scikit-learn's KNeighborsClassifier, with an
     exact search in C.
 
@@ -168,27 +167,17 @@ class KNeighborsClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     # ---- files ------------------------------------------------------------------------
-    def save(self, path):
-        """Write the settings, classes and the kept training rows (uint8 or float32), their
-        label codes and weights to an .npz file (no pickle inside);
-        KNeighborsClassifier.load or fmnist_c.nn.load_model reads it back."""
-        self._check_fitted()
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        arrays = {"classes": classes, "fit_X": self._fit_X, "codes": self._y}
+    def _file_contents(self):
+        """the settings, classes and the kept training rows (uint8 or float32), their label
+        codes and weights (FileMixin's save)"""
+        arrays = {"classes": self._file_classes(), "fit_X": self._fit_X, "codes": self._y}
         if self._sample_weight is not None:
             arrays["sample_weight"] = self._sample_weight
-        _save(path, type(self).__name__, {"params": self.get_params()}, arrays)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by KNeighborsClassifier.save."""
-        return _load(path, cls.__name__, cls._from_file)
+        return {"params": self._file_params()}, arrays
 
     @classmethod
     def _from_file(cls, config, arrays):
-        self = cls(**config["params"])
+        self = cls(**cls._params_from_file(config["params"]))
         self._check_params()
         n_threads(self.n_jobs)
         X, codes, classes = arrays["fit_X"], arrays["codes"], arrays["classes"]

@@ -4,12 +4,12 @@ attributes."""
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_finite_outputs, check_images,
-                    check_labels, check_not_validation_data, check_positive, check_sample_weight,
-                    class_weights, n_threads, not_fitted, progress, seed_from)
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_finite_outputs,
+                    check_images, check_labels, check_not_validation_data, check_positive,
+                    check_sample_weight, class_weights, n_threads, not_fitted, progress,
+                    seed_from)
 from ._svm_proba import couple, fit_sigmoids
 from ._training import run_in_worker
-from .nn.io import _load, _save
 
 _KERNELS = ("linear", "poly", "rbf")
 # scales of byte-valued input the solver recognises: pixels as given, and pixels / 255
@@ -23,7 +23,7 @@ _FITTED = ("classes_", "n_features_in_", "support_", "support_vectors_", "n_supp
            "objective_", "kernel_rows_", "_intercept_", "_dual_coef_", "_sv_bytes")
 
 
-class SVC(ClassifierMixin, BaseEstimator):
+class SVC(FileMixin, ClassifierMixin, BaseEstimator):
     """C-support vector classification with a kernel, as scikit-learn's ``SVC``.
 
     The dual problem is libsvm's, solved the way libsvm solves it (SMO with second-order
@@ -286,36 +286,17 @@ class SVC(ClassifierMixin, BaseEstimator):
         return couple(dec, self.probA_, self.probB_, len(self.classes_))
 
     # ---- files ------------------------------------------------------------------------
-    def save(self, path):
-        """Write settings, classes and the support vectors to an .npz file (no pickle
-        inside); SVC.load or fmnist_c.nn.load_model reads it back."""
-        self._check_fitted()
-        params = self.get_params()
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        if isinstance(params["class_weight"], dict):
-            params["class_weight"] = [[_plain(k), float(v)] for k, v in params["class_weight"].items()]
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        arrays = {"classes": classes, "gamma": np.float64(self._gamma),
+    def _file_contents(self):
+        """settings, classes and the support vectors (FileMixin's save)"""
+        arrays = {"classes": self._file_classes(), "gamma": np.float64(self._gamma),
                   **{name: getattr(self, name) for name in _SAVED}}
         if self.probability:
             arrays.update(probA=self.probA_, probB=self.probB_)
-        _save(path, type(self).__name__, {"params": params, "n_features": self.n_features_in_},
-              arrays)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by SVC.save."""
-        return _load(path, cls.__name__, cls._from_file)
+        return {"params": self._file_params(), "n_features": self.n_features_in_}, arrays
 
     @classmethod
     def _from_file(cls, config, arrays):
-        params = dict(config["params"])
-        if isinstance(params.get("class_weight"), list):
-            params["class_weight"] = {k: v for k, v in params["class_weight"]}
-        self = cls(**params)
+        self = cls(**cls._params_from_file(config["params"]))
         self._check_hyper_params()
         self.classes_ = arrays["classes"]
         self.n_features_in_ = int(config["n_features"])
@@ -412,11 +393,6 @@ def _ovr_decision(dec, k):
             conf[:, b] -= dec[:, p]
             p += 1
     return _votes(dec, k, zero_to_first=True) + conf / (3 * (np.abs(conf) + 1))
-
-
-def _plain(label):
-    """a class label as JSON can hold it (NumPy scalars become Python ones)"""
-    return label.item() if isinstance(label, np.generic) else label
 
 
 class SVCGrid(SVC):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
                     check_not_validation_data, check_positive, check_sample_weight, class_weights,
                     n_threads, not_fitted, progress, seed_from)
 from ._training import run_in_worker
@@ -111,7 +111,7 @@ def _count_or_fraction(value, name, n, lo):
     return int(value)
 
 
-class _BaseTrees(ClassifierMixin, BaseEstimator):
+class _BaseTrees(FileMixin, ClassifierMixin, BaseEstimator):
     """Fitting and prediction shared by the tree and the forest. Fitted trees live in one
     flat set of node arrays (``_nodes``) with ``_offsets``: tree t owns nodes
     offsets[t]..offsets[t+1], child ids local to the tree."""
@@ -205,6 +205,44 @@ class _BaseTrees(ClassifierMixin, BaseEstimator):
         self.__dict__.update(state)
         for a in state.get("_nodes", {}).values():
             a.flags.writeable = False
+
+    # ---- files ------------------------------------------------------------------------
+    def _file_contents(self):
+        """settings, classes and the node arrays (FileMixin's save); oob_decision_function_
+        (a row per training sample) is left out, oob_score_ and validation_score_ kept"""
+        config = {"params": self._file_params(), "n_features_in": self.n_features_in_,
+                  **{name: getattr(self, name) for name in ("oob_score_", "validation_score_")
+                     if hasattr(self, name)}}
+        return config, {"classes": self._file_classes(), "offsets": self._offsets,
+                        "max_depths": self._max_depths, **self._nodes}
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls(**cls._params_from_file(config["params"]))
+        d = int(config["n_features_in"])
+        self._tree_params(1, max(d, 1))
+        classes, offsets, depths = arrays["classes"], arrays["offsets"], arrays["max_depths"]
+        nodes = {name: np.ascontiguousarray(arrays[name]) for name in _FIELDS}
+        n, k = len(nodes["left"]), len(classes)
+        kinds = {"left": "i", "right": "i", "feature": "i", "n_node_samples": "i"}
+        if not (classes.ndim == 1 and k >= 2 and 1 <= d <= 2**24 and offsets.ndim == 1
+                and offsets.dtype == np.int64 and len(offsets) >= 2
+                and (len(offsets) == 2 or not issubclass(cls, DecisionTreeClassifier))
+                and depths.shape == (len(offsets) - 1,) and depths.dtype == np.int64
+                and nodes["value"].shape == (n, k) and nodes["value"].dtype == np.float32
+                and np.isfinite(nodes["value"]).all()
+                and all(a.ndim == 1 and len(a) == n and a.dtype.kind == kinds.get(name, "f")
+                        for name, a in nodes.items() if name != "value")):
+            raise ValueError(f"the {cls.__name__} model file's arrays do not fit together")
+        for a in nodes.values():
+            a.flags.writeable = False
+        self.classes_, self.n_classes_, self.n_features_in_ = classes, k, d
+        self._nodes, self._offsets, self._max_depths = nodes, offsets, depths
+        for name in ("oob_score_", "validation_score_"):
+            if name in config:
+                setattr(self, name, float(config[name]))
+        self._apply(np.zeros((1, d), np.float32), None)  # the walk's own check of the trees
+        return self
 
     # ---- prediction -------------------------------------------------------------------
     def staged_depth_proba(self, X, depths):

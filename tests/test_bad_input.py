@@ -3,12 +3,15 @@
 labels, sample weights and hyper-parameters each raise ValueError or TypeError naming the
 argument, or work correctly; any memory layout or dtype of the same values gives a
 bit-identical fit. Estimator-specific options stay in each estimator's own test file."""
+import io
+
 import numpy as np
 import pytest
 
 from fmnist_c import NotFittedError
 from fmnist_c._base import check_images
 from fmnist_c.features import HOG, hog
+from fmnist_c.nn import load_model
 from conftest import ESTIMATORS, IMAGE_ESTIMATORS, assert_same_fit, blobs, estimator_factories
 
 X, y = blobs(n=40, d=16, k=3)  # 16 features: 4 x 4 images for the CNN
@@ -175,6 +178,58 @@ def test_predict_checks_fitted_state_and_input(make):
             with pytest.raises(err, match=match):
                 method(Xp)
     assert m.predict(X[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_model_files_load_back_and_damaged_ones_are_value_errors(make, tmp_path):
+    """Every estimator saves to .npz (no pickle inside) and loads back, by its class and
+    by load_model, to the same probabilities. A truncated file, or another kind of model
+    file, raises ValueError; a file with a byte flipped (the zip's CRC is not always read)
+    or any one array cut short or of another type raises ValueError or loads a model that
+    still predicts (as tools/fuzz.py asks of every input)."""
+    m = make().fit(X, y)
+    path = tmp_path / "m.npz"
+    m.save(path)
+    for loaded in (type(m).load(path), load_model(path)):
+        assert type(loaded) is type(m)
+        np.testing.assert_array_equal(loaded.predict_proba(X), m.predict_proba(X))
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    middle = len(raw) // 2
+    for damaged in (raw[:middle], raw[:-1], raw[:30], b""):
+        bad.write_bytes(damaged)
+        with pytest.raises(ValueError, match="not an fmnist_c model file"):
+            type(m).load(bad)
+    other = next(p.values[0] for p in ALL if p.values[0].func is not type(m))().fit(X, y)
+    other.save(bad)
+    with pytest.raises(ValueError, match=f"not a {type(m).__name__}"):
+        type(m).load(bad)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    damaged = [raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:]
+               for at in range(0, len(raw), max(1, len(raw) // 40))]
+    for key in sorted(set(arrays) - {"format", "version", "kind", "config"}):
+        for wrong in other_arrays(arrays[key]):
+            buf = io.BytesIO()
+            np.savez(buf, **{**arrays, key: wrong})
+            damaged.append(buf.getvalue())
+    for i, data in enumerate(damaged):
+        bad.write_bytes(data)
+        try:
+            loaded = type(m).load(bad)
+        except ValueError:
+            continue
+        assert np.isfinite(loaded.predict_proba(X)).all(), i
+        assert loaded.predict(X).shape == y.shape, i
+
+
+def other_arrays(a):
+    """a cut to half its rows (or a 0-d value as 1-d), and of another dtype (ints as
+    floats, floats as ints, others emptied)"""
+    flat = a.reshape(-1) if a.ndim == 0 else a
+    return [flat[:len(flat) // 2] if a.ndim else flat,
+            a.astype(np.float64) if a.dtype.kind in "iub" else
+            a.astype(np.int64) if a.dtype.kind == "f" else flat[:0]]
 
 
 # Absurd values of the hyper-parameters estimators share, by name: each estimator is

@@ -405,6 +405,20 @@ def test_knn_exports_with_float32_distances(metric, weights):
     np.testing.assert_array_equal(labels, tuned.predict(Xte[:50]))
 
 
+@pytest.mark.parametrize("make", [lambda: SGDLogisticRegression(epochs=2, random_state=0),
+                                  lambda: DecisionTreeClassifier(max_depth=8, random_state=0),
+                                  lambda: RandomForestClassifier(n_estimators=5, random_state=0)],
+                         ids=["lr", "tree", "forest"])
+def test_cli_exports_and_predicts_saved_linear_and_tree_models(sample, make, tmp_path):
+    X, y, X_test = sample
+    model = make().fit(X, y)
+    model.save(tmp_path / "m.npz")
+    assert cli.main(["export", str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")]) == 0
+    labels, proba = run(onnx.load(str(tmp_path / "m.onnx")), X_test)
+    np.testing.assert_array_equal(labels, model.predict(X_test))
+    np.testing.assert_allclose(proba, model.predict_proba(X_test), rtol=0, atol=1e-5)
+
+
 def test_cli_exports_a_saved_knn(tmp_path, capsys):
     from fmnist_c import KNeighborsClassifier
     X, y = fmnist_c.load_sample()

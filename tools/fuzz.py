@@ -23,7 +23,9 @@ import sys
 
 import numpy as np
 
-from fmnist_c import GradientBoostingClassifier, KNeighborsClassifier, MLPClassifier
+from fmnist_c import (SVC, DecisionTreeClassifier, GradientBoostingClassifier,
+                      KNeighborsClassifier, MLPClassifier, RandomForestClassifier,
+                      SGDLogisticRegression)
 from fmnist_c.data import read_idx
 from fmnist_c.nn import Dense, Dropout, Sequential, load_model
 
@@ -53,8 +55,11 @@ def check_model(source):
 
 def saved_models():
     """.npz bytes of a small MLPClassifier, a small Sequential (with dropout, AdamW), a
-    small GradientBoostingClassifier (with validation history) and a KNeighborsClassifier
-    (uint8 rows, sample weights)."""
+    small GradientBoostingClassifier (with validation history), a KNeighborsClassifier
+    (uint8 rows, sample weights), an SVC (probabilities, class weights), an
+    SGDLogisticRegression (validation history), a DecisionTreeClassifier and a
+    RandomForestClassifier (out-of-bag score). Appended in this order: a corpus input
+    picks its base by position."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
@@ -64,9 +69,15 @@ def saved_models():
     gbdt = GradientBoostingClassifier(n_estimators=2, num_leaves=3, min_child_samples=2,
                                       random_state=0)
     knn = KNeighborsClassifier(3, weights="distance", metric="manhattan")
+    svc = SVC(probability=True, class_weight={0: 2.0}, random_state=0)
+    lr = SGDLogisticRegression(epochs=2, batch_size=4, random_state=0)
+    tree = DecisionTreeClassifier(max_depth=3, random_state=0)
+    forest = RandomForestClassifier(n_estimators=3, oob_score=True, random_state=0)
     for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
                   gbdt.fit(X, y, validation_data=(X, y)),
-                  knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0))):
+                  knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0)),
+                  svc.fit(X, y), lr.fit(X, y, validation_data=(X, y)), tree.fit(X, y),
+                  forest.fit(X, y)):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())

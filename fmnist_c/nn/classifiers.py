@@ -4,12 +4,12 @@ import warnings
 
 import numpy as np
 
-from .._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
+from .._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
                      check_not_validation_data, check_positive, check_sample_weight, n_threads,
                      seed_from)
 from .._training import hold_out
 from .augment import _augment_args, shift_images
-from .io import _from_json, _load, _save, _to_json
+from .io import _from_json, _to_json
 from .layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, Layer,
                      MaxPool2D, ReLU, Residual)
 from .optimizers import _OPTIMIZER_CLASSES, _OPTIMIZERS, SGD
@@ -19,7 +19,7 @@ from .sequential import Sequential
 _UNSET = "deprecated"  # the default of a renamed hyper-parameter: not given
 
 
-class _NetClassifier(ClassifierMixin, BaseEstimator):
+class _NetClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     """What MLPClassifier and CNNClassifier share: the optimizer from flat settings, fit with
     the estimator contract, inference, save/load. Subclasses give _layers(n_classes),
     PRESETS and, for augmentation, _augment()."""
@@ -171,26 +171,15 @@ class _NetClassifier(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return self.model_.count_params()
 
-    def save(self, path):
-        """Write settings, classes and the network to an .npz file (no pickle inside)."""
-        self._check_fitted()
-        params = {k: _to_json(v) for k, v in self.get_params().items()}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            classes = classes.astype(str)
-        _save(path, type(self).__name__, {"params": params, "model": self.model_.get_config()},
-              {**self.model_._arrays(), "classes": classes})
-
-    @classmethod
-    def load(cls, path):
-        """Read a classifier written by this class's save."""
-        return _load(path, cls.__name__, cls._from_file)
+    def _file_contents(self):
+        """settings, classes and the network (FileMixin's save)"""
+        params = {k: _to_json(v) for k, v in self._file_params().items()}
+        return ({"params": params, "model": self.model_.get_config()},
+                {**self.model_._arrays(), "classes": self._file_classes()})
 
     @classmethod
     def _from_file(cls, config, arrays):
-        params = {k: _from_json(v) for k, v in config["params"].items()}
+        params = cls._params_from_file({k: _from_json(v) for k, v in config["params"].items()})
         if "alpha" not in params:  # a file of fmnist_c 0.1: its names, in today's words
             params["alpha"] = params.pop("weight_decay", 0.0)
             patience = params.pop("patience", None)

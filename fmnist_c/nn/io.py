@@ -45,18 +45,23 @@ def _load(path, kind, build):
 def _model_kinds():
     """The classes a file's kind names (imported here: their modules import this one)."""
     from ..boosting import GradientBoostingClassifier
+    from ..ensemble import RandomForestClassifier
+    from ..linear import SGDLogisticRegression
     from ..neighbors import KNeighborsClassifier
     from ..svm import SVC
+    from ..tree import DecisionTreeClassifier
     from .classifiers import CNNClassifier, MLPClassifier
     from .sequential import Sequential
-    return {"Sequential": Sequential, "MLPClassifier": MLPClassifier,
-            "CNNClassifier": CNNClassifier, "GradientBoostingClassifier": GradientBoostingClassifier,
-            "SVC": SVC, "KNeighborsClassifier": KNeighborsClassifier}
+    return {cls.__name__: cls for cls in (
+        Sequential, MLPClassifier, CNNClassifier, GradientBoostingClassifier, SVC,
+        KNeighborsClassifier, SGDLogisticRegression, DecisionTreeClassifier,
+        RandomForestClassifier)}
 
 
 def load_model(path):
     """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier,
-    GradientBoostingClassifier, SVC, KNeighborsClassifier), from a path or a file."""
+    GradientBoostingClassifier, SVC, KNeighborsClassifier, SGDLogisticRegression,
+    DecisionTreeClassifier, RandomForestClassifier), from a path or a file."""
     return _load(path, None, lambda config, arrays:
                  _model_kinds()[str(arrays["kind"])]._from_file(config, arrays))
 
