@@ -147,7 +147,8 @@ def main(argv=None):
         except (ValueError, ImportError) as e:
             parser.error(str(e))
         for p in found:
-            print(f"{p.source}: {p.class_name} ({p.probability:.1%})")
+            print(f"{p.source}: {p.class_name} (" + ("the model gives no probabilities)"
+                  if p.probability is None else f"{p.probability:.1%})"))
         return 0
     if args.command == "verify":
         return _verify(parser, args)

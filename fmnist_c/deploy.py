@@ -18,8 +18,9 @@ TRIM_LEVEL = 13  # 5% of 255: edges this close to the background are trimmed
 
 Prediction = namedtuple("Prediction", "source label class_name probability probabilities")
 Prediction.__doc__ = """One image's answer: where it came from (a path, or "image i"), the
-predicted label and its class name, the probability of that class and the probabilities of
-every class (in the order of the model's classes)."""
+predicted label (the model's predict) and its class name, the probability of that class
+and the probabilities of every class (in the order of the model's classes); both None for
+a model that gives no probabilities (an SVC without probability=True, or its export)."""
 
 
 def _pillow():
@@ -120,9 +121,9 @@ def _check_model(model):
     elif isinstance(model, (str, os.PathLike)):
         from .nn import load_model
         model = load_model(model)
-    if not callable(getattr(model, "predict_proba", None)):
-        raise TypeError(f"model must be a fitted classifier with predict_proba or the path "
-                        f"of a saved model, got {type(model).__name__}")
+    if not callable(getattr(model, "predict", None)):
+        raise TypeError(f"model must be a fitted classifier (with predict) or the path of a "
+                        f"saved model, got {type(model).__name__}")
     n = getattr(model, "n_features_in_", None)
     if n != SIDE * SIDE:
         raise ValueError(f"model must be fitted on 28x28 images ({SIDE * SIDE} features); "
@@ -133,9 +134,10 @@ def _check_model(model):
 def predict_images(model, images, pixel_scale=255.0):
     """Classify image files or arrays with a fitted model; returns a list of Prediction.
 
-    model: a fitted classifier taking 784 features (anything with predict_proba and
-    n_features_in_ == 784), the path of a model saved by fmnist_c (.npz), or of an ONNX
-    file (.onnx, run by onnxruntime; see fmnist_c.onnx_export).
+    model: a fitted classifier taking 784 features (anything with predict and
+    n_features_in_ == 784; predict_proba gives the probabilities), the path of a model
+    saved by fmnist_c (.npz), or of an ONNX file (.onnx, run by onnxruntime; see
+    fmnist_c.onnx_export).
     images: one path, PIL image or array, or a list of them; each is turned into a
     Fashion-MNIST image by prepare_image (see its steps) and fed to the model as
     pixels / pixel_scale. The default 255 matches every model of the study except a
@@ -149,13 +151,23 @@ def predict_images(model, images, pixel_scale=255.0):
     else:
         images = [images]
     X = np.stack([prepare_image(im) for im in images]).astype(np.float32) / pixel_scale
-    proba = np.asarray(model.predict_proba(X))
-    classes = getattr(model, "classes_", np.arange(proba.shape[1]))
+    labels = np.asarray(model.predict(X))
+    # no probabilities: an SVC without probability=True has no predict_proba, and its ONNX
+    # export's output_probability holds decision_function (said in the file's metadata)
+    scores = getattr(model, "predict_proba", None)
+    if getattr(model, "output_probability", "predict_proba") != "predict_proba":
+        scores = None
+    proba = None if scores is None else np.asarray(scores(X))
+    classes = getattr(model, "classes_", None)
     out = []
-    for i, (image, p) in enumerate(zip(images, proba)):
-        best = int(np.argmax(p))
-        label = classes[best].item() if hasattr(classes[best], "item") else classes[best]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        label = label.item() if hasattr(label, "item") else label
         name = CLASS_NAMES[label] if isinstance(label, int) and 0 <= label < 10 else str(label)
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"image {i}"
-        out.append(Prediction(source, label, name, float(p[best]), p))
+        if proba is None:
+            out.append(Prediction(source, label, name, None, None))
+            continue
+        at = int(np.argmax(proba[i])) if classes is None else \
+            int(np.flatnonzero(np.asarray(classes) == label)[0])
+        out.append(Prediction(source, label, name, float(proba[i][at]), proba[i]))
     return out

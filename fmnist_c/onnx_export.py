@@ -292,8 +292,10 @@ def to_onnx(model, path=None, input_shape=None):
                                    producer_version=__version__,
                                    doc_string=f"fmnist_c {type(model).__name__}")
     proto.ir_version = 8  # the IR of opset 17: runtimes of that era load the file
+    scores = "predict_proba" if hasattr(model, "predict_proba") else "decision_function"
     onnx.helper.set_model_props(proto, {"n_features_in": str(n_features),
-                                        "classes": json.dumps(labels.tolist())})
+                                        "classes": json.dumps(labels.tolist()),
+                                        "output_probability": scores})
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
         onnx.save(proto, path)
@@ -487,7 +489,10 @@ class OnnxClassifier:
     """An .onnx classifier run by onnxruntime behind predict_proba/predict, so deployment
     code (predict_images, ``fmnist-c predict``) takes an exported file like a model.
     n_features_in_ and classes_ come from the file's metadata (set by to_onnx); a file
-    from elsewhere needs a fixed last input dimension and gets classes 0..k-1."""
+    from elsewhere needs a fixed last input dimension and gets classes 0..k-1.
+    output_probability says what predict_proba returns: "predict_proba", or
+    "decision_function" for a model without probabilities (an SVC without
+    probability=True)."""
 
     def __init__(self, path):
         ort = _import("onnxruntime")
@@ -506,6 +511,8 @@ class OnnxClassifier:
         self.n_features_in_ = int(meta["n_features_in"]) if "n_features_in" in meta else (
             None if self._sample_shape is None else int(np.prod(self._sample_shape)))
         self.classes_ = np.array(json.loads(meta["classes"])) if "classes" in meta else None
+        # "decision_function" for an SVC without probabilities: its scores are no probabilities
+        self.output_probability = meta.get("output_probability", "predict_proba")
 
     def _run(self, name, X):
         X = np.asarray(X, np.float32)

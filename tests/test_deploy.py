@@ -92,6 +92,41 @@ def test_predict_cli_prints_class_and_probability(trained, tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"{png}: {fmnist_c.CLASS_NAMES[CLASSES[1]]} (")
 
 
+def test_an_svc_without_probabilities_predicts_classes(sample_split, tmp_path, capsys):
+    """An SVC without probability=True, as a model, as a saved file and exported to ONNX:
+    predict_images gives its predict's classes (a vote: where votes tie, not the argmax of
+    its decision values) and says it has no probabilities; so does `fmnist-c predict`."""
+    s = sample_split
+    model = fmnist_c.SVC(C=10).fit(s.X_train[:1000] / 255, s.y_train[:1000])
+    X = s.X_test.reshape(len(s.X_test), -1) / np.float32(255)
+    tied = np.flatnonzero(model.predict(X) != model.classes_[model.decision_function(X).argmax(1)])
+    assert len(tied) > 0
+    chosen = np.r_[tied, :10]
+    images, expected = list(s.X_test[chosen]), model.predict(X[chosen]).tolist()
+    model.save(tmp_path / "svc.npz")
+    sources = [model, tmp_path / "svc.npz"]
+    if _has("onnx") and _has("onnxruntime"):
+        model.to_onnx(tmp_path / "svc.onnx")
+        sources.append(tmp_path / "svc.onnx")
+    for source in sources:
+        found = fmnist_c.predict_images(source, images)
+        assert [p.label for p in found] == expected, source
+        assert all(p.probability is None and p.probabilities is None for p in found)
+    png = tmp_path / "a.png"
+    Image.fromarray(images[0]).save(png)
+    assert cli.main(["predict", str(tmp_path / "svc.npz"), str(png)]) == 0
+    name = fmnist_c.CLASS_NAMES[expected[0]]
+    assert capsys.readouterr().out == f"{png}: {name} (the model gives no probabilities)\n"
+
+
+def _has(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def test_files_that_are_not_models_or_images_are_rejected(trained, tmp_path, capsys):
     _, model_path, images = trained
     text = tmp_path / "notes.txt"
@@ -109,7 +144,7 @@ def test_files_that_are_not_models_or_images_are_rejected(trained, tmp_path, cap
 
 def test_bad_models_and_inputs_raise_clear_errors(trained, tmp_path):
     model, _, images = trained
-    with pytest.raises(TypeError, match="predict_proba"):
+    with pytest.raises(TypeError, match=r"a fitted classifier \(with predict\)"):
         fmnist_c.predict_images(object(), images[0])
     with pytest.raises(ValueError, match="not fitted"):
         fmnist_c.predict_images(fmnist_c.MLPClassifier(), images[0])
