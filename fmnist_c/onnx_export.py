@@ -35,6 +35,7 @@ __all__ = ["OPSET", "ML_OPSET", "OnnxClassifier", "load_onnx", "to_onnx"]
 OPSET = 17
 ML_OPSET = 3  # the tree ensembles as onnxruntime runs them
 INPUT, LABEL, PROBA = "input", "output_label", "output_probability"
+_BATCH = 1000  # rows per onnxruntime run in OnnxClassifier
 
 
 def _import(name):
@@ -515,10 +516,14 @@ class OnnxClassifier:
         self.output_probability = meta.get("output_probability", "predict_proba")
 
     def _run(self, name, X):
+        """output `name` on X, run in batches of _BATCH rows: a graph's intermediate values
+        grow with the rows (an SVC's are a few (rows, n_SV) float64 matrices, 1.5 GB each
+        for 10,000 images against 18,803 support vectors)"""
         X = np.asarray(X, np.float32)
         if self._sample_shape is not None:  # (n, 784) in, (n, 28, 28) to a file taking that
             X = X.reshape(len(X), *self._sample_shape)
-        return self.session.run([name], {self.input_name: X})[0]
+        return np.concatenate([self.session.run([name], {self.input_name: X[i:i + _BATCH]})[0]
+                               for i in range(0, max(len(X), 1), _BATCH)])
 
     def predict_proba(self, X):
         proba = self._run(self.proba_name, X)
