@@ -96,6 +96,8 @@ def test_local_processes_write_the_serial_rows(serial, tmp_path):
 
 
 def test_resume_runs_only_what_is_missing(serial, tmp_path):
+    """From a git checkout, the rows of this commit are kept; an installed package (a
+    wheel) records no commit, so it cannot tell its own rows and refits every task."""
     path = tmp_path / "ledger.jsonl"
     lines = serial.path.read_text().splitlines(keepends=True)
     kept = [line for i, line in enumerate(lines) if i % 3]  # as if 4 fits had not ended
@@ -103,6 +105,9 @@ def test_resume_runs_only_what_is_missing(serial, tmp_path):
     log = []
     res = study.reproduce(models=["lr", "rf"], seeds=2, sample=True, out=str(tmp_path),
                           verbose=0, log=log.append, resume=True)
+    if ledger.environment()["git_commit"] is None:
+        assert log[0] == f"4 fits to run here; 0 taken from {path} (--resume)"
+        return
     assert log[0] == f"2 fits to run here; 2 taken from {path} (--resume)"
     assert path.read_text().splitlines(keepends=True)[:6] == kept  # untouched, then 2 rows
     rows = _rows(path)
