@@ -167,7 +167,9 @@ def predict_images(model, images, pixel_scale=255.0):
         if proba is None:
             out.append(Prediction(source, label, name, None, None))
             continue
-        at = int(np.argmax(proba[i])) if classes is None else \
-            int(np.flatnonzero(np.asarray(classes) == label)[0])
+        # the label's column; a file from elsewhere may label its classes otherwise than
+        # its columns (classes_ 0..k-1): then the highest score's
+        at = np.flatnonzero(np.asarray(classes) == label) if classes is not None else []
+        at = int(at[0]) if len(at) else int(np.argmax(proba[i]))
         out.append(Prediction(source, label, name, float(proba[i][at]), proba[i]))
     return out

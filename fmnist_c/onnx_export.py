@@ -536,7 +536,8 @@ class OnnxClassifier:
         is not), else the class of the highest score."""
         if self.label_name is not None:
             return self._run(self.label_name, X)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: it sets classes_ for a file without them
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 def load_onnx(path):

@@ -246,14 +246,15 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         sv, n_support, dual, intercept = model or (self.support_vectors_, self.n_support_,
                                                    self._dual_coef_, self._intercept_)
         start = np.concatenate([[0], np.cumsum(n_support)]).astype(np.int64)
-        xb, scale = _byte_rows(X)
+        svb, scale = _byte_rows(sv) if model else self._sv_bytes
+        # X tested at the support vectors' scale only: an image takes the same path alone
+        # as in any batch (all-0-or-1 rows would also read as bytes of scale 1)
+        xb = None if svb is None else _byte_rows(X, (scale,))[0]
         if xb is not None:
-            svb, sv_scale = _byte_rows(sv) if model else self._sv_bytes
-            if svb is not None and sv_scale == scale:
-                X, sv = xb, svb
+            X, sv = xb, svb
         return check_finite_outputs(_core.svm_decision(
             X, sv, dual, start, -intercept, *self._kernel_args(),
-            nthreads=n_threads(self.n_jobs), byte_scale=scale))
+            nthreads=n_threads(self.n_jobs), byte_scale=scale if xb is not None else 1.0))
 
     def decision_function(self, X):
         """Decision values: (n,) for two classes (positive: classes_[1]); else
@@ -344,15 +345,15 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         self.probA_, self.probB_ = fit_sigmoids(dec, target, len(self.classes_))
 
 
-def _byte_rows(X):
+def _byte_rows(X, scales=_BYTE_SCALES):
     """(bytes, scale) when every value of X is scale * b for a byte b and a scale of
-    _BYTE_SCALES, else (None, 1.0). The solver then computes distances and dot products of
+    `scales`, else (None, 1.0). The solver then computes distances and dot products of
     the bytes exactly in integers and multiplies them by scale^2: the kernel of the values
     b / 255 themselves rather than of their float32 roundings (which differ by at most 2^-25
     relative, below the float32 kernel values' own rounding), so the problem is the same."""
     if X.shape[1] > 32768:  # beyond that, byte dot products overflow int32
         return None, 1.0
-    for scale in _BYTE_SCALES:
+    for scale in scales:
         table = (np.arange(256, dtype=np.float32) / np.float32(1 / scale)).astype(np.float32)
         out = np.empty(X.shape, np.uint8)
         for i in range(0, X.shape[0], 4096):  # chunks: no full-size temporaries

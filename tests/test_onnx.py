@@ -428,3 +428,40 @@ def test_cli_exports_a_saved_knn(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "knn.npz"), str(tmp_path / "knn.onnx")]) == 0
     labels, _ = run(onnx.load(str(tmp_path / "knn.onnx")), X[2000:2100])
     np.testing.assert_array_equal(labels, model.predict(X[2000:2100]))
+
+
+def foreign_onnx(path, labels=None):
+    """A classifier file made elsewhere (no fmnist_c metadata): softmax(X W) over 784 pixels
+    and 3 columns, and with `labels` an output_label naming the columns' classes (skl2onnx's
+    output names)."""
+    from onnx import TensorProto, helper, numpy_helper
+    W = np.random.default_rng(0).standard_normal((784, 3)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["output_probability"], axis=1)]
+    inits = [numpy_helper.from_array(W, "W")]
+    outputs = [helper.make_tensor_value_info("output_probability", TensorProto.FLOAT, [None, 3])]
+    if labels is not None:
+        nodes += [helper.make_node("ArgMax", ["logits"], ["at"], axis=1, keepdims=0),
+                  helper.make_node("Gather", ["names", "at"], ["output_label"])]
+        inits.append(numpy_helper.from_array(np.asarray(labels, np.int64), "names"))
+        outputs.insert(0, helper.make_tensor_value_info("output_label", TensorProto.INT64, [None]))
+    graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info(
+        "X", TensorProto.FLOAT, [None, 784])], outputs, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return W
+
+
+def test_a_file_from_elsewhere_predicts_and_labels_its_images(sample, tmp_path):
+    """Without fmnist_c's metadata: classes 0..k-1 from the scores (predict before any
+    predict_proba), and predict_images takes a file whose labels are not its columns."""
+    from fmnist_c.deploy import predict_images
+    from fmnist_c.onnx_export import load_onnx
+    X = sample[0][:20]
+    W = foreign_onnx(tmp_path / "plain.onnx")
+    expected = np.argmax(X.astype(np.float64) @ W, axis=1)
+    np.testing.assert_array_equal(load_onnx(tmp_path / "plain.onnx").predict(X), expected)
+    foreign_onnx(tmp_path / "named.onnx", labels=[3, 5, 7])
+    images = np.rint(X * 255).astype(np.uint8).reshape(20, 28, 28)
+    out = predict_images(str(tmp_path / "named.onnx"), list(images))
+    assert [p.label for p in out] == [[3, 5, 7][k] for k in expected]
+    assert all(p.probability == p.probabilities.max() for p in out)

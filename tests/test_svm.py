@@ -366,3 +366,14 @@ def test_official_split_accuracy_c10():
     Xt, yt = fmnist_c.load_fashion_mnist("test")
     m = SVC(C=10).fit(X.reshape(len(X), -1) / np.float32(255), y)
     assert m.score(Xt.reshape(len(Xt), -1) / np.float32(255), yt) >= 0.897
+
+
+def test_an_image_takes_the_same_path_alone_as_in_a_batch(pixels):
+    """A row of only 0 and 1.0 (also bytes of scale 1) is predicted against the support
+    vectors' 1/255 bytes alone as within a batch of other images: the same decision values."""
+    X, y, X_test, _ = pixels
+    model = SVC(C=10).fit(X[:600], y[:600])
+    binary = (X_test[:3] > 0.5).astype(np.float32)
+    batch = np.concatenate([binary, X_test[3:10]])
+    np.testing.assert_array_equal(model.decision_function(binary),
+                                  model.decision_function(batch)[:3])
