@@ -52,12 +52,35 @@ def pair_objectives(support_vectors, n_support, dual_coef, kernel_args):
 @pytest.mark.parametrize("kernel", ["portable", "avx512"])
 @pytest.mark.parametrize("m, n, d", [(1, 1, 1), (3, 7, 15), (5, 33, 784), (13, 50, 17)])
 def test_dots_match_numpy(kernel, m, n, d):
+    """The solver's float32 dot products, and the decision values' float64 ones (products
+    of float32 values are exact in float64: only the sums round)."""
     if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
         pytest.skip("this CPU has no AVX-512")
     rng = np.random.default_rng(0)
     a, b = rng.random((m, d), np.float32), rng.random((n, d), np.float32)
-    np.testing.assert_allclose(_core.svm_dots(a, b, kernel), a.astype(np.float64) @ b.T,
-                               rtol=2e-6, atol=1e-6)
+    ref = a.astype(np.float64) @ b.T
+    np.testing.assert_allclose(_core.svm_dots(a, b, kernel), ref, rtol=2e-6, atol=1e-6)
+    dots64 = _core.svm_dots(a, b, kernel, float64=True)
+    assert dots64.dtype == np.float64
+    np.testing.assert_allclose(dots64, ref, rtol=1e-14)
+
+
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_exp64_within_two_ulp(kernel):
+    """The decision values' float64 exp against NumPy's, over the rbf kernel's range
+    (a tail past the 8-wide blocks), 0 below -700 in every kernel."""
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(5)
+    x = np.concatenate([-rng.exponential(3.0, 10003), -np.logspace(-300, 2.8, 997),
+                        [0.0, -0.0, -699.9, -700.0, -700.1, -1e300]])
+    out = _core.svm_exp(x, kernel)
+    ref = np.exp(x)
+    live = x >= -700
+    assert (out[~live] == 0).all() and live.sum() > 10000
+    assert (np.abs(out[live] - ref[live]) <= 2 * np.spacing(ref[live])).all()
+    with pytest.raises(ValueError, match="x <= 0"):
+        _core.svm_exp(np.array([0.5]), kernel)
 
 
 @pytest.mark.parametrize("kernel, gamma, coef0, degree", [
@@ -68,8 +91,10 @@ def test_kernel_block_matches_naive_and_numpy(kernel, gamma, coef0, degree, m):
     a, b = rng.random((m, 50), np.float32), rng.random((37, 50), np.float32)
     fast = _core.svm_kernel_values(a, b, kernel, gamma, coef0, degree)
     naive = _core.svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=True)
+    fast64 = _core.svm_kernel_values(a, b, kernel, gamma, coef0, degree, float64=True)
     ref = kernel_matrix(a, b, kernel, gamma, coef0, degree)
-    np.testing.assert_allclose(naive, ref, rtol=1e-6)
+    np.testing.assert_allclose(naive, ref, rtol=1e-13)
+    np.testing.assert_allclose(fast64, ref, rtol=1e-12)  # rbf: |u - v|^2 from norms, cancelled
     np.testing.assert_allclose(fast, ref, rtol=2e-5, atol=1e-6)
 
 
@@ -186,17 +211,24 @@ def test_byte_decision_matches_float64_and_float_path(pixels, kernel, scale):
     args = (ours._dual_coef_, start, -ours._intercept_, *ours._kernel_args())
     dec_b = _core.svm_decision(xt_b, sv_b, *args, byte_scale=scale)
     dec_f = _core.svm_decision(values(xt_b), ours.support_vectors_, *args)
-    K = kernel_matrix(xt_b * scale, sv_b * scale, kernel, ours._gamma, 0.0, 3)
-    ref, p = np.empty_like(dec_b), 0
-    for a in range(10):
-        for c in range(a + 1, 10):
-            sa, sc = slice(start[a], start[a + 1]), slice(start[c], start[c + 1])
-            ref[:, p] = (K[:, sa] @ ours._dual_coef_[c - 1, sa] + K[:, sc] @ ours._dual_coef_[a, sc]
-                         + ours._intercept_[p])
-            p += 1
-    tol = 1e-4 * max(1.0, np.abs(ref).max())
-    np.testing.assert_allclose(dec_b, ref, atol=tol)
-    np.testing.assert_allclose(dec_f, ref, atol=10 * tol)
+
+    def reference(x, sv):
+        K = kernel_matrix(x, sv, kernel, ours._gamma, 0.0, 3)
+        ref, p = np.empty_like(dec_b), 0
+        for a in range(10):
+            for c in range(a + 1, 10):
+                sa, sc = slice(start[a], start[a + 1]), slice(start[c], start[c + 1])
+                ref[:, p] = (K[:, sa] @ ours._dual_coef_[c - 1, sa]
+                             + K[:, sc] @ ours._dual_coef_[a, sc] + ours._intercept_[p])
+                p += 1
+        return ref
+    # float64 throughout (the kernel, its sums): the byte path is the exact values' kernel,
+    # the float path the float32 values'
+    ref = reference(xt_b * scale, sv_b * scale)
+    tol = 1e-12 * max(1.0, np.abs(ref).max())
+    np.testing.assert_allclose(dec_b, ref, rtol=0, atol=tol)
+    np.testing.assert_allclose(dec_f, reference(values(xt_b), ours.support_vectors_), rtol=0,
+                               atol=tol)
     np.testing.assert_array_equal(ours._pair_values(values(xt_b)), dec_b)
     votes = np.zeros((300, 10), int)
     p = 0

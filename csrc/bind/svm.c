@@ -190,16 +190,17 @@ fail:
 static PyObject *py_svm_kernel(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"a", "b", "kernel", "gamma", "coef0", "degree", "naive", NULL};
+    static char *kwlist[] = {"a", "b", "kernel", "gamma", "coef0", "degree", "naive", "float64",
+                             NULL};
     PyObject *ao, *bo, *result = NULL;
     PyArrayObject *a = NULL, *b = NULL, *out = NULL;
     const char *kname;
     double gamma, coef0;
     long long degree;
-    int naive = 0, status = FM_OK;
+    int naive = 0, f64 = 0, status = FM_OK;
     fm_svm_kernel_params kp;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOsddL|p", kwlist, &ao, &bo, &kname, &gamma,
-                                     &coef0, &degree, &naive))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOsddL|pp", kwlist, &ao, &bo, &kname, &gamma,
+                                     &coef0, &degree, &naive, &f64))
         return NULL;
     if (parse_kernel(&kp, kname, gamma, coef0, degree)) return NULL;
     if (!(a = fm_bind_as_array(ao, NPY_FLOAT32, 2, "a")) || !(b = fm_bind_as_array(bo, NPY_FLOAT32, 2, "b")))
@@ -207,17 +208,26 @@ static PyObject *py_svm_kernel(PyObject *self, PyObject *args, PyObject *kw)
     int64_t m = PyArray_DIM(a, 0), n = PyArray_DIM(b, 0), d = PyArray_DIM(a, 1);
     if (PyArray_DIM(b, 1) != d) { PyErr_SetString(PyExc_ValueError, "a and b differ in width"); goto fail; }
     npy_intp dims[2] = {m, n};
-    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
-    float *op = PyArray_DATA(out), *na = PyMem_Malloc((size_t)(m + n + 1) * sizeof(float));
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, naive || f64 ? NPY_FLOAT64 : NPY_FLOAT32, 0)))
+        goto fail;
+    void *na = PyMem_Malloc((size_t)(m + n + 1) * sizeof(double));
     if (!na) { PyErr_NoMemory(); goto fail; }
     const float *ap = PyArray_DATA(a), *bp = PyArray_DATA(b);
     Py_BEGIN_ALLOW_THREADS
     if (naive) {
-        fm_svm_kernel_naive(op, n, ap, bp, m, n, d, &kp);
+        fm_svm_kernel_naive(PyArray_DATA(out), n, ap, bp, m, n, d, &kp);
+    } else if (f64) { /* the decision values' kernel: rows of a against b */
+        double *n64 = na, *op = PyArray_DATA(out);
+        fm_svm_sq_norms64(n64, ap, m, d);
+        fm_svm_sq_norms64(n64 + m, bp, n, d);
+        status = fm_svm_dots64(op, n, ap, bp, m, n, d, FM_KERNEL_AUTO);
+        for (int64_t i = 0; status == FM_OK && i < m; i++)
+            fm_svm_map64(op + i * n, n64 + m, n64[i], n, &kp);
     } else {
-        fm_svm_sq_norms(na, ap, m, d);
-        fm_svm_sq_norms(na + m, bp, n, d);
-        status = fm_svm_kernel_block(op, n, ap, na, bp, na + m, m, n, d, &kp);
+        float *n32 = na;
+        fm_svm_sq_norms(n32, ap, m, d);
+        fm_svm_sq_norms(n32 + m, bp, n, d);
+        status = fm_svm_kernel_block(PyArray_DATA(out), n, ap, n32, bp, n32 + m, m, n, d, &kp);
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(na);
@@ -232,13 +242,13 @@ fail:
 static PyObject *py_svm_dots(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"a", "b", "kernel", NULL};
+    static char *kwlist[] = {"a", "b", "kernel", "float64", NULL};
     PyObject *ao, *bo, *result = NULL;
     PyArrayObject *a = NULL, *b = NULL, *out = NULL;
     const char *kname = "auto";
-    int naive, status;
+    int naive, status, f64 = 0;
     enum fm_kernel kernel = FM_KERNEL_AUTO;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|s", kwlist, &ao, &bo, &kname)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sp", kwlist, &ao, &bo, &kname, &f64)) return NULL;
     if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
     if (naive) { PyErr_SetString(PyExc_ValueError, "svm_dots has no naive kernel"); return NULL; }
     if (!(a = fm_bind_as_array(ao, NPY_FLOAT32, 2, "a")) || !(b = fm_bind_as_array(bo, NPY_FLOAT32, 2, "b")))
@@ -246,17 +256,49 @@ static PyObject *py_svm_dots(PyObject *self, PyObject *args, PyObject *kw)
     int64_t m = PyArray_DIM(a, 0), n = PyArray_DIM(b, 0), d = PyArray_DIM(a, 1);
     if (PyArray_DIM(b, 1) != d) { PyErr_SetString(PyExc_ValueError, "a and b differ in width"); goto fail; }
     npy_intp dims[2] = {m, n};
-    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, NPY_FLOAT32, 0))) goto fail;
-    float *op = PyArray_DATA(out);
+    if (!(out = (PyArrayObject *)PyArray_EMPTY(2, dims, f64 ? NPY_FLOAT64 : NPY_FLOAT32, 0))) goto fail;
+    void *op = PyArray_DATA(out);
     const float *ap = PyArray_DATA(a), *bp = PyArray_DATA(b);
     Py_BEGIN_ALLOW_THREADS
-    status = fm_svm_dots(op, n, ap, bp, m, n, d, kernel);
+    status = f64 ? fm_svm_dots64(op, n, ap, bp, m, n, d, kernel)
+                 : fm_svm_dots(op, n, ap, bp, m, n, d, kernel);
     Py_END_ALLOW_THREADS
     if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
     result = (PyObject *)out;
     out = NULL;
 fail:
     Py_XDECREF(a); Py_XDECREF(b); Py_XDECREF(out);
+    return result;
+}
+
+static PyObject *py_svm_exp(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "kernel", NULL};
+    PyObject *xo, *result = NULL;
+    PyArrayObject *out = NULL;
+    const char *kname = "auto";
+    int naive, status;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|s", kwlist, &xo, &kname)) return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_exp has no naive kernel"); return NULL; }
+    if (!(out = (PyArrayObject *)PyArray_FROM_OTF(xo, NPY_FLOAT64, NPY_ARRAY_ENSURECOPY |
+                                                  NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)))
+        return NULL;
+    double *op = PyArray_DATA(out);
+    int64_t n = PyArray_SIZE(out);
+    for (int64_t t = 0; t < n; t++)
+        if (!(op[t] <= 0.0)) {
+            PyErr_SetString(PyExc_ValueError, "svm_exp takes x <= 0");
+            goto fail;
+        }
+    status = fm_svm_exp64(op, n, kernel);
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = (PyObject *)out;
+    out = NULL;
+fail:
+    Py_XDECREF(out);
     return result;
 }
 
@@ -363,13 +405,17 @@ PyMethodDef fm_bind_svm_methods[] = {
      "control=None, byte_scale=1.0): (m, n_pairs) one-vs-one decision values (x and sv both "
      "uint8: byte_scale times themselves, the kernel from exact integer dot products)."},
     {"svm_kernel_values", (PyCFunction)(void (*)(void))py_svm_kernel, METH_VARARGS | METH_KEYWORDS,
-     "svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=False): K(a_i, b_j) (for "
-     "tests)."},
+     "svm_kernel_values(a, b, kernel, gamma, coef0, degree, naive=False, float64=False): "
+     "K(a_i, b_j): the solver's float32 block, the decision values' float64 one, or a naive "
+     "float64 loop (for tests)."},
     {"svm_dots_kernel", py_svm_dots_kernel, METH_NOARGS,
      "Name of the solver's dot kernel picked for this CPU."},
     {"svm_dots", (PyCFunction)(void (*)(void))py_svm_dots, METH_VARARGS | METH_KEYWORDS,
-     "svm_dots(a, b, kernel='auto'): a b^T by the solver's dot kernel ('portable', 'avx512'; "
-     "for tests)."},
+     "svm_dots(a, b, kernel='auto', float64=False): a b^T by the solver's dot kernel, or the "
+     "decision values' float64 one ('portable', 'avx512'; for tests)."},
+    {"svm_exp", (PyCFunction)(void (*)(void))py_svm_exp, METH_VARARGS | METH_KEYWORDS,
+     "svm_exp(x, kernel='auto'): e^x in float64 for x <= 0, the decision values' rbf "
+     "('portable', 'avx512'; for tests)."},
     {"svm_rbf_row", (PyCFunction)(void (*)(void))py_svm_rbf_row, METH_VARARGS | METH_KEYWORDS,
      "svm_rbf_row(dot, qsq, xsq, col, y, yi, g2, kernel='auto'): yi y[t] exp(-g2 (qsq + "
      "xsq[c] - 2 dot[c])), c = col[t], the byte rows' Q row ('portable', 'avx512'; for tests)."},

@@ -76,7 +76,7 @@ int fm_svm_kernel_block(float *out, int64_t ldo, const float *a, const float *na
     return status;
 }
 
-void fm_svm_kernel_naive(float *out, int64_t ldo, const float *a, const float *b,
+void fm_svm_kernel_naive(double *out, int64_t ldo, const float *a, const float *b,
                          int64_t m, int64_t n, int64_t d, const fm_svm_kernel_params *kp)
 {
     for (int64_t i = 0; i < m; i++)
@@ -85,11 +85,11 @@ void fm_svm_kernel_naive(float *out, int64_t ldo, const float *a, const float *b
             double s = 0.0;
             if (kp->kernel == FM_SVM_RBF) {
                 for (int64_t t = 0; t < d; t++) s += ((double)u[t] - v[t]) * ((double)u[t] - v[t]);
-                out[i * ldo + j] = (float)exp(-kp->gamma * s);
+                out[i * ldo + j] = exp(-kp->gamma * s);
             } else {
                 for (int64_t t = 0; t < d; t++) s += (double)u[t] * v[t];
-                out[i * ldo + j] = (float)(kp->kernel == FM_SVM_LINEAR
-                                               ? s : fm_svm_powi(kp->gamma * s + kp->coef0, kp->degree));
+                out[i * ldo + j] = kp->kernel == FM_SVM_LINEAR
+                                       ? s : fm_svm_powi(kp->gamma * s + kp->coef0, kp->degree);
             }
         }
 }

@@ -1,10 +1,10 @@
 /* ovo.c: the multiclass layer: one binary solve per class pair, pairs spread over threads
  * (largest first, each on one thread, so results never depend on the thread count), and
- * decision values of new samples against the shared support vectors (float rows through
- * fm_gemm, byte rows through neighbors/u8dot.h as in the fit). */
+ * decision values of new samples against the shared support vectors in float64 (float rows
+ * through kernel64.c, byte rows through neighbors/u8dot.h's exact dot products, as in the
+ * fit). */
 #include <string.h>
 
-#include "core/gemm.h"
 #include "core/parallel.h"
 #include "neighbors/u8dot.h"
 #include "svm/svm.h"
@@ -113,25 +113,23 @@ done:
     return status;
 }
 
-/* rows of x per decision block: its kernel block against every support vector is
- * ROWS x nsv floats (16 MiB for 16,000 support vectors) */
+/* rows of x per decision block: float rows get their float64 dot products against every
+ * support vector as a block of ROWS x nsv doubles (33 MB for 16,000 support vectors), byte
+ * rows their int32 ones (16 MB) */
 #define ROWS 256
 
 /* the support vectors as every decision block reads them: float rows and their squared
- * norms, or byte rows packed for fm_u8dot_block with their sums of squares, and the
- * identity column map and +1 labels fm_svm_u8_row takes */
+ * norms, or byte rows packed for fm_u8dot_block with their sums of squares */
 typedef struct {
     fm_svm_rows sv;
-    float *svn;
+    double *svn;
     void *packed;
     int32_t *sq;
-    int64_t *col;
-    int8_t *ones;
 } sv_side;
 
 static void sv_side_free(sv_side *v)
 {
-    fm_free(v->svn); fm_free(v->packed); free(v->sq); free(v->col); free(v->ones);
+    fm_free(v->svn); fm_free(v->packed); free(v->sq);
 }
 
 static int sv_side_init(sv_side *v, fm_svm_rows sv, int64_t nsv, int64_t d)
@@ -139,69 +137,68 @@ static int sv_side_init(sv_side *v, fm_svm_rows sv, int64_t nsv, int64_t d)
     size_t n = (size_t)(nsv > 0 ? nsv : 1);
     v->sv = sv;
     if (sv.x) {
-        if (!(v->svn = fm_alloc(n * sizeof(float)))) return FM_ENOMEM;
-        fm_svm_sq_norms(v->svn, sv.x, nsv, d);
+        if (!(v->svn = fm_alloc(n * sizeof(double)))) return FM_ENOMEM;
+        fm_svm_sq_norms64(v->svn, sv.x, nsv, d);
         return FM_OK;
     }
     int64_t size = fm_u8dot_packed_size(nsv > 0 ? nsv : 1, d, FM_KERNEL_AUTO);
     if (size == 0) return FM_EINVAL;
     v->packed = fm_alloc((size_t)size);
     v->sq = malloc(n * sizeof(int32_t));
-    v->col = malloc(n * sizeof(int64_t));
-    v->ones = malloc(n);
-    if (!v->packed || !v->sq || !v->col || !v->ones) return FM_ENOMEM;
+    if (!v->packed || !v->sq) return FM_ENOMEM;
     fm_svm_u8_sq_sums(v->sq, sv.xb, nsv, d);
-    for (int64_t t = 0; t < nsv; t++) v->col[t] = t;
-    memset(v->ones, 1, n);
     return nsv > 0 ? fm_u8dot_pack(v->packed, sv.xb, nsv, d, FM_KERNEL_AUTO) : FM_OK;
 }
 
-/* kb (m, nsv): K of the rows [i0, i0 + m) of x against every support vector; float rows
- * through fm_svm_kernel_block (xn: (m) scratch), byte rows through fm_u8dot_block into dots
- * (m, nsv) and fm_svm_u8_row */
-static int kernel_rows(float *kb, int32_t *dots, float *xn, fm_svm_rows x, int64_t i0,
-                       const sv_side *v, int64_t m, int64_t nsv, int64_t d,
-                       const fm_svm_kernel_params *kp)
+/* dec (n_pairs) of one row from its kernel row kr (nsv), in float64: per class c the sums
+ * P_c[j] = K_c . coef[j, c's SVs] (k - 1 of them), and pair (a, b) = P_a[b - 1] + P_b[a]
+ * - rho. part: (k, k - 1) scratch. */
+static void pair_row(double *dec, double *part, const double *kr, const double *coef,
+                     const int64_t *sv_start, const double *rho, int64_t nsv, int64_t k,
+                     enum fm_kernel kernel)
 {
-    if (x.x) {
-        fm_svm_sq_norms(xn, x.x + i0 * d, m, d);
-        return fm_svm_kernel_block(kb, nsv, x.x + i0 * d, xn, v->sv.x, v->svn, m, nsv, d, kp);
+    for (int64_t c = 0; c < k; c++) {
+        int64_t c0 = sv_start[c], nc = sv_start[c + 1] - c0;
+        for (int64_t j = 0; j < k - 1; j++)
+            part[c * (k - 1) + j] = fm_svm_dot64(kr + c0, coef + j * nsv + c0, nc, kernel);
     }
-    if (nsv == 0) return FM_OK;
+    for (int64_t a = 0, q = 0; a < k; a++)
+        for (int64_t b = a + 1; b < k; b++, q++)
+            dec[q] = part[a * (k - 1) + b - 1] + part[b * (k - 1) + a] - rho[q];
+}
+
+/* dec (m, n_pairs) of the rows [i0, i0 + m) of x: float rows' kernel block kb (m, nsv)
+ * through fm_svm_dots64 and fm_svm_map64 (xn: (m) scratch); byte rows' exact dot products
+ * dots (m, nsv) from fm_u8dot_block, each row's kernel values into kb (nsv) */
+static int block_values(double *dec, double *kb, int32_t *dots, double *xn, double *part,
+                        fm_svm_rows x, int64_t i0, const sv_side *v, const double *coef,
+                        const int64_t *sv_start, const double *rho, int64_t m, int64_t nsv,
+                        int64_t d, int64_t k, const fm_svm_kernel_params *kp)
+{
+    enum fm_kernel kernel = fm_svm_k64_best();
+    int64_t n_pairs = k * (k - 1) / 2;
+    if (x.x) {
+        const float *xr = x.x + i0 * d;
+        fm_svm_sq_norms64(xn, xr, m, d);
+        int status = fm_svm_dots64(kb, nsv, xr, v->sv.x, m, nsv, d, kernel);
+        if (status != FM_OK) return status;
+        for (int64_t r = 0; r < m; r++) {
+            fm_svm_map64(kb + r * nsv, v->svn, xn[r], nsv, kp);
+            pair_row(dec + r * n_pairs, part, kb + r * nsv, coef, sv_start, rho, nsv, k, kernel);
+        }
+        return FM_OK;
+    }
     const uint8_t *xb = x.xb + i0 * d;
-    int status = fm_u8dot_block(dots, nsv, xb, v->packed, m, nsv, d, FM_KERNEL_AUTO);
-    if (status != FM_OK) return status;
+    if (nsv > 0) {
+        int status = fm_u8dot_block(dots, nsv, xb, v->packed, m, nsv, d, FM_KERNEL_AUTO);
+        if (status != FM_OK) return status;
+    }
     for (int64_t r = 0; r < m; r++) {
         int32_t sq;
         fm_svm_u8_sq_sums(&sq, xb + r * d, 1, d);
-        fm_svm_u8_row(kb + r * nsv, dots + r * nsv, sq, v->sq, v->col, v->ones, 1, kp,
-                      x.byte_scale * x.byte_scale, nsv);
+        fm_svm_u8_row64(kb, dots + r * nsv, sq, v->sq, kp, x.byte_scale * x.byte_scale, nsv);
+        pair_row(dec + r * n_pairs, part, kb, coef, sv_start, rho, nsv, k, kernel);
     }
-    return FM_OK;
-}
-
-/* dec (m, pairs) from kb (m, nsv): per class c the partial sums P_c = K_c coef_c^T
- * ((m, k - 1)), and pair (a, b) = P_a[:, b - 1] + P_b[:, a] - rho */
-static int pair_sums(double *dec, float *part, const float *kb, const float *coef32,
-                     const int64_t *sv_start, const double *rho, int64_t m, int64_t nsv,
-                     int64_t k)
-{
-    int status = FM_OK;
-    for (int64_t c = 0; c < k && status == FM_OK; c++) {
-        int64_t c0 = sv_start[c], nc = sv_start[c + 1] - c0;
-        float *pc = part + c * m * (k - 1);
-        if (nc == 0) memset(pc, 0, (size_t)(m * (k - 1)) * sizeof(float));
-        else
-            status = fm_gemm(pc, k - 1, kb + c0, nsv, FM_NO_TRANS, coef32 + c0, nsv, FM_TRANS,
-                             m, k - 1, nc, 1.0f, 0.0f, FM_KERNEL_AUTO, 1);
-    }
-    if (status != FM_OK) return status;
-    int64_t n_pairs = k * (k - 1) / 2;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t a = 0, q = 0; a < k; a++)
-            for (int64_t b = a + 1; b < k; b++, q++)
-                dec[i * n_pairs + q] = (double)part[(a * m + i) * (k - 1) + b - 1] +
-                                       part[(b * m + i) * (k - 1) + a] - rho[q];
     return FM_OK;
 }
 
@@ -212,20 +209,18 @@ int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *co
 {
     if (!x.x != !sv.x || (!x.x && x.byte_scale != sv.byte_scale)) return FM_EINVAL;
     int64_t n_blocks = (m + ROWS - 1) / ROWS, n_pairs = k * (k - 1) / 2;
-    float *coef32 = fm_alloc((size_t)((k - 1) * nsv) * sizeof(float));
     sv_side v = {0};
-    int status = coef32 ? sv_side_init(&v, sv, nsv, d) : FM_ENOMEM;
+    int status = sv_side_init(&v, sv, nsv, d);
     if (status != FM_OK) goto done;
-    for (int64_t t = 0; t < (k - 1) * nsv; t++) coef32[t] = (float)coef[t];
     int nt = fm_parallel_threads(nthreads);
     if (nt > n_blocks) nt = (int)(n_blocks > 0 ? n_blocks : 1);
     FM_OMP(omp parallel num_threads(nt) if (nt > 1))
     {
-        size_t block = (size_t)(ROWS * (nsv > 0 ? nsv : 1));
-        float *kb = fm_alloc(block * sizeof(float));
+        size_t row = (size_t)(nsv > 0 ? nsv : 1), block = ROWS * row;
+        double *kb = fm_alloc((x.x ? block : row) * sizeof(double));
         int32_t *dots = x.x ? NULL : fm_alloc(block * sizeof(int32_t));
-        float *part = fm_alloc((size_t)(ROWS * k * (k - 1)) * sizeof(float));
-        float *xn = fm_alloc(ROWS * sizeof(float));
+        double *part = fm_alloc((size_t)(k * (k - 1)) * sizeof(double));
+        double *xn = fm_alloc(ROWS * sizeof(double));
         if (!kb || !part || !xn || (!x.x && !dots)) {
             FM_OMP(omp atomic write)
             status = FM_ENOMEM;
@@ -238,9 +233,9 @@ int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *co
             if (s != FM_OK) continue;
             if (p->stop && *p->stop) s = FM_EINTR;
             int64_t i0 = blk * ROWS, rows = m - i0 < ROWS ? m - i0 : ROWS;
-            if (s == FM_OK) s = kernel_rows(kb, dots, xn, x, i0, &v, rows, nsv, d, &p->k);
             if (s == FM_OK)
-                s = pair_sums(dec + i0 * n_pairs, part, kb, coef32, sv_start, rho, rows, nsv, k);
+                s = block_values(dec + i0 * n_pairs, kb, dots, xn, part, x, i0, &v, coef,
+                                 sv_start, rho, rows, nsv, d, k, &p->k);
             if (s != FM_OK) {
                 FM_OMP(omp atomic write)
                 status = s;
@@ -252,7 +247,6 @@ int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *co
         fm_free(xn);
     }
 done:
-    fm_free(coef32);
     sv_side_free(&v);
     return status;
 }

@@ -1,5 +1,5 @@
 /* rbf.c: a row of Q = y y^T K for the rbf kernel from exact integer dot products (the byte
- * rows' path in smo.c and ovo.c's decision values): gathers, the squared distance, exp and
+ * rows' path in smo.c; decisions in kernel64.c): gathers, the squared distance, exp and
  * the label signs in one pass; the linear and polynomial rows of bytes beside it. exp is Cephes'
  * expf (range reduction by ln 2, a degree-5 polynomial, within 2 ulp) written the same way
  * in both kernels, so AVX-512 and portable rows are bit-identical. Not the distances

@@ -77,7 +77,7 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
  * coefficient for pair (c, b) in row b - 1 when c < b, in row b when c > b);
  * rho: (k (k-1) / 2). x and sv are both float rows or both byte rows of one byte_scale
  * (then the kernel comes from exact integer dot products, as in the fit, and d <= 32,768).
- * Rows are cut in blocks across threads (results independent of the thread count).
+ * Kernel values and sums in float64 (kernel64.c), as libsvm's predict. Rows are cut in blocks across threads (results independent of the thread count).
  * Returns FM_OK, FM_EINVAL (rows of two kinds), FM_ENOMEM or FM_EINTR. */
 int fm_svm_decision(double *dec, fm_svm_rows x, fm_svm_rows sv, const double *coef,
                     const int64_t *sv_start, const double *rho,
@@ -99,9 +99,42 @@ int fm_svm_dots(float *out, int64_t ldo, const float *a, const float *b, int64_t
                 int64_t d, enum fm_kernel kernel);
 enum fm_kernel fm_svm_dots_best(void);
 
-/* The same block by a naive double loop (the reference for tests). */
-void fm_svm_kernel_naive(float *out, int64_t ldo, const float *a, const float *b,
+/* The same block by a naive double loop in float64 (the reference for tests). */
+void fm_svm_kernel_naive(double *out, int64_t ldo, const float *a, const float *b,
                          int64_t m, int64_t n, int64_t d, const fm_svm_kernel_params *kp);
+
+/* The decision values' kernel in float64 (kernel64.c), as libsvm's predict: the solver's
+ * float32 rows above are its cache, a decision value sums thousands of their terms.
+ * kernel: FM_KERNEL_AUTO, FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (FM_EINVAL when the CPU
+ * lacks it, or for any other); the kernels agree within a few ulp, not bit for bit. */
+enum fm_kernel fm_svm_k64_best(void);
+
+/* x[t] = e^x[t] in place for x[t] <= 0, 0 below -700, within 2 ulp (portable: libm's exp).
+ * x: (n). */
+int fm_svm_exp64(double *x, int64_t n, enum fm_kernel kernel);
+
+/* out[r, t] = a_r . b_t accumulated in float64. out: (m, n) with leading dimension ldo;
+ * a: (m, d); b: (n, d). */
+int fm_svm_dots64(double *out, int64_t ldo, const float *a, const float *b, int64_t m,
+                  int64_t n, int64_t d, enum fm_kernel kernel);
+
+/* u . v in float64, u, v: (n); kernel FM_KERNEL_PORTABLE or one fm_svm_k64_best gave. */
+double fm_svm_dot64(const double *u, const double *v, int64_t n, enum fm_kernel kernel);
+
+/* out[i] = |x_i|^2 in float64. x: (n, d). */
+void fm_svm_sq_norms64(double *out, const float *x, int64_t n, int64_t d);
+
+/* A row of float64 dot products k (n) of one row (squared norm nb) against rows of squared
+ * norms na (n) turned into kernel values in place: rbf exp(-gamma max(0, na + nb - 2 k)),
+ * poly (gamma k + coef0)^degree, linear k. */
+void fm_svm_map64(double *k, const double *na, double nb, int64_t n,
+                  const fm_svm_kernel_params *kp);
+
+/* The kernel row k (n) of one byte row (sum of squares qsq) from its exact dot products
+ * dot (n) with byte rows of sums of squares xsq (n), all standing for byte_scale times
+ * themselves (scale2 = byte_scale^2): as fm_svm_u8_row, in float64 and without labels. */
+void fm_svm_u8_row64(double *k, const int32_t *dot, int32_t qsq, const int32_t *xsq,
+                     const fm_svm_kernel_params *kp, double scale2, int64_t n);
 
 /* A row of Q for the rbf kernel from exact integer dot products of byte rows: q[t] = yi y[t]
  * exp(-g2 dist_t), dist_t = qsq + xsq[c] - 2 dot[c] with c = col[t], for t < len (g2 =
