@@ -267,6 +267,7 @@ ABSURD = {
     "subsample": [0.0, 1.5, nan],
     "colsample_bytree": [0.0, 1.5, nan],
     "colsample_bynode": [0.0, 1.5, nan],
+    "scoring": ["f1", "Loss", None],
     "n_neighbors": [0, -1, 2.5],
     "weights": ["gaussian", None],
     "metric": ["chebyshev", None],

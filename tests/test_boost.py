@@ -187,6 +187,13 @@ def test_scan_kernels_grow_the_same_trees():
     same_rounds(fit_rounds(X, y, kernel="portable")[1], fit_rounds(X, y, kernel="avx512")[1])
 
 
+@pytest.mark.parametrize("kernel", ["naive", "avx2", "amx"])
+def test_a_round_rejects_the_kernels_it_has_not(kernel):
+    X, y = sample(100)
+    with pytest.raises(ValueError, match="kernel"):
+        fit_rounds(X, y, rounds=1, kernel=kernel)
+
+
 def test_uint8_and_scaled_floats_grow_the_same_trees():
     X, y = sample(500)
     a = fit_rounds(X, y)[1]

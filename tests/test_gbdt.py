@@ -51,6 +51,25 @@ def test_validation_history_and_early_stopping(data):
     assert small().fit(X, y).best_iteration_ is None
 
 
+def test_early_stopping_on_validation_accuracy(data):
+    X, y, Xv, yv = data
+    full = small(n_estimators=40, scoring="accuracy").fit(X, y, validation_data=(Xv, yv))
+    acc = np.asarray(full.history_["val_accuracy"])
+    assert full.best_iteration_ == int(np.flatnonzero(acc == acc.max())[0]) + 1
+    assert full.n_estimators_ == 40  # without n_iter_no_change every round is kept
+    e = small(n_estimators=40, scoring="accuracy", n_iter_no_change=4).fit(
+        X, y, validation_data=(Xv, yv))
+    best, run = 0, len(acc)  # the 0-based round of the best accuracy so far; rounds run
+    for r in range(1, len(acc)):
+        best = r if acc[r] > acc[best] else best
+        if r - best == 4:
+            run = r + 1
+            break
+    assert run < 40 and e.history_["val_accuracy"] == full.history_["val_accuracy"][:run]
+    assert e.n_estimators_ == e.best_iteration_ == best + 1
+    assert e.score(Xv, yv) == pytest.approx(acc[best])
+
+
 def test_uint8_and_scaled_floats_give_the_same_model(data):
     X, y, Xv, _ = data
     a = small(subsample=0.8, colsample_bynode=0.5).fit(X, y)

@@ -129,6 +129,21 @@ static int tree_arrays(fm_boost_tree *trees, int64_t k, int64_t cap, PyArrayObje
     return 0;
 }
 
+/* A kernel name -> FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 ("auto": the best); -1 with the
+ * exception set for another family or one this CPU lacks. */
+static int boost_kernel(const char *kname, enum fm_kernel *kernel)
+{
+    int naive;
+    if (fm_bind_parse_kernel(kname, &naive, kernel) < 0) return -1;
+    if (*kernel == FM_KERNEL_AUTO) *kernel = fm_boost_best_kernel();
+    if (naive || *kernel == FM_KERNEL_AVX2 ||
+        (*kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512)) {
+        fm_bind_raise_kernel(FM_EINVAL, kname);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_boost_round(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -141,8 +156,8 @@ static PyObject *py_boost_round(PyObject *self, PyObject *args, PyObject *kw)
     unsigned long long seed;
     long long round, num_leaves, max_depth, mcs;
     double mcw, lam, msg, lr, sub, cbt, cbn;
-    int nthreads = 0, naive, status;
-    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    int nthreads = 0, status;
+    enum fm_kernel kernel;
     PyArrayObject *a[10] = {NULL};
     fm_boost_tree *trees = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOKLLLLddddddd|iOs", kwlist, &capo, &so, &seed,
@@ -151,13 +166,7 @@ static PyObject *py_boost_round(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     boost_state *s = PyCapsule_GetPointer(capo, CAPSULE);
     if (!s) return NULL;
-    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
-    if (naive || kernel == FM_KERNEL_AVX2) {
-        PyErr_SetString(PyExc_ValueError, "boost_round: kernel must be 'auto', 'portable' or 'avx512'");
-        return NULL;
-    }
-    if (kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512)
-        return fm_bind_raise_kernel(FM_EINVAL, kname);
+    if (boost_kernel(kname, &kernel) < 0) return NULL;
     if (ctlo != Py_None && (fm_bind_check_inout(ctlo, NPY_INT64, 1, "control") ||
                             PyArray_DIM((PyArrayObject *)ctlo, 0) != 2)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "control must have 2 entries");
@@ -255,21 +264,6 @@ fail:
     Py_XDECREF(x); Py_XDECREF(l); Py_XDECREF(r); Py_XDECREF(f); Py_XDECREF(t); Py_XDECREF(v);
     Py_XDECREF(o); Py_XDECREF(b); Py_XDECREF(st); Py_XDECREF(out);
     return result;
-}
-
-/* A kernel name -> FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 ("auto": the best); -1 with the
- * exception set for another family or one this CPU lacks. */
-static int boost_kernel(const char *kname, enum fm_kernel *kernel)
-{
-    int naive;
-    if (fm_bind_parse_kernel(kname, &naive, kernel) < 0) return -1;
-    if (*kernel == FM_KERNEL_AUTO) *kernel = fm_boost_best_kernel();
-    if (naive || *kernel == FM_KERNEL_AVX2 ||
-        (*kernel == FM_KERNEL_AVX512 && fm_boost_best_kernel() != FM_KERNEL_AVX512)) {
-        fm_bind_raise_kernel(FM_EINVAL, kname);
-        return -1;
-    }
-    return 0;
 }
 
 /* For tests and the benchmark: a leaf's histogram over the features feats, (total_bins, 2)
