@@ -14,12 +14,13 @@ from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .neighbors import KNeighborsClassifier
-from .nn import CNNClassifier, MLPClassifier, Sequential
+from .nn import CNNClassifier, CNNEnsembleClassifier, MLPClassifier, Sequential
 from .svm import SVC
 from .tree import DecisionTreeClassifier
 
 __all__ = [
-    "__version__", "CLASS_NAMES", "CNNClassifier", "DecisionTreeClassifier",
+    "__version__", "CLASS_NAMES", "CNNClassifier", "CNNEnsembleClassifier",
+    "DecisionTreeClassifier",
     "GradientBoostingClassifier", "KNeighborsClassifier",
     "MLPClassifier", "NotFittedError", "RandomForestClassifier",
     "SGDLogisticRegression", "SVC", "Sequential",

@@ -24,7 +24,7 @@ from .boosting import GradientBoostingClassifier
 from .ensemble import RandomForestClassifier
 from .linear import SGDLogisticRegression
 from .neighbors import KNeighborsClassifier, TunedKNeighborsClassifier
-from .nn import CNNClassifier, MLPClassifier, Sequential
+from .nn import CNNClassifier, CNNEnsembleClassifier, MLPClassifier, Sequential
 from .nn.layers import _Join
 from .study import StudyForest
 from .svm import SVC
@@ -392,6 +392,11 @@ def _net_classifier(model, g, x):
     return _sequential(model.model_, g, x)
 
 
+def _net_ensemble(model, g, x):
+    """the mean of the members' probabilities, as predict_proba"""
+    return g.op("Mean", *(_net_classifier(m, g, x) for m in model.estimators_))
+
+
 def _sequential(net, g, x):
     """The network's layers in NCHW (onnxruntime's convolution layout). Our activations
     are channels last (H, W, C) per sample, so the input is read as NHWC and transposed
@@ -481,6 +486,7 @@ _EXPORTERS = {
     TunedKNeighborsClassifier: _knn,
     MLPClassifier: _net_classifier,
     CNNClassifier: _net_classifier,
+    CNNEnsembleClassifier: _net_ensemble,
     Sequential: _sequential,
 }
 

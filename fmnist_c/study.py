@@ -142,6 +142,11 @@ def _gbdt(seed, verbose):
                                       scoring="accuracy", random_state=seed, verbose=verbose)
 
 
+def _cnn_best(seed, verbose):
+    from .nn import CNNEnsembleClassifier
+    return CNNEnsembleClassifier.preset("best", random_state=seed, verbose=verbose)
+
+
 def _net(classifier, preset):
     """A maker of fmnist_c.nn.<classifier>.preset(preset) (imported when first used)."""
     def make(seed, verbose):
@@ -226,6 +231,10 @@ MODELS = {
         "CNN improved (batch norm, augmentation, one-cycle)", "cnn",
         _net("CNNClassifier", "improved"), scale=True,
         note="CNNClassifier.preset('improved'): see fmnist_c/nn/classifiers.py improved_cnn and CNN_PRESETS"),
+    "cnn-best": ModelSpec(
+        "CNN best (ensemble of improved CNNs, test-time shifts)", "cnn", _cnn_best, scale=True,
+        note="CNNEnsembleClassifier.preset('best') (issue 18): see fmnist_c/nn/ensemble.py "
+             "ENSEMBLE_PRESETS; each member's last epoch, nothing chosen on validation"),
 }
 
 # The registry: a new family adds its entry to MODELS (with a key its maker reads from

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fmnist_c
-from fmnist_c import (SVC, CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
+from fmnist_c import (SVC, CNNClassifier, CNNEnsembleClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
                       KNeighborsClassifier,
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
@@ -32,6 +32,8 @@ ESTIMATORS = [
 # data are square (d = 16, 64, 100) run over ESTIMATORS + IMAGE_ESTIMATORS.
 IMAGE_ESTIMATORS = [
     (CNNClassifier, dict(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()], epochs=2, batch_size=8)),
+    (CNNEnsembleClassifier, dict(estimator=CNNClassifier(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()],
+                                                         epochs=2, batch_size=8), n_members=2)),
 ]
 
 

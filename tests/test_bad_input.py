@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from fmnist_c import NotFittedError
+from fmnist_c import MLPClassifier, NotFittedError
 from fmnist_c._base import check_images
 from fmnist_c.features import HOG, hog
 from fmnist_c.nn import load_model
@@ -269,6 +269,8 @@ ABSURD = {
     "colsample_bynode": [0.0, 1.5, nan],
     "scoring": ["f1", "Loss", None],
     "n_neighbors": [0, -1, 2.5],
+    "n_members": [0, -1, 2.5, True],
+    "estimator": ["cnn", MLPClassifier()],
     "weights": ["gaussian", None],
     "metric": ["chebyshev", None],
 }

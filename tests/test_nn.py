@@ -507,7 +507,7 @@ def test_ctrl_c_stops_training_and_leaves_model_usable(tmp_path):
 def test_every_name_of_the_former_nn_module_still_imports():
     """fmnist_c/nn.py became the package fmnist_c/nn/: each public name it defined is still
     importable from fmnist_c.nn, and is the object its new module defines (and so is each
-    name added since: Residual, resnet_cnn)."""
+    name added since: Residual, resnet_cnn, the ensemble)."""
     import importlib
     import fmnist_c.nn as nn
     homes = {"layers": ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D",
@@ -515,6 +515,7 @@ def test_every_name_of_the_former_nn_module_still_imports():
                         "Residual"],
              "optimizers": ["SGD", "Adam", "AdamW", "learning_rates"],
              "augment": ["augment_images"], "sequential": ["Sequential"], "io": ["load_model"],
+             "ensemble": ["CNNEnsembleClassifier", "ENSEMBLE_PRESETS"],
              "classifiers": ["PRESETS", "MLPClassifier", "study_cnn", "improved_cnn", "resnet_cnn",
                              "CNN_PRESETS", "CNNClassifier"]}
     for module, names in homes.items():

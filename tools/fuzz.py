@@ -23,11 +23,11 @@ import sys
 
 import numpy as np
 
-from fmnist_c import (SVC, DecisionTreeClassifier, GradientBoostingClassifier,
-                      KNeighborsClassifier, MLPClassifier, RandomForestClassifier,
-                      SGDLogisticRegression)
+from fmnist_c import (SVC, CNNClassifier, CNNEnsembleClassifier, DecisionTreeClassifier,
+                      GradientBoostingClassifier, KNeighborsClassifier, MLPClassifier,
+                      RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.data import read_idx
-from fmnist_c.nn import Dense, Dropout, Sequential, load_model
+from fmnist_c.nn import Conv2D, Dense, Dropout, Flatten, Sequential, load_model
 
 
 def check_idx(path):
@@ -57,9 +57,10 @@ def saved_models():
     """.npz bytes of a small MLPClassifier, a small Sequential (with dropout, AdamW), a
     small GradientBoostingClassifier (with validation history), a KNeighborsClassifier
     (uint8 rows, sample weights), an SVC (probabilities, class weights), an
-    SGDLogisticRegression (validation history), a DecisionTreeClassifier and a
-    RandomForestClassifier (out-of-bag score). Appended in this order: a corpus input
-    picks its base by position."""
+    SGDLogisticRegression (validation history), a DecisionTreeClassifier, a
+    RandomForestClassifier (out-of-bag score) and a CNNEnsembleClassifier of two small
+    networks (test-time shifts). Appended in this order: a corpus input picks its base by
+    position."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
@@ -73,11 +74,14 @@ def saved_models():
     lr = SGDLogisticRegression(epochs=2, batch_size=4, random_state=0)
     tree = DecisionTreeClassifier(max_depth=3, random_state=0)
     forest = RandomForestClassifier(n_estimators=3, oob_score=True, random_state=0)
+    ensemble = CNNEnsembleClassifier(CNNClassifier(layers=[Conv2D(2, 3), Flatten()], epochs=1,
+                                                   batch_size=4, tta_shift=1),
+                                     n_members=2, random_state=0)
     for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
                   gbdt.fit(X, y, validation_data=(X, y)),
                   knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0)),
                   svc.fit(X, y), lr.fit(X, y, validation_data=(X, y)), tree.fit(X, y),
-                  forest.fit(X, y)):
+                  forest.fit(X, y), ensemble.fit(np.tile(X, (1, 2))[:, :9], y)):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())

@@ -9,11 +9,12 @@ loops chunks (~0.15 s each, so Ctrl-C and the progress bar respond at once) and 
 
 Modules: layers (layer specs), optimizers (SGD, Adam, AdamW, learning-rate schedules),
 augment, sequential (Sequential), classifiers (MLPClassifier, CNNClassifier, presets) and
-io (save/load). Every name is importable from fmnist_c.nn as before the split.
+ensemble (CNNEnsembleClassifier) and io (save/load). Every name is importable from fmnist_c.nn as before the split.
 """
 from .augment import augment_images
 from .classifiers import (CNN_PRESETS, PRESETS, CNNClassifier, MLPClassifier, improved_cnn,
                           resnet_cnn, study_cnn)
+from .ensemble import ENSEMBLE_PRESETS, CNNEnsembleClassifier
 from .io import load_model
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                      GlobalAveragePooling2D, Layer, MaxPool2D, ReLU, Residual)
@@ -22,7 +23,7 @@ from .sequential import Sequential
 
 __all__ = [
     "Adam", "AdamW", "augment_images", "AvgPool2D", "BatchNorm", "CNN_PRESETS",
-    "CNNClassifier", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D",
-    "improved_cnn", "Layer", "learning_rates", "load_model", "MaxPool2D", "MLPClassifier",
+    "CNNClassifier", "CNNEnsembleClassifier", "Conv2D", "Dense", "Dropout", "ENSEMBLE_PRESETS",
+    "Flatten", "GlobalAveragePooling2D", "improved_cnn", "Layer", "learning_rates", "load_model", "MaxPool2D", "MLPClassifier",
     "PRESETS", "ReLU", "Residual", "resnet_cnn", "Sequential", "SGD", "study_cnn",
 ]

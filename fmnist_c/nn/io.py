@@ -51,15 +51,17 @@ def _model_kinds():
     from ..svm import SVC
     from ..tree import DecisionTreeClassifier
     from .classifiers import CNNClassifier, MLPClassifier
+    from .ensemble import CNNEnsembleClassifier
     from .sequential import Sequential
     return {cls.__name__: cls for cls in (
         Sequential, MLPClassifier, CNNClassifier, GradientBoostingClassifier, SVC,
         KNeighborsClassifier, SGDLogisticRegression, DecisionTreeClassifier,
-        RandomForestClassifier)}
+        RandomForestClassifier, CNNEnsembleClassifier)}
 
 
 def load_model(path):
     """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier,
+    CNNEnsembleClassifier,
     GradientBoostingClassifier, SVC, KNeighborsClassifier, SGDLogisticRegression,
     DecisionTreeClassifier, RandomForestClassifier), from a path or a file."""
     return _load(path, None, lambda config, arrays:
