@@ -5,12 +5,14 @@ import math
 import numpy as np
 
 from . import _core
-from ._base import (BaseEstimator, ClassifierMixin, check_images, check_labels,
-                    check_not_validation_data, check_positive, n_threads, not_fitted, seed_from)
+from ._base import (BaseEstimator, ClassifierMixin, FileMixin, check_finite_outputs,
+                    check_images, check_labels, check_not_validation_data, check_positive,
+                    n_threads, not_fitted, seed_from)
 from .svm import SVC
 
 _NORMS = _core.hog_norms()
 _MOST = 1 << 15  # orientations and image sides the kernel takes
+_MOST_PIXELS = 1 << 22  # an image a HOGSVC file may claim (its HOG is set up on one)
 
 
 def _pair(value, name):
@@ -140,6 +142,8 @@ class HOG(BaseEstimator):
         if not hasattr(self, "image_shape_"):
             raise not_fitted(type(self).__name__)
         X = _as_array(X)
+        if X is None or hasattr(X, "toarray"):
+            check_images(X)  # its TypeError
         flat = X.ndim == 2 and X.shape[1] == self.n_features_in_
         images = _images(X, self.image_shape_ if flat else None) if flat or X.ndim != 2 \
             else check_images(X)
@@ -163,7 +167,7 @@ class HOG(BaseEstimator):
         return tags
 
 
-class HOGSVC(ClassifierMixin, BaseEstimator):
+class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     """Histograms of oriented gradients into an RBF support vector machine (``HOG`` then
     ``fmnist_c.SVC``), with the HOG settings, C and gamma chosen on fit's validation_data.
 
@@ -173,17 +177,20 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
     (the first among equals) is refitted on every training image. The features are not
     rescaled: each block is normalised already, and gamma="scale" adapts to their variance.
     ``grid_scores_`` lists [hog index, C, gamma, validation accuracy]; the chosen
-    settings are ``best_params_``, the fitted steps ``hog_`` and ``svc_``."""
+    settings are ``best_params_``, the fitted steps ``hog_`` and ``svc_``. With
+    ``probability=True`` the SVC's sigmoids give predict_proba (fitted on validation_data's
+    decision values when fit gets it, else by SVC's 5-fold cross-validation)."""
 
     def __init__(self, hogs=({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
                               "transform_sqrt": True},),
                  Cs=(10.0,), gamma_factors=(1.0,), subset=10000, cache_size=1000,
-                 random_state=None, verbose=0, n_jobs=None):
+                 probability=False, random_state=None, verbose=0, n_jobs=None):
         self.hogs = hogs
         self.Cs = Cs
         self.gamma_factors = gamma_factors
         self.subset = subset
         self.cache_size = cache_size
+        self.probability = probability
         self.random_state = random_state
         self.verbose = verbose
         self.n_jobs = n_jobs
@@ -200,6 +207,8 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
             for v in values:
                 check_positive(v, name, float)
         check_positive(self.subset, "subset")
+        if not isinstance(self.probability, (bool, np.bool_)):
+            raise TypeError(f"probability must be True or False, got {self.probability!r}")
         n_threads(self.n_jobs)
 
     def fit(self, X, y, sample_weight=None, *, validation_data=None):
@@ -209,7 +218,13 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
         check_not_validation_data(sample_weight)
         hogs = [HOG(**{"n_jobs": self.n_jobs, **h}) for h in self.hogs]
         images = _as_array(X)
-        y = check_labels(y, len(check_images(images)))
+        width = check_images(images).shape[1]
+        y = check_labels(y, len(images))
+        if validation_data is not None:
+            Xv, yv = validation_data
+            self.n_features_in_ = width
+            self._check_width(check_images(_as_array(Xv), "validation X"), "validation X")
+            check_labels(yv, len(Xv), "validation y")
         grid = [(i, float(C), float(f)) for i in range(len(hogs)) for C in self.Cs
                 for f in self.gamma_factors]
         if validation_data is None and len(grid) > 1:
@@ -236,8 +251,13 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
         feats = self.hog_.transform(images)
         # gamma="scale" on every training image's features, times the chosen factor
         gamma = grid[best][2] * SVC()._gamma_for(feats)
-        self.svc_ = SVC(C=C, gamma=gamma, cache_size=self.cache_size, random_state=self.random_state,
-                        verbose=self.verbose, n_jobs=self.n_jobs).fit(feats, y, sample_weight)
+        val = None
+        if self.probability and validation_data is not None:
+            val = (self.hog_.transform(validation_data[0]), validation_data[1])
+        self.svc_ = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
+                        probability=bool(self.probability), random_state=self.random_state,
+                        verbose=self.verbose, n_jobs=self.n_jobs).fit(
+            feats, y, sample_weight, validation_data=val)
         self.classes_ = self.svc_.classes_
         self.n_features_in_ = self.hog_.n_features_in_
         self.grid_scores_ = scores
@@ -246,7 +266,10 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
 
     def _features(self, X):
         self._check_fitted()
-        return self.hog_.transform(X)
+        X = _as_array(X)
+        self._check_width(check_images(X))  # errors that name HOGSVC
+        # finite inputs near float32's limit overflow the gradients
+        return check_finite_outputs(self.hog_.transform(X))
 
     def decision_function(self, X):
         features = self._features(X)
@@ -255,3 +278,48 @@ class HOGSVC(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         features = self._features(X)
         return self.svc_.predict(features)
+
+    @property
+    def predict_proba(self):
+        """The SVC's probabilities of the images' features; only with probability=True (as
+        SVC, hasattr(model, "predict_proba") is False otherwise)."""
+        if not self.probability:
+            raise AttributeError("predict_proba is available when probability=True")
+        return self._predict_proba
+
+    def _predict_proba(self, X):
+        features = self._features(X)
+        return self.svc_.predict_proba(features)
+
+    # ---- files ------------------------------------------------------------------------
+    def _file_contents(self):
+        """the chosen HOG settings, the grid, and the SVC's own file contents (FileMixin)"""
+        svc_config, arrays = self.svc_._file_contents()
+        hog = {**self.hog_._settings(), "image_shape": list(self.hog_.image_shape_)}
+        return {"params": self._file_params(), "hog": hog, "svc": svc_config,
+                "best_params": self.best_params_, "grid_scores": self.grid_scores_}, arrays
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls(**cls._params_from_file(config["params"]))
+        self._check_hyper_params()
+        if not isinstance(config["hog"], dict) or not isinstance(config["best_params"], dict):
+            raise ValueError("the HOGSVC model file's settings are not dicts")
+        hog = dict(config["hog"])
+        shape = hog.pop("image_shape")
+        try:
+            h, w = (int(v) for v in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"the HOGSVC model file's image shape {shape!r} is not (h, w)") \
+                from None
+        if not (h >= 1 and w >= 1 and h * w <= _MOST_PIXELS):
+            raise ValueError(f"the HOGSVC model file's image shape {shape!r} is out of range")
+        self.hog_ = HOG(**hog, n_jobs=self.n_jobs).fit(np.zeros((1, h, w), np.float32))
+        self.svc_ = SVC._from_file(config["svc"], arrays)
+        if self.svc_.n_features_in_ != self.hog_.n_features_out_:
+            raise ValueError("the HOGSVC model file's SVC does not take its HOG's features")
+        self.svc_.set_params(n_jobs=self.n_jobs)
+        self.classes_ = self.svc_.classes_
+        self.n_features_in_ = self.hog_.n_features_in_
+        self.best_params_, self.grid_scores_ = config["best_params"], config["grid_scores"]
+        return self

@@ -234,6 +234,13 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         for attr in _FITTED:
             self.__dict__.pop(attr, None)
 
+    def __setstate__(self, state):
+        """A fitted SVC pickled before the byte path (b5d03d3) has no _sv_bytes: recomputed
+        from its support vectors, as _set_model does."""
+        self.__dict__.update(state)
+        if "_dual_coef_" in state and "_sv_bytes" not in state:
+            self._sv_bytes = _byte_rows(self.support_vectors_)
+
     def _check_fitted(self):
         if not hasattr(self, "_dual_coef_"):
             raise not_fitted(type(self).__name__)

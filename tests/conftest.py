@@ -15,6 +15,7 @@ from fmnist_c import (SVC, CNNClassifier, CNNEnsembleClassifier, DecisionTreeCla
                       MLPClassifier, RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.nn import Conv2D, Flatten, MaxPool2D
 from fmnist_c.data import find_data
+from fmnist_c.features import HOGSVC
 
 # Every estimator, with settings that fit ~40 samples in milliseconds: the cross-cutting
 # tests (bad input, leaks, threads, determinism, numerics) run over this list, so a new
@@ -34,6 +35,7 @@ IMAGE_ESTIMATORS = [
     (CNNClassifier, dict(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()], epochs=2, batch_size=8)),
     (CNNEnsembleClassifier, dict(estimator=CNNClassifier(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()],
                                                          epochs=2, batch_size=8), n_members=2)),
+    (HOGSVC, dict(hogs=({"pixels_per_cell": 2, "cells_per_block": 1},), probability=True)),
 ]
 
 

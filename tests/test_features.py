@@ -163,6 +163,9 @@ def test_the_transformer_checks_its_state_and_input_width():
     with pytest.raises(ValueError, match="X has 900 features, but HOG is expecting 784"):
         t.transform(np.zeros((2, 30, 30)))
     np.testing.assert_array_equal(t.transform(X.reshape(4, -1)), t.transform(X))
+    for bad, err in ((None, TypeError), ("images", TypeError), (np.zeros(784), ValueError)):
+        with pytest.raises(err, match="X "):
+            t.transform(bad)
 
 
 def test_ctrl_c_stops_a_long_batch(tmp_path):
@@ -246,3 +249,41 @@ def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
             HOGSVC(**kwargs).fit(X, y)
     with pytest.raises(NotFittedError):
         HOGSVC().predict(X)
+
+
+def test_hog_svc_saves_loads_pickles_clones_and_gives_probabilities(tmp_path):
+    """HOGSVC as every estimator: save/load (its HOG settings, image shape and SVC in one
+    .npz, read back by load_model too), pickle, clone's parameters, predict_proba with
+    probability=True (sigmoids on validation_data's features when fit gets it)."""
+    import pickle
+
+    from fmnist_c.features import HOGSVC
+    from fmnist_c.nn import load_model
+    X, y = fmnist_c.load_sample()
+    X, Xv, Xt = X[:600], X[600:900], X[900:1200]
+    m = HOGSVC(hogs=({"pixels_per_cell": 7, "cells_per_block": 2},), probability=True,
+               random_state=0).fit(X, y[:600], validation_data=(Xv, y[600:900]))
+    direct = fmnist_c.SVC(C=10.0, gamma=m.best_params_["gamma"], probability=True).fit(
+        hog(X, pixels_per_cell=7, cells_per_block=2), y[:600],
+        validation_data=(hog(Xv, pixels_per_cell=7, cells_per_block=2), y[600:900]))
+    proba = m.predict_proba(Xt)
+    np.testing.assert_array_equal(
+        proba, direct.predict_proba(hog(Xt, pixels_per_cell=7, cells_per_block=2)))
+    path = tmp_path / "hogsvc.npz"
+    m.save(path)
+    for other in (HOGSVC.load(path), load_model(path), pickle.loads(pickle.dumps(m))):
+        assert type(other) is HOGSVC
+        np.testing.assert_array_equal(other.predict(Xt), m.predict(Xt))
+        np.testing.assert_array_equal(other.predict_proba(Xt), proba)
+        np.testing.assert_array_equal(other.predict(Xt.reshape(-1, 28, 28)), m.predict(Xt))
+        assert other.best_params_ == m.best_params_
+    assert sklearn_clone(m).get_params() == m.get_params()
+    with pytest.raises(AttributeError, match="probability=True"):
+        HOGSVC(hogs=({"pixels_per_cell": 7},)).fit(X[:100], y[:100]).predict_proba(Xt)
+    with pytest.raises(ValueError, match="X has 100 features, but HOGSVC is expecting 784"):
+        m.predict(np.zeros((2, 100), np.float32))
+
+
+def sklearn_clone(model):
+    base = pytest.importorskip("sklearn.base")
+    return base.clone(model)

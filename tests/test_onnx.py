@@ -180,6 +180,10 @@ def test_export_refuses_unfitted_models_and_wrong_shapes(sample):
         model.to_onnx(input_shape=(28, 27))
     with pytest.raises(TypeError, match="no ONNX export"):
         fmnist_c.onnx_export.to_onnx(object())
+    # HOGSVC's HOG step has no graph (README says so): a clear error, not a partial graph
+    hogsvc = fmnist_c.features.HOGSVC(hogs=({"pixels_per_cell": 7},)).fit(X[:100], y[:100])
+    with pytest.raises(TypeError, match="no ONNX export for HOGSVC; exported: "):
+        hogsvc.to_onnx()
 
 
 def test_without_onnx_the_error_says_what_to_install(sample, monkeypatch):

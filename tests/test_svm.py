@@ -366,6 +366,20 @@ def test_save_load_and_pickle(pixels, tmp_path):
         assert other.get_params() == m.get_params()
 
 
+def test_a_pickle_from_before_the_byte_path_predicts_as_before(pixels):
+    """An SVC pickled before b5d03d3 has no _sv_bytes: unpickled, it finds its byte support
+    vectors again and predicts as the model it was."""
+    X, y, Xt, _ = pixels
+    m = SVC(C=10, probability=True, random_state=0).fit(X[:300], y[:300])
+    old = pickle.loads(pickle.dumps(m))
+    del old._sv_bytes  # as pickled before b5d03d3
+    restored = pickle.loads(pickle.dumps(old))
+    np.testing.assert_array_equal(restored._sv_bytes[0], m._sv_bytes[0])
+    np.testing.assert_array_equal(restored.decision_function(Xt), m.decision_function(Xt))
+    np.testing.assert_array_equal(restored.predict_proba(Xt), m.predict_proba(Xt))
+    assert not hasattr(pickle.loads(pickle.dumps(SVC())), "_sv_bytes")
+
+
 def test_ctrl_c_stops_a_fit(tmp_path):
     script = (
         "import numpy as np, fmnist_c\n"

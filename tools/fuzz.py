@@ -27,6 +27,7 @@ from fmnist_c import (SVC, CNNClassifier, CNNEnsembleClassifier, DecisionTreeCla
                       GradientBoostingClassifier, KNeighborsClassifier, MLPClassifier,
                       RandomForestClassifier, SGDLogisticRegression)
 from fmnist_c.data import read_idx
+from fmnist_c.features import HOGSVC
 from fmnist_c.nn import Conv2D, Dense, Dropout, Flatten, Sequential, load_model
 
 
@@ -58,9 +59,9 @@ def saved_models():
     small GradientBoostingClassifier (with validation history), a KNeighborsClassifier
     (uint8 rows, sample weights), an SVC (probabilities, class weights), an
     SGDLogisticRegression (validation history), a DecisionTreeClassifier, a
-    RandomForestClassifier (out-of-bag score) and a CNNEnsembleClassifier of two small
-    networks (test-time shifts). Appended in this order: a corpus input picks its base by
-    position."""
+    RandomForestClassifier (out-of-bag score), a CNNEnsembleClassifier of two small
+    networks (test-time shifts) and a HOGSVC (4 x 4 images, probabilities). Appended
+    in this order: a corpus input picks its base by position."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
@@ -77,11 +78,14 @@ def saved_models():
     ensemble = CNNEnsembleClassifier(CNNClassifier(layers=[Conv2D(2, 3), Flatten()], epochs=1,
                                                    batch_size=4, tta_shift=1),
                                      n_members=2, random_state=0)
+    hogsvc = HOGSVC(hogs=({"pixels_per_cell": 2, "cells_per_block": 1},), probability=True,
+                    random_state=0)
     for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
                   gbdt.fit(X, y, validation_data=(X, y)),
                   knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0)),
                   svc.fit(X, y), lr.fit(X, y, validation_data=(X, y)), tree.fit(X, y),
-                  forest.fit(X, y), ensemble.fit(np.tile(X, (1, 2))[:, :9], y)):
+                  forest.fit(X, y), ensemble.fit(np.tile(X, (1, 2))[:, :9], y),
+                  hogsvc.fit(rng.random((12, 4, 4), dtype=np.float32), y)):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())

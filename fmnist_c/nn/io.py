@@ -47,6 +47,7 @@ def _model_kinds():
     from ..boosting import GradientBoostingClassifier
     from ..ensemble import RandomForestClassifier
     from ..linear import SGDLogisticRegression
+    from ..features import HOGSVC
     from ..neighbors import KNeighborsClassifier
     from ..svm import SVC
     from ..tree import DecisionTreeClassifier
@@ -56,14 +57,15 @@ def _model_kinds():
     return {cls.__name__: cls for cls in (
         Sequential, MLPClassifier, CNNClassifier, GradientBoostingClassifier, SVC,
         KNeighborsClassifier, SGDLogisticRegression, DecisionTreeClassifier,
-        RandomForestClassifier, CNNEnsembleClassifier)}
+        RandomForestClassifier, CNNEnsembleClassifier, HOGSVC)}
 
 
 def load_model(path):
     """Load any model saved by fmnist_c (Sequential, MLPClassifier, CNNClassifier,
     CNNEnsembleClassifier,
     GradientBoostingClassifier, SVC, KNeighborsClassifier, SGDLogisticRegression,
-    DecisionTreeClassifier, RandomForestClassifier), from a path or a file."""
+    DecisionTreeClassifier, RandomForestClassifier, features.HOGSVC), from a path or a
+    file."""
     return _load(path, None, lambda config, arrays:
                  _model_kinds()[str(arrays["kind"])]._from_file(config, arrays))
 
