@@ -14,7 +14,8 @@ ENSEMBLE_PRESETS = {
     # +0.10 more, the shifts +0.16 on top (0.9078); label smoothing 0.1 cost 0.1-0.4 points
     # and the ResNet trained worse per CPU second, so neither is in; EMA of the weights
     # (+0.26 / +0.13 with shifts) and random erasing stayed within one seed's noise.
-    # ~3 x 20 epochs of ~22.5 s on 60,000 images on two idle cores: ~23 minutes
+    # Cost: 3 x 20 epochs of 22.5-36 s (60,000 images, two idle cores; not yet timed idle):
+    # 23-36 minutes, within issue 18's 30 only if an idle epoch is below ~29 s
     "best": dict(n_members=3, estimator=dict(CNN_PRESETS["improved"], epochs=20, tta_shift=1,
                                              restore_best_weights=False)),
 }
