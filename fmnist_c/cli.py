@@ -43,7 +43,8 @@ def main(argv=None):
                                            "compare with the study's figures")
     rep.add_argument("--models", type=_models, default=None,
                      help="comma-separated models: lr, rf, mlp, mlp-onehot, cnn, "
-                          "mlp-improved, cnn-improved, cnn-best, knn, svm, svm-grid (default: the study's models: "
+                          "mlp-improved, cnn-improved, cnn-best, knn, svm, svm-grid, gbdt, hog-svm "
+                          "(default: the study's models: "
                           "lr,rf,mlp,mlp-onehot,cnn)")
     rep.add_argument("--seeds", type=_seeds, default=1,
                      help="seeds per model (mean ± std): a count (5: seeds 0-4), a range (1-4) "

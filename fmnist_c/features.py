@@ -41,6 +41,16 @@ def _check_settings(orientations, pixels_per_cell, cells_per_block, block_norm, 
     return (_pair(pixels_per_cell, "pixels_per_cell"), _pair(cells_per_block, "cells_per_block"))
 
 
+def _n_features(h, w, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+                block_norm="L2-Hys", transform_sqrt=False):
+    """How many features hog gives an h x w image with these settings (checked), without
+    computing them: whole cells, every block position of whole cells, as scikit-image."""
+    cell, block = _check_settings(orientations, pixels_per_cell, cells_per_block, block_norm,
+                                  transform_sqrt)
+    rows, cols = (max(0, n // c - b + 1) for n, c, b in zip((h, w), cell, block))
+    return rows * cols * block[0] * block[1] * orientations
+
+
 def _image_shape(image_shape, width, ndim_shape):
     """(h, w) of images given as flat rows of `width` values: image_shape (one entry may be
     -1, as in reshape), else the shape of 3-D input (`ndim_shape`), else a square."""
@@ -222,8 +232,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         y = check_labels(y, len(images))
         if validation_data is not None:
             Xv, yv = validation_data
-            self.n_features_in_ = width
-            self._check_width(check_images(_as_array(Xv), "validation X"), "validation X")
+            Xv = check_images(_as_array(Xv), "validation X")
+            if Xv.shape[1] != width:
+                raise ValueError(f"validation X has {Xv.shape[1]} features, but X has {width}")
             check_labels(yv, len(Xv), "validation y")
         grid = [(i, float(C), float(f)) for i in range(len(hogs)) for C in self.Cs
                 for f in self.gamma_factors]
@@ -314,10 +325,15 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                 from None
         if not (h >= 1 and w >= 1 and h * w <= _MOST_PIXELS):
             raise ValueError(f"the HOGSVC model file's image shape {shape!r} is out of range")
-        self.hog_ = HOG(**hog, n_jobs=self.n_jobs).fit(np.zeros((1, h, w), np.float32))
         self.svc_ = SVC._from_file(config["svc"], arrays)
-        if self.svc_.n_features_in_ != self.hog_.n_features_out_:
+        # the SVC's width (bounded by its arrays) against the HOG's, before any HOG runs: a
+        # crafted file's settings could ask for billions of features of a zero image
+        if self.svc_.n_features_in_ != _n_features(h, w, **hog):
             raise ValueError("the HOGSVC model file's SVC does not take its HOG's features")
+        if self.svc_.probability != self.probability:
+            raise ValueError(f"the HOGSVC model file says probability={self.probability!r}, "
+                             f"its SVC was fitted with probability={self.svc_.probability!r}")
+        self.hog_ = HOG(**hog, n_jobs=self.n_jobs).fit(np.zeros((1, h, w), np.float32))
         self.svc_.set_params(n_jobs=self.n_jobs)
         self.classes_ = self.svc_.classes_
         self.n_features_in_ = self.hog_.n_features_in_

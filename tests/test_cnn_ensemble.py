@@ -87,6 +87,17 @@ def test_best_preset_and_unknown_presets():
     assert not m.estimator.restore_best_weights and not m.estimator.early_stopping
     with pytest.raises(ValueError, match="unknown preset"):
         CNNEnsembleClassifier.preset("nope")
+    # any setting may be overridden, the member template too
+    mine = CNNClassifier(epochs=1)
+    assert CNNEnsembleClassifier.preset("best", estimator=mine, n_members=2).estimator is mine
+
+
+def test_a_failed_refit_leaves_no_fitted_attribute_of_the_last_fit():
+    m = small(n_members=2).fit(X, y)
+    with pytest.raises(ValueError, match="validation"):
+        m.fit(X, y, validation_data=(X[:, :32], y))
+    for attr in ("classes_", "estimators_", "n_features_in_", "history_"):
+        assert not hasattr(m, attr), attr
 
 
 def test_cnn_best_runs_from_the_registry_on_a_few_images():

@@ -284,6 +284,52 @@ def test_hog_svc_saves_loads_pickles_clones_and_gives_probabilities(tmp_path):
         m.predict(np.zeros((2, 100), np.float32))
 
 
+def test_hog_feature_count_without_computing_them():
+    """features._n_features (the loader's check before any HOG runs) is hog's width, image
+    sides that are not whole cells and blocks that do not fit included."""
+    from fmnist_c.features import _n_features
+    for h, w in ((28, 28), (20, 28), (7, 9), (3, 3)):
+        img = np.ones((1, h, w), np.float32)
+        for o, cell, block in ((9, 4, 2), (5, (3, 2), (2, 3)), (12, 7, 1), (9, 8, 3)):
+            n = _n_features(h, w, o, cell, block)
+            if n == 0:  # a block of cells does not fit: hog refuses such images
+                with pytest.raises(ValueError, match="too small"):
+                    hog(img, o, cell, block)
+            else:
+                assert n == hog(img, o, cell, block).shape[1]
+
+
+def test_hog_svc_file_checks_before_running_hog(tmp_path, monkeypatch):
+    """A crafted HOGSVC file is refused by comparing its SVC's width with the count its HOG
+    settings give, before HOG runs (settings for a 2048 x 2048 image, one-pixel cells and
+    238 orientations would make a zero image's HOG ~4 GB); a file whose SVC lacks the
+    probabilities its settings promise is refused too."""
+    from fmnist_c.features import HOG, HOGSVC
+    X, y = fmnist_c.load_sample()
+    m = HOGSVC(hogs=({"pixels_per_cell": 7, "cells_per_block": 2},)).fit(X[:200], y[:200])
+    config, arrays = m._file_contents()
+    huge = {**config, "hog": {**config["hog"], "image_shape": [2048, 2048], "orientations": 238,
+                              "pixels_per_cell": [1, 1], "cells_per_block": [1, 1]}}
+    monkeypatch.setattr(HOG, "fit", lambda *a, **k: pytest.fail("HOG ran before the check"))
+    with pytest.raises(ValueError, match="SVC does not take its HOG's features"):
+        HOGSVC._from_file(huge, arrays)
+    monkeypatch.undo()
+    lying = {**config, "params": {**config["params"], "probability": True}}
+    with pytest.raises(ValueError, match="its SVC was fitted with probability=False"):
+        HOGSVC._from_file(lying, arrays)
+    assert HOGSVC._from_file(config, arrays).predict(X[:5]).shape == (5,)
+
+
+def test_a_failed_hog_svc_fit_keeps_the_fitted_width():
+    from fmnist_c.features import HOGSVC
+    X, y = fmnist_c.load_sample()
+    m = HOGSVC(hogs=({"pixels_per_cell": 7, "cells_per_block": 2},)).fit(X[:200], y[:200])
+    with pytest.raises(ValueError, match="validation X has 784 features, but X has 400"):
+        m.fit(X[:200].reshape(-1, 28, 28)[:, :20, :20], y[:200],
+              validation_data=(X[200:300], y[200:300]))
+    assert m.n_features_in_ == 784 and m.predict(X[:5]).shape == (5,)
+
+
 def sklearn_clone(model):
     base = pytest.importorskip("sklearn.base")
     return base.clone(model)

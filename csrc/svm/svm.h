@@ -1,7 +1,8 @@
 /* svm.h: kernel support vector classification (C-SVC), the problem libsvm solves: SMO with
  * second-order working-set selection, shrinking and a bounded kernel-row cache, one-vs-one
- * over class pairs, and decision values for new samples. Kernel rows come from fm_gemm in
- * blocks. Not a general QP solver: no nu-SVC, regression or one-class. */
+ * over class pairs, and decision values for new samples. The solver's kernel rows come from
+ * fm_gemm in blocks (float32, as libsvm's cache); decision values are float64 (kernel64.c).
+ * Not a general QP solver: no nu-SVC, regression or one-class. */
 #ifndef FM_SVM_H
 #define FM_SVM_H
 

@@ -51,8 +51,8 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         if name not in cls.PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(cls.PRESETS)}")
         settings = cls.PRESETS[name]
-        return cls(estimator=CNNClassifier(**settings["estimator"]),
-                   **{**{k: v for k, v in settings.items() if k != "estimator"}, **overrides})
+        return cls(**{**settings, "estimator": CNNClassifier(**settings["estimator"]),
+                      **overrides})
 
     def _members(self):
         """Unfitted members, checked settings: clones of the estimator with their seeds."""
@@ -75,7 +75,7 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         X = check_images(X)
         y = check_labels(y, X.shape[0])
         check_sample_weight(sample_weight, X.shape[0])
-        for attr in ("classes_", "estimators_"):
+        for attr in ("classes_", "estimators_", "n_features_in_", "history_"):
             self.__dict__.pop(attr, None)
         for i, member in enumerate(members):
             if self.verbose:
