@@ -938,7 +938,8 @@ import json, time
 from fmnist_c import ledger
 from fmnist_c.metrics import accuracy_ci, f1_score, mcnemar, precision_recall_f1
 MODELS = os.environ.get("@MODELS_ENV@", "models")  # the CNNs 05 saved
-QUICK_EPOCHS = {"mlp": 2, "cnn": 1}  # quick mode only: shortened training
+QUICK_SETTINGS = {"mlp": {"epochs": 2}, "cnn": {"epochs": 1},  # quick mode only: shortened training
+                  "gbdt": {"n_estimators": 20}}
 committed = {r["model"]: r for r in ledger.latest(ledger.read(os.path.join("..", "results", "ledger.jsonl")))
              if r["protocol"] == "study" and r["seed"] == 0 and r["data"] == "full"}
 
@@ -954,7 +955,7 @@ def fitted(key):
             return fmnist_c.CNNClassifier.load(path), json.load(f)["fit_seconds"], X_test
     if key == "cnn-improved":
         return None
-    quick = {"epochs": QUICK_EPOCHS[key]} if QUICK and key in QUICK_EPOCHS else None
+    quick = QUICK_SETTINGS[key] if QUICK and key in QUICK_SETTINGS else None
     model, _, row = fmnist_c.study.run_model(key, split, 0, data="full" if FULL_DATA else "sample",
                                              overrides=quick)
     if key not in committed:
@@ -980,7 +981,7 @@ for key in list(titles):
         titles[key] += f", depth {model.best_depth_} chosen on validation"
     if key == "knn":
         titles[key] += f" (k={model.model_.n_neighbors}, {model.model_.metric})"
-    if QUICK and key in QUICK_EPOCHS:  # shortened training: not the model the title names
+    if QUICK and key in QUICK_SETTINGS:  # shortened training: not the model the title names
         titles[key] += " [quick mode]"
     model.predict(inputs[key][:100])  # warm up
     t0 = time.perf_counter()
