@@ -364,6 +364,8 @@ def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", ove
         extra["grid"] = model.grid_scores_
     if hasattr(model, "study_report"):
         extra["depth_sweep"] = model.study_report(Xte, split.y_test)
+    if hasattr(model, "ablation"):
+        extra["ablation"] = model.ablation(Xte, split.y_test)
     if hasattr(model, "best_params_"):
         extra["best_params"] = model.best_params_
     val_acc = model.score(*validation) if validation else None

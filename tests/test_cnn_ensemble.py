@@ -116,3 +116,27 @@ def test_cnn_best_runs_from_the_registry_on_a_few_images():
     assert row["model"] == "cnn-best" and row["val_accuracy"] is None
     assert row["overrides"]["n_members"] == 2 and row["n_train"] == 200
     assert pred.shape == (100,)
+
+
+def test_ablation_reads_each_ingredient_off_one_fit(tmp_path):
+    m = small(tta_shift=1).fit(X, y.astype(str))
+    rows = m.ablation(X, y.astype(str))
+    assert [(r["members"], r["test_shifts"]) for r in rows] == \
+        [(1, False), (2, False), (3, False), (1, True), (2, True), (3, True)]
+    assert rows[-1]["accuracy"] == m.score(X, y.astype(str))
+    # the first k members are the ensemble of k with the same seed, with or without shifts
+    for k in (1, 2):
+        sub = small(tta_shift=1, n_members=k).fit(X, y.astype(str))
+        assert rows[3 + k - 1]["accuracy"] == sub.score(X, y.astype(str))
+        sub.estimators_[0].set_params(tta_shift=0)
+        if k == 1:
+            assert rows[0]["accuracy"] == sub.score(X, y.astype(str))
+    seconds = [r["fit_seconds"] for r in rows[:3]]
+    assert seconds == sorted(seconds) and seconds[0] > 0 and rows[3:][2]["fit_seconds"] == seconds[2]
+    assert len(small().fit(X, y).ablation(X, y)) == 3  # no shifts: one variant
+    m.save(tmp_path / "ens.npz")
+    back = CNNEnsembleClassifier.load(tmp_path / "ens.npz").ablation(X, y.astype(str))
+    assert [r["accuracy"] for r in back] == [r["accuracy"] for r in rows]
+    assert {r["fit_seconds"] for r in back} == {None}  # fit times are not saved
+    with pytest.raises(ValueError, match="labels|length|samples"):
+        m.ablation(X, y[:-1])

@@ -1,5 +1,7 @@
 """CNNEnsembleClassifier: independently seeded copies of one CNNClassifier, their
 probabilities averaged (issue 18's recipe). Not bagging: every member sees all the data."""
+import time
+
 import numpy as np
 
 from .._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
@@ -77,11 +79,17 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         check_sample_weight(sample_weight, X.shape[0])
         for attr in ("classes_", "estimators_", "n_features_in_", "history_"):
             self.__dict__.pop(attr, None)
+        for attr in ("member_fit_seconds_",):
+            self.__dict__.pop(attr, None)
+        seconds = []
         for i, member in enumerate(members):
             if self.verbose:
                 print(f"member {i + 1}/{len(members)}")
+            t0 = time.perf_counter()
             member.fit(X, y, sample_weight, validation_data=validation_data)
+            seconds.append(time.perf_counter() - t0)
         self._adopt(members)
+        self.member_fit_seconds_ = seconds
         return self
 
     def _adopt(self, members):
@@ -99,6 +107,31 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """The log of predict_proba (for two classes, the positive class's margin)."""
         return self._binary_margin(np.log(self.predict_proba(X)))
+
+    def ablation(self, X, y):
+        """What the recipe's ingredients give on (X, y), read off this one fit: for the
+        first k members (k = 1..n_members; an ensemble of k with the same random_state fits
+        exactly those k), the accuracy without test-time shifts and, if the members have
+        them, with (test_shifts True), and the seconds those k members' fits took (None for a loaded model: fit
+        times are not saved). A list of dicts {"members", "test_shifts", "accuracy",
+        "fit_seconds"}; the last one is what score(X, y) gives."""
+        X = self._check_X(X)
+        y = np.asarray(y)
+        check_labels(y, X.shape[0])
+        seconds = getattr(self, "member_fit_seconds_", None)
+        forwards = [(False, lambda m: m.model_._forward(X, proba=True))]
+        if any(m._test_shifts() for m in self.estimators_):
+            forwards.append((True, lambda m: m._net_forward(X, proba=True)))
+        rows = []
+        for shifted, forward in forwards:
+            total = 0  # summed as predict_proba sums, so the last row is score(X, y)
+            for k, m in enumerate(self.estimators_, 1):
+                total = total + forward(m)
+                pred = self.classes_[np.argmax(total / np.float32(k), axis=1)]
+                rows.append({"members": k, "test_shifts": shifted,
+                             "accuracy": float(np.mean(pred == y)),
+                             "fit_seconds": None if seconds is None else float(sum(seconds[:k]))})
+        return rows
 
     def count_params(self):
         """Parameters of all members."""
