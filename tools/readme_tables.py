@@ -125,13 +125,42 @@ def cnn(fig):
     return text
 
 
+def best(fig):
+    """issue 18's runs: each seed's official-test accuracy and wall time, and the ablation
+    each run's row holds (the first k members, with and without test-time shifts)."""
+    rows = sorted(ledger.select(ledger.latest(ledger.read(LEDGER)), ["cnn-best"],
+                                ["official-all", "official"]), key=lambda r: r["seed"])
+    if not rows:
+        return "The ledger holds no run of it yet."
+    lines = ["| seed | official test accuracy | fit, minutes | load before / after |",
+             "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | **{r['test_accuracy']:.4f}** | {r['fit_seconds'] / 60:.1f} | "
+                     f"{' / '.join(str(x) for x in r['load_avg_1min'])} |")
+    lines += ["", "What each ingredient gives, read off the same runs (`CNNEnsembleClassifier."
+              "ablation`: the first k members, as an ensemble of k with the same seed would fit "
+              "them; mean over the seeds above):", "",
+              "| members | test-time shifts | official test accuracy | fit, minutes |",
+              "|---|---|---|---|"]
+    by_variant = {}
+    for r in rows:
+        for a in r["extra"]["ablation"]:
+            by_variant.setdefault((a["test_shifts"], a["members"]), []).append(a)
+    for (shifted, k), runs in sorted(by_variant.items()):
+        acc = sum(a["accuracy"] for a in runs) / len(runs)
+        minutes = sum(a["fit_seconds"] for a in runs) / len(runs) / 60
+        lines.append(f"| {k} | {'yes' if shifted else 'no'} | {acc:.4f} | {minutes:.1f} |")
+    return "\n".join(lines)
+
+
 def _first_row(key):
     """The ledger's study-split row of `key` with the lowest seed."""
     rows = ledger.select(ledger.latest(ledger.read(LEDGER)), [key], ["study"])
     return min(rows, key=lambda r: r["seed"])
 
 
-BLOCKS = {"main": main_table, "more": more_table, "forest": forest, "ann": ann, "cnn": cnn}
+BLOCKS = {"main": main_table, "more": more_table, "forest": forest, "ann": ann, "cnn": cnn,
+          "best": best}
 
 
 def rewrite(text, fig):
