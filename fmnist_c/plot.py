@@ -84,24 +84,28 @@ def plot_history(history, metrics=("loss", "accuracy"), ax=None):
     """Training curves, one panel per metric: the training series `m` and the validation
     series `val_m`, epochs numbered from 1.
 
-    history: a dict of per-epoch lists, or an estimator with `history_` (or a Keras
-    History with `history`). Metrics absent from history (neither `m` nor `val_m`) are
-    left out; if none is present, ValueError. ax: one Axes per plotted metric (a single
-    Axes for one metric), or None for a new figure. Returns the Figure.
+    history: a dict of per-epoch lists, a list of such dicts (an ensemble's members, one
+    curve each), or an estimator with `history_` (or a Keras History with `history`).
+    Metrics absent from history (neither `m` nor `val_m`) are left out; if none is
+    present, ValueError. ax: one Axes per plotted metric (a single Axes for one metric),
+    or None for a new figure. Returns the Figure.
     """
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    if not isinstance(history, dict):
+    if not isinstance(history, (dict, list, tuple)):
         history = getattr(history, "history_", getattr(history, "history", None))
-    if not isinstance(history, dict):
-        raise TypeError("history must be a dict of per-epoch lists or have a history_ dict")
+    runs = [history] if isinstance(history, dict) else history
+    if (not isinstance(runs, (list, tuple)) or not runs
+            or not all(isinstance(h, dict) for h in runs)):
+        raise TypeError("history must be a dict of per-epoch lists, a non-empty list of "
+                        "them, or have a history_ of that kind")
     if isinstance(metrics, str):
         metrics = (metrics,)
-    shown = [m for m in metrics if m in history or f"val_{m}" in history]
+    shown = [m for m in metrics if any(m in h or f"val_{m}" in h for h in runs)]
     if not shown:
         raise ValueError(f"none of the metrics {tuple(metrics)} is in history; "
-                         f"it has {sorted(history)}")
+                         f"it has {sorted(set().union(*runs))}")
     if ax is None:
         fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.8),
                                  squeeze=False, layout="constrained")
@@ -112,10 +116,13 @@ def plot_history(history, metrics=("loss", "accuracy"), ax=None):
             raise ValueError(f"{len(axes)} Axes given for {len(shown)} metrics {shown}")
         fig = axes[0].figure
     for a, m in zip(axes, shown):
-        for key, label, style in ((m, "train", "-"), (f"val_{m}", "validation", "--")):
-            if key in history:
-                series = np.asarray(history[key], dtype=np.float64)
-                a.plot(np.arange(1, len(series) + 1), series, style, marker=".", label=label)
+        for i, h in enumerate(runs):
+            run = f"member {i + 1} " if len(runs) > 1 else ""
+            for key, label, style in ((m, "train", "-"), (f"val_{m}", "validation", "--")):
+                if key in h:
+                    series = np.asarray(h[key], dtype=np.float64)
+                    a.plot(np.arange(1, len(series) + 1), series, style, marker=".",
+                           label=run + label, color=f"C{i}" if len(runs) > 1 else None)
         a.set_xlabel("Epoch")
         a.set_ylabel(m)
         a.set_title(m)

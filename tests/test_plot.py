@@ -128,11 +128,27 @@ def test_history_from_estimator_and_given_axes():
     assert all(len(a.get_lines()) == 2 for a in axes)
 
 
+def test_history_of_an_ensemble_one_curve_per_member():
+    # CNNEnsembleClassifier.history_ is its members' histories; reproduce plots it
+    class Ensemble:
+        history_ = [HISTORY, {"loss": [0.9, 0.5], "val_loss": [1.0, 0.8]}]
+
+    fig = plot.plot_history(Ensemble())
+    loss, accuracy = fig.axes
+    assert [t.get_text() for t in loss.get_legend().get_texts()] == [
+        "member 1 train", "member 1 validation", "member 2 train", "member 2 validation"]
+    np.testing.assert_allclose(loss.get_lines()[3].get_ydata(), [1.0, 0.8])
+    assert loss.get_lines()[0].get_color() != loss.get_lines()[2].get_color()
+    assert len(accuracy.get_lines()) == 2  # member 2 has no accuracy
+
+
 def test_history_bad_input():
     with pytest.raises(ValueError, match="none of the metrics"):
         plot.plot_history(HISTORY, metrics=("f1",))
     with pytest.raises(TypeError):
         plot.plot_history([0.1, 0.2])
+    with pytest.raises(TypeError):
+        plot.plot_history([])
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="Axes"):
         plot.plot_history(HISTORY, ax=ax)
