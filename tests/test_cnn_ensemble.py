@@ -55,6 +55,27 @@ def test_save_load_round_trip(tmp_path):
         assert back.estimator.tta_shift == 1
 
 
+def test_a_loaded_ensemble_has_the_saved_settings(tmp_path):
+    """Every setting comes back, the template's too: load rebuilt the template from the
+    first member, so its random_state became None and its verbose and n_jobs the
+    ensemble's. A template of None (the improved preset) stays None."""
+    m = small(random_state=7, n_jobs=1, n_members=2)
+    m.estimator.set_params(random_state=5, verbose=1, n_jobs=2)
+    m.fit(X, y)
+    for template in (m.estimator, None):
+        m.set_params(estimator=template).save(tmp_path / "ens.npz")
+        back = CNNEnsembleClassifier.load(tmp_path / "ens.npz")
+        saved, loaded = m.get_params(), back.get_params()
+        assert saved.pop("estimator") is template
+        template_back = loaded.pop("estimator")
+        assert loaded == saved
+        if template is None:
+            assert template_back is None
+        else:
+            assert template_back.get_params() == template.get_params()
+        np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))
+
+
 def test_a_file_whose_members_disagree_is_refused(tmp_path):
     m = small(n_members=2).fit(X, y)
     config, arrays = m._file_contents()

@@ -173,19 +173,27 @@ class _NetClassifier(FileMixin, ClassifierMixin, BaseEstimator):
 
     def _file_contents(self):
         """settings, classes and the network (FileMixin's save)"""
-        params = {k: _to_json(v) for k, v in self._file_params().items()}
-        return ({"params": params, "model": self.model_.get_config()},
+        return ({"params": self._json_params(), "model": self.model_.get_config()},
                 {**self.model_._arrays(), "classes": self._file_classes()})
 
+    def _json_params(self):
+        """the settings as a file holds them (also an ensemble's template, unfitted)"""
+        return {k: _to_json(v) for k, v in self._file_params().items()}
+
     @classmethod
-    def _from_file(cls, config, arrays):
-        params = cls._params_from_file({k: _from_json(v) for k, v in config["params"].items()})
+    def _from_json_params(cls, json_params):
+        """an unfitted classifier with the settings _json_params wrote"""
+        params = cls._params_from_file({k: _from_json(v) for k, v in json_params.items()})
         if "alpha" not in params:  # a file of fmnist_c 0.1: its names, in today's words
             params["alpha"] = params.pop("weight_decay", 0.0)
             patience = params.pop("patience", None)
             if patience is not None:
                 params.update(early_stopping=True, n_iter_no_change=patience)
-        self = cls(**params)
+        return cls(**params)
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls._from_json_params(config["params"])
         self.classes_ = arrays["classes"]
         self.model_ = Sequential.from_config(config["model"])._restore(arrays)
         if self.classes_.shape != (self.model_.n_outputs_,):

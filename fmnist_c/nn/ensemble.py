@@ -33,9 +33,9 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         the ensembles of seeds 0 and 1 share no member. verbose, n_jobs: set on each member.
 
     Fitted attributes: ``estimators_`` (the fitted members), ``classes_``,
-    ``n_features_in_``, ``history_`` (the members' histories). save/load write every
-    member into one .npz file; to_onnx averages the members' graphs (members without
-    tta_shift only).
+    ``n_features_in_``, ``history_`` (the members' histories). save/load write the
+    settings (the template's too) and every member into one .npz file; to_onnx averages
+    the members' graphs (members without tta_shift only).
     """
 
     PRESETS = ENSEMBLE_PRESETS
@@ -139,8 +139,10 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         return sum(m.count_params() for m in self.estimators_)
 
     def _file_contents(self):
-        """the ensemble's settings and each member's file contents, arrays prefixed m<i>/"""
+        """the ensemble's settings, its template's (None: the improved preset) and each
+        member's file contents, arrays prefixed m<i>/"""
         config = {"params": {k: v for k, v in self._file_params().items() if k != "estimator"},
+                  "estimator": None if self.estimator is None else self.estimator._json_params(),
                   "members": []}
         arrays = {}
         for i, m in enumerate(self.estimators_):
@@ -167,7 +169,8 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         if params.get("n_members") != len(members):
             raise ValueError(f"the model file holds {len(members)} members, its settings say "
                              f"{params.get('n_members')!r}")
-        template = members[0].get_params()
-        self = cls(estimator=CNNClassifier(**{**template, "random_state": None}), **params)
+        template = config["estimator"]
+        self = cls(estimator=None if template is None else
+                   CNNClassifier._from_json_params(template), **params)
         self._adopt(members)
         return self
