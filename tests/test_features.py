@@ -235,6 +235,48 @@ def test_hog_svc_chooses_on_validation_and_is_the_pipeline_it_chose():
     assert m.score(s.X_test, s.y_test) > 0.8
 
 
+def test_hog_svc_with_pixels_is_the_svc_of_hog_and_scaled_pixels(tmp_path):
+    """A candidate with pixel_weight w appends the pixels, scaled by w / the training
+    images' largest value, to its HOG's features: the same SVC as one fitted on those
+    features by hand, chosen on validation like any candidate, saved and loaded whole."""
+    from fmnist_c.features import HOGSVC
+    from fmnist_c.study import split_data
+    s = split_data("official", *fmnist_c.load_sample(), "sample")[0]
+    plain = {"pixels_per_cell": 7, "cells_per_block": 2}
+    hogs = (plain, {**plain, "pixel_weight": 0.5})
+    m = HOGSVC(hogs=hogs, subset=800, random_state=0).fit(
+        s.X_train, s.y_train, validation_data=(s.X_val, s.y_val))
+    part = np.sort(np.random.default_rng(0).permutation(len(s.y_train))[:800])
+
+    def features(X):
+        return np.hstack([hog(X, **plain), (X.reshape(len(X), -1) * (0.5 / 255)).astype(np.float32)])
+    with_pixels = fmnist_c.SVC(C=10.0, gamma="scale").fit(features(s.X_train[part]),
+                                                          s.y_train[part])
+    assert m.grid_scores_[1][3] == with_pixels.score(features(s.X_val), s.y_val)
+    assert m.grid_scores_[1][3] > m.grid_scores_[0][3]  # the pixels help, even at 800 images
+    assert m.best_params_["pixel_weight"] == 0.5 and m.pixel_scale_ == 0.5 / 255
+    direct = fmnist_c.SVC(C=10.0, gamma=m.best_params_["gamma"]).fit(features(s.X_train),
+                                                                     s.y_train)
+    np.testing.assert_array_equal(m.decision_function(s.X_test),
+                                  direct.decision_function(features(s.X_test)))
+    # images scaled to [0, 1] give the same features: the scale follows the largest pixel
+    m01 = HOGSVC(hogs=(hogs[1],)).fit(s.X_train[:300] / np.float32(255), s.y_train[:300])
+    m255 = HOGSVC(hogs=(hogs[1],)).fit(s.X_train[:300], s.y_train[:300])
+    np.testing.assert_allclose(m01.pixel_scale_, m255.pixel_scale_ * 255, rtol=1e-12)
+    m.save(tmp_path / "m.npz")
+    back = HOGSVC.load(tmp_path / "m.npz")
+    assert back.pixel_scale_ == m.pixel_scale_
+    np.testing.assert_array_equal(back.decision_function(s.X_test), m.decision_function(s.X_test))
+    config, arrays = m._file_contents()
+    for bad in (-1.0, float("nan"), "0.1", None):
+        with pytest.raises(ValueError, match="pixel scale"):
+            HOGSVC._from_file({**config, "pixel_scale": bad}, arrays)
+    with pytest.raises(ValueError, match="SVC does not take its HOG's features"):
+        HOGSVC._from_file({**config, "pixel_scale": 0.0}, arrays)  # the SVC wants the pixels
+    with pytest.raises(ValueError, match="pixel_weight"):
+        HOGSVC(hogs=({**plain, "pixel_weight": -1},)).fit(s.X_train[:100], s.y_train[:100])
+
+
 def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
     from fmnist_c.features import HOGSVC
     X, y = fmnist_c.load_sample()
