@@ -37,6 +37,17 @@ def test_members_are_seeded_apart_and_averaged():
     assert not hasattr(m.estimator, "classes_")
 
 
+def test_decision_function_is_finite_where_a_probability_underflows(monkeypatch):
+    m = small().fit(X, y)
+    zero = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], np.float32)
+    monkeypatch.setattr(m, "predict_proba", lambda X: zero)
+    d = m.decision_function(X[:2])
+    assert np.isfinite(d).all() and d[0, 1] == np.log(np.finfo(np.float32).tiny)
+    two = small().fit(X[y < 2], y[y < 2])  # two classes: the margin, not inf - inf
+    monkeypatch.setattr(two, "predict_proba", lambda X: zero[:, :2])
+    assert np.isfinite(two.decision_function(X[:2])).all()
+
+
 def test_tta_members_average_their_shifted_copies():
     m = small(tta_shift=1, n_members=2).fit(X, y)
     for e in m.estimators_:

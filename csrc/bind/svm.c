@@ -293,7 +293,9 @@ static PyObject *py_svm_exp(PyObject *self, PyObject *args, PyObject *kw)
             PyErr_SetString(PyExc_ValueError, "svm_exp takes x <= 0");
             goto fail;
         }
+    Py_BEGIN_ALLOW_THREADS
     status = fm_svm_exp64(op, n, kernel);
+    Py_END_ALLOW_THREADS
     if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
     result = (PyObject *)out;
     out = NULL;

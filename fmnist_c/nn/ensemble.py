@@ -105,8 +105,10 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
             np.float32(len(self.estimators_))
 
     def decision_function(self, X):
-        """The log of predict_proba (for two classes, the positive class's margin)."""
-        return self._binary_margin(np.log(self.predict_proba(X)))
+        """The log of predict_proba (for two classes, the positive class's margin), finite:
+        a probability that underflowed to 0 counts as float32's smallest normal number."""
+        proba = self.predict_proba(X)
+        return self._binary_margin(np.log(np.maximum(proba, np.finfo(proba.dtype).tiny)))
 
     def ablation(self, X, y):
         """What the recipe's ingredients give on (X, y), read off this one fit: for the
