@@ -180,10 +180,6 @@ def test_export_refuses_unfitted_models_and_wrong_shapes(sample):
         model.to_onnx(input_shape=(28, 27))
     with pytest.raises(TypeError, match="no ONNX export"):
         fmnist_c.onnx_export.to_onnx(object())
-    # HOGSVC's HOG step has no graph (README says so): a clear error, not a partial graph
-    hogsvc = fmnist_c.features.HOGSVC(hogs=({"pixels_per_cell": 7},)).fit(X[:100], y[:100])
-    with pytest.raises(TypeError, match="no ONNX export for HOGSVC; exported: "):
-        hogsvc.to_onnx()
 
 
 def test_without_onnx_the_error_says_what_to_install(sample, monkeypatch):
@@ -380,6 +376,85 @@ def test_svc_on_the_study_test_images(full_split):
     ref = sklearn_svm.SVC(C=10, probability=True, random_state=0).fit(X.astype(np.float64), y)
     assert_svc_export(svc_from_sklearn(ref), X_test[:2000], ref)
     assert_svc_export(SVC(C=10, probability=True, random_state=0).fit(X, y), X_test)
+
+
+HOG_SETTINGS = {  # orientations, pixels per cell, cells per block, norm, square root
+    "hog-svm-sqrt": dict(orientations=9, pixels_per_cell=4, cells_per_block=2, transform_sqrt=True),
+    "hog-svm-raw": dict(orientations=9, pixels_per_cell=4, cells_per_block=2),
+    # cells that do not tile 28 x 28 (5 x 3: 3 rows and 1 column left over); 45 and 90
+    # degrees are boundaries, which gradients along them meet exactly
+    "untiled-8-sqrt": dict(orientations=8, pixels_per_cell=(5, 3), cells_per_block=(2, 3),
+                           transform_sqrt=True),
+    "untiled-8-raw": dict(orientations=8, pixels_per_cell=(5, 3), cells_per_block=(2, 3)),
+    "L1-7": dict(orientations=7, pixels_per_cell=(6, 5), cells_per_block=(1, 2), block_norm="L1"),
+    "L1-sqrt-12": dict(orientations=12, pixels_per_cell=3, cells_per_block=3,
+                       block_norm="L1-sqrt", transform_sqrt=True),
+    "L2-4": dict(orientations=4, pixels_per_cell=(9, 2), cells_per_block=(2, 1), block_norm="L2"),
+}
+
+
+def hog_features(transformer, X):
+    """onnxruntime's features of X from the HOG graph alone (onnx_export._hog), checked."""
+    from fmnist_c.onnx_export import Graph, _hog
+    g = Graph(onnx)
+    out = _hog(transformer, g, g.flat("input", transformer.n_features_in_))
+    info = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        g.nodes, "hog", [info("input", onnx.TensorProto.FLOAT, ["N", transformer.n_features_in_])],
+        [info(out, onnx.TensorProto.FLOAT, ["N", transformer.n_features_out_])], g.initializers)
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": X.reshape(len(X), -1).astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("name", HOG_SETTINGS)
+def test_hog_graph_gives_our_features(sample, name):
+    """The graph's HOG of float32 images (pixels / 255 and 0..255) against
+    fmnist_c.features.hog's: within one float32 ulp, as the graph does the C's float64
+    arithmetic on the same float32 gradients and only sums cells and blocks in another
+    order (a bin that differed would move a whole magnitude, far more). On the sample they
+    are identical bit for bit."""
+    from fmnist_c.features import HOG
+    _, _, X_test = sample
+    images = np.concatenate([X_test[:300], np.round(X_test[300:] * 255)]).reshape(-1, 28, 28)
+    transformer = HOG(**HOG_SETTINGS[name]).fit(images[:1])
+    ours = fmnist_c.features.hog(images, **HOG_SETTINGS[name])
+    theirs = hog_features(transformer, images)
+    assert theirs.shape == ours.shape and theirs.dtype == np.float32
+    np.testing.assert_array_max_ulp(theirs, ours, maxulp=1)
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (7, 2), (1, 5)])
+def test_hog_graph_on_images_too_narrow_for_central_differences(shape):
+    """Fewer than 3 columns (rows): gx (gy) is 0 everywhere, as in the C."""
+    from fmnist_c.features import HOG
+    images = np.random.default_rng(0).random((20, *shape), dtype=np.float32)
+    settings = dict(orientations=6, pixels_per_cell=1, cells_per_block=(1, 2), transform_sqrt=True)
+    transformer = HOG(**settings).fit(images[:1])
+    np.testing.assert_array_max_ulp(hog_features(transformer, images),
+                                    fmnist_c.features.hog(images, **settings), maxulp=1)
+
+
+@pytest.mark.parametrize("root, probability", [(True, True), (False, False)],
+                         ids=["sqrt-proba", "raw-decision"])
+def test_hogsvc_exports_through_the_cli(sample, tmp_path, root, probability):
+    """A HOGSVC on raw pixels 0..255 (as hog-svm is fed), cells that do not tile the image,
+    saved, exported by `fmnist-c export`: our classes, our probabilities or decision values
+    within 1e-5 (the features are ours within a float32 ulp, the SVC is in float64)."""
+    X, y, X_test = sample
+    pixels, test = np.round(X[:400] * 255), np.round(X_test[:200] * 255)
+    hog = dict(orientations=9, pixels_per_cell=(5, 3), cells_per_block=2, transform_sqrt=root)
+    model = fmnist_c.features.HOGSVC(hogs=(hog,), probability=probability, random_state=0)
+    model.fit(pixels, y[:400]).save(tmp_path / "hog.npz")
+    assert cli.main(["export", str(tmp_path / "hog.npz"), str(tmp_path / "hog.onnx"),
+                     "--input-shape", "28,28"]) == 0
+    labels, scores = run(onnx.load(str(tmp_path / "hog.onnx")), test.reshape(-1, 28, 28))
+    np.testing.assert_array_equal(labels, model.predict(test))
+    ours = model.predict_proba(test) if probability else model.decision_function(test)
+    np.testing.assert_allclose(scores, ours, rtol=0, atol=1e-5)
+    assert_svc_export(model, test)  # to_onnx, rows of 784
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
