@@ -277,8 +277,12 @@ def _hog(hog, g, x):
 
 
 def _hog_svc(model, g, x):
-    """HOGSVC: its HOG's features (_hog), then its SVC (_svc)."""
-    return _svc(model.svc_, g, _hog(model.hog_, g, x))
+    """HOGSVC: its HOG's features (_hog; a list of HOGs: theirs concatenated in its order),
+    then its SVC (_svc)."""
+    hogs = model.hog_ if isinstance(model.hog_, (list, tuple)) else [model.hog_]
+    features = [_hog(hog, g, x) for hog in hogs]
+    return _svc(model.svc_, g, g.op("Concat", *features, axis=1) if len(features) > 1
+                else features[0])
 
 
 def _knn(model, g, x):
