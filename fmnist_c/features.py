@@ -182,12 +182,13 @@ def _hog_settings(candidate):
     return {k: v for k, v in candidate.items() if k != "pixel_weight"}
 
 
-def _join(features, images, pixel_scale):
-    """HOGSVC's features: the HOG's, then (pixel_scale > 0) the images' pixels times it"""
+def _hog_svc_features(hog, images, pixel_scale):
+    """HOGSVC's features of float32 images: the HOG's, then (pixel_scale > 0) the pixels
+    times it, in float32 (as the ONNX graph computes them)"""
+    features = hog.transform(images)
     if not pixel_scale:
         return features
-    flat = np.asarray(images).reshape(len(features), -1)
-    return np.hstack([features, (flat * pixel_scale).astype(np.float32)])
+    return np.hstack([features, images.reshape(len(images), -1) * np.float32(pixel_scale)])
 
 
 class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
@@ -199,7 +200,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     training images (drawn with random_state) and scored on the validation set; the best
     (the first among equals) is refitted on every training image. The features are not
     rescaled: each block is normalised already, and gamma="scale" adapts to their variance.
-    A dict of ``hogs`` may also hold ``"pixel_weight": w``: the pixels themselves then
+    The images are taken as float32 (uint8 too: HOG's uint8 path works in float64, where
+    a few gradients fall on the other side of a bin boundary than in float32; so the model
+    is the same for either dtype and for its ONNX graph). A dict of ``hogs`` may also hold ``"pixel_weight": w``: the pixels themselves then
     follow the HOG features, scaled to [0, 1] by the training images' largest absolute
     value and multiplied by w (``pixel_scale_`` is the factor: w / that value; 0 without
     pixels). Shapes the HOG's cells blur, the pixels keep (issue 17's validation runs:
@@ -251,12 +254,15 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         images = _as_array(X)
         width = check_images(images).shape[1]
         y = check_labels(y, len(images))
+        images = np.asarray(images, np.float32)
         if validation_data is not None:
             Xv, yv = validation_data
-            Xv = check_images(_as_array(Xv), "validation X")
-            if Xv.shape[1] != width:
-                raise ValueError(f"validation X has {Xv.shape[1]} features, but X has {width}")
+            Xv = _as_array(Xv)
+            val_width = check_images(Xv, "validation X").shape[1]
+            if val_width != width:
+                raise ValueError(f"validation X has {val_width} features, but X has {width}")
             check_labels(yv, len(Xv), "validation y")
+            validation_data = (np.asarray(Xv, np.float32), yv)
         grid = [(i, float(C), float(f)) for i in range(len(hogs)) for C in self.Cs
                 for f in self.gamma_factors]
         if validation_data is None and len(grid) > 1:
@@ -269,8 +275,8 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                   for h in self.hogs]
         scores = []
         for i, hog_step in enumerate(hogs):
-            feats = _join(hog_step.fit_transform(images[part]), images[part], scales[i])
-            val = (_join(hog_step.transform(validation_data[0]), validation_data[0], scales[i])
+            feats = _hog_svc_features(hog_step.fit(images[part]), images[part], scales[i])
+            val = (_hog_svc_features(hog_step, validation_data[0], scales[i])
                    if len(grid) > 1 else None)
             scale = SVC()._gamma_for(feats)
             for _, C, f in (g for g in grid if g[0] == i):
@@ -284,13 +290,13 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         best = max(range(len(scores)), key=lambda j: (scores[j][3] or 0.0, -j))
         i, C, _, _ = scores[best]
         self.hog_, self.pixel_scale_ = hogs[i].fit(images), scales[i]
-        feats = _join(self.hog_.transform(images), images, self.pixel_scale_)
+        feats = _hog_svc_features(self.hog_, images, self.pixel_scale_)
         # gamma="scale" on every training image's features, times the chosen factor
         gamma = grid[best][2] * SVC()._gamma_for(feats)
         val = None
         if self.probability and validation_data is not None:
-            val = (_join(self.hog_.transform(validation_data[0]), validation_data[0],
-                         self.pixel_scale_), validation_data[1])
+            val = (_hog_svc_features(self.hog_, validation_data[0], self.pixel_scale_),
+                   validation_data[1])
         self.svc_ = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
                         probability=bool(self.probability), random_state=self.random_state,
                         verbose=self.verbose, n_jobs=self.n_jobs).fit(
@@ -306,7 +312,8 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         X = _as_array(X)
         self._check_width(check_images(X))  # errors that name HOGSVC
         # finite inputs near float32's limit overflow the gradients
-        return check_finite_outputs(_join(self.hog_.transform(X), X, self.pixel_scale_))
+        return check_finite_outputs(
+            _hog_svc_features(self.hog_, np.asarray(X, np.float32), self.pixel_scale_))
 
     def decision_function(self, X):
         features = self._features(X)

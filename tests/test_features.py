@@ -214,6 +214,7 @@ def test_hog_svc_chooses_on_validation_and_is_the_pipeline_it_chose():
     from fmnist_c.features import HOGSVC
     from fmnist_c.study import split_data
     s = split_data("official", *fmnist_c.load_sample(), "sample")[0]
+    s = s._replace(**{k: getattr(s, k).astype(np.float32) for k in ("X_train", "X_val", "X_test")})
     hogs = ({"pixels_per_cell": 7, "cells_per_block": 2}, {"pixels_per_cell": 4,
                                                            "cells_per_block": 2,
                                                            "transform_sqrt": True})
@@ -242,6 +243,7 @@ def test_hog_svc_with_pixels_is_the_svc_of_hog_and_scaled_pixels(tmp_path):
     from fmnist_c.features import HOGSVC
     from fmnist_c.study import split_data
     s = split_data("official", *fmnist_c.load_sample(), "sample")[0]
+    s = s._replace(**{k: getattr(s, k).astype(np.float32) for k in ("X_train", "X_val", "X_test")})
     plain = {"pixels_per_cell": 7, "cells_per_block": 2}
     hogs = (plain, {**plain, "pixel_weight": 0.5})
     m = HOGSVC(hogs=hogs, subset=800, random_state=0).fit(
@@ -249,7 +251,7 @@ def test_hog_svc_with_pixels_is_the_svc_of_hog_and_scaled_pixels(tmp_path):
     part = np.sort(np.random.default_rng(0).permutation(len(s.y_train))[:800])
 
     def features(X):
-        return np.hstack([hog(X, **plain), (X.reshape(len(X), -1) * (0.5 / 255)).astype(np.float32)])
+        return np.hstack([hog(X, **plain), X.reshape(len(X), -1) * np.float32(0.5 / 255)])
     with_pixels = fmnist_c.SVC(C=10.0, gamma="scale").fit(features(s.X_train[part]),
                                                           s.y_train[part])
     assert m.grid_scores_[1][3] == with_pixels.score(features(s.X_val), s.y_val)
@@ -375,3 +377,18 @@ def test_a_failed_hog_svc_fit_keeps_the_fitted_width():
 def sklearn_clone(model):
     base = pytest.importorskip("sklearn.base")
     return base.clone(model)
+
+
+def test_hog_svc_is_the_same_model_for_uint8_and_float32_images():
+    """HOGSVC takes images as float32 (HOG's uint8 path works in float64, where a few
+    gradients fall on another side of a bin boundary): bytes and their float32 values give
+    the same fit and the same decision values, which its ONNX graph reproduces."""
+    from fmnist_c.features import HOGSVC
+    X, y = fmnist_c.load_sample()
+    hogs = ({"pixels_per_cell": 4, "cells_per_block": 2, "transform_sqrt": True,
+             "pixel_weight": 0.5},)
+    a = HOGSVC(hogs=hogs).fit(X[:300], y[:300])
+    b = HOGSVC(hogs=hogs).fit(X[:300].astype(np.float32), y[:300])
+    np.testing.assert_array_equal(a.svc_.dual_coef_, b.svc_.dual_coef_)
+    np.testing.assert_array_equal(a.decision_function(X[300:600]),
+                                  b.decision_function(X[300:600].astype(np.float32)))

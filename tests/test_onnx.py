@@ -457,23 +457,19 @@ def test_hogsvc_exports_through_the_cli(sample, tmp_path, root, probability):
     assert_svc_export(model, test)  # to_onnx, rows of 784
 
 
-def test_hogsvc_with_a_list_of_hogs_concatenates_their_features(sample):
-    """hog_ as a list (a union of HOGs): the graph concatenates their features in the list's
-    order before the SVC (a HOGSVC put together by hand from an SVC fitted on them)."""
-    from fmnist_c.features import HOG, HOGSVC
+def test_hogsvc_with_pixels_appends_them_scaled(sample):
+    """A HOGSVC whose chosen candidate appends the pixels (pixel_scale_ > 0, as hog-svm's
+    registry candidates): the graph concatenates them, times the scale in float32, to the
+    HOG's features; fed uint8 or float32 images, ours is the same model the graph is."""
+    from fmnist_c.features import HOGSVC
     X, y, X_test = sample
-    hogs = [HOG(orientations=9, pixels_per_cell=4, cells_per_block=2, transform_sqrt=True),
-            HOG(orientations=6, pixels_per_cell=(7, 5), cells_per_block=1)]
-    features = lambda images: np.hstack([h.transform(images) for h in hogs])  # noqa: E731
-    for h in hogs:
-        h.fit(X[:1])
-    model = HOGSVC()
-    model.hog_, model.svc_ = hogs, SVC(C=10).fit(features(X[:400]), y[:400])
-    model.classes_, model.n_features_in_ = model.svc_.classes_, 784
-    labels, scores = run(model.to_onnx(), X_test[:200])
-    np.testing.assert_array_equal(labels, model.svc_.predict(features(X_test[:200])))
-    np.testing.assert_allclose(scores, model.svc_.decision_function(features(X_test[:200])),
-                               rtol=0, atol=1e-5)
+    model = HOGSVC(hogs=({"pixels_per_cell": 4, "cells_per_block": 2, "transform_sqrt": True,
+                          "pixel_weight": 0.5},)).fit(X[:400], y[:400])
+    assert model.pixel_scale_ > 0
+    assert_svc_export(model, X_test[:300])
+    as_bytes = np.round(X_test[:300] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(model.decision_function(as_bytes),
+                                  model.decision_function(as_bytes.astype(np.float32)))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
