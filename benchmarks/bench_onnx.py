@@ -22,6 +22,8 @@ import fmnist_c
 from fmnist_c import (SVC, CNNClassifier, DecisionTreeClassifier, GradientBoostingClassifier,
                       KNeighborsClassifier, MLPClassifier, RandomForestClassifier,
                       SGDLogisticRegression)
+from fmnist_c.features import HOGSVC
+from fmnist_c.study import HOG_SVM_HOGS
 
 THREADS = 2
 # name -> (model, training rows, what differs from the study's fit)
@@ -36,6 +38,9 @@ MODELS = {
                                            random_state=0), 10000, "the study's: up to 400 rounds"),
     "SVC (C=10, probabilities)": (lambda: SVC(C=10, probability=True, random_state=0), 5000,
                                   "support vectors of a 5,000-row fit"),
+    "HOG + pixels + SVC (hog-svm's, probabilities)": (
+        lambda: HOGSVC(hogs=HOG_SVM_HOGS[1:], gamma_factors=(2.0,), probability=True,
+                       random_state=0), 3000, "support vectors of a 3,000-row fit"),
     "kNN (k=5)": (lambda: KNeighborsClassifier(n_neighbors=5), None, ""),
     "MLP (study)": (lambda: MLPClassifier(epochs=1, random_state=0), None, "1 epoch"),
     "CNN (study)": (lambda: CNNClassifier(epochs=1, random_state=0), 10000, "1 epoch"),
