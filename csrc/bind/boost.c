@@ -275,6 +275,7 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
     PyObject *co, *ro, *go, *fo, *neo, *result = NULL;
     PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *feats = NULL, *ne = NULL, *hist = NULL;
     int64_t *hoff = NULL;
+    double *padded = NULL;
     const char *kname = "auto";
     enum fm_kernel kernel;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|s", kwlist, &co, &ro, &go, &fo, &neo, &kname))
@@ -297,16 +298,29 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "boost_hist: bad shapes");
         goto fail;
     }
-    if (!(hoff = PyMem_Calloc((size_t)d + 1, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
-    for (int64_t f = 0; f < d; f++) hoff[f + 1] = hoff[f] + ((int64_t *)PyArray_DATA(ne))[f] + 1;
-    npy_intp dims[2] = {hoff[d], FM_BOOST_LANES};
+    if (!(hoff = PyMem_Calloc((size_t)(2 * d + 1), sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
+    int64_t *nbins = hoff + d + 1, total = 0;
+    for (int64_t f = 0; f < d; f++) { /* the booster's layout, padded */
+        nbins[f] = ((int64_t *)PyArray_DATA(ne))[f] + 1;
+        hoff[f + 1] = hoff[f] + nbins[f] + FM_BOOST_HIST_PAD;
+        total += nbins[f];
+    }
+    npy_intp dims[2] = {total, FM_BOOST_LANES};
     if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0))) goto fail;
-    fm_boost_hist_build(PyArray_DATA(hist), PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
-                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, m, d, nf, kernel);
+    if (!(padded = PyMem_Calloc((size_t)(hoff[d] * FM_BOOST_LANES), sizeof(double)))) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    fm_boost_hist_build(padded, PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
+                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, nbins, m, d, nf, kernel);
+    double *out = PyArray_DATA(hist);
+    for (int64_t f = 0; f < d; out += FM_BOOST_LANES * nbins[f], f++)
+        memcpy(out, padded + FM_BOOST_LANES * hoff[f], (size_t)(FM_BOOST_LANES * nbins[f]) * sizeof(double));
     result = (PyObject *)hist;
     hist = NULL;
 fail:
     PyMem_Free(hoff);
+    PyMem_Free(padded);
     Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(feats); Py_XDECREF(ne);
     Py_XDECREF(hist);
     return result;

@@ -49,7 +49,8 @@ typedef struct {
 struct fm_boost_work {
     int64_t n, d, k, num_leaves, total_bins, n_slots;
     int n_threads;
-    int64_t *hoff;   /* (d + 1): feature f's bins are hoff[f] .. hoff[f + 1) */
+    int64_t *hoff;   /* (d + 1): feature f's bins are hoff[f] .. hoff[f] + nbins[f) */
+    int64_t *nbins;  /* (d) */
     double *gh;      /* (k, n, 2): every row's (g, h) per class */
     int64_t *bag;    /* (n): this round's rows, ascending */
     uint8_t *in_bag; /* (n) */
@@ -72,7 +73,7 @@ void fm_boost_work_free(fm_boost_work *w)
     if (!w) return;
     if (w->tw)
         for (int t = 0; t < w->n_threads; t++) thread_work_free(&w->tw[t]);
-    fm_free(w->tw); fm_free(w->hoff); fm_free(w->gh); fm_free(w->bag); fm_free(w->in_bag);
+    fm_free(w->tw); fm_free(w->hoff); fm_free(w->nbins); fm_free(w->gh); fm_free(w->bag); fm_free(w->in_bag);
     fm_free(w->delta);
     fm_free(w);
 }
@@ -87,15 +88,19 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     w->n_threads = FM_NTHREADS(nthreads);
     if (w->n_threads > k) w->n_threads = (int)k;
     w->hoff = fm_alloc((size_t)(d + 1) * sizeof(int64_t));
+    w->nbins = fm_alloc((size_t)d * sizeof(int64_t));
     w->gh = fm_alloc((size_t)(k * n * FM_BOOST_LANES) * sizeof(double));
     w->bag = fm_alloc((size_t)n * sizeof(int64_t));
     w->in_bag = fm_alloc((size_t)n);
     w->delta = fm_alloc((size_t)(n * k) * sizeof(double));
     w->tw = fm_alloc((size_t)w->n_threads * sizeof(thread_work));
-    if (!w->hoff || !w->gh || !w->bag || !w->in_bag || !w->delta || !w->tw) goto fail;
+    if (!w->hoff || !w->nbins || !w->gh || !w->bag || !w->in_bag || !w->delta || !w->tw) goto fail;
     memset(w->tw, 0, (size_t)w->n_threads * sizeof(thread_work));
     w->hoff[0] = 0;
-    for (int64_t f = 0; f < d; f++) w->hoff[f + 1] = w->hoff[f] + n_edges[f] + 1;
+    for (int64_t f = 0; f < d; f++) {
+        w->nbins[f] = n_edges[f] + 1;
+        w->hoff[f + 1] = w->hoff[f] + w->nbins[f] + FM_BOOST_HIST_PAD;
+    }
     w->total_bins = w->hoff[d];
     int64_t slot_bytes = w->total_bins * FM_BOOST_LANES * (int64_t)sizeof(double);
     w->n_slots = SLOT_BUDGET / slot_bytes < num_leaves ? SLOT_BUDGET / slot_bytes : num_leaves;
@@ -196,7 +201,7 @@ static void build_hist(grower *g, const leaf *lf, double *hist, int root_in_orde
         gh = o;
     }
     fm_boost_hist_build(hist, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
-                        g->w->hoff, m, g->w->d, g->n_feats, g->kernel);
+                        g->w->hoff, g->w->nbins, m, g->w->d, g->n_feats, g->kernel);
 }
 
 /* The best split of a leaf whose histogram is `hist`, among the node's features. */
@@ -220,7 +225,7 @@ static void find_split(grower *g, leaf *lf, const double *hist)
         int64_t f = feats[q];
         double before = lf->score;
         fm_boost_scan(&lf->score, &lf->bin, lf->left, hist + FM_BOOST_LANES * w->hoff[f],
-                      w->hoff[f + 1] - w->hoff[f], lf->sum, &g->lim, g->t->scan, g->kernel);
+                      w->nbins[f], lf->sum, &g->lim, g->t->scan, g->kernel);
         if (lf->score != before) lf->feature = f; /* a scan only ever raises the score */
     }
     if (lf->feature < 0) return;
