@@ -488,10 +488,28 @@ def _boosted(model, g, x):
 
 
 def _net_classifier(model, g, x):
-    if model._test_shifts():
-        raise ValueError("test-time augmentation (tta_shift) is not exported: set tta_shift=0 "
-                         "to export the network alone")
-    return _sequential(model.model_, g, x)
+    """the network; with test-time shifts, as predict_proba: the mean of the shifted
+    copies' probabilities, the copies stacked into one batch through one network"""
+    shifts = model._test_shifts()
+    if not shifts:
+        return _sequential(model.model_, g, x)
+    proba = _sequential(model.model_, g, _shifted(g, x, model.model_.input_shape_, shifts))
+    i64 = lambda v: g.const(np.asarray(v, np.int64))  # noqa: E731
+    per_shift = g.op("Reshape", proba, i64([len(shifts), -1, len(model.classes_)]))
+    return g.op("ReduceMean", per_shift, axes=[0], keepdims=0)  # opset 17: axes attribute
+
+
+def _shifted(g, x, shape, shifts):
+    """rows x (n, C * H * W) of (H, W, C) images moved by each (dy, dx) of shifts as
+    nn.augment.shift_images moves them (zeros where the image moved away), stacked: (n *
+    len(shifts), C * H * W), shift by shift"""
+    c, h, w = shape
+    k = max(max(abs(dy), abs(dx)) for dy, dx in shifts)
+    i64 = lambda v: g.const(np.asarray(v, np.int64))  # noqa: E731
+    padded = g.op("Pad", g.op("Reshape", x, i64([-1, h, w, c])), i64([0, k, k, 0, 0, k, k, 0]))
+    copies = [g.op("Slice", padded, i64([k - dy, k - dx]), i64([k - dy + h, k - dx + w]),
+                   i64([1, 2])) for dy, dx in shifts]
+    return g.flat(g.op("Concat", *copies, axis=0), c * h * w)
 
 
 def _net_ensemble(model, g, x):

@@ -107,8 +107,24 @@ def test_onnx_export_averages_the_members():
     label, proba = sess.run(None, {"input": X})
     np.testing.assert_allclose(proba, m.predict_proba(X), rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(label, m.predict(X))
-    with pytest.raises(ValueError, match="tta_shift"):
-        small(tta_shift=1).fit(X, y).to_onnx()
+
+
+@pytest.mark.parametrize("shift", [1, 2])
+def test_onnx_export_of_members_with_test_time_shifts(shift):
+    """members with tta_shift: the graph stacks the shifted copies (zeros where the image
+    moved away, as shift_images) through each network and averages their probabilities,
+    then the members', as predict_proba does"""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    m = small(tta_shift=shift, n_members=2).fit(X, y.astype(str))
+    sess = ort.InferenceSession(m.to_onnx().SerializeToString())
+    label, proba = sess.run(None, {"input": X})
+    np.testing.assert_allclose(proba, m.predict_proba(X), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(label, m.predict(X))
+    member = m.estimators_[0]  # a network alone, and its shifts matter
+    label, proba = ort.InferenceSession(member.to_onnx().SerializeToString()).run(None, {"input": X})
+    np.testing.assert_allclose(proba, member.predict_proba(X), rtol=1e-4, atol=1e-6)
+    assert np.abs(proba - member.model_._forward(X, proba=True)).max() > 1e-3
 
 
 def test_best_preset_and_unknown_presets():
