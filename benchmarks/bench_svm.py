@@ -76,8 +76,9 @@ def main():
         k, gop = ours.kernel_rows_, kernel_gop(ours, ytr)
         print(f"n={n}: ours {int(ours.n_iter_.sum())} iterations over 45 pairs; kernel rows "
               f"computed {int(k[:, 0].sum())}, asked for and missing {int(k[:, 1].sum())} "
-              f"(a miss computes up to 32 rows in one block); {gop:.0f} GOP of uint8 dot "
-              f"products, {gop / fw:.0f} GOP/s over the whole fit's wall time")
+              f"(a miss computes a block of up to one dot tile's rows: 32 on AMX, 6 on "
+              f"VNNI); {gop:.0f} GOP of uint8 dot products, {gop / fw:.0f} GOP/s over the "
+              f"whole fit's wall time")
     if args.official:
         X, y, _ = load_data()
         o = fmnist_c.official_split(X.reshape(len(X), -1), y)

@@ -19,6 +19,12 @@ int64_t fm_u8dot_packed_size(int64_t n, int64_t d, enum fm_kernel kernel)
     return np * round_up(d, im->kalign) * im->elem + np * (int64_t)sizeof(int32_t);
 }
 
+int64_t fm_u8dot_tile_rows(enum fm_kernel kernel)
+{
+    const struct fm_knn_u8_impl *im = fm_knn_u8_impl(kernel, FM_KNN_EUCLIDEAN);
+    return im == NULL ? 0 : im->mr;
+}
+
 int fm_u8dot_pack(void *bp, const uint8_t *b, int64_t n, int64_t d, enum fm_kernel kernel)
 {
     const struct fm_knn_u8_impl *im = fm_knn_u8_impl(kernel, FM_KNN_EUCLIDEAN);

@@ -20,6 +20,11 @@
  * this CPU has); 0 for bad sizes or a kernel the CPU lacks. */
 int64_t fm_u8dot_packed_size(int64_t n, int64_t d, enum fm_kernel kernel);
 
+/* Rows of `a` one micro-kernel covers (FM_KERNEL_AUTO: the best this CPU has): 32 for AMX,
+ * 6 for the vector kernels; a block of up to that many rows costs what one row does. 0 for
+ * a kernel the CPU lacks. */
+int64_t fm_u8dot_tile_rows(enum fm_kernel kernel);
+
 /* bp: fm_u8dot_packed_size(n, d, kernel) bytes: b's rows in the kernel's tile layout and
  * their sums. b: (n, d) row-major. Returns FM_OK or FM_EINVAL (bad sizes, kernel lacking). */
 int fm_u8dot_pack(void *bp, const uint8_t *b, int64_t n, int64_t d, enum fm_kernel kernel);
