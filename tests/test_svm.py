@@ -161,6 +161,43 @@ def test_select_j_matches_libsvms_scan(kernel):
             assert (j, obj, gmax2) == select_j_reference(*args)
 
 
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_select_i_matches_libsvms_scan(kernel):
+    """Every kernel picks libsvm's i (the largest -y G over I_up, ties to the last), on
+    lengths that are not multiples of the 8 lanes, and -1 when I_up is empty."""
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 7, 8, 29, 1003):
+        G = rng.choice(rng.normal(size=5), n)  # few values: many ties
+        y = rng.choice(np.array([-1, 1], np.int8), n)
+        status = rng.integers(0, 3, n).astype(np.int8)
+        up = np.where(y > 0, status != 1, status != 0)
+        v = np.where(up, -y * G, -np.inf)
+        ref = (int(np.flatnonzero(v == v.max())[-1]), float(v.max())) if up.any() else (-1, -np.inf)
+        assert _core.svm_select_i(G, y, status, kernel) == ref
+        none_up = np.where(y > 0, 1, 0).astype(np.int8)  # every row at its bound
+        assert _core.svm_select_i(G, y, none_up, kernel) == (-1, -np.inf)
+
+
+@pytest.mark.parametrize("kernel", ["portable", "avx512"])
+def test_update_G_rounds_as_written(kernel):
+    """G + (dai Q_i + daj Q_j) and G + dai Q_i, each product and sum rounded in float64 (no
+    fused multiply-add: NumPy's order), bit for bit, on lengths past the 8 lanes."""
+    if kernel == "avx512" and _core.svm_dots_kernel() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 8, 29, 1003):
+        G = rng.normal(size=n)
+        Q_i, Q_j = (rng.normal(size=n).astype(np.float32) for _ in range(2))
+        dai, daj = 0.1 * rng.normal(size=2)
+        qi, qj = Q_i.astype(np.float64), Q_j.astype(np.float64)
+        np.testing.assert_array_equal(_core.svm_update_G(G, Q_i, Q_j, dai, daj, kernel),
+                                      G + (qi * dai + qj * daj))
+        np.testing.assert_array_equal(_core.svm_update_G(G, Q_i, None, dai, 0.0, kernel),
+                                      G + qi * dai)
+
+
 def test_byte_rows_are_recognised_exactly():
     """uint8 pixels (as float32) and pixels / 255 go to C as bytes; any other value keeps
     the float path."""

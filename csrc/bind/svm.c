@@ -357,6 +357,17 @@ fail:
     return result;
 }
 
+/* y (n) all +1 or -1 and status (n) enum fm_svm_status, else -1 with ValueError set */
+static int check_labels(const int8_t *yp, const int8_t *sp, int64_t n)
+{
+    for (int64_t t = 0; t < n; t++)
+        if ((yp[t] != 1 && yp[t] != -1) || sp[t] < FM_SVM_LOWER || sp[t] > FM_SVM_FREE) {
+            PyErr_SetString(PyExc_ValueError, "y must be +1 or -1 and status 0, 1 or 2");
+            return -1;
+        }
+    return 0;
+}
+
 static PyObject *py_svm_select_j(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -380,11 +391,7 @@ static PyObject *py_svm_select_j(PyObject *self, PyObject *args, PyObject *kw)
         !(Q = fm_bind_as_vector(qo, NPY_FLOAT32, n, "Q_i")))
         goto fail;
     const int8_t *yp = PyArray_DATA(y), *sp = PyArray_DATA(st);
-    for (int64_t t = 0; t < n; t++)
-        if ((yp[t] != 1 && yp[t] != -1) || sp[t] < FM_SVM_LOWER || sp[t] > FM_SVM_FREE) {
-            PyErr_SetString(PyExc_ValueError, "y must be +1 or -1 and status 0, 1 or 2");
-            goto fail;
-        }
+    if (check_labels(yp, sp, n) < 0) goto fail;
     if (yi != 1 && yi != -1) { PyErr_SetString(PyExc_ValueError, "yi must be +1 or -1"); goto fail; }
     fm_svm_pick pk;
     status = fm_svm_select_j(&pk, PyArray_DATA(G), yp, (const char *)sp, PyArray_DATA(QD),
@@ -393,6 +400,69 @@ static PyObject *py_svm_select_j(PyObject *self, PyObject *args, PyObject *kw)
     result = Py_BuildValue("Ldd", (long long)pk.j, pk.obj_min, pk.Gmax2);
 fail:
     Py_XDECREF(G); Py_XDECREF(y); Py_XDECREF(st); Py_XDECREF(QD); Py_XDECREF(Q);
+    return result;
+}
+
+static PyObject *py_svm_select_i(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"G", "y", "status", "kernel", NULL};
+    PyObject *go, *yo, *so, *result = NULL;
+    PyArrayObject *G = NULL, *y = NULL, *st = NULL;
+    const char *kname = "auto";
+    int naive, status;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|s", kwlist, &go, &yo, &so, &kname))
+        return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_select_i has no naive kernel"); return NULL; }
+    if (!(G = fm_bind_as_vector(go, NPY_FLOAT64, -1, "G"))) goto fail;
+    int64_t n = PyArray_DIM(G, 0), i;
+    if (!(y = fm_bind_as_vector(yo, NPY_INT8, n, "y")) ||
+        !(st = fm_bind_as_vector(so, NPY_INT8, n, "status")))
+        goto fail;
+    const int8_t *yp = PyArray_DATA(y), *sp = PyArray_DATA(st);
+    if (check_labels(yp, sp, n) < 0) goto fail;
+    double Gmax;
+    status = fm_svm_select_i(&i, &Gmax, PyArray_DATA(G), yp, (const char *)sp, n, kernel);
+    if (status != FM_OK) { fm_bind_raise_kernel(status, kname); goto fail; }
+    result = Py_BuildValue("Ld", (long long)i, Gmax);
+fail:
+    Py_XDECREF(G); Py_XDECREF(y); Py_XDECREF(st);
+    return result;
+}
+
+static PyObject *py_svm_update_G(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"G", "Q_i", "Q_j", "dai", "daj", "kernel", NULL};
+    PyObject *go, *qio, *qjo, *result = NULL;
+    PyArrayObject *G = NULL, *Qi = NULL, *Qj = NULL;
+    const char *kname = "auto";
+    int naive, status;
+    double dai, daj;
+    enum fm_kernel kernel = FM_KERNEL_AUTO;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOdd|s", kwlist, &go, &qio, &qjo, &dai, &daj,
+                                     &kname))
+        return NULL;
+    if (fm_bind_parse_kernel(kname, &naive, &kernel) < 0) return NULL;
+    if (naive) { PyErr_SetString(PyExc_ValueError, "svm_update_G has no naive kernel"); return NULL; }
+    if (!(G = fm_bind_as_vector(go, NPY_FLOAT64, -1, "G"))) goto fail;
+    int64_t n = PyArray_DIM(G, 0);
+    if (!(Qi = fm_bind_as_vector(qio, NPY_FLOAT32, n, "Q_i"))) goto fail;
+    if (qjo != Py_None && !(Qj = fm_bind_as_vector(qjo, NPY_FLOAT32, n, "Q_j"))) goto fail;
+    npy_intp dims[1] = {(npy_intp)n};
+    if (!(result = PyArray_SimpleNew(1, dims, NPY_FLOAT64))) goto fail;
+    memcpy(PyArray_DATA((PyArrayObject *)result), PyArray_DATA(G), (size_t)n * sizeof(double));
+    status = fm_svm_update_G(PyArray_DATA((PyArrayObject *)result), PyArray_DATA(Qi),
+                             Qj ? PyArray_DATA(Qj) : NULL, dai, daj, n, kernel);
+    if (status != FM_OK) {
+        Py_CLEAR(result);
+        fm_bind_raise_kernel(status, kname);
+        goto fail;
+    }
+fail:
+    Py_XDECREF(G); Py_XDECREF(Qi); Py_XDECREF(Qj);
     return result;
 }
 
@@ -424,4 +494,11 @@ PyMethodDef fm_bind_svm_methods[] = {
     {"svm_select_j", (PyCFunction)(void (*)(void))py_svm_select_j, METH_VARARGS | METH_KEYWORDS,
      "svm_select_j(G, y, status, QD, Q_i, yi, QD_i, Gmax, kernel='auto'): (j, obj_min, Gmax2), "
      "the working-set selection's scan for j ('portable', 'avx512'; for tests)."},
+    {"svm_select_i", (PyCFunction)(void (*)(void))py_svm_select_i, METH_VARARGS | METH_KEYWORDS,
+     "svm_select_i(G, y, status, kernel='auto'): (i, Gmax), the working-set selection's scan "
+     "for i ('portable', 'avx512'; for tests)."},
+    {"svm_update_G", (PyCFunction)(void (*)(void))py_svm_update_G, METH_VARARGS | METH_KEYWORDS,
+     "svm_update_G(G, Q_i, Q_j, dai, daj, kernel='auto'): a copy of G plus dai Q_i + daj Q_j "
+     "(Q_j None: plus dai Q_i), the solver's gradient update ('portable', 'avx512'; for "
+     "tests)."},
     {NULL, NULL, 0, NULL}};

@@ -1,8 +1,8 @@
-/* select.c: the second half of libsvm's working-set selection (WSS3), the O(active) scan
- * every SMO iteration makes: over the j in I_low, the largest y_j G_j and the j of least
- * second-order objective -(b^2 / a). Portable and AVX-512 (8 lanes of float64, the same
- * operations in the same order, ties to the last j as libsvm), so both pick the same j.
- * Not the choice of i nor the update (smo.c). */
+/* select.c: libsvm's working-set selection (WSS3), the two O(active) scans every SMO
+ * iteration makes: the i in I_up of largest -y_i G_i; then over the j in I_low, the largest
+ * y_j G_j and the j of least second-order objective -(b^2 / a). Portable and AVX-512 (8
+ * lanes of float64, the same operations in the same order, ties to the last index as
+ * libsvm), so both pick the same i and j. Not the update (smo.c, grad.c). */
 #include <math.h>
 
 #include "core/cpu.h"
@@ -14,6 +14,16 @@
 #endif
 
 #define TAU 1e-12
+
+static void scan_i_portable(int64_t *i, double *Gmax, const double *G, const int8_t *y,
+                            const char *status, int64_t from, int64_t n)
+{
+    for (int64_t t = from; t < n; t++) {
+        if (y[t] > 0 ? status[t] == FM_SVM_UPPER : status[t] == FM_SVM_LOWER) continue;
+        double v = -y[t] * G[t];
+        if (v >= *Gmax) { *Gmax = v; *i = t; }
+    }
+}
 
 static void scan_portable(fm_svm_pick *pk, const double *G, const int8_t *y, const char *status,
                           const double *QD, const float *Q_i, int yi, double QD_i, double Gmax,
@@ -84,6 +94,40 @@ void scan_avx512(fm_svm_pick *pk, const double *G, const int8_t *y, const char *
     }
     scan_portable(pk, G, y, status, QD, Q_i, yi, QD_i, Gmax, j, n);
 }
+
+static __attribute__((target("avx512f")))
+void scan_i_avx512(int64_t *i, double *Gmax, const double *G, const int8_t *y,
+                   const char *status, int64_t n)
+{
+    const __m512i lower = _mm512_set1_epi32(FM_SVM_LOWER), upper = _mm512_set1_epi32(FM_SVM_UPPER);
+    __m512d best = _mm512_set1_pd(-INFINITY);
+    __m512i best_t = _mm512_set1_epi64(-1), ts = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    int64_t t = 0;
+    for (; t + 8 <= n; t += 8, ts = _mm512_add_epi64(ts, _mm512_set1_epi64(8))) {
+        __m512i yv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(y + t)));
+        __m512i sv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(status + t)));
+        /* in I_up: y > 0 and not at the upper bound, or y < 0 and not at the lower */
+        __mmask16 pos = _mm512_cmpgt_epi32_mask(yv, _mm512_setzero_si512());
+        __mmask8 up = (__mmask8)((pos & _mm512_cmpneq_epi32_mask(sv, upper)) |
+                                 (~pos & _mm512_cmpneq_epi32_mask(sv, lower)));
+        __m512d nyd = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_setzero_si256(),
+                                                          _mm512_castsi512_si256(yv)));
+        __m512d v = _mm512_mul_pd(nyd, _mm512_loadu_pd(G + t));
+        __mmask8 better = up & _mm512_cmp_pd_mask(v, best, _CMP_GE_OQ);
+        best = _mm512_mask_mov_pd(best, better, v);
+        best_t = _mm512_mask_mov_epi64(best_t, better, ts);
+    }
+    double bv[8];
+    int64_t bt[8];
+    _mm512_storeu_pd(bv, best);
+    _mm512_storeu_si512(bt, best_t);
+    for (int l = 0; l < 8; l++)
+        if (bt[l] >= 0 && (bv[l] > *Gmax || (bv[l] == *Gmax && bt[l] > *i))) {
+            *Gmax = bv[l];
+            *i = bt[l];
+        }
+    scan_i_portable(i, Gmax, G, y, status, t, n);
+}
 #endif
 
 enum fm_kernel fm_svm_select_best(void)
@@ -109,5 +153,23 @@ int fm_svm_select_j(fm_svm_pick *pk, const double *G, const int8_t *y, const cha
 #endif
     if (kernel != FM_KERNEL_PORTABLE) return FM_EINVAL;
     scan_portable(pk, G, y, status, QD, Q_i, yi, QD_i, Gmax, 0, n);
+    return FM_OK;
+}
+
+int fm_svm_select_i(int64_t *i, double *Gmax, const double *G, const int8_t *y,
+                    const char *status, int64_t n, enum fm_kernel kernel)
+{
+    *i = -1;
+    *Gmax = -INFINITY;
+    if (kernel == FM_KERNEL_AUTO) kernel = fm_svm_select_best();
+#ifdef FM_SELECT_X86
+    if (kernel == FM_KERNEL_AVX512) {
+        if (!fm_cpu_has(FM_CPU_AVX512)) return FM_EINVAL;
+        scan_i_avx512(i, Gmax, G, y, status, n);
+        return FM_OK;
+    }
+#endif
+    if (kernel != FM_KERNEL_PORTABLE) return FM_EINVAL;
+    scan_i_portable(i, Gmax, G, y, status, 0, n);
     return FM_OK;
 }

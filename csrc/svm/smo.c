@@ -336,16 +336,15 @@ static int reconstruct_gradient(smo *s)
     return FM_OK;
 }
 
-/* libsvm's WSS3: i maximises -y G over I_up; j minimises the second-order decrease
- * -(b^2 / a) over the j in I_low with b = Gmax + y_j G_j > 0 (select.c). 1: optimal within
+/* libsvm's WSS3 (select.c): i maximises -y G over I_up; j minimises the second-order
+ * decrease -(b^2 / a) over the j in I_low with b = Gmax + y_j G_j > 0. 1: optimal within
  * eps, -1: out of memory, 0: (*out_i, *out_j) set. */
 static int select_working_set(smo *s, double eps, int64_t *out_i, int64_t *out_j)
 {
-    double Gmax = -INFINITY;
-    int64_t Gmax_idx = -1;
+    double Gmax;
+    int64_t Gmax_idx;
     const double *G = s->G;
-    for (int64_t t = 0; t < s->active; t++)
-        if (in_up(s, t) && -s->y[t] * G[t] >= Gmax) { Gmax = -s->y[t] * G[t]; Gmax_idx = t; }
+    fm_svm_select_i(&Gmax_idx, &Gmax, G, s->y, s->status, s->active, FM_KERNEL_AUTO);
     int64_t i = Gmax_idx;
     const float *Q_i = NULL;
     if (i != -1 && !(Q_i = get_Q(s, i, s->active, NULL, 0, 1))) return -1;
@@ -446,16 +445,7 @@ static int update_G_bar(smo *s, int64_t i, double sign)
 {
     const float *q = get_Q(s, i, s->l, NULL, 0, 0);
     if (!q) return FM_ENOMEM;
-    double c = sign * s->C[i];
-    for (int64_t k = 0; k < s->l; k++) s->G_bar[k] += c * q[k];
-    return FM_OK;
-}
-
-/* G += dai Q_i + daj Q_j over the active rows (restrict: the compiler vectorizes it) */
-static void update_G(double *restrict G, const float *restrict Q_i, const float *restrict Q_j,
-                     double dai, double daj, int64_t n)
-{
-    for (int64_t k = 0; k < n; k++) G[k] += Q_i[k] * dai + Q_j[k] * daj;
+    return fm_svm_update_G(s->G_bar, q, NULL, sign * s->C[i], 0.0, s->l, FM_KERNEL_AUTO);
 }
 
 static int smo_run(smo *s, fm_svm_info *info, const fm_svm_params *p)
@@ -486,7 +476,7 @@ static int smo_run(smo *s, fm_svm_info *info, const fm_svm_params *p)
         double old_i = s->alpha[i], old_j = s->alpha[j];
         update_pair(s, i, j, Q_i);
         double dai = s->alpha[i] - old_i, daj = s->alpha[j] - old_j;
-        update_G(s->G, Q_i, Q_j, dai, daj, s->active);
+        fm_svm_update_G(s->G, Q_i, Q_j, dai, daj, s->active, FM_KERNEL_AUTO);
         int ui = s->status[i] == UPPER, uj = s->status[j] == UPPER;
         update_status(s, i);
         update_status(s, j);

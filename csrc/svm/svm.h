@@ -178,6 +178,22 @@ int fm_svm_select_j(fm_svm_pick *pk, const double *G, const int8_t *y, const cha
                     int64_t n, enum fm_kernel kernel);
 enum fm_kernel fm_svm_select_best(void);
 
+/* libsvm's scan for i: the t < n in I_up (y_t = +1 below the upper bound, -1 above the
+ * lower) with the largest -y_t G_t, ties to the last t; *i = -1 and *Gmax = -inf when
+ * I_up is empty. G: (n) float64; y: (n) +1 or -1; status: (n) enum fm_svm_status.
+ * kernel as fm_svm_select_j's; every kernel picks the same i. */
+int fm_svm_select_i(int64_t *i, double *Gmax, const double *G, const int8_t *y,
+                    const char *status, int64_t n, enum fm_kernel kernel);
+
+/* The gradient updates: G[k] += dai Q_i[k] + daj Q_j[k] for k < n, or with Q_j NULL
+ * G[k] += dai Q_i[k], each product and sum rounded in float64 in that order (no fused
+ * multiply-add), so every kernel gives the same bits. G: (n); Q_i, Q_j: (n). kernel:
+ * FM_KERNEL_AUTO, FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (FM_EINVAL when the CPU lacks it,
+ * or for any other). */
+int fm_svm_update_G(double *G, const float *Q_i, const float *Q_j, double dai, double daj,
+                    int64_t n, enum fm_kernel kernel);
+enum fm_kernel fm_svm_grad_best(void);
+
 /* base^times by squaring, as libsvm's powi (the polynomial kernel) */
 double fm_svm_powi(double base, int64_t times);
 
