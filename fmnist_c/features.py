@@ -202,11 +202,12 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     rescaled: each block is normalised already, and gamma="scale" adapts to their variance.
     The images are taken as float32 (uint8 too: HOG's uint8 path works in float64, where
     a few gradients fall on the other side of a bin boundary than in float32; so the model
-    is the same for either dtype and for its ONNX graph). A dict of ``hogs`` may also hold ``"pixel_weight": w``: the pixels themselves then
-    follow the HOG features, scaled to [0, 1] by the training images' largest absolute
-    value and multiplied by w (``pixel_scale_`` is the factor: w / that value; 0 without
-    pixels). Shapes the HOG's cells blur, the pixels keep (issue 17's validation runs:
-    +0.9 points at 10,000 training images, for pixel_weight 0.5).
+    is the same for either dtype and for its ONNX graph). A dict of ``hogs`` may also hold
+    ``"pixel_weight": w``: the pixels themselves then follow the HOG features, scaled to
+    [0, 1] by the training images' largest absolute value and multiplied by w
+    (``pixel_scale_`` is the factor: w / that value; 0 without pixels, or when every
+    training pixel is 0). Shapes the HOG's cells blur, the pixels keep (issue 17's
+    validation runs: +0.9 points at 10,000 training images, for pixel_weight 0.5).
     ``grid_scores_`` lists [hog index, C, gamma, validation accuracy]; the chosen
     settings are ``best_params_``, the fitted steps ``hog_`` and ``svc_``. With
     ``probability=True`` the SVC's sigmoids give predict_proba (fitted on validation_data's
@@ -273,6 +274,10 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         largest = float(np.abs(images).max()) if images.size else 0.0
         scales = [float(h.get("pixel_weight", 0.0)) / largest if largest else 0.0
                   for h in self.hogs]
+        for w in scales:
+            if not np.isfinite(np.float32(w)):
+                raise ValueError(f"pixel_weight / the training images' largest value is {w!r}, "
+                                 f"beyond float32: give a smaller pixel_weight")
         scores = []
         for i, hog_step in enumerate(hogs):
             feats = _hog_svc_features(hog_step.fit(images[part]), images[part], scales[i])
@@ -289,18 +294,20 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                 scores.append([i, C, scale * f, float(m.score(val, validation_data[1]))])
         best = max(range(len(scores)), key=lambda j: (scores[j][3] or 0.0, -j))
         i, C, _, _ = scores[best]
-        self.hog_, self.pixel_scale_ = hogs[i].fit(images), scales[i]
-        feats = _hog_svc_features(self.hog_, images, self.pixel_scale_)
+        hog_step, pixel_scale = hogs[i].fit(images), scales[i]
+        feats = _hog_svc_features(hog_step, images, pixel_scale)
         # gamma="scale" on every training image's features, times the chosen factor
         gamma = grid[best][2] * SVC()._gamma_for(feats)
         val = None
         if self.probability and validation_data is not None:
-            val = (_hog_svc_features(self.hog_, validation_data[0], self.pixel_scale_),
+            val = (_hog_svc_features(hog_step, validation_data[0], pixel_scale),
                    validation_data[1])
-        self.svc_ = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
-                        probability=bool(self.probability), random_state=self.random_state,
-                        verbose=self.verbose, n_jobs=self.n_jobs).fit(
+        svc = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
+                  probability=bool(self.probability), random_state=self.random_state,
+                  verbose=self.verbose, n_jobs=self.n_jobs).fit(
             feats, y, sample_weight, validation_data=val)
+        # the fitted steps together, once every fit above has passed
+        self.hog_, self.pixel_scale_, self.svc_ = hog_step, pixel_scale, svc
         self.classes_ = self.svc_.classes_
         self.n_features_in_ = self.hog_.n_features_in_
         self.grid_scores_ = scores
@@ -361,9 +368,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"the HOGSVC model file's image shape {shape!r} is out of range")
         scale = config.get("pixel_scale")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
-                or not 0 <= scale < math.inf:
-            raise ValueError(f"the HOGSVC model file's pixel scale {scale!r} is not a finite "
-                             f"number >= 0")
+                or not 0 <= scale <= np.finfo(np.float32).max:
+            raise ValueError(f"the HOGSVC model file's pixel scale {scale!r} is not a number "
+                             f"from 0 to float32's largest")
         self.pixel_scale_ = float(scale)
         self.svc_ = SVC._from_file(config["svc"], arrays)
         # the SVC's width (bounded by its arrays) against the HOG's, before any HOG runs: a

@@ -77,6 +77,10 @@ class Graph:
                                                      domain=domain or None, **attrs))
         return names[0] if outputs == 1 else names
 
+    def i64(self, values):
+        """an int64 constant (shapes, axes, indices)"""
+        return self.const(np.asarray(values, np.int64))
+
     def flat(self, x, n_features):
         return self.op("Reshape", x, self.const(np.array([-1, n_features], np.int64), "shape"))
 
@@ -217,7 +221,7 @@ def _hog(hog, g, x):
     cr, cc = h // ph, w // pw
     br, bc = cr - bh + 1, cc - bw + 1
     f64 = lambda v: g.const(np.asarray(v, np.float64))  # noqa: E731
-    i64 = lambda v: g.const(np.asarray(v, np.int64))  # noqa: E731
+    i64 = g.i64
     img = g.op("Reshape", x, i64([-1, h, w]))
     if hog.transform_sqrt:
         img = g.op("Sqrt", img)
@@ -494,8 +498,7 @@ def _net_classifier(model, g, x):
     if not shifts:
         return _sequential(model.model_, g, x)
     proba = _sequential(model.model_, g, _shifted(g, x, model.model_.input_shape_, shifts))
-    i64 = lambda v: g.const(np.asarray(v, np.int64))  # noqa: E731
-    per_shift = g.op("Reshape", proba, i64([len(shifts), -1, len(model.classes_)]))
+    per_shift = g.op("Reshape", proba, g.i64([len(shifts), -1, len(model.classes_)]))
     return g.op("ReduceMean", per_shift, axes=[0], keepdims=0)  # opset 17: axes attribute
 
 
@@ -505,10 +508,9 @@ def _shifted(g, x, shape, shifts):
     len(shifts), C * H * W), shift by shift"""
     c, h, w = shape
     k = max(max(abs(dy), abs(dx)) for dy, dx in shifts)
-    i64 = lambda v: g.const(np.asarray(v, np.int64))  # noqa: E731
-    padded = g.op("Pad", g.op("Reshape", x, i64([-1, h, w, c])), i64([0, k, k, 0, 0, k, k, 0]))
-    copies = [g.op("Slice", padded, i64([k - dy, k - dx]), i64([k - dy + h, k - dx + w]),
-                   i64([1, 2])) for dy, dx in shifts]
+    padded = g.op("Pad", g.op("Reshape", x, g.i64([-1, h, w, c])), g.i64([0, k, k, 0, 0, k, k, 0]))
+    copies = [g.op("Slice", padded, g.i64([k - dy, k - dx]), g.i64([k - dy + h, k - dx + w]),
+                   g.i64([1, 2])) for dy, dx in shifts]
     return g.flat(g.op("Concat", *copies, axis=0), c * h * w)
 
 

@@ -270,13 +270,14 @@ def test_hog_svc_with_pixels_is_the_svc_of_hog_and_scaled_pixels(tmp_path):
     assert back.pixel_scale_ == m.pixel_scale_
     np.testing.assert_array_equal(back.decision_function(s.X_test), m.decision_function(s.X_test))
     config, arrays = m._file_contents()
-    for bad in (-1.0, float("nan"), "0.1", None):
+    for bad in (-1.0, float("nan"), 1e300, "0.1", None):
         with pytest.raises(ValueError, match="pixel scale"):
             HOGSVC._from_file({**config, "pixel_scale": bad}, arrays)
     with pytest.raises(ValueError, match="SVC does not take its HOG's features"):
         HOGSVC._from_file({**config, "pixel_scale": 0.0}, arrays)  # the SVC wants the pixels
-    with pytest.raises(ValueError, match="pixel_weight"):
-        HOGSVC(hogs=({**plain, "pixel_weight": -1},)).fit(s.X_train[:100], s.y_train[:100])
+    for w in (-1, 1e300):  # negative; beyond float32 once divided by the largest pixel
+        with pytest.raises(ValueError, match="pixel_weight"):
+            HOGSVC(hogs=({**plain, "pixel_weight": w},)).fit(s.X_train[:100], s.y_train[:100])
 
 
 def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
@@ -372,6 +373,15 @@ def test_a_failed_hog_svc_fit_keeps_the_fitted_width():
         m.fit(X[:200].reshape(-1, 28, 28)[:, :20, :20], y[:200],
               validation_data=(X[200:300], y[200:300]))
     assert m.n_features_in_ == 784 and m.predict(X[:5]).shape == (5,)
+    # a fit that fails in the SVC (sample_weight of the wrong length) keeps the fitted
+    # steps together: HOG, pixel scale and SVC
+    with_pixels = HOGSVC(hogs=({"pixels_per_cell": 7, "cells_per_block": 2,
+                                "pixel_weight": 0.5},)).fit(X[:200], y[:200])
+    before = with_pixels.decision_function(X[:5])
+    with_pixels.set_params(hogs=({"pixels_per_cell": 7, "cells_per_block": 2},))
+    with pytest.raises(ValueError):
+        with_pixels.fit(X[:200], y[:200], sample_weight=np.ones(5))
+    np.testing.assert_array_equal(with_pixels.decision_function(X[:5]), before)
 
 
 def sklearn_clone(model):

@@ -147,7 +147,7 @@ class _NetClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         shape = self.model_.input_shape_
         p = sum(self.model_._forward(shift_images(X, shape, dy, dx), proba=True)
                 for dy, dx in shifts) / np.float32(len(shifts))
-        return p if proba else np.log(p)
+        return p if proba else finite_log(p)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
@@ -318,6 +318,12 @@ def study_cnn(n_classes=10):
             Conv2D(16, 3, activation="relu"), MaxPool2D(2),
             Conv2D(100, 3, activation="relu"), Flatten(),
             Dense(120, activation="relu"), Dense(n_classes)]
+
+
+def finite_log(proba):
+    """log of averaged probabilities, finite: one that underflowed to 0 counts as its
+    dtype's smallest normal number"""
+    return np.log(np.maximum(proba, np.finfo(proba.dtype).tiny))
 
 
 def improved_cnn(n_classes=10):

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._base import (BaseEstimator, ClassifierMixin, FileMixin, check_images, check_labels,
                      check_not_validation_data, check_positive, check_sample_weight, seed_from)
-from .classifiers import CNN_PRESETS, CNNClassifier
+from .classifiers import CNN_PRESETS, CNNClassifier, finite_log
 
 ENSEMBLE_PRESETS = {
     # issue 18's recipe, chosen on the official split's validation images (proxy runs: 12
@@ -35,7 +35,7 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     Fitted attributes: ``estimators_`` (the fitted members), ``classes_``,
     ``n_features_in_``, ``history_`` (the members' histories). save/load write the
     settings (the template's too) and every member into one .npz file; to_onnx averages
-    the members' graphs (members without tta_shift only).
+    the members' graphs (each with its test-time shifts).
     """
 
     PRESETS = ENSEMBLE_PRESETS
@@ -107,8 +107,7 @@ class CNNEnsembleClassifier(FileMixin, ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """The log of predict_proba (for two classes, the positive class's margin), finite:
         a probability that underflowed to 0 counts as float32's smallest normal number."""
-        proba = self.predict_proba(X)
-        return self._binary_margin(np.log(np.maximum(proba, np.finfo(proba.dtype).tiny)))
+        return self._binary_margin(finite_log(self.predict_proba(X)))
 
     def ablation(self, X, y):
         """What the recipe's ingredients give on (X, y), read off this one fit: for the
