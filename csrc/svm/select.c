@@ -19,7 +19,7 @@ static void scan_i_portable(int64_t *i, double *Gmax, const double *G, const int
                             const char *status, int64_t from, int64_t n)
 {
     for (int64_t t = from; t < n; t++) {
-        if (y[t] > 0 ? status[t] == FM_SVM_UPPER : status[t] == FM_SVM_LOWER) continue;
+        if (status[t] == fm_svm_up_excludes(y[t])) continue;
         double v = -y[t] * G[t];
         if (v >= *Gmax) { *Gmax = v; *i = t; }
     }
@@ -30,7 +30,7 @@ static void scan_portable(fm_svm_pick *pk, const double *G, const int8_t *y, con
                           int64_t from, int64_t n)
 {
     for (int64_t j = from; j < n; j++) {
-        if (y[j] > 0 ? status[j] == FM_SVM_LOWER : status[j] == FM_SVM_UPPER) continue;
+        if (status[j] == fm_svm_low_excludes(y[j])) continue;
         double yg = y[j] * G[j], grad_diff = Gmax + yg;
         if (yg >= pk->Gmax2) pk->Gmax2 = yg;
         if (grad_diff > 0) {
@@ -42,6 +42,21 @@ static void scan_portable(fm_svm_pick *pk, const double *G, const int8_t *y, con
 }
 
 #ifdef FM_SELECT_X86
+/* The 8 labels y[0..7] (into the low 8 of 16 int32 lanes of *yv; the high 8 are zero,
+ * their bits unused) and the mask of those whose status is not the bound its label
+ * excludes: for_positive for y = +1, for_negative for y = -1 (fm_svm_up_excludes(+1) and
+ * (-1) give I_up; fm_svm_low_excludes, I_low) */
+static inline __attribute__((always_inline, target("avx512f")))
+__mmask8 members8(__m512i *yv, const int8_t *y, const char *status, int for_positive,
+                  int for_negative)
+{
+    *yv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)y));
+    __m512i sv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)status));
+    __mmask16 pos = _mm512_cmpgt_epi32_mask(*yv, _mm512_setzero_si512());
+    return (__mmask8)((pos & _mm512_cmpneq_epi32_mask(sv, _mm512_set1_epi32(for_positive))) |
+                      (~pos & _mm512_cmpneq_epi32_mask(sv, _mm512_set1_epi32(for_negative))));
+}
+
 static __attribute__((target("avx512f")))
 void scan_avx512(fm_svm_pick *pk, const double *G, const int8_t *y, const char *status,
                  const double *QD, const float *Q_i, int yi, double QD_i, double Gmax, int64_t n)
@@ -50,18 +65,13 @@ void scan_avx512(fm_svm_pick *pk, const double *G, const int8_t *y, const char *
     const __m512d qdi = _mm512_set1_pd(QD_i), tau = _mm512_set1_pd(TAU);
     const __m512d two_yi = _mm512_set1_pd(2.0 * yi);
     const __m512i sign = _mm512_set1_epi64(INT64_MIN);
-    const __m512i lower = _mm512_set1_epi32(FM_SVM_LOWER), upper = _mm512_set1_epi32(FM_SVM_UPPER);
+    const int pos_out = fm_svm_low_excludes(1), neg_out = fm_svm_low_excludes(-1);
     __m512d gmax2 = _mm512_set1_pd(-INFINITY), best = _mm512_set1_pd(INFINITY);
     __m512i best_j = _mm512_set1_epi64(-1), js = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8, js = _mm512_add_epi64(js, _mm512_set1_epi64(8))) {
-        /* 8 bytes into the low 8 of 16 int32 lanes (the high 8 are zero, their bits unused) */
-        __m512i yv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(y + j)));
-        __m512i sv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(status + j)));
-        /* in I_low: y > 0 and not at the lower bound, or y < 0 and not at the upper */
-        __mmask16 pos = _mm512_cmpgt_epi32_mask(yv, _mm512_setzero_si512());
-        __mmask8 low = (__mmask8)((pos & _mm512_cmpneq_epi32_mask(sv, lower)) |
-                                  (~pos & _mm512_cmpneq_epi32_mask(sv, upper)));
+        __m512i yv;
+        __mmask8 low = members8(&yv, y + j, status + j, pos_out, neg_out);  /* in I_low */
         __m512d yd = _mm512_cvtepi32_pd(_mm512_castsi512_si256(yv));
         __m512d yg = _mm512_mul_pd(yd, _mm512_loadu_pd(G + j));
         gmax2 = _mm512_mask_max_pd(gmax2, low, gmax2, yg);
@@ -99,17 +109,13 @@ static __attribute__((target("avx512f")))
 void scan_i_avx512(int64_t *i, double *Gmax, const double *G, const int8_t *y,
                    const char *status, int64_t n)
 {
-    const __m512i lower = _mm512_set1_epi32(FM_SVM_LOWER), upper = _mm512_set1_epi32(FM_SVM_UPPER);
+    const int pos_out = fm_svm_up_excludes(1), neg_out = fm_svm_up_excludes(-1);
     __m512d best = _mm512_set1_pd(-INFINITY);
     __m512i best_t = _mm512_set1_epi64(-1), ts = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     int64_t t = 0;
     for (; t + 8 <= n; t += 8, ts = _mm512_add_epi64(ts, _mm512_set1_epi64(8))) {
-        __m512i yv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(y + t)));
-        __m512i sv = _mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(status + t)));
-        /* in I_up: y > 0 and not at the upper bound, or y < 0 and not at the lower */
-        __mmask16 pos = _mm512_cmpgt_epi32_mask(yv, _mm512_setzero_si512());
-        __mmask8 up = (__mmask8)((pos & _mm512_cmpneq_epi32_mask(sv, upper)) |
-                                 (~pos & _mm512_cmpneq_epi32_mask(sv, lower)));
+        __m512i yv;
+        __mmask8 up = members8(&yv, y + t, status + t, pos_out, neg_out);  /* in I_up */
         __m512d nyd = _mm512_cvtepi32_pd(_mm256_sub_epi32(_mm256_setzero_si256(),
                                                           _mm512_castsi512_si256(yv)));
         __m512d v = _mm512_mul_pd(nyd, _mm512_loadu_pd(G + t));

@@ -165,12 +165,12 @@ static void update_status(smo *s, int64_t i)
 /* i in I_up: y = +1 below C, or y = -1 above 0; in I_low: the other way round */
 static int in_up(const smo *s, int64_t t)
 {
-    return s->y[t] > 0 ? s->status[t] != UPPER : s->status[t] != LOWER;
+    return s->status[t] != fm_svm_up_excludes(s->y[t]);
 }
 
 static int in_low(const smo *s, int64_t t)
 {
-    return s->y[t] > 0 ? s->status[t] != LOWER : s->status[t] != UPPER;
+    return s->status[t] != fm_svm_low_excludes(s->y[t]);
 }
 
 /* Up to `want` active rows, not i and not cached to len, with the largest violation

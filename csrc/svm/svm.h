@@ -159,6 +159,12 @@ void fm_svm_u8_row(float *q, const int32_t *dot, int32_t qsq, const int32_t *xsq
 /* A variable's place in the box 0 <= a_i <= C_i. */
 enum fm_svm_status { FM_SVM_LOWER = 0, FM_SVM_UPPER = 1, FM_SVM_FREE = 2 };
 
+/* The bound a variable of label y may not be at to be in I_up (y = +1 below C, y = -1
+ * above 0); I_low's is the other one. The one statement of that rule: smo.c's tests and
+ * select.c's scans (portable and AVX-512) take it from here. */
+static inline int fm_svm_up_excludes(int y) { return y > 0 ? FM_SVM_UPPER : FM_SVM_LOWER; }
+static inline int fm_svm_low_excludes(int y) { return y > 0 ? FM_SVM_LOWER : FM_SVM_UPPER; }
+
 /* What the j scan of the working-set selection finds. */
 typedef struct {
     int64_t j;      /* -1 when no j in I_low has Gmax + y_j G_j > 0 */
