@@ -363,13 +363,15 @@ def _byte_rows(X, scales=_BYTE_SCALES):
     for scale in scales:
         table = (np.arange(256, dtype=np.float32) / np.float32(1 / scale)).astype(np.float32)
         out = np.empty(X.shape, np.uint8)
-        for i in range(0, X.shape[0], 4096):  # chunks: no full-size temporaries
-            x = X[i:i + 4096]
+        # chunks of 256 rows: temporaries that stay in cache and below NumPy's huge-page
+        # size (4 MB), which a fresh mapping would clear; 4,096 rows took twice the time
+        for i in range(0, X.shape[0], 256):
+            x = X[i:i + 256]
             b = np.rint(x * np.float32(1 / scale))
             if not ((b >= 0) & (b <= 255)).all():
                 break
-            out[i:i + 4096] = b
-            if not np.array_equal(table[out[i:i + 4096]], x):
+            out[i:i + 256] = b
+            if not np.array_equal(table[out[i:i + 256]], x):
                 break
         else:
             return out, scale

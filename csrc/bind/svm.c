@@ -105,7 +105,8 @@ static PyObject *py_svm_fit(PyObject *self, PyObject *args, PyObject *kw)
     p.done = ctl ? ctl + 1 : NULL;
     double *coefp = PyArray_DATA(coef), *rhop = PyArray_DATA(rho), *objp = PyArray_DATA(obj);
     int64_t *itp = PyArray_DATA(n_iter), *rowp = PyArray_DATA(rows);
-    fm_svm_rows xr = {bytes ? NULL : PyArray_DATA(x), bytes ? PyArray_DATA(x) : NULL, byte_scale};
+    fm_svm_rows xr = {.x = bytes ? NULL : PyArray_DATA(x), .xb = bytes ? PyArray_DATA(x) : NULL,
+                      .byte_scale = byte_scale};
     Py_BEGIN_ALLOW_THREADS
     status = fm_svm_fit_ovo(coefp, rhop, objp, itp, rowp, xr, cp, cbp, n, d, k, &p, nthreads);
     Py_END_ALLOW_THREADS
@@ -172,8 +173,10 @@ static PyObject *py_svm_decision(PyObject *self, PyObject *args, PyObject *kw)
     npy_intp ddims[2] = {m, k * (k - 1) / 2};
     if (!(dec = (PyArrayObject *)PyArray_EMPTY(2, ddims, NPY_FLOAT64, 0))) goto fail;
     double *dp = PyArray_DATA(dec);
-    fm_svm_rows xr = {bytes ? NULL : PyArray_DATA(x), bytes ? PyArray_DATA(x) : NULL, byte_scale};
-    fm_svm_rows svr = {bytes ? NULL : PyArray_DATA(sv), bytes ? PyArray_DATA(sv) : NULL, byte_scale};
+    fm_svm_rows xr = {.x = bytes ? NULL : PyArray_DATA(x), .xb = bytes ? PyArray_DATA(x) : NULL,
+                      .byte_scale = byte_scale};
+    fm_svm_rows svr = {.x = bytes ? NULL : PyArray_DATA(sv), .xb = bytes ? PyArray_DATA(sv) : NULL,
+                       .byte_scale = byte_scale};
     const double *cp = PyArray_DATA(coef), *rp = PyArray_DATA(rho);
     Py_BEGIN_ALLOW_THREADS
     status = fm_svm_decision(dp, xr, svr, cp, ssp, rp, m, nsv, d, k, &p, nthreads);

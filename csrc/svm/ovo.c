@@ -18,17 +18,24 @@ static void pair_classes(int64_t p, int64_t k, int64_t *a, int64_t *b)
     *b = i + 1 + p;
 }
 
-/* the rows [i0, ...) of x */
-static fm_svm_rows rows_from(fm_svm_rows x, int64_t i0, int64_t d)
+/* class c's rows of x: float rows, or byte rows with their packing and sums of squares */
+static fm_svm_rows class_rows(fm_svm_rows x, void *const *packed, const int32_t *xsq,
+                              const int64_t *start, int64_t c, int64_t d)
 {
-    if (x.x) x.x += i0 * d;
-    else x.xb += i0 * d;
+    if (x.x) {
+        x.x += start[c] * d;
+        return x;
+    }
+    x.xb += start[c] * d;
+    x.packed = packed[c];
+    x.xsq = xsq + start[c];
     return x;
 }
 
-static int solve_pair(double *coef, fm_svm_info *info, fm_svm_rows x, const int64_t *start,
-                      const int64_t *count, const double *cbound, int64_t d, int64_t a,
-                      int64_t b, const fm_svm_params *p)
+static int solve_pair(double *coef, fm_svm_info *info, fm_svm_rows x, void *const *packed,
+                      const int32_t *xsq, const int64_t *start, const int64_t *count,
+                      const double *cbound, int64_t d, int64_t a, int64_t b,
+                      const fm_svm_params *p)
 {
     int64_t na = count[a], nb = count[b], l = na + nb;
     int8_t *y = malloc((size_t)l);
@@ -39,11 +46,32 @@ static int solve_pair(double *coef, fm_svm_info *info, fm_svm_rows x, const int6
         memset(y + na, -1, (size_t)nb);
         memcpy(cb, cbound + start[a], (size_t)na * sizeof(double));
         memcpy(cb + na, cbound + start[b], (size_t)nb * sizeof(double));
-        status = fm_svm_solve_parts(coef, info, rows_from(x, start[a], d), na,
-                                    rows_from(x, start[b], d), nb, y, cb, d, p);
+        status = fm_svm_solve_parts(coef, info, class_rows(x, packed, xsq, start, a, d), na,
+                                    class_rows(x, packed, xsq, start, b, d), nb, y, cb, d, p);
     }
     free(y);
     free(cb);
+    return status;
+}
+
+/* byte rows: each class's rows packed (packed: (k) pointers, NULL-initialised) and every
+ * row's sum of squares xsq (n), once for all the pairs, classes across threads */
+static int pack_classes(void **packed, int32_t *xsq, const uint8_t *xb, const int64_t *start,
+                        int64_t d, int64_t k, int nt)
+{
+    int status = FM_OK;
+    FM_OMP(omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1))
+    for (int64_t c = 0; c < k; c++) {
+        int64_t nc = start[c + 1] - start[c], size = fm_u8dot_packed_size(nc, d, FM_KERNEL_AUTO);
+        const uint8_t *rows = xb + start[c] * d;
+        int s = size == 0 ? FM_EINVAL : (packed[c] = fm_alloc((size_t)size)) ? FM_OK : FM_ENOMEM;
+        if (s == FM_OK) s = fm_u8dot_pack(packed[c], rows, nc, d, FM_KERNEL_AUTO);
+        fm_svm_u8_sq_sums(xsq + start[c], rows, nc, d);
+        if (s != FM_OK) {
+            FM_OMP(omp atomic write)
+            status = s;
+        }
+    }
     return status;
 }
 
@@ -51,13 +79,17 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
                    fm_svm_rows x, const int64_t *count, const double *cbound,
                    int64_t n, int64_t d, int64_t k, const fm_svm_params *p, int nthreads)
 {
-    (void)n;
     int64_t n_pairs = k * (k - 1) / 2;
     int64_t *start = malloc((size_t)(k + 1) * sizeof(int64_t));
     int64_t *offset = malloc((size_t)(n_pairs + 1) * sizeof(int64_t));
     int64_t *order = malloc((size_t)(n_pairs + 1) * sizeof(int64_t));
+    void **packed = x.x ? NULL : calloc((size_t)k, sizeof(void *));
+    int32_t *xsq = x.x ? NULL : malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
     int status = FM_OK;
-    if (!start || !offset || !order) { status = FM_ENOMEM; goto done; }
+    if (!start || !offset || !order || (!x.x && (!packed || !xsq))) {
+        status = FM_ENOMEM;
+        goto done;
+    }
     start[0] = 0;
     for (int64_t c = 0; c < k; c++) start[c + 1] = start[c] + count[c];
     offset[0] = 0;
@@ -79,6 +111,7 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
     }
     int nt = fm_parallel_threads(nthreads);
     if (nt > n_pairs) nt = (int)(n_pairs > 0 ? n_pairs : 1);
+    if (!x.x && (status = pack_classes(packed, xsq, x.xb, start, d, k, nt)) != FM_OK) goto done;
     FM_OMP(omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1))
     for (int64_t r = 0; r < n_pairs; r++) {
         int64_t q = order[r], a, b;
@@ -88,7 +121,8 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
         if (s != FM_OK) continue;
         pair_classes(q, k, &a, &b);
         fm_svm_info info;
-        s = solve_pair(coef + offset[q], &info, x, start, count, cbound, d, a, b, p);
+        s = solve_pair(coef + offset[q], &info, x, packed, xsq, start, count, cbound, d, a, b,
+                       p);
         if (s != FM_OK) {
             FM_OMP(omp atomic write)
             status = s;
@@ -107,6 +141,9 @@ int fm_svm_fit_ovo(double *coef, double *rho, double *obj, int64_t *n_iter, int6
         }
     }
 done:
+    for (int64_t c = 0; packed && c < k; c++) fm_free(packed[c]);
+    free(packed);
+    free(xsq);
     free(start);
     free(offset);
     free(order);

@@ -3,7 +3,8 @@
  * stopping rule and rho), with one change of method: a kernel row that is not cached is
  * computed in a block with the rows most likely to be asked for next (the largest
  * violators), float rows through kernel.c, byte rows as exact integer dot products
- * (neighbors/u8dot.h: AMX-INT8 or AVX-512 VNNI tiles) against the pair's rows packed once,
+ * (neighbors/u8dot.h: AMX-INT8 or AVX-512 VNNI tiles) against each class's rows packed once
+ * per fit (ovo.c),
  * the extra rows cached as those integers until asked for (most never are).
  * Not the multiclass layer (ovo.c). */
 #include <math.h>
@@ -135,12 +136,13 @@ typedef struct {
     int64_t l, d, active, block;
     float *x, *xn;     /* (l, d) float rows, (l) squared norms, swapped with indices; or NULL */
     /* byte rows, in the pair's original order (never swapped: active_set maps a position
-     * to its row): xb (l, d), xp packed by fm_u8dot_pack, xsq (l) sums of squares; the
-     * block's rows qrows (block, d) and their dot products dots
-     * (block, l) against all l rows */
+     * to its row): the two classes' rows r0 (n0 of them), r1, each packed by the caller
+     * (svm.h), xsq (l) both classes' sums of squares; the block's rows qrows (block, d)
+     * and their dot products dots (block, l) against all l rows */
     int u8;
-    uint8_t *xb, *qrows;
-    void *xp;
+    fm_svm_rows r0, r1;
+    int64_t n0;
+    uint8_t *qrows;
     int32_t *xsq, *dots;
     double scale2; /* byte_scale^2: a distance or dot of bytes times this is the values' */
     int8_t *y;
@@ -194,12 +196,19 @@ static int64_t pick_violators(smo *s, int64_t i, int64_t len, int64_t *out, int6
 }
 
 /* dots (m, l): exact int32 dot products of the byte rows cand[0..m) with all l rows, in
- * the pair's original order */
+ * the pair's original order: against r0's packed rows, then r1's */
 static int dots_u8(smo *s, int64_t m)
 {
-    for (int64_t r = 0; r < m; r++)
-        memcpy(s->qrows + r * s->d, s->xb + s->active_set[s->cand[r]] * s->d, (size_t)s->d);
-    return fm_u8dot_block(s->dots, s->l, s->qrows, s->xp, m, s->l, s->d, FM_KERNEL_AUTO);
+    for (int64_t r = 0; r < m; r++) {
+        int64_t o = s->active_set[s->cand[r]];
+        const uint8_t *row = o < s->n0 ? s->r0.xb + o * s->d : s->r1.xb + (o - s->n0) * s->d;
+        memcpy(s->qrows + r * s->d, row, (size_t)s->d);
+    }
+    int status = fm_u8dot_block(s->dots, s->l, s->qrows, s->r0.packed, m, s->n0, s->d,
+                                FM_KERNEL_AUTO);
+    if (status != FM_OK) return status;
+    return fm_u8dot_block(s->dots + s->n0, s->l, s->qrows, s->r1.packed, m, s->l - s->n0,
+                          s->d, FM_KERNEL_AUTO);
 }
 
 /* q[t] = y_i y_t K(row i, row at position t) for t < len from dot: (l) the integer dot
@@ -328,8 +337,8 @@ static int reconstruct_gradient(smo *s)
                 if (s->status[j] == FREE) g += s->alpha[j] * q[j];
             s->G[i] += g;
         } else {
-            double a = s->alpha[i];
-            for (int64_t j = act; j < l; j++) s->G[j] += a * q[j];
+            fm_svm_update_G(s->G + act, q + act, NULL, s->alpha[i], 0.0, l - act,
+                            FM_KERNEL_AUTO);
         }
     }
     free(list);
@@ -498,25 +507,24 @@ static void smo_free(smo *s)
     cache_free(&s->cache);
     fm_free(s->x); fm_free(s->xn); free(s->y); free(s->status); free(s->alpha); free(s->G);
     free(s->G_bar); free(s->C); free(s->QD); free(s->active_set); free(s->swaps); fm_free(s->ablock);
-    fm_free(s->anorm); fm_free(s->kblock); free(s->cand); free(s->cand_score); free(s->xb);
-    fm_free(s->xp); free(s->qrows); free(s->xsq); fm_free(s->dots);
+    fm_free(s->anorm); fm_free(s->kblock); free(s->cand); free(s->cand_score);
+    free(s->qrows); free(s->xsq); fm_free(s->dots);
 }
 
-/* the byte rows' copies: joined, packed, their sums of squares */
-static int setup_u8(smo *s, const uint8_t *xb0, int64_t n0, const uint8_t *xb1, int64_t n1)
+/* the byte rows' scratch and both classes' sums of squares joined */
+static int setup_u8(smo *s, fm_svm_rows r0, int64_t n0, fm_svm_rows r1, int64_t n1)
 {
-    int64_t l = s->l, d = s->d, size = fm_u8dot_packed_size(l, d, FM_KERNEL_AUTO);
-    if (size == 0) return FM_EINVAL;
-    s->xb = malloc((size_t)(l * d));
-    s->xp = fm_alloc((size_t)size);
+    int64_t l = s->l, d = s->d;
+    s->r0 = r0;
+    s->r1 = r1;
+    s->n0 = n0;
     s->qrows = malloc((size_t)(s->block * d));
     s->xsq = malloc((size_t)l * sizeof(int32_t));
     s->dots = fm_alloc((size_t)(s->block * l) * sizeof(int32_t));
-    if (!s->xb || !s->xp || !s->qrows || !s->xsq || !s->dots) return FM_ENOMEM;
-    memcpy(s->xb, xb0, (size_t)(n0 * d));
-    if (n1) memcpy(s->xb + n0 * d, xb1, (size_t)(n1 * d));
-    fm_svm_u8_sq_sums(s->xsq, s->xb, l, d);
-    return fm_u8dot_pack(s->xp, s->xb, l, d, FM_KERNEL_AUTO);
+    if (!s->qrows || !s->xsq || !s->dots) return FM_ENOMEM;
+    memcpy(s->xsq, r0.xsq, (size_t)n0 * sizeof(int32_t));
+    if (n1) memcpy(s->xsq + n0, r1.xsq, (size_t)n1 * sizeof(int32_t));
+    return FM_OK;
 }
 
 int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t n0,
@@ -541,8 +549,7 @@ int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t 
     int status = FM_ENOMEM;
     size_t ld = (size_t)(l > 0 ? l : 1);
     if (s.u8) {
-        if ((status = setup_u8(&s, r0.xb, n0, r1.xb, n1)) != FM_OK) goto done;
-        status = FM_ENOMEM;
+        if (setup_u8(&s, r0, n0, r1, n1) != FM_OK) goto done;
     } else {
         s.x = fm_alloc(ld * (size_t)d * sizeof(float));
         s.xn = fm_alloc(ld * sizeof(float));

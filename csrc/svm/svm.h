@@ -48,13 +48,18 @@ typedef struct {
     const float *x;     /* (n, d) or NULL */
     const uint8_t *xb;  /* (n, d) when x is NULL */
     double byte_scale;
+    /* byte rows in a binary solve (fm_svm_solve_parts) only: xb packed by fm_u8dot_pack
+     * (FM_KERNEL_AUTO) and xsq (n) their sums of squares (fm_svm_u8_sq_sums), made once
+     * per class by fm_svm_fit_ovo and read by every pair holding the class */
+    const void *packed;
+    const int32_t *xsq;
 } fm_svm_rows;
 
 /* One binary C-SVC: min 1/2 a^T Q a - e^T a, 0 <= a_i <= cbound_i, y^T a = 0, Q = yy^T K,
  * on the rows r0 (n0 of them) followed by r1 (n1), without joining them first (a pair's two
- * classes; r1 must hold the same kind of rows as r0). coef: (n0 + n1) gets y_i a_i; y:
- * +1 or -1 and cbound > 0, both over all n0 + n1 rows. Returns FM_OK, FM_ENOMEM or
- * FM_EINTR. */
+ * classes; r1 must hold the same kind of rows as r0, byte rows with packed and xsq). coef:
+ * (n0 + n1) gets y_i a_i; y: +1 or -1 and cbound > 0, both over all n0 + n1 rows. Returns
+ * FM_OK, FM_ENOMEM or FM_EINTR. */
 int fm_svm_solve_parts(double *coef, fm_svm_info *info, fm_svm_rows r0, int64_t n0,
                        fm_svm_rows r1, int64_t n1, const int8_t *y, const double *cbound,
                        int64_t d, const fm_svm_params *p);
