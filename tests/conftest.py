@@ -39,7 +39,7 @@ IMAGE_ESTIMATORS = [
     # a union of two HOGs and the pixels
     (HOGSVC, dict(hogs=(({"pixels_per_cell": 2, "cells_per_block": 1},
                          {"orientations": 4, "pixels_per_cell": 1, "cells_per_block": 2,
-                          "pixel_weight": 0.5}),))),
+                          "pixel_weight": 0.5}),), probability=True)),
 ]
 
 
