@@ -177,41 +177,89 @@ class HOG(BaseEstimator):
         return tags
 
 
-def _hog_settings(candidate):
-    """a HOGSVC candidate's HOG settings: the dict without its pixel_weight"""
-    return {k: v for k, v in candidate.items() if k != "pixel_weight"}
+_HOG_KEYS = frozenset(HOG().get_params()) - {"n_jobs"}  # what a HOGSVC candidate's dict sets
 
 
-def _hog_svc_features(hog, images, pixel_scale):
-    """HOGSVC's features of float32 images: the HOG's, then (pixel_scale > 0) the pixels
-    times it, in float32 (as the ONNX graph computes them)"""
-    features = hog.transform(images)
-    if not pixel_scale:
-        return features
-    return np.hstack([features, images.reshape(len(images), -1) * np.float32(pixel_scale)])
+def _hog_settings(settings):
+    """one HOG's settings: a union member's dict without its pixel_weight"""
+    return {k: v for k, v in settings.items() if k != "pixel_weight"}
+
+
+def _union(candidate, where):
+    """A HOGSVC candidate as the list of its HOGs' settings (a dict: one HOG; a tuple or
+    list of dicts: a union), checked: dicts of HOG's settings only, valid ones, and at most
+    one pixel_weight (0, or a number > 0). `where` names it in errors ("hogs[1]")."""
+    members = [candidate] if isinstance(candidate, dict) else candidate
+    if not isinstance(members, (list, tuple)) or not all(isinstance(m, dict) for m in members):
+        raise ValueError(f"{where} must be a dict of HOG settings or a tuple of them (a union "
+                         f"of HOGs), got {candidate!r}")
+    if not members:
+        raise ValueError(f"{where} is an empty union: a union is a tuple of one or more dicts "
+                         f"of HOG settings")
+    weighted = sum("pixel_weight" in m for m in members)
+    if weighted > 1:
+        raise ValueError(f"{where} has {weighted} pixel_weights: the pixels follow all of "
+                         f"a union's HOGs once, so give pixel_weight in one of its dicts")
+    for m in members:
+        unknown = sorted(map(str, set(m) - _HOG_KEYS - {"pixel_weight"}))
+        if unknown:
+            raise ValueError(f"{where} has unknown HOG settings {unknown}; a dict takes "
+                             f"{sorted(_HOG_KEYS)} and pixel_weight")
+        try:
+            _check_settings(**HOG(**_hog_settings(m))._settings())
+            if m.get("pixel_weight", 0) != 0:
+                check_positive(m["pixel_weight"], "pixel_weight", float)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{where}: {e}") from None
+    return list(members)
+
+
+def _pixel_weight(members):
+    """the pixel_weight of a union's members (_union: one at most), 0 without"""
+    return next((float(m["pixel_weight"]) for m in members if "pixel_weight" in m), 0.0)
+
+
+def _hog_svc_features(hogs, images, pixel_scale):
+    """HOGSVC's features of float32 images: each fitted HOG's in turn, then (pixel_scale >
+    0) the pixels times it, in float32 (as the ONNX graph computes them)"""
+    features = [hog.transform(images) for hog in hogs]
+    if pixel_scale:
+        features.append(images.reshape(len(images), -1) * np.float32(pixel_scale))
+    return np.hstack(features) if len(features) > 1 else features[0]
 
 
 class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     """Histograms of oriented gradients into an RBF support vector machine (``HOG`` then
     ``fmnist_c.SVC``), with the HOG settings, C and gamma chosen on fit's validation_data.
 
-    Every combination of ``hogs`` (dicts of HOG settings), ``Cs`` and ``gamma_factors``
-    (multiples of gamma="scale": 1 / (n_features var(features))) is fitted on ``subset``
-    training images (drawn with random_state) and scored on the validation set; the best
-    (the first among equals) is refitted on every training image. The features are not
-    rescaled: each block is normalised already, and gamma="scale" adapts to their variance.
-    The images are taken as float32 (uint8 too: HOG's uint8 path works in float64, where
-    a few gradients fall on the other side of a bin boundary than in float32; so the model
-    is the same for either dtype and for its ONNX graph). A dict of ``hogs`` may also hold
-    ``"pixel_weight": w``: the pixels themselves then follow the HOG features, scaled to
-    [0, 1] by the training images' largest absolute value and multiplied by w
-    (``pixel_scale_`` is the factor: w / that value; 0 without pixels, or when every
-    training pixel is 0). Shapes the HOG's cells blur, the pixels keep (issue 17's
-    validation runs: +0.9 points at 10,000 training images, for pixel_weight 0.5).
-    ``grid_scores_`` lists [hog index, C, gamma, validation accuracy]; the chosen
-    settings are ``best_params_``, the fitted steps ``hog_`` and ``svc_``. With
-    ``probability=True`` the SVC's sigmoids give predict_proba (fitted on validation_data's
-    decision values when fit gets it, else by SVC's 5-fold cross-validation)."""
+    ``hogs`` lists the candidate features. A candidate is a dict of ``HOG`` settings (one
+    HOG), or a tuple of such dicts: a union of HOGs, whose features are concatenated in the
+    tuple's order, as scikit-learn's ``FeatureUnion`` does with its list of transformers
+    (``({"pixels_per_cell": 4, "cells_per_block": 2}, {"pixels_per_cell": 7})``: fine
+    cells and coarse ones side by side). A tuple rather than a dict holding more dicts
+    keeps every HOG's settings in the same flat form and leaves today's dict candidates as
+    they are; the outer sequence is the grid, as in ``Cs``. One dict of a candidate may
+    also hold ``"pixel_weight": w``: the pixels themselves then follow all of its HOG
+    features, scaled to [0, 1] by the training images' largest absolute value and
+    multiplied by w (``pixel_scale_`` is the factor: w / that value; 0 without pixels, or
+    when every training pixel is 0). Shapes the HOG's cells blur, the pixels keep (issue
+    17's validation runs at 10,000 training images: +0.9 points for pixel_weight 0.5; an
+    exploration there, with a second HOG of 7 x 7 cells between, +0.36 over HOG + pixels).
+
+    Every combination of candidate, ``Cs`` and ``gamma_factors`` (multiples of
+    gamma="scale": 1 / (n_features var(features))) is fitted on ``subset`` training images
+    (drawn with random_state) and scored on the validation set; the best (the first among
+    equals) is refitted on every training image. The features are not rescaled: each block
+    is normalised already, and gamma="scale" adapts to their variance. The images are
+    taken as float32 (uint8 too: HOG's uint8 path works in float64, where a few gradients
+    fall on the other side of a bin boundary than in float32; so the model is the same for
+    either dtype and for its ONNX graph). ``grid_scores_`` lists [candidate index, C,
+    gamma, validation accuracy]; the chosen settings are ``best_params_`` (a dict
+    candidate's settings, or ``"hogs": [its dicts]`` for a union, with C and gamma), the
+    fitted steps ``hogs_`` (the chosen candidate's fitted ``HOG`` transformers, one for a
+    dict) and ``svc_``. With ``probability=True`` the SVC's sigmoids give predict_proba
+    (fitted on validation_data's decision values when fit gets it, else by SVC's 5-fold
+    cross-validation)."""
 
     def __init__(self, hogs=({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
                               "transform_sqrt": True},),
@@ -228,12 +276,11 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _check_hyper_params(self):
-        if not self.hogs or not all(isinstance(h, dict) for h in self.hogs):
-            raise ValueError(f"hogs must be a non-empty sequence of dicts of HOG settings, "
-                             f"got {self.hogs!r}")
-        for h in self.hogs:
-            if "pixel_weight" in h and h["pixel_weight"] != 0:
-                check_positive(h["pixel_weight"], "pixel_weight", float)
+        """Checks every hyper-parameter; returns the candidates as lists of HOG settings."""
+        if not isinstance(self.hogs, (list, tuple)) or not self.hogs:
+            raise ValueError(f"hogs must be a non-empty sequence of candidates (dicts of HOG "
+                             f"settings, or tuples of them), got {self.hogs!r}")
+        candidates = [_union(c, f"hogs[{j}]") for j, c in enumerate(self.hogs)]
         for name in ("Cs", "gamma_factors"):
             values = getattr(self, name)
             if isinstance(values, (str, dict)) or not np.iterable(values) or not len(values):
@@ -245,13 +292,15 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         if not isinstance(self.probability, (bool, np.bool_)):
             raise TypeError(f"probability must be True or False, got {self.probability!r}")
         n_threads(self.n_jobs)
+        return candidates
 
     def fit(self, X, y, sample_weight=None, *, validation_data=None):
         """Choose on validation_data (X_val, y_val) and fit; returns self. Without it, the
         grid must hold one setting (nothing to choose)."""
-        self._check_hyper_params()
+        candidates = self._check_hyper_params()
         check_not_validation_data(sample_weight)
-        hogs = [HOG(**{"n_jobs": self.n_jobs, **_hog_settings(h)}) for h in self.hogs]
+        hogs = [[HOG(**{"n_jobs": self.n_jobs, **_hog_settings(m)}) for m in members]
+                for members in candidates]
         images = _as_array(X)
         width = check_images(images).shape[1]
         y = check_labels(y, len(images))
@@ -272,16 +321,24 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(seed_from(self.random_state))
         part = np.sort(rng.permutation(len(images))[:int(self.subset)])
         largest = float(np.abs(images).max()) if images.size else 0.0
-        scales = [float(h.get("pixel_weight", 0.0)) / largest if largest else 0.0
-                  for h in self.hogs]
+        scales = [_pixel_weight(members) / largest if largest else 0.0
+                  for members in candidates]
         for w in scales:
             if not np.isfinite(np.float32(w)):
                 raise ValueError(f"pixel_weight / the training images' largest value is {w!r}, "
                                  f"beyond float32: give a smaller pixel_weight")
+        for j, steps in enumerate(hogs):  # each HOG against the images, before any SVC runs
+            try:
+                shapes = {h.fit(images[part]).image_shape_ for h in steps}
+            except ValueError as e:  # e.g. an image_shape that does not fit, cells too big
+                raise ValueError(f"hogs[{j}]: {e}") from None
+            if len(shapes) > 1:
+                raise ValueError(f"hogs[{j}]'s HOGs read the images in different shapes "
+                                 f"{sorted(shapes)}: a union's HOGs take one image_shape")
         scores = []
-        for i, hog_step in enumerate(hogs):
-            feats = _hog_svc_features(hog_step.fit(images[part]), images[part], scales[i])
-            val = (_hog_svc_features(hog_step, validation_data[0], scales[i])
+        for i, steps in enumerate(hogs):
+            feats = _hog_svc_features(steps, images[part], scales[i])
+            val = (_hog_svc_features(steps, validation_data[0], scales[i])
                    if len(grid) > 1 else None)
             scale = SVC()._gamma_for(feats)
             for _, C, f in (g for g in grid if g[0] == i):
@@ -294,25 +351,34 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                 scores.append([i, C, scale * f, float(m.score(val, validation_data[1]))])
         best = max(range(len(scores)), key=lambda j: (scores[j][3] or 0.0, -j))
         i, C, _, _ = scores[best]
-        hog_step, pixel_scale = hogs[i].fit(images), scales[i]
-        feats = _hog_svc_features(hog_step, images, pixel_scale)
+        steps, pixel_scale = hogs[i], scales[i]  # fitted above: HOG learns only the shape
+        feats = _hog_svc_features(steps, images, pixel_scale)
         # gamma="scale" on every training image's features, times the chosen factor
         gamma = grid[best][2] * SVC()._gamma_for(feats)
         val = None
         if self.probability and validation_data is not None:
-            val = (_hog_svc_features(hog_step, validation_data[0], pixel_scale),
+            val = (_hog_svc_features(steps, validation_data[0], pixel_scale),
                    validation_data[1])
         svc = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
                   probability=bool(self.probability), random_state=self.random_state,
                   verbose=self.verbose, n_jobs=self.n_jobs).fit(
             feats, y, sample_weight, validation_data=val)
         # the fitted steps together, once every fit above has passed
-        self.hog_, self.pixel_scale_, self.svc_ = hog_step, pixel_scale, svc
+        self.hogs_, self.pixel_scale_, self.svc_ = steps, pixel_scale, svc
         self.classes_ = self.svc_.classes_
-        self.n_features_in_ = self.hog_.n_features_in_
+        self.n_features_in_ = steps[0].n_features_in_
         self.grid_scores_ = scores
-        self.best_params_ = {**self.hogs[i], "C": C, "gamma": gamma}
+        chosen = self.hogs[i]
+        self.best_params_ = {**(chosen if isinstance(chosen, dict) else
+                                {"hogs": [dict(m) for m in chosen]}), "C": C, "gamma": gamma}
         return self
+
+    def __setstate__(self, state):
+        """A HOGSVC pickled before unions held its one fitted HOG as hog_: now hogs_."""
+        state = dict(state)
+        if "hog_" in state:
+            state["hogs_"] = [state.pop("hog_")]
+        self.__dict__.update(state)
 
     def _features(self, X):
         self._check_fitted()
@@ -320,7 +386,7 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         self._check_width(check_images(X))  # errors that name HOGSVC
         # finite inputs near float32's limit overflow the gradients
         return check_finite_outputs(
-            _hog_svc_features(self.hog_, np.asarray(X, np.float32), self.pixel_scale_))
+            _hog_svc_features(self.hogs_, np.asarray(X, np.float32), self.pixel_scale_))
 
     def decision_function(self, X):
         features = self._features(X)
@@ -344,21 +410,20 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
 
     # ---- files ------------------------------------------------------------------------
     def _file_contents(self):
-        """the chosen HOG settings, the grid, and the SVC's own file contents (FileMixin)"""
+        """the chosen HOG settings (with their image shape: a dict for one HOG, as before
+        unions; a list of them for a union), the grid, and the SVC's own file contents
+        (FileMixin)"""
         svc_config, arrays = self.svc_._file_contents()
-        hog = {**self.hog_._settings(), "image_shape": list(self.hog_.image_shape_)}
-        return {"params": self._file_params(), "hog": hog, "pixel_scale": self.pixel_scale_,
-                "svc": svc_config,
+        hogs = [{**h._settings(), "image_shape": list(h.image_shape_)} for h in self.hogs_]
+        return {"params": self._file_params(), "hog": hogs[0] if len(hogs) == 1 else hogs,
+                "pixel_scale": self.pixel_scale_, "svc": svc_config,
                 "best_params": self.best_params_, "grid_scores": self.grid_scores_}, arrays
 
-    @classmethod
-    def _from_file(cls, config, arrays):
-        self = cls(**cls._params_from_file(config["params"]))
-        self._check_hyper_params()
-        if not isinstance(config["hog"], dict) or not isinstance(config["best_params"], dict):
-            raise ValueError("the HOGSVC model file's settings are not dicts")
-        hog = dict(config["hog"])
-        shape = hog.pop("image_shape")
+    @staticmethod
+    def _file_hog(config):
+        """(settings, (h, w)) of one HOG as a file holds it, the image shape checked"""
+        settings = dict(config)
+        shape = settings.pop("image_shape")
         try:
             h, w = (int(v) for v in shape)
         except (TypeError, ValueError):
@@ -366,6 +431,21 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                 from None
         if not (h >= 1 and w >= 1 and h * w <= _MOST_PIXELS):
             raise ValueError(f"the HOGSVC model file's image shape {shape!r} is out of range")
+        return settings, (h, w)
+
+    @classmethod
+    def _from_file(cls, config, arrays):
+        self = cls(**cls._params_from_file(config["params"]))
+        self._check_hyper_params()
+        hogs = config["hog"]
+        hogs = [hogs] if isinstance(hogs, dict) else hogs  # one HOG, or a union's list
+        if not isinstance(hogs, list) or not hogs or not all(isinstance(h, dict) for h in hogs) \
+                or not isinstance(config["best_params"], dict):
+            raise ValueError("the HOGSVC model file's HOG settings are not a dict or a "
+                             "non-empty list of them, or its best_params not a dict")
+        hogs = [cls._file_hog(h) for h in hogs]
+        if len({shape for _, shape in hogs}) > 1:
+            raise ValueError("the HOGSVC model file's HOGs take images of different shapes")
         scale = config.get("pixel_scale")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
                 or not 0 <= scale <= np.finfo(np.float32).max:
@@ -373,16 +453,22 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                              f"from 0 to float32's largest")
         self.pixel_scale_ = float(scale)
         self.svc_ = SVC._from_file(config["svc"], arrays)
-        # the SVC's width (bounded by its arrays) against the HOG's, before any HOG runs: a
+        # the SVC's width (bounded by its arrays) against the HOGs', before any HOG runs: a
         # crafted file's settings could ask for billions of features of a zero image
-        if self.svc_.n_features_in_ != _n_features(h, w, **hog) + (h * w if scale else 0):
+        widths = [_n_features(h, w, **settings) for settings, (h, w) in hogs]
+        h, w = hogs[0][1]
+        if not all(widths):
+            raise ValueError("a HOG of the HOGSVC model file gives no features (its blocks "
+                             "do not fit its image)")
+        if self.svc_.n_features_in_ != sum(widths) + (h * w if scale else 0):
             raise ValueError("the HOGSVC model file's SVC does not take its HOG's features")
         if self.svc_.probability != self.probability:
             raise ValueError(f"the HOGSVC model file says probability={self.probability!r}, "
                              f"its SVC was fitted with probability={self.svc_.probability!r}")
-        self.hog_ = HOG(**hog, n_jobs=self.n_jobs).fit(np.zeros((1, h, w), np.float32))
+        self.hogs_ = [HOG(**settings, n_jobs=self.n_jobs).fit(np.zeros((1, *shape), np.float32))
+                      for settings, shape in hogs]
         self.svc_.set_params(n_jobs=self.n_jobs)
         self.classes_ = self.svc_.classes_
-        self.n_features_in_ = self.hog_.n_features_in_
+        self.n_features_in_ = self.hogs_[0].n_features_in_
         self.best_params_, self.grid_scores_ = config["best_params"], config["grid_scores"]
         return self

@@ -285,14 +285,15 @@ def _hog(hog, g, x):
 
 
 def _hog_svc(model, g, x):
-    """HOGSVC: its HOG's features (_hog), then, with pixel_scale_ > 0, the pixels times it
-    in float32 (features._hog_svc_features), then its SVC (_svc)."""
-    features = _hog(model.hog_, g, x)
+    """HOGSVC: each of its HOGs' features (_hog; a union's in its order), then, with
+    pixel_scale_ > 0, the pixels times it in float32 (features._hog_svc_features), all
+    concatenated, then its SVC (_svc)."""
+    features = [_hog(hog, g, x) for hog in model.hogs_]
     if model.pixel_scale_:
-        pixels = g.op("Mul", g.flat(x, model.n_features_in_),
-                      g.const(np.array(model.pixel_scale_, np.float32)))
-        features = g.op("Concat", features, pixels, axis=1)
-    return _svc(model.svc_, g, features)
+        features.append(g.op("Mul", g.flat(x, model.n_features_in_),
+                             g.const(np.array(model.pixel_scale_, np.float32))))
+    return _svc(model.svc_, g, g.op("Concat", *features, axis=1) if len(features) > 1
+                else features[0])
 
 
 def _knn(model, g, x):

@@ -36,6 +36,10 @@ IMAGE_ESTIMATORS = [
     (CNNEnsembleClassifier, dict(estimator=CNNClassifier(layers=[Conv2D(3, 3), MaxPool2D(2), Flatten()],
                                                          epochs=2, batch_size=8), n_members=2)),
     (HOGSVC, dict(hogs=({"pixels_per_cell": 2, "cells_per_block": 1},), probability=True)),
+    # a union of two HOGs and the pixels
+    (HOGSVC, dict(hogs=(({"pixels_per_cell": 2, "cells_per_block": 1},
+                         {"orientations": 4, "pixels_per_cell": 1, "cells_per_block": 2,
+                          "pixel_weight": 0.5}),), probability=True)),
 ]
 
 

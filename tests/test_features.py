@@ -284,7 +284,7 @@ def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
     from fmnist_c.features import HOGSVC
     X, y = fmnist_c.load_sample()
     X, y = X[:60], y[:60]
-    for kwargs, match in (({"hogs": ()}, "hogs must be"), ({"hogs": (4,)}, "hogs must be"),
+    for kwargs, match in (({"hogs": ()}, "hogs must be"), ({"hogs": (4,)}, r"hogs\[0\] must be"),
                           ({"Cs": ()}, "Cs must be"), ({"Cs": (-1.0,)}, "Cs must be"),
                           ({"gamma_factors": "2"}, "gamma_factors must be"),
                           ({"subset": 0}, "subset"), ({"n_jobs": 0}, "n_jobs"),
@@ -402,3 +402,150 @@ def test_hog_svc_is_the_same_model_for_uint8_and_float32_images():
     np.testing.assert_array_equal(a.svc_.dual_coef_, b.svc_.dual_coef_)
     np.testing.assert_array_equal(a.decision_function(X[300:600]),
                                   b.decision_function(X[300:600].astype(np.float32)))
+
+
+# A union of HOGs (a tuple of dicts): 4 x 4 cells of the square roots, 7 x 7 cells, and the
+# pixels at weight 0.5, whose pixel_weight sits in the second dict and still follows both
+FINE = {"pixels_per_cell": 4, "cells_per_block": 2, "transform_sqrt": True}
+COARSE = {"pixels_per_cell": 7, "cells_per_block": 1, "orientations": 6}
+UNION = (FINE, {**COARSE, "pixel_weight": 0.5})
+
+
+def union_features(X, largest=255.0):
+    """UNION's features by hand: each HOG's, then the pixels times 0.5 / largest"""
+    X = np.asarray(X, np.float32)
+    return np.hstack([hog(X, **FINE), hog(X, **COARSE),
+                      X.reshape(len(X), -1) * np.float32(0.5 / largest)])
+
+
+def test_hog_svc_union_is_the_svc_of_its_hogs_features_concatenated():
+    """A union candidate is fitted, scored on validation and refitted as an SVC on its HOGs'
+    features side by side and then the pixels: the same grid scores, gamma and decision
+    values as that SVC fitted by hand; best_params_ names the union's dicts."""
+    from fmnist_c.features import HOGSVC
+    from fmnist_c.study import split_data
+    s = split_data("official", *fmnist_c.load_sample(), "sample")[0]
+    m = HOGSVC(hogs=(FINE, UNION), subset=800, random_state=0).fit(
+        s.X_train, s.y_train, validation_data=(s.X_val, s.y_val))
+    part = np.sort(np.random.default_rng(0).permutation(len(s.y_train))[:800])
+    one = fmnist_c.SVC(C=10.0, gamma="scale").fit(union_features(s.X_train[part]),
+                                                  s.y_train[part])
+    assert m.grid_scores_[1][:2] == [1, 10.0]
+    assert m.grid_scores_[1][3] == one.score(union_features(s.X_val), s.y_val)
+    assert m.grid_scores_[1][3] > m.grid_scores_[0][3]  # the union helps, even at 800 images
+    assert m.best_params_ == {"hogs": [FINE, {**COARSE, "pixel_weight": 0.5}], "C": 10.0,
+                              "gamma": m.svc_.gamma}
+    assert [h.get_params()["pixels_per_cell"] for h in m.hogs_] == [4, 7]
+    assert m.pixel_scale_ == 0.5 / 255 and m.n_features_in_ == 784
+    feats = union_features(s.X_train)
+    assert m.svc_.n_features_in_ == feats.shape[1] == 1296 + 96 + 784
+    gamma = 1 / (feats.shape[1] * feats.var(dtype=np.float64))
+    np.testing.assert_allclose(m.best_params_["gamma"], gamma, rtol=1e-6)
+    direct = fmnist_c.SVC(C=10.0, gamma=m.best_params_["gamma"]).fit(feats, s.y_train)
+    np.testing.assert_array_equal(m.decision_function(s.X_test),
+                                  direct.decision_function(union_features(s.X_test)))
+    np.testing.assert_array_equal(m.predict(s.X_test.reshape(-1, 784)), m.predict(s.X_test))
+
+
+def test_hog_svc_union_saves_loads_pickles_clones_and_gives_probabilities(tmp_path):
+    """A union as every HOGSVC: save/load (its HOGs as a list in the file; one HOG still
+    as the dict files held before unions), load_model, pickle (one pickled before unions,
+    with hog_, too), clone, predict_proba."""
+    import pickle
+
+    from fmnist_c.features import HOGSVC
+    from fmnist_c.nn import load_model
+    X, y = fmnist_c.load_sample()
+    X, Xv, Xt = X[:600], X[600:900], X[900:1100]
+    m = HOGSVC(hogs=(UNION,), probability=True, random_state=0).fit(
+        X, y[:600], validation_data=(Xv, y[600:900]))
+    direct = fmnist_c.SVC(C=10.0, gamma=m.best_params_["gamma"], probability=True).fit(
+        union_features(X), y[:600], validation_data=(union_features(Xv), y[600:900]))
+    proba = m.predict_proba(Xt)
+    np.testing.assert_array_equal(proba, direct.predict_proba(union_features(Xt)))
+    config, _ = m._file_contents()
+    assert [h["pixels_per_cell"] for h in config["hog"]] == [4, 7]
+    assert all(h["image_shape"] == [28, 28] for h in config["hog"])
+    path = tmp_path / "union.npz"
+    m.save(path)
+    for other in (HOGSVC.load(path), load_model(path), pickle.loads(pickle.dumps(m))):
+        assert type(other) is HOGSVC and len(other.hogs_) == 2
+        np.testing.assert_array_equal(other.predict(Xt), m.predict(Xt))
+        np.testing.assert_array_equal(other.predict_proba(Xt), proba)
+        assert other.best_params_["hogs"] == m.best_params_["hogs"]
+    assert sklearn_clone(m).get_params() == m.get_params()
+    single = HOGSVC(hogs=(FINE,)).fit(X[:200], y[:200])
+    assert isinstance(single._file_contents()[0]["hog"], dict)  # as before unions
+    old = pickle.loads(pickle.dumps(single))
+    state = {k: v for k, v in vars(old).items() if k != "hogs_"}
+    old.__dict__.clear()
+    old.__setstate__({**state, "hog_": single.hogs_[0]})  # what a pickle of then holds
+    assert not hasattr(old, "hog_")
+    np.testing.assert_array_equal(old.decision_function(Xt), single.decision_function(Xt))
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    ((), ValueError, r"hogs\[\d\] is an empty union"),
+    ([FINE, 4], ValueError, "must be a dict of HOG settings or a tuple of them"),
+    ("FINE", ValueError, "must be a dict of HOG settings or a tuple of them"),
+    ((dict(FINE, pixel_weight=0.5), UNION[1]), ValueError, "has 2 pixel_weights"),
+    ((FINE, {"pixel_per_cell": 7}), ValueError, r"unknown HOG settings \['pixel_per_cell'\]"),
+    ((FINE, {"n_jobs": 2}), ValueError, r"unknown HOG settings \['n_jobs'\]"),
+    ((FINE, {"block_norm": "L3"}), ValueError, r"hogs\[\d\]: block_norm"),
+    ((FINE, {"cells_per_block": 0}), ValueError, r"hogs\[\d\]: cells_per_block"),
+    ((FINE, {"transform_sqrt": 1}), TypeError, r"hogs\[\d\]: transform_sqrt"),
+    ((FINE, {"pixel_weight": -1}), ValueError, r"hogs\[\d\]: pixel_weight"),
+    ((FINE, {"pixel_weight": "0.5"}), TypeError, r"hogs\[\d\]: pixel_weight"),
+    ((FINE, {"pixels_per_cell": (1, 4), "cells_per_block": 1, "image_shape": (1, -1)}),
+     ValueError, "read the images in different shapes"),
+    ((FINE, {"pixels_per_cell": 29}), ValueError, r"hogs\[\d\]: .*too small"),
+])
+def test_hog_svc_rejects_bad_unions(bad, err, match):
+    """Each bad candidate is refused by fit with a message naming it (hogs[i]), before any
+    SVC is fitted (a bad second candidate before the first one's SVC), and a refused fit
+    keeps nothing of itself."""
+    from fmnist_c import svm
+    from fmnist_c.features import HOGSVC
+    X, y = fmnist_c.load_sample()
+    X = X.reshape(len(X), -1)  # rows, which each HOG reads in its own image_shape
+    m = HOGSVC(hogs=(bad,))
+    with pytest.raises(err, match=match):
+        m.fit(X[:60], y[:60])
+    assert not hasattr(m, "hogs_")
+    fits = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(svm.SVC, "fit", lambda *a, **k: fits.append(1))
+        with pytest.raises(err, match=match):
+            HOGSVC(hogs=(FINE, bad)).fit(X[:60], y[:60], validation_data=(X[60:90], y[60:90]))
+    assert not fits
+    with pytest.raises(ValueError, match="hogs must be a non-empty sequence"):
+        HOGSVC(hogs=FINE).fit(X[:60], y[:60])  # one dict, not a sequence of candidates
+
+
+def test_hog_svc_union_file_checks_before_running_hog(monkeypatch):
+    """A crafted union file is refused before any of its HOGs runs: a member asking for
+    billions of features, members of different image shapes, a member whose blocks do not
+    fit, an empty or mixed list; the file's intact contents load."""
+    from fmnist_c.features import HOG, HOGSVC
+    X, y = fmnist_c.load_sample()
+    m = HOGSVC(hogs=(UNION,)).fit(X[:200], y[:200])
+    config, arrays = m._file_contents()
+    fine, coarse = config["hog"]
+    huge = {**coarse, "image_shape": [2048, 2048], "orientations": 238,
+            "pixels_per_cell": [1, 1], "cells_per_block": [1, 1]}
+    monkeypatch.setattr(HOG, "fit", lambda *a, **k: pytest.fail("HOG ran before the check"))
+    for hogs, match in (([fine, huge], "different shapes"),
+                        ([{**fine, "image_shape": [2048, 2048]}, huge], "SVC does not take"),
+                        ([fine, {**coarse, "orientations": 7}], "SVC does not take"),
+                        ([fine, {**coarse, "cells_per_block": [5, 5]}], "gives no features"),
+                        ([fine], "SVC does not take"), ([fine, coarse, coarse], "SVC does not take"),
+                        ([], "not a dict or a non-empty list"), ([fine, 3], "not a dict or"),
+                        ("fine", "not a dict or"),
+                        ([fine, {**coarse, "image_shape": [28]}], "not \\(h, w\\)")):
+        with pytest.raises(ValueError, match=match):
+            HOGSVC._from_file({**config, "hog": hogs}, arrays)
+    for params, match in (((FINE, ()), "empty union"), (((UNION[1], UNION[1]),), "2 pixel_weights")):
+        with pytest.raises(ValueError, match=match):
+            HOGSVC._from_file({**config, "params": {**config["params"], "hogs": params}}, arrays)
+    monkeypatch.undo()
+    assert HOGSVC._from_file(config, arrays).predict(X[:5]).shape == (5,)

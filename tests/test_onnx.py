@@ -465,14 +465,20 @@ def test_hogsvc_exports_through_the_cli(sample, tmp_path, root, probability):
     pixels, test = np.round(X[:400] * 255), np.round(X_test[:200] * 255)
     hog = dict(orientations=9, pixels_per_cell=(5, 3), cells_per_block=2, transform_sqrt=root)
     model = fmnist_c.features.HOGSVC(hogs=(hog,), probability=probability, random_state=0)
-    model.fit(pixels, y[:400]).save(tmp_path / "hog.npz")
-    assert cli.main(["export", str(tmp_path / "hog.npz"), str(tmp_path / "hog.onnx"),
-                     "--input-shape", "28,28"]) == 0
-    labels, scores = run(onnx.load(str(tmp_path / "hog.onnx")), test.reshape(-1, 28, 28))
-    np.testing.assert_array_equal(labels, model.predict(test))
-    ours = model.predict_proba(test) if probability else model.decision_function(test)
-    np.testing.assert_allclose(scores, ours, rtol=0, atol=1e-5)
+    assert_exported_by_the_cli(model.fit(pixels, y[:400]), test, tmp_path)
     assert_svc_export(model, test)  # to_onnx, rows of 784
+
+
+def assert_exported_by_the_cli(model, test, tmp_path):
+    """model saved and exported by `fmnist-c export` for 28 x 28 images: onnxruntime's
+    classes of `test` are ours, its probabilities (decision values without) within 1e-5."""
+    model.save(tmp_path / "model.npz")
+    assert cli.main(["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx"),
+                     "--input-shape", "28,28"]) == 0
+    labels, scores = run(onnx.load(str(tmp_path / "model.onnx")), test.reshape(-1, 28, 28))
+    np.testing.assert_array_equal(labels, model.predict(test))
+    ours = model.predict_proba(test) if model.probability else model.decision_function(test)
+    np.testing.assert_allclose(scores, ours, rtol=0, atol=1e-5)
 
 
 def test_hogsvc_with_pixels_appends_them_scaled(sample):
@@ -488,6 +494,26 @@ def test_hogsvc_with_pixels_appends_them_scaled(sample):
     as_bytes = np.round(X_test[:300] * 255).astype(np.uint8)
     np.testing.assert_array_equal(model.decision_function(as_bytes),
                                   model.decision_function(as_bytes.astype(np.float32)))
+
+
+@pytest.mark.parametrize("probability", [True, False], ids=["proba", "decision"])
+def test_hogsvc_union_concatenates_its_hogs_then_the_pixels(sample, tmp_path, probability):
+    """A union candidate (4 x 4 cells of the square roots; 8 orientations in untiled 5 x 3
+    cells, L1, holding the pixel_weight): the graph concatenates each HOG's subgraph in the
+    union's order, then the pixels times pixel_scale_, before the SVC. Raw pixels 0..255,
+    saved, loaded and exported by `fmnist-c export` too: our classes, our probabilities or
+    decision values within 1e-5."""
+    from fmnist_c.features import HOGSVC
+    X, y, X_test = sample
+    pixels, test = np.round(X[:400] * 255), np.round(X_test[:200] * 255)
+    union = ({"pixels_per_cell": 4, "cells_per_block": 2, "transform_sqrt": True},
+             {"orientations": 8, "pixels_per_cell": (5, 3), "cells_per_block": 1,
+              "block_norm": "L1", "pixel_weight": 0.5})
+    model = HOGSVC(hogs=(union,), probability=probability, random_state=0).fit(pixels, y[:400])
+    assert len(model.hogs_) == 2 and model.pixel_scale_ == 0.5 / 255
+    assert model.svc_.n_features_in_ == 1296 + 5 * 9 * 8 + 784
+    assert_svc_export(model, test)
+    assert_exported_by_the_cli(model, test, tmp_path)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])

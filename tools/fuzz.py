@@ -60,8 +60,9 @@ def saved_models():
     (uint8 rows, sample weights), an SVC (probabilities, class weights), an
     SGDLogisticRegression (validation history), a DecisionTreeClassifier, a
     RandomForestClassifier (out-of-bag score), a CNNEnsembleClassifier of two small
-    networks (test-time shifts) and a HOGSVC (4 x 4 images, probabilities). Appended
-    in this order: a corpus input picks its base by position."""
+    networks (test-time shifts), a HOGSVC (4 x 4 images, probabilities) and a HOGSVC of a
+    union (two HOGs and the pixels, probabilities). Appended in this order: a corpus input
+    picks its base by position."""
     rng = np.random.default_rng(0)
     X, y = rng.random((12, 5), dtype=np.float32), np.arange(12) % 3
     out = []
@@ -80,12 +81,16 @@ def saved_models():
                                      n_members=2, random_state=0)
     hogsvc = HOGSVC(hogs=({"pixels_per_cell": 2, "cells_per_block": 1},), probability=True,
                     random_state=0)
+    union = HOGSVC(hogs=(({"pixels_per_cell": 2, "cells_per_block": 1},
+                          {"orientations": 4, "pixels_per_cell": 1, "cells_per_block": 2,
+                           "pixel_weight": 0.5}),), probability=True, random_state=0)
     for model in (mlp.fit(X, y), seq.fit(X, y, verbose=0),
                   gbdt.fit(X, y, validation_data=(X, y)),
                   knn.fit((X * 255).astype(np.uint8), y, sample_weight=np.arange(1.0, 13.0)),
                   svc.fit(X, y), lr.fit(X, y, validation_data=(X, y)), tree.fit(X, y),
                   forest.fit(X, y), ensemble.fit(np.tile(X, (1, 2))[:, :9], y),
-                  hogsvc.fit(rng.random((12, 4, 4), dtype=np.float32), y)):
+                  hogsvc.fit(rng.random((12, 4, 4), dtype=np.float32), y),
+                  union.fit(rng.random((12, 4, 4), dtype=np.float32), y)):
         buf = io.BytesIO()
         model.save(buf)
         out.append(buf.getvalue())
