@@ -97,6 +97,42 @@ def test_scan_kernels_agree_to_the_bit():
         assert a == b
 
 
+@pytest.mark.parametrize("nf", [1, 7, 8, 21])
+def test_scan_of_features_agrees_to_the_bit_and_with_each_scan(nf):
+    """Eight features at a time (AVX-512) against one at a time: the same best, feature, bin
+    and sums to the bit; features of 2 to 256 bins, copies of a feature (ties: the first
+    wins) and small counts with hessian limits that reject most thresholds."""
+    rng = np.random.default_rng(nf)
+    for trial in range(40):
+        nbins = rng.integers(2, 257, nf)
+        if trial % 2:
+            nbins[:] = 256
+        hists = np.zeros((nf, 256, 2))
+        counts = rng.integers(0, 4, (nf, 256)) * (rng.random((nf, 256)) < 0.3)
+        for f in range(nf):
+            counts[f, nbins[f]:] = 0
+        hists[..., 0] = rng.normal(size=(nf, 256)) * counts
+        hists[..., 1] = rng.random((nf, 256)) * counts
+        if nf > 3:
+            hists[3] = hists[1]
+            nbins[3] = nbins[1]
+        total = np.append(hists[0, :nbins[0]].sum(axis=0), counts[0].sum())  # feature 0's rows
+        limits = (float(trial % 3), 0.05 * (trial % 4), 0.5 * (trial % 2))
+        got = [_core.boost_scan_features(hists, nbins, total, *limits, kernel=k) for k in KERNELS]
+        for other in got[1:]:
+            assert other == got[0]
+        best, feature, b, sums = got[0]
+        each = [_core.boost_scan(hists[f, :nbins[f]], total, *limits, kernel="portable")
+                for f in range(nf)]
+        scores = [e[0] for e in each]
+        if max(scores) == -np.inf:
+            assert (feature, b) == (-1, -1)
+            continue
+        want = int(np.argmax(scores))  # the first of the best
+        assert (feature, b, sums) == (want, each[want][1], each[want][2])
+        assert best == scores[want]
+
+
 def sample(n=600, k=10):
     X, y = load_sample()
     keep = np.flatnonzero(y < k)[:n]

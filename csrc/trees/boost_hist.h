@@ -61,4 +61,18 @@ void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist
                    const double *total, const fm_boost_limits *lim, double *scratch,
                    enum fm_kernel kernel);
 
+/* Doubles of scratch fm_boost_scan_features needs (fm_boost_scan needs 4 * 256 of them). */
+#define FM_BOOST_SCAN_SCRATCH (8 * 6 * 256)
+
+/* fm_boost_scan of each feature feats[q] in turn, its histogram at hist + 2 hoff[f] with
+ * nbins[f] bins; *feature = the last feature whose scan raised *score (left unchanged if
+ * none did). The AVX-512 kernel scans eight features at once, each lane's prefix sums in
+ * the order of its bins, and replays the candidates that could beat the best as it was
+ * before the eight through fm_boost_scan's test in feature order: identical results.
+ * hist: (hoff[d], 2); feats: (nf); scratch: (FM_BOOST_SCAN_SCRATCH) doubles. */
+void fm_boost_scan_features(double *score, int64_t *bin, double *sums, int64_t *feature,
+                            const double *hist, const int64_t *feats, const int64_t *hoff,
+                            const int64_t *nbins, int64_t nf, const double *total,
+                            const fm_boost_limits *lim, double *scratch, enum fm_kernel kernel);
+
 #endif
