@@ -65,16 +65,29 @@ def naive_scan(hist, total, min_count, min_hess, lam):
     return best, best_bin
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+def scan_one(hist, total, limits, scan):
+    """(score, bin, sums) of one histogram (nb, 2): scan "one" is boost_scan (portable),
+    otherwise boost_scan_features of one feature with that kernel."""
+    if scan == "one":
+        return _core.boost_scan(hist, total, *limits)
+    hists = np.zeros((1, 256, 2))
+    hists[0, :len(hist)] = hist
+    score, feature, b, sums = _core.boost_scan_features(hists, [len(hist)], total, *limits,
+                                                        kernel=scan)
+    assert feature == (0 if b >= 0 else -1)
+    return score, b, sums
+
+
+@pytest.mark.parametrize("scan", ["one"] + KERNELS)
 @pytest.mark.parametrize("nb", [2, 9, 64, 255, 256])
-def test_scan_matches_brute_force(kernel, nb):
+def test_scan_matches_brute_force(scan, nb):
     rng = np.random.default_rng(nb)
     for trial in range(20):
         counts = rng.integers(0, 30, nb)
         hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts + 1e-3 * counts])
         total = np.append(hist.sum(axis=0), counts.sum())
         limits = (float(trial % 4 * 5), 1e-3 * (trial % 3), 0.5 * (trial % 2))
-        score, b, sums = _core.boost_scan(hist, total, *limits, kernel=kernel)
+        score, b, sums = scan_one(hist, total, limits, scan)
         want, want_bin = naive_scan(hist, total, *limits)
         assert b == want_bin
         if b >= 0:
@@ -84,16 +97,19 @@ def test_scan_matches_brute_force(kernel, nb):
 
 
 def test_scan_kernels_agree_to_the_bit():
+    """Both kernels of boost_scan_features on 1 to 12 features of dense histograms (most
+    bins occupied): the same score, feature, bin and sums to the bit."""
     if len(KERNELS) < 2:
         pytest.skip("this CPU has no AVX-512")
     rng = np.random.default_rng(1)
     for _ in range(200):
-        nb = int(rng.integers(2, 257))
-        counts = rng.integers(0, 5, nb)
-        hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts])
-        total = np.append(hist.sum(axis=0), counts.sum())
-        a = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="portable")
-        b = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="avx512")
+        nf = int(rng.integers(1, 13))
+        nbins = rng.integers(2, 257, nf)
+        counts = rng.integers(0, 5, (nf, 256)) * (np.arange(256) < nbins[:, None])
+        hists = np.stack([rng.normal(size=(nf, 256)) * counts, rng.random((nf, 256)) * counts], axis=2)
+        total = np.append(hists[0].sum(axis=0), counts[0].sum())  # feature 0's rows
+        a = _core.boost_scan_features(hists, nbins, total, 1.0, 1e-3, 0.0, kernel="portable")
+        b = _core.boost_scan_features(hists, nbins, total, 1.0, 1e-3, 0.0, kernel="avx512")
         assert a == b
 
 
@@ -122,8 +138,7 @@ def test_scan_of_features_agrees_to_the_bit_and_with_each_scan(nf):
         for other in got[1:]:
             assert other == got[0]
         best, feature, b, sums = got[0]
-        each = [_core.boost_scan(hists[f, :nbins[f]], total, *limits, kernel="portable")
-                for f in range(nf)]
+        each = [_core.boost_scan(hists[f, :nbins[f]], total, *limits) for f in range(nf)]
         scores = [e[0] for e in each]
         if max(scores) == -np.inf:
             assert (feature, b) == (-1, -1)

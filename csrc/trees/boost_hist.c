@@ -1,6 +1,7 @@
 /* boost_hist.c: the booster's inner loops (declared in boost_hist.h): one feature's
  * gradient/hessian/count histograms over a leaf's rows, the subtraction that gives the
- * larger child's, and the threshold scan, portable and AVX-512 (the same splits).
+ * larger child's, and the threshold scan: of one feature (portable) and of eight features at
+ * once (AVX-512), the same splits.
  * Not here: the tree's growth and the rounds (boost.c). */
 #include "trees/boost_hist.h"
 
@@ -218,11 +219,15 @@ static inline __attribute__((always_inline)) void offer(double *score, int64_t *
     }
 }
 
+/* One feature's best threshold: the candidates of prefix(), each within the limits offered
+ * in bin order (products and sums rounded apart, no fused multiply-adds, as score8 does). */
 __attribute__((optimize("fp-contract=off")))
-static void scan_portable(double *score, int64_t *bin, double *sums, const double *gl,
-                          const double *hl, const double *cl, const double *at, int64_t len,
-                          const double *total, const fm_boost_limits *lim)
+void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
+                   const double *total, const fm_boost_limits *lim, double *scratch)
 {
+    if (nb < 2) return;
+    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
+    int64_t len = prefix(gl, hl, cl, at, hist, nb, total[1] > 0.0 ? total[2] / total[1] : 0.0);
     const double G = total[0], H = total[1], C = total[2], lam = lim->lambda;
     for (int64_t b = 0; b < len; b++) {
         double gr = G - gl[b], hr = H - hl[b], cr = C - cl[b];
@@ -236,7 +241,7 @@ static void scan_portable(double *score, int64_t *bin, double *sums, const doubl
 }
 
 #ifdef FM_BOOST_X86
-/* scan_portable's test and score of eight candidates (left sums g, h, c; lanes in): the
+/* fm_boost_scan's test and score of eight candidates (left sums g, h, c; lanes in): the
  * lanes within the limits, and there num and den (products and sums rounded apart). */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
 static inline __mmask8 score8(__m512d *num, __m512d *den, __m512d g, __m512d h, __m512d c,
@@ -256,56 +261,9 @@ static inline __mmask8 score8(__m512d *num, __m512d *den, __m512d g, __m512d h, 
     return ok;
 }
 
-/* scan_portable eight bins at a time: the same num and den (no fused multiply-adds), the
- * limits as masks; lanes that beat the best as it was before the eight go to offer in
- * order, which tests them against the best as it is by then, as scan_portable does. */
-__attribute__((target("avx512f"), optimize("fp-contract=off")))
-static void scan_avx512(double *score, int64_t *bin, double *sums, const double *gl,
-                        const double *hl, const double *cl, const double *at, int64_t len,
-                        const double *total, const fm_boost_limits *lim)
-{
-    for (int64_t b = 0; b < len; b += 8) {
-        __mmask8 in = len - b >= 8 ? 0xFF : (__mmask8)((1u << (len - b)) - 1);
-        __m512d num, den;
-        __mmask8 ok = score8(&num, &den, _mm512_maskz_loadu_pd(in, gl + b),
-                             _mm512_maskz_loadu_pd(in, hl + b), _mm512_maskz_loadu_pd(in, cl + b),
-                             in, total, lim);
-        if (!ok) continue;
-        __m512d bar = _mm512_mul_pd(_mm512_set1_pd(*score), den);
-        __mmask8 pass = ok & _mm512_cmp_pd_mask(num, bar, _CMP_GT_OQ);
-        if (!pass) continue;
-        double nums[8], dens[8];
-        _mm512_storeu_pd(nums, num);
-        _mm512_storeu_pd(dens, den);
-        for (unsigned bits = pass; bits; bits &= bits - 1) {
-            int j = __builtin_ctz(bits);
-            offer(score, bin, sums, nums[j], dens[j], at[b + j], gl[b + j], hl[b + j], cl[b + j]);
-        }
-    }
-}
-#endif
-
-void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
-                   const double *total, const fm_boost_limits *lim, double *scratch,
-                   enum fm_kernel kernel)
-{
-    if (nb < 2) return;
-    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
-    int64_t len = prefix(gl, hl, cl, at, hist, nb, total[1] > 0.0 ? total[2] / total[1] : 0.0);
-#ifdef FM_BOOST_X86
-    if (kernel == FM_KERNEL_AVX512) {
-        scan_avx512(score, bin, sums, gl, hl, cl, at, len, total, lim);
-        return;
-    }
-#endif
-    (void)kernel;
-    scan_portable(score, bin, sums, gl, hl, cl, at, len, total, lim);
-}
-
-#ifdef FM_BOOST_X86
 /* Eight features' scans, lane q feature feats[q] (nq <= 8 of them): per bin, the prefix sums
  * of prefix() in each lane (masked adds: a lane's empty bins add nothing), the candidates
- * and scores of scan_portable; a candidate is kept for the replay unless num <= best * den
+ * and scores of fm_boost_scan; a candidate is kept for the replay unless num <= best * den
  * with the best as it was before the eight (the best only rises and den >= 0, so a dropped
  * one would fail offer's test too; a NaN keeps it). The replay offers each lane's kept
  * candidates in bin order, lane after lane. */
@@ -400,10 +358,11 @@ void fm_boost_scan_features(double *score, int64_t *bin, double *sums, int64_t *
         return;
     }
 #endif
+    (void)kernel;
     for (int64_t q = 0; q < nf; q++) {
         double before = *score;
         fm_boost_scan(score, bin, sums, hist + FM_BOOST_LANES * hoff[feats[q]], nbins[feats[q]],
-                      total, lim, scratch, kernel);
+                      total, lim, scratch);
         if (*score != before) *feature = feats[q]; /* a scan only ever raises the score */
     }
 }
