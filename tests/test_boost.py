@@ -65,16 +65,29 @@ def naive_scan(hist, total, min_count, min_hess, lam):
     return best, best_bin
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+def scan_one(hist, total, limits, scan):
+    """(score, bin, sums) of one histogram (nb, 2): scan "one" is boost_scan (portable),
+    otherwise boost_scan_features of one feature with that kernel."""
+    if scan == "one":
+        return _core.boost_scan(hist, total, *limits)
+    hists = np.zeros((1, 256, 2))
+    hists[0, :len(hist)] = hist
+    score, feature, b, sums = _core.boost_scan_features(hists, [len(hist)], total, *limits,
+                                                        kernel=scan)
+    assert feature == (0 if b >= 0 else -1)
+    return score, b, sums
+
+
+@pytest.mark.parametrize("scan", ["one"] + KERNELS)
 @pytest.mark.parametrize("nb", [2, 9, 64, 255, 256])
-def test_scan_matches_brute_force(kernel, nb):
+def test_scan_matches_brute_force(scan, nb):
     rng = np.random.default_rng(nb)
     for trial in range(20):
         counts = rng.integers(0, 30, nb)
         hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts + 1e-3 * counts])
         total = np.append(hist.sum(axis=0), counts.sum())
         limits = (float(trial % 4 * 5), 1e-3 * (trial % 3), 0.5 * (trial % 2))
-        score, b, sums = _core.boost_scan(hist, total, *limits, kernel=kernel)
+        score, b, sums = scan_one(hist, total, limits, scan)
         want, want_bin = naive_scan(hist, total, *limits)
         assert b == want_bin
         if b >= 0:
@@ -84,17 +97,55 @@ def test_scan_matches_brute_force(kernel, nb):
 
 
 def test_scan_kernels_agree_to_the_bit():
+    """Both kernels of boost_scan_features on 1 to 12 features of dense histograms (most
+    bins occupied): the same score, feature, bin and sums to the bit."""
     if len(KERNELS) < 2:
         pytest.skip("this CPU has no AVX-512")
     rng = np.random.default_rng(1)
     for _ in range(200):
-        nb = int(rng.integers(2, 257))
-        counts = rng.integers(0, 5, nb)
-        hist = np.column_stack([rng.normal(size=nb) * counts, rng.random(nb) * counts])
-        total = np.append(hist.sum(axis=0), counts.sum())
-        a = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="portable")
-        b = _core.boost_scan(hist, total, 1.0, 1e-3, 0.0, kernel="avx512")
+        nf = int(rng.integers(1, 13))
+        nbins = rng.integers(2, 257, nf)
+        counts = rng.integers(0, 5, (nf, 256)) * (np.arange(256) < nbins[:, None])
+        hists = np.stack([rng.normal(size=(nf, 256)) * counts, rng.random((nf, 256)) * counts], axis=2)
+        total = np.append(hists[0].sum(axis=0), counts[0].sum())  # feature 0's rows
+        a = _core.boost_scan_features(hists, nbins, total, 1.0, 1e-3, 0.0, kernel="portable")
+        b = _core.boost_scan_features(hists, nbins, total, 1.0, 1e-3, 0.0, kernel="avx512")
         assert a == b
+
+
+@pytest.mark.parametrize("nf", [1, 7, 8, 21])
+def test_scan_of_features_agrees_to_the_bit_and_with_each_scan(nf):
+    """Eight features at a time (AVX-512) against one at a time: the same best, feature, bin
+    and sums to the bit; features of 2 to 256 bins, copies of a feature (ties: the first
+    wins) and small counts with hessian limits that reject most thresholds."""
+    rng = np.random.default_rng(nf)
+    for trial in range(40):
+        nbins = rng.integers(2, 257, nf)
+        if trial % 2:
+            nbins[:] = 256
+        hists = np.zeros((nf, 256, 2))
+        counts = rng.integers(0, 4, (nf, 256)) * (rng.random((nf, 256)) < 0.3)
+        for f in range(nf):
+            counts[f, nbins[f]:] = 0
+        hists[..., 0] = rng.normal(size=(nf, 256)) * counts
+        hists[..., 1] = rng.random((nf, 256)) * counts
+        if nf > 3:
+            hists[3] = hists[1]
+            nbins[3] = nbins[1]
+        total = np.append(hists[0, :nbins[0]].sum(axis=0), counts[0].sum())  # feature 0's rows
+        limits = (float(trial % 3), 0.05 * (trial % 4), 0.5 * (trial % 2))
+        got = [_core.boost_scan_features(hists, nbins, total, *limits, kernel=k) for k in KERNELS]
+        for other in got[1:]:
+            assert other == got[0]
+        best, feature, b, sums = got[0]
+        each = [_core.boost_scan(hists[f, :nbins[f]], total, *limits) for f in range(nf)]
+        scores = [e[0] for e in each]
+        if max(scores) == -np.inf:
+            assert (feature, b) == (-1, -1)
+            continue
+        want = int(np.argmax(scores))  # the first of the best
+        assert (feature, b, sums) == (want, each[want][1], each[want][2])
+        assert best == scores[want]
 
 
 def sample(n=600, k=10):

@@ -326,19 +326,16 @@ fail:
     return result;
 }
 
-/* For tests: the scan of one histogram: (score, bin, (gl, hl, cl)); bin -1 if none. */
+/* For tests: the portable scan of one histogram: (score, bin, (gl, hl, cl)); bin -1 if none. */
 static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"hist", "total", "min_count", "min_hess", "reg_lambda", "kernel", NULL};
+    static char *kwlist[] = {"hist", "total", "min_count", "min_hess", "reg_lambda", NULL};
     PyObject *ho, *to;
-    const char *kname = "auto";
     double mc, mh, lam, sums[3] = {0, 0, 0}, scratch[4 * 256], score = -Py_HUGE_VAL;
     int64_t bin = -1;
-    enum fm_kernel kernel;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOddd|s", kwlist, &ho, &to, &mc, &mh, &lam, &kname))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOddd", kwlist, &ho, &to, &mc, &mh, &lam))
         return NULL;
-    if (boost_kernel(kname, &kernel) < 0) return NULL;
     PyArrayObject *h = fm_bind_as_array(ho, NPY_FLOAT64, 2, "hist"), *t = NULL;
     PyObject *result = NULL;
     if (!h || !(t = fm_bind_as_vector(to, NPY_FLOAT64, 3, "total"))) goto fail;
@@ -348,10 +345,59 @@ static PyObject *py_boost_scan(PyObject *self, PyObject *args, PyObject *kw)
     }
     fm_boost_limits lim = {mc, mh, lam};
     fm_boost_scan(&score, &bin, sums, PyArray_DATA(h), PyArray_DIM(h, 0), PyArray_DATA(t), &lim,
-                  scratch, kernel);
+                  scratch);
     result = Py_BuildValue("dL(ddd)", score, (long long)bin, sums[0], sums[1], sums[2]);
 fail:
     Py_XDECREF(h); Py_XDECREF(t);
+    return result;
+}
+
+/* For tests: the scan of nf features' histograms, feature f's first nbins[f] bins of
+ * hists[f]: (score, feature, bin, (gl, hl, cl)); feature and bin -1 if none. */
+static PyObject *py_boost_scan_features(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"hists", "nbins", "total", "min_count", "min_hess", "reg_lambda",
+                             "kernel", NULL};
+    PyObject *ho, *no, *to, *result = NULL;
+    const char *kname = "auto";
+    double mc, mh, lam, sums[3] = {0, 0, 0}, score = -Py_HUGE_VAL, *scratch = NULL;
+    int64_t bin = -1, feature = -1, *idx = NULL;
+    enum fm_kernel kernel;
+    PyArrayObject *h = NULL, *nb = NULL, *t = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOddd|s", kwlist, &ho, &no, &to, &mc, &mh, &lam,
+                                     &kname))
+        return NULL;
+    if (boost_kernel(kname, &kernel) < 0) return NULL;
+    if (!(h = fm_bind_as_array(ho, NPY_FLOAT64, 3, "hists"))) goto fail;
+    int64_t nf = PyArray_DIM(h, 0);
+    if (!(nb = fm_bind_as_vector(no, NPY_INT64, nf, "nbins")) ||
+        !(t = fm_bind_as_vector(to, NPY_FLOAT64, 3, "total")))
+        goto fail;
+    if (PyArray_DIM(h, 1) != 256 || PyArray_DIM(h, 2) != FM_BOOST_LANES ||
+        fm_bind_check_range(PyArray_DATA(nb), nf, 257, "nbins")) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "hists must be (nf, 256, 2)");
+        goto fail;
+    }
+    if (!(idx = PyMem_Calloc((size_t)(2 * nf + 1), sizeof(int64_t))) ||
+        !(scratch = PyMem_Calloc(FM_BOOST_SCAN_SCRATCH, sizeof(double)))) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int64_t *feats = idx, *hoff = idx + nf;
+    for (int64_t f = 0; f < nf; f++) {
+        feats[f] = f;
+        hoff[f] = 256 * f;
+    }
+    fm_boost_limits lim = {mc, mh, lam};
+    fm_boost_scan_features(&score, &bin, sums, &feature, PyArray_DATA(h), feats, hoff,
+                           PyArray_DATA(nb), nf, PyArray_DATA(t), &lim, scratch, kernel);
+    result = Py_BuildValue("dLL(ddd)", score, (long long)feature, (long long)bin, sums[0],
+                           sums[1], sums[2]);
+fail:
+    PyMem_Free(idx);
+    PyMem_Free(scratch);
+    Py_XDECREF(h); Py_XDECREF(nb); Py_XDECREF(t);
     return result;
 }
 
@@ -375,5 +421,9 @@ PyMethodDef fm_bind_boost_methods[] = {
     {"boost_hist", (PyCFunction)(void (*)(void))py_boost_hist, METH_VARARGS | METH_KEYWORDS,
      "For tests: a leaf's (g, h) histograms over the features feats, (total_bins, 2)."},
     {"boost_scan", (PyCFunction)(void (*)(void))py_boost_scan, METH_VARARGS | METH_KEYWORDS,
-     "For tests: the best threshold of one histogram: (score, bin, (gl, hl, cl))."},
+     "For tests: the best threshold of one histogram, portable scan: (score, bin, (gl, hl, cl))."},
+    {"boost_scan_features", (PyCFunction)(void (*)(void))py_boost_scan_features,
+     METH_VARARGS | METH_KEYWORDS,
+     "For tests: the best split of features' histograms (nf, 256, 2), feature f's first "
+     "nbins[f] bins: (score, feature, bin, (gl, hl, cl))."},
     {NULL, NULL, 0, NULL}};

@@ -39,7 +39,7 @@ typedef struct {
     double *slots;     /* (n_slots + 1, total_bins, 2): the last slot is a spare */
     int *free_slot;    /* stack of free slot ids */
     int n_free;
-    double *scan;      /* (4 * 256) */
+    double *scan;      /* (FM_BOOST_SCAN_SCRATCH) */
     int64_t *idx, *tmp; /* (n): the tree's rows, grouped by leaf; (max(n, d)): scratch */
     double *ogh;       /* (n, 2): a leaf's gradients in the order of its rows */
     leaf *leaves;      /* (num_leaves) */
@@ -109,7 +109,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
         thread_work *tw = &w->tw[t];
         tw->slots = fm_alloc((size_t)((w->n_slots + 1) * slot_bytes));
         tw->free_slot = fm_alloc((size_t)w->n_slots * sizeof(int));
-        tw->scan = fm_alloc(4 * 256 * sizeof(double));
+        tw->scan = fm_alloc(FM_BOOST_SCAN_SCRATCH * sizeof(double));
         tw->idx = fm_alloc((size_t)n * sizeof(int64_t));
         tw->tmp = fm_alloc((size_t)(n > d ? n : d) * sizeof(int64_t));
         tw->ogh = fm_alloc((size_t)(n * FM_BOOST_LANES) * sizeof(double));
@@ -221,13 +221,8 @@ static void find_split(grower *g, leaf *lf, const double *hist)
         nf = draw_features(g->t->node_feats, feats, nf, p->colsample_bynode, &rng, g->t->tmp);
         feats = g->t->node_feats;
     }
-    for (int64_t q = 0; q < nf; q++) {
-        int64_t f = feats[q];
-        double before = lf->score;
-        fm_boost_scan(&lf->score, &lf->bin, lf->left, hist + FM_BOOST_LANES * w->hoff[f],
-                      w->nbins[f], lf->sum, &g->lim, g->t->scan, g->kernel);
-        if (lf->score != before) lf->feature = f; /* a scan only ever raises the score */
-    }
+    fm_boost_scan_features(&lf->score, &lf->bin, lf->left, &lf->feature, hist, feats, w->hoff,
+                           w->nbins, nf, lf->sum, &g->lim, g->t->scan, g->kernel);
     if (lf->feature < 0) return;
     lf->gain = lf->score - leaf_score(lf->sum, g->lim.lambda);
     if (!(lf->gain > p->min_split_gain)) lf->feature = -1;

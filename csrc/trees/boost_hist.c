@@ -1,6 +1,7 @@
 /* boost_hist.c: the booster's inner loops (declared in boost_hist.h): one feature's
  * gradient/hessian/count histograms over a leaf's rows, the subtraction that gives the
- * larger child's, and the threshold scan, portable and AVX-512 (the same splits).
+ * larger child's, and the threshold scan: of one feature (portable) and of eight features at
+ * once (AVX-512), the same splits.
  * Not here: the tree's growth and the rounds (boost.c). */
 #include "trees/boost_hist.h"
 
@@ -218,11 +219,15 @@ static inline __attribute__((always_inline)) void offer(double *score, int64_t *
     }
 }
 
+/* One feature's best threshold: the candidates of prefix(), each within the limits offered
+ * in bin order (products and sums rounded apart, no fused multiply-adds, as score8 does). */
 __attribute__((optimize("fp-contract=off")))
-static void scan_portable(double *score, int64_t *bin, double *sums, const double *gl,
-                          const double *hl, const double *cl, const double *at, int64_t len,
-                          const double *total, const fm_boost_limits *lim)
+void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
+                   const double *total, const fm_boost_limits *lim, double *scratch)
 {
+    if (nb < 2) return;
+    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
+    int64_t len = prefix(gl, hl, cl, at, hist, nb, total[1] > 0.0 ? total[2] / total[1] : 0.0);
     const double G = total[0], H = total[1], C = total[2], lam = lim->lambda;
     for (int64_t b = 0; b < len; b++) {
         double gr = G - gl[b], hr = H - hl[b], cr = C - cl[b];
@@ -236,57 +241,128 @@ static void scan_portable(double *score, int64_t *bin, double *sums, const doubl
 }
 
 #ifdef FM_BOOST_X86
-/* scan_portable eight bins at a time: the same num and den (no fused multiply-adds), the
- * limits as masks; lanes that beat the best as it was before the eight go to offer in
- * order, which tests them against the best as it is by then, as scan_portable does. */
+/* fm_boost_scan's test and score of eight candidates (left sums g, h, c; lanes in): the
+ * lanes within the limits, and there num and den (products and sums rounded apart). */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
-static void scan_avx512(double *score, int64_t *bin, double *sums, const double *gl,
-                        const double *hl, const double *cl, const double *at, int64_t len,
-                        const double *total, const fm_boost_limits *lim)
+static inline __mmask8 score8(__m512d *num, __m512d *den, __m512d g, __m512d h, __m512d c,
+                              __mmask8 in, const double *total, const fm_boost_limits *lim)
 {
-    const __m512d G = _mm512_set1_pd(total[0]), H = _mm512_set1_pd(total[1]),
-                  C = _mm512_set1_pd(total[2]), lam = _mm512_set1_pd(lim->lambda),
-                  mc = _mm512_set1_pd(lim->min_count), mh = _mm512_set1_pd(lim->min_hess);
-    for (int64_t b = 0; b < len; b += 8) {
-        __mmask8 in = len - b >= 8 ? 0xFF : (__mmask8)((1u << (len - b)) - 1);
-        __m512d g = _mm512_maskz_loadu_pd(in, gl + b), h = _mm512_maskz_loadu_pd(in, hl + b),
-                c = _mm512_maskz_loadu_pd(in, cl + b);
-        __m512d gr = _mm512_sub_pd(G, g), hr = _mm512_sub_pd(H, h), cr = _mm512_sub_pd(C, c);
-        __mmask8 ok = in & _mm512_cmp_pd_mask(c, mc, _CMP_GE_OQ) &
-                      _mm512_cmp_pd_mask(cr, mc, _CMP_GE_OQ) &
-                      _mm512_cmp_pd_mask(h, mh, _CMP_GE_OQ) & _mm512_cmp_pd_mask(hr, mh, _CMP_GE_OQ);
-        if (!ok) continue;
-        __m512d l = _mm512_add_pd(h, lam), r = _mm512_add_pd(hr, lam);
-        __m512d num = _mm512_add_pd(_mm512_mul_pd(_mm512_mul_pd(g, g), r),
-                                    _mm512_mul_pd(_mm512_mul_pd(gr, gr), l));
-        __m512d den = _mm512_mul_pd(l, r);
-        __m512d bar = _mm512_mul_pd(_mm512_set1_pd(*score), den);
-        __mmask8 pass = ok & _mm512_cmp_pd_mask(num, bar, _CMP_GT_OQ);
-        if (!pass) continue;
-        double nums[8], dens[8];
-        _mm512_storeu_pd(nums, num);
-        _mm512_storeu_pd(dens, den);
-        for (unsigned bits = pass; bits; bits &= bits - 1) {
-            int j = __builtin_ctz(bits);
-            offer(score, bin, sums, nums[j], dens[j], at[b + j], gl[b + j], hl[b + j], cl[b + j]);
+    const __m512d lam = _mm512_set1_pd(lim->lambda), mc = _mm512_set1_pd(lim->min_count),
+                  mh = _mm512_set1_pd(lim->min_hess);
+    __m512d gr = _mm512_sub_pd(_mm512_set1_pd(total[0]), g),
+            hr = _mm512_sub_pd(_mm512_set1_pd(total[1]), h),
+            cr = _mm512_sub_pd(_mm512_set1_pd(total[2]), c);
+    __mmask8 ok = in & _mm512_cmp_pd_mask(c, mc, _CMP_NLT_UQ) & _mm512_cmp_pd_mask(cr, mc, _CMP_NLT_UQ) &
+                  _mm512_cmp_pd_mask(h, mh, _CMP_NLT_UQ) & _mm512_cmp_pd_mask(hr, mh, _CMP_NLT_UQ);
+    if (!ok) return 0;
+    __m512d l = _mm512_add_pd(h, lam), r = _mm512_add_pd(hr, lam);
+    *num = _mm512_add_pd(_mm512_mul_pd(_mm512_mul_pd(g, g), r), _mm512_mul_pd(_mm512_mul_pd(gr, gr), l));
+    *den = _mm512_mul_pd(l, r);
+    return ok;
+}
+
+/* Eight features' scans, lane q feature feats[q] (nq <= 8 of them): per bin, the prefix sums
+ * of prefix() in each lane (masked adds: a lane's empty bins add nothing), the candidates
+ * and scores of fm_boost_scan; a candidate is kept for the replay unless num <= best * den
+ * with the best as it was before the eight (the best only rises and den >= 0, so a dropped
+ * one would fail offer's test too; a NaN keeps it). The replay offers each lane's kept
+ * candidates in bin order, lane after lane. */
+__attribute__((target("avx512f"), optimize("fp-contract=off")))
+static void scan8_avx512(double *score, int64_t *bin, double *sums, int64_t *feature,
+                         const double *hist, const int64_t *feats, const int64_t *hoff,
+                         const int64_t *nbins, int64_t nq, const double *total,
+                         const fm_boost_limits *lim, double *rec)
+{
+    const __m512d half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd(),
+                  cf = _mm512_set1_pd(total[1] > 0.0 ? total[2] / total[1] : 0.0),
+                  best = _mm512_set1_pd(*score);
+    int64_t off[8] = {0}, last[8] = {0}, top = 0;
+    int n_rec[8] = {0};
+    for (int64_t q = 0; q < nq; q++) {
+        off[q] = FM_BOOST_LANES * hoff[feats[q]];
+        last[q] = nbins[feats[q]] - 1; /* candidates b < last */
+        top = last[q] > top ? last[q] : top;
+    }
+    const __m512i lasts = _mm512_loadu_si512(last);
+    const double *src[8];
+    for (int64_t q = 0; q < 8; q++) src[q] = hist + (q < nq ? off[q] : 0);
+    __m512d g = zero, h = zero, c = zero, gs[4], hs[4];
+    for (int64_t b = 0; b < top; b++) {
+        int j = (int)(b & 3);
+        if (j == 0) { /* bins b .. b + 3 of the eight features, transposed: gs[j], hs[j] */
+            __m512d x[8];
+            for (int64_t q = 0; q < 8; q++) {
+                int64_t avail = q < nq ? last[q] + 1 - b : 0;
+                avail = avail < 0 ? 0 : avail > 4 ? 4 : avail;
+                x[q] = _mm512_maskz_loadu_pd((__mmask8)((1u << (2 * avail)) - 1), src[q] + 2 * b);
+            }
+            __m512d tg[4], th[4];
+            for (int q = 0; q < 4; q++) { /* features 2q, 2q + 1: g (h) of bins 0..3 in pairs */
+                tg[q] = _mm512_unpacklo_pd(x[2 * q], x[2 * q + 1]);
+                th[q] = _mm512_unpackhi_pd(x[2 * q], x[2 * q + 1]);
+            }
+            __m512d ug0 = _mm512_shuffle_f64x2(tg[0], tg[1], 0x88), ug1 = _mm512_shuffle_f64x2(tg[0], tg[1], 0xDD),
+                    ug2 = _mm512_shuffle_f64x2(tg[2], tg[3], 0x88), ug3 = _mm512_shuffle_f64x2(tg[2], tg[3], 0xDD),
+                    uh0 = _mm512_shuffle_f64x2(th[0], th[1], 0x88), uh1 = _mm512_shuffle_f64x2(th[0], th[1], 0xDD),
+                    uh2 = _mm512_shuffle_f64x2(th[2], th[3], 0x88), uh3 = _mm512_shuffle_f64x2(th[2], th[3], 0xDD);
+            gs[0] = _mm512_shuffle_f64x2(ug0, ug2, 0x88); gs[2] = _mm512_shuffle_f64x2(ug0, ug2, 0xDD);
+            gs[1] = _mm512_shuffle_f64x2(ug1, ug3, 0x88); gs[3] = _mm512_shuffle_f64x2(ug1, ug3, 0xDD);
+            hs[0] = _mm512_shuffle_f64x2(uh0, uh2, 0x88); hs[2] = _mm512_shuffle_f64x2(uh0, uh2, 0xDD);
+            hs[1] = _mm512_shuffle_f64x2(uh1, uh3, 0x88); hs[3] = _mm512_shuffle_f64x2(uh1, uh3, 0xDD);
         }
+        __mmask8 in = _mm512_cmplt_epi64_mask(_mm512_set1_epi64(b), lasts);
+        __m512d hb = hs[j], gb = gs[j];
+        __mmask8 occ = in & _mm512_cmp_pd_mask(hb, zero, _CMP_NEQ_UQ);
+        if (!occ) continue;
+        __m512d cb = _mm512_roundscale_pd(_mm512_add_pd(_mm512_mul_pd(hb, cf), half),
+                                          _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        g = _mm512_mask_add_pd(g, occ, g, gb);
+        h = _mm512_mask_add_pd(h, occ, h, hb);
+        c = _mm512_mask_add_pd(c, occ, c, cb);
+        __m512d num, den;
+        __mmask8 ok = score8(&num, &den, g, h, c, occ, total, lim);
+        if (!ok) continue;
+        __mmask8 keep = ok & _mm512_cmp_pd_mask(num, _mm512_mul_pd(best, den), _CMP_NLE_UQ);
+        if (!keep) continue;
+        double v[5][8];
+        _mm512_storeu_pd(v[0], num); _mm512_storeu_pd(v[1], den); _mm512_storeu_pd(v[2], g);
+        _mm512_storeu_pd(v[3], h); _mm512_storeu_pd(v[4], c);
+        for (unsigned bits = keep; bits; bits &= bits - 1) {
+            int j = __builtin_ctz(bits);
+            double *e = rec + 6 * (256 * j + n_rec[j]++);
+            e[0] = v[0][j]; e[1] = v[1][j]; e[2] = (double)b; e[3] = v[2][j]; e[4] = v[3][j];
+            e[5] = v[4][j];
+        }
+    }
+    for (int64_t q = 0; q < nq; q++) {
+        double before = *score;
+        for (int i = 0; i < n_rec[q]; i++) {
+            const double *e = rec + 6 * (256 * q + i);
+            offer(score, bin, sums, e[0], e[1], e[2], e[3], e[4], e[5]);
+        }
+        if (*score != before) *feature = feats[q];
     }
 }
 #endif
 
-void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
-                   const double *total, const fm_boost_limits *lim, double *scratch,
-                   enum fm_kernel kernel)
+void fm_boost_scan_features(double *score, int64_t *bin, double *sums, int64_t *feature,
+                            const double *hist, const int64_t *feats, const int64_t *hoff,
+                            const int64_t *nbins, int64_t nf, const double *total,
+                            const fm_boost_limits *lim, double *scratch, enum fm_kernel kernel)
 {
-    if (nb < 2) return;
-    double *gl = scratch, *hl = scratch + 256, *cl = scratch + 512, *at = scratch + 768;
-    int64_t len = prefix(gl, hl, cl, at, hist, nb, total[1] > 0.0 ? total[2] / total[1] : 0.0);
 #ifdef FM_BOOST_X86
     if (kernel == FM_KERNEL_AVX512) {
-        scan_avx512(score, bin, sums, gl, hl, cl, at, len, total, lim);
+        for (int64_t q0 = 0; q0 < nf; q0 += 8)
+            scan8_avx512(score, bin, sums, feature, hist, feats + q0, hoff, nbins,
+                         nf - q0 < 8 ? nf - q0 : 8, total, lim, scratch);
         return;
     }
 #endif
     (void)kernel;
-    scan_portable(score, bin, sums, gl, hl, cl, at, len, total, lim);
+    for (int64_t q = 0; q < nf; q++) {
+        double before = *score;
+        fm_boost_scan(score, bin, sums, hist + FM_BOOST_LANES * hoff[feats[q]], nbins[feats[q]],
+                      total, lim, scratch);
+        if (*score != before) *feature = feats[q]; /* a scan only ever raises the score */
+    }
 }

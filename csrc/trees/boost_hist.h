@@ -55,10 +55,25 @@ typedef struct {
  * also keeps a child from holding a sliver of the leaf's hessian: with exact counts, a
  * child of 20 rows of hessian 0.007 took a Newton step of -G/H = 1500 and the fit
  * diverged after 20 rounds (learning rate 0.2, study split), where LightGBM's did not.
- * hist: (nb, 2); total: the leaf's (g, h, count). Scratch: (4 * 256) doubles.
- * kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (identical results). */
+ * The portable scan, the reference of fm_boost_scan_features' AVX-512 kernel.
+ * hist: (nb <= 256, 2); total: the leaf's (g, h, count); scratch: (4 * 256) doubles. */
 void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist, int64_t nb,
-                   const double *total, const fm_boost_limits *lim, double *scratch,
-                   enum fm_kernel kernel);
+                   const double *total, const fm_boost_limits *lim, double *scratch);
+
+/* Doubles of scratch fm_boost_scan_features needs: the AVX-512 kernel's candidates, 6
+ * doubles for each of 256 bins of 8 features (the portable one uses fm_boost_scan's 4 * 256). */
+#define FM_BOOST_SCAN_SCRATCH (8 * 6 * 256)
+
+/* fm_boost_scan of each feature feats[q] in turn, its histogram at hist + 2 hoff[f] with
+ * nbins[f] bins; *feature = the last feature whose scan raised *score (left unchanged if
+ * none did). kernel: FM_KERNEL_PORTABLE, fm_boost_scan feature by feature, or
+ * FM_KERNEL_AVX512, eight features at once, each lane's prefix sums in the order of its
+ * bins, the candidates that could beat the best as it was before the eight replayed
+ * through fm_boost_scan's test in feature order: identical results.
+ * hist: (hoff[d], 2); feats: (nf); scratch: (FM_BOOST_SCAN_SCRATCH) doubles. */
+void fm_boost_scan_features(double *score, int64_t *bin, double *sums, int64_t *feature,
+                            const double *hist, const int64_t *feats, const int64_t *hoff,
+                            const int64_t *nbins, int64_t nf, const double *total,
+                            const fm_boost_limits *lim, double *scratch, enum fm_kernel kernel);
 
 #endif
