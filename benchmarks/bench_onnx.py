@@ -23,7 +23,7 @@ from fmnist_c import (SVC, CNNClassifier, DecisionTreeClassifier, GradientBoosti
                       KNeighborsClassifier, MLPClassifier, RandomForestClassifier,
                       SGDLogisticRegression)
 from fmnist_c.features import HOGSVC
-from fmnist_c.study import HOG_SVM_HOGS
+from fmnist_c.study import HOG_SVM_PIXELS
 
 THREADS = 2
 # name -> (model, training rows, what differs from the study's fit)
@@ -39,7 +39,7 @@ MODELS = {
     "SVC (C=10, probabilities)": (lambda: SVC(C=10, probability=True, random_state=0), 5000,
                                   "support vectors of a 5,000-row fit"),
     "HOG + pixels + SVC (hog-svm's, probabilities)": (
-        lambda: HOGSVC(hogs=HOG_SVM_HOGS[1:], gamma_factors=(2.0,), probability=True,
+        lambda: HOGSVC(hogs=(HOG_SVM_PIXELS,), gamma_factors=(2.0,), probability=True,
                        random_state=0), 3000, "support vectors of a 3,000-row fit"),
     "kNN (k=5)": (lambda: KNeighborsClassifier(n_neighbors=5), None, ""),
     "MLP (study)": (lambda: MLPClassifier(epochs=1, random_state=0), None, "1 epoch"),

@@ -12,7 +12,7 @@ from .svm import SVC
 
 _NORMS = _core.hog_norms()
 _MOST = 1 << 15  # orientations and image sides the kernel takes
-_MOST_PIXELS = 1 << 22  # an image a HOGSVC file may claim (its HOG is set up on one)
+_MOST_PIXELS = 1 << 22  # a HOGSVC file's image times its HOGs (each is set up on one)
 
 
 def _pair(value, name):
@@ -446,6 +446,10 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         hogs = [cls._file_hog(h) for h in hogs]
         if len({shape for _, shape in hogs}) > 1:
             raise ValueError("the HOGSVC model file's HOGs take images of different shapes")
+        if len(hogs) * hogs[0][1][0] * hogs[0][1][1] > _MOST_PIXELS:
+            # each HOG is set up on a zero image below: the file's pixels in all
+            raise ValueError(f"the HOGSVC model file's {len(hogs)} HOGs of "
+                             f"{hogs[0][1][0]} x {hogs[0][1][1]} images are out of range")
         scale = config.get("pixel_scale")
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
                 or not 0 <= scale <= np.finfo(np.float32).max:

@@ -134,8 +134,9 @@ HOG_SVM_HOG = {"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
                "transform_sqrt": True}
 HOG_SVM_COARSE = {"orientations": 9, "pixels_per_cell": 7, "cells_per_block": 2,
                   "transform_sqrt": True}
-HOG_SVM_HOGS = ({**HOG_SVM_HOG, "pixel_weight": 0.5},
-                (HOG_SVM_HOG, {**HOG_SVM_COARSE, "pixel_weight": 0.5}))
+HOG_SVM_PIXELS = {**HOG_SVM_HOG, "pixel_weight": 0.5}
+HOG_SVM_UNION = (HOG_SVM_HOG, {**HOG_SVM_COARSE, "pixel_weight": 0.5})
+HOG_SVM_HOGS = (HOG_SVM_PIXELS, HOG_SVM_UNION)
 
 
 def _hog_svm(seed, verbose):

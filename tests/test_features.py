@@ -525,7 +525,8 @@ def test_hog_svc_rejects_bad_unions(bad, err, match):
 def test_hog_svc_union_file_checks_before_running_hog(monkeypatch):
     """A crafted union file is refused before any of its HOGs runs: a member asking for
     billions of features, members of different image shapes, a member whose blocks do not
-    fit, an empty or mixed list; the file's intact contents load."""
+    fit, an empty or mixed list, hundreds of one-feature HOGs of huge images (each would be
+    set up on one); the file's intact contents load."""
     from fmnist_c.features import HOG, HOGSVC
     X, y = fmnist_c.load_sample()
     m = HOGSVC(hogs=(UNION,)).fit(X[:200], y[:200])
@@ -535,13 +536,18 @@ def test_hog_svc_union_file_checks_before_running_hog(monkeypatch):
             "pixels_per_cell": [1, 1], "cells_per_block": [1, 1]}
     monkeypatch.setattr(HOG, "fit", lambda *a, **k: pytest.fail("HOG ran before the check"))
     for hogs, match in (([fine, huge], "different shapes"),
-                        ([{**fine, "image_shape": [2048, 2048]}, huge], "SVC does not take"),
+                        ([{**fine, "image_shape": [1024, 1024]},
+                          {**huge, "image_shape": [1024, 1024]}], "SVC does not take"),
                         ([fine, {**coarse, "orientations": 7}], "SVC does not take"),
                         ([fine, {**coarse, "cells_per_block": [5, 5]}], "gives no features"),
                         ([fine], "SVC does not take"), ([fine, coarse, coarse], "SVC does not take"),
                         ([], "not a dict or a non-empty list"), ([fine, 3], "not a dict or"),
                         ("fine", "not a dict or"),
-                        ([fine, {**coarse, "image_shape": [28]}], "not \\(h, w\\)")):
+                        ([fine, {**coarse, "image_shape": [28]}], "not \\(h, w\\)"),
+                        # one feature each, but each HOG is set up on a 2048 x 2048 image
+                        ([{**fine, "image_shape": [2048, 2048], "orientations": 1,
+                           "pixels_per_cell": [2048, 2048], "cells_per_block": [1, 1]}] * 200,
+                         "200 HOGs of 2048 x 2048 images are out of range")):
         with pytest.raises(ValueError, match=match):
             HOGSVC._from_file({**config, "hog": hogs}, arrays)
     for params, match in (((FINE, ()), "empty union"), (((UNION[1], UNION[1]),), "2 pixel_weights")):
