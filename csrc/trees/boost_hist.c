@@ -148,6 +148,8 @@ static void hist_sparse(double *hist, const uint8_t *code_rows, const int64_t *r
             block_avx512(base, code_rows, rows, gh, m, d, q0, nq);
             continue;
         }
+#else
+        (void)kernel;
 #endif
         block_portable(base, code_rows, rows, gh, m, d, q0, nq);
     }
@@ -328,10 +330,10 @@ static void scan8_avx512(double *score, int64_t *bin, double *sums, int64_t *fea
         _mm512_storeu_pd(v[0], num); _mm512_storeu_pd(v[1], den); _mm512_storeu_pd(v[2], g);
         _mm512_storeu_pd(v[3], h); _mm512_storeu_pd(v[4], c);
         for (unsigned bits = keep; bits; bits &= bits - 1) {
-            int j = __builtin_ctz(bits);
-            double *e = rec + 6 * (256 * j + n_rec[j]++);
-            e[0] = v[0][j]; e[1] = v[1][j]; e[2] = (double)b; e[3] = v[2][j]; e[4] = v[3][j];
-            e[5] = v[4][j];
+            int lane = __builtin_ctz(bits);
+            double *e = rec + 6 * (256 * lane + n_rec[lane]++);
+            e[0] = v[0][lane]; e[1] = v[1][lane]; e[2] = (double)b; e[3] = v[2][lane];
+            e[4] = v[3][lane]; e[5] = v[4][lane];
         }
     }
     for (int64_t q = 0; q < nq; q++) {

@@ -1,7 +1,7 @@
 /* boost_hist.h: the booster's inner kernels (boost_hist.c): gradient/hessian/count
- * histograms of a leaf over its features' bins, histogram subtraction, and the scan of a
- * histogram for the best threshold. Used by boost.c; exported for the tests' naive
- * NumPy twins (bind/testing.c). */
+ * histograms of a leaf over its features' bins, histogram subtraction, and the scans for
+ * the best threshold (one feature's histogram; a leaf's features, eight at a time with
+ * AVX-512). Used by boost.c; exported for the tests' naive NumPy twins (bind/boost.c). */
 #ifndef FM_BOOST_HIST_H
 #define FM_BOOST_HIST_H
 
