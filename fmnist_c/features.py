@@ -228,6 +228,23 @@ def _hog_svc_features(hogs, images, pixel_scale):
     return np.hstack(features) if len(features) > 1 else features[0]
 
 
+# virtual support vectors' one-pixel moves (rows, columns): down, up, right, left, then the
+# diagonals; HOGSVC's virtual_shifts takes the first 4 or all 8
+_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def _shifted(images, shape, n_shifts):
+    """The (n, h * w) images moved one pixel by each of the first n_shifts of _SHIFTS, the
+    edge they leave filled with 0 (the background): (n_shifts * n, h * w), move by move."""
+    h, w = shape
+    im = images.reshape(len(images), h, w)
+    out = np.zeros((n_shifts, *im.shape), images.dtype)
+    for k, (dy, dx) in enumerate(_SHIFTS[:n_shifts]):
+        out[k, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            im[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out.reshape(n_shifts * len(images), h * w)
+
+
 class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     """Histograms of oriented gradients into an RBF support vector machine (``HOG`` then
     ``fmnist_c.SVC``), with the HOG settings, C and gamma chosen on fit's validation_data.
@@ -259,16 +276,28 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     fitted steps ``hogs_`` (the chosen candidate's fitted ``HOG`` transformers, one for a
     dict) and ``svc_``. With ``probability=True`` the SVC's sigmoids give predict_proba
     (fitted on validation_data's decision values when fit gets it, else by SVC's 5-fold
-    cross-validation)."""
+    cross-validation).
+
+    ``virtual_shifts`` (0, 4 or 8) adds virtual support vectors (Decoste and Schoelkopf,
+    2002): after the refit on every training image, the support vectors' images are moved
+    one pixel down, up, right and left (8: and diagonally), the edge left behind set to 0,
+    and the SVC is fitted again, with the same C and gamma, on the support vectors and
+    those copies (the copies keep their originals' labels and sample weights). The HOG's
+    cells tolerate small moves only in part; the copies teach the kernel the rest. The grid
+    is chosen without them. ``svc_`` is then the second SVC, its ``support_`` indices into
+    that set (the support vectors, then each move's copies in turn);
+    ``n_virtual_`` counts the copies (0 without)."""
 
     def __init__(self, hogs=({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
                               "transform_sqrt": True},),
-                 Cs=(10.0,), gamma_factors=(1.0,), subset=10000, cache_size=1000,
-                 probability=False, random_state=None, verbose=0, n_jobs=None):
+                 Cs=(10.0,), gamma_factors=(1.0,), subset=10000, virtual_shifts=0,
+                 cache_size=1000, probability=False, random_state=None, verbose=0,
+                 n_jobs=None):
         self.hogs = hogs
         self.Cs = Cs
         self.gamma_factors = gamma_factors
         self.subset = subset
+        self.virtual_shifts = virtual_shifts
         self.cache_size = cache_size
         self.probability = probability
         self.random_state = random_state
@@ -289,6 +318,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
             for v in values:
                 check_positive(v, name, float)
         check_positive(self.subset, "subset")
+        if isinstance(self.virtual_shifts, (bool, np.bool_)) or self.virtual_shifts not in (0, 4, 8):
+            raise ValueError(f"virtual_shifts must be 0, 4 or 8 (one-pixel moves of the support "
+                             f"vectors), got {self.virtual_shifts!r}")
         if not isinstance(self.probability, (bool, np.bool_)):
             raise TypeError(f"probability must be True or False, got {self.probability!r}")
         n_threads(self.n_jobs)
@@ -363,8 +395,19 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                   probability=bool(self.probability), random_state=self.random_state,
                   verbose=self.verbose, n_jobs=self.n_jobs).fit(
             feats, y, sample_weight, validation_data=val)
+        n_virtual = 0
+        if self.virtual_shifts:
+            sv = svc.support_
+            moved = _shifted(images[sv], steps[0].image_shape_, int(self.virtual_shifts))
+            n_virtual = len(moved)
+            copies = 1 + int(self.virtual_shifts)
+            feats = np.concatenate([feats[sv], _hog_svc_features(steps, moved, pixel_scale)])
+            svc = SVC(**svc.get_params()).fit(
+                feats, np.tile(y[sv], copies), None if sample_weight is None else
+                np.tile(np.asarray(sample_weight)[sv], copies), validation_data=val)
         # the fitted steps together, once every fit above has passed
         self.hogs_, self.pixel_scale_, self.svc_ = steps, pixel_scale, svc
+        self.n_virtual_ = n_virtual
         self.classes_ = self.svc_.classes_
         self.n_features_in_ = steps[0].n_features_in_
         self.grid_scores_ = scores
@@ -374,10 +417,14 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def __setstate__(self, state):
-        """A HOGSVC pickled before unions held its one fitted HOG as hog_: now hogs_."""
+        """A HOGSVC pickled before unions held its one fitted HOG as hog_: now hogs_; one
+        pickled before virtual_shifts had none (0)."""
         state = dict(state)
         if "hog_" in state:
             state["hogs_"] = [state.pop("hog_")]
+        state.setdefault("virtual_shifts", 0)
+        if "svc_" in state:
+            state.setdefault("n_virtual_", 0)
         self.__dict__.update(state)
 
     def _features(self, X):
@@ -416,7 +463,7 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         svc_config, arrays = self.svc_._file_contents()
         hogs = [{**h._settings(), "image_shape": list(h.image_shape_)} for h in self.hogs_]
         return {"params": self._file_params(), "hog": hogs[0] if len(hogs) == 1 else hogs,
-                "pixel_scale": self.pixel_scale_, "svc": svc_config,
+                "pixel_scale": self.pixel_scale_, "n_virtual": self.n_virtual_, "svc": svc_config,
                 "best_params": self.best_params_, "grid_scores": self.grid_scores_}, arrays
 
     @staticmethod
@@ -457,6 +504,11 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
                              f"from 0 to float32's largest")
         self.pixel_scale_ = float(scale)
         self.svc_ = SVC._from_file(config["svc"], arrays)
+        n_virtual = config.get("n_virtual", 0)  # files from before virtual_shifts: 0
+        if isinstance(n_virtual, bool) or not isinstance(n_virtual, int) or n_virtual < 0:
+            raise ValueError(f"the HOGSVC model file's count of virtual support vectors "
+                             f"{n_virtual!r} is not an int >= 0")
+        self.n_virtual_ = n_virtual
         # the SVC's width (bounded by its arrays) against the HOGs', before any HOG runs: a
         # crafted file's settings could ask for billions of features of a zero image
         widths = [_n_features(h, w, **settings) for settings, (h, w) in hogs]

@@ -40,6 +40,9 @@ IMAGE_ESTIMATORS = [
     (HOGSVC, dict(hogs=(({"pixels_per_cell": 2, "cells_per_block": 1},
                          {"orientations": 4, "pixels_per_cell": 1, "cells_per_block": 2,
                           "pixel_weight": 0.5}),), probability=True)),
+    # refitted on its support vectors and their one-pixel moves
+    (HOGSVC, dict(hogs=({"pixels_per_cell": 2, "cells_per_block": 1},), virtual_shifts=4,
+                  probability=True)),
 ]
 
 

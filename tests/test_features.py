@@ -280,6 +280,58 @@ def test_hog_svc_with_pixels_is_the_svc_of_hog_and_scaled_pixels(tmp_path):
             HOGSVC(hogs=({**plain, "pixel_weight": w},)).fit(s.X_train[:100], s.y_train[:100])
 
 
+def test_shifted_moves_each_pixel_one_step_and_zeros_the_edge():
+    from fmnist_c.features import _SHIFTS, _shifted
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (3, 4 * 5)).astype(np.float32)
+    moved = _shifted(images, (4, 5), 8).reshape(8, 3, 4, 5)
+    for k, (dy, dx) in enumerate(_SHIFTS):
+        for n, r, c in np.ndindex(3, 4, 5):  # pixel (r, c) comes from (r - dy, c - dx)
+            r0, c0 = r - dy, c - dx
+            inside = 0 <= r0 < 4 and 0 <= c0 < 5
+            assert moved[k, n, r, c] == (images[n].reshape(4, 5)[r0, c0] if inside else 0)
+    assert _SHIFTS[:4] == ((1, 0), (-1, 0), (0, 1), (0, -1))  # virtual_shifts=4: no diagonal
+
+
+def test_hog_svc_virtual_shifts_refit_on_the_support_vectors_and_their_moves(tmp_path):
+    """virtual_shifts=4: the SVC fitted again, same C and gamma, on the first fit's support
+    vectors followed by their images moved down, up, right and left (each move's copies in
+    turn), as by hand; saved and loaded whole."""
+    from fmnist_c.features import HOGSVC
+    X, y = fmnist_c.load_sample()
+    X, y, Xt = X[:400].astype(np.float32), y[:400], X[2000:2300].astype(np.float32)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    settings = {"pixels_per_cell": 7, "cells_per_block": 2, "pixel_weight": 0.5}
+    plain = HOGSVC(hogs=(settings,), random_state=0).fit(X, y, w)
+    m = HOGSVC(hogs=(settings,), virtual_shifts=4, random_state=0).fit(X, y, w)
+    assert plain.n_virtual_ == 0 and m.best_params_ == plain.best_params_
+    sv = plain.svc_.support_
+    images = X[sv].reshape(-1, 28, 28)
+    moved = [np.zeros_like(images) for _ in range(4)]
+    moved[0][:, 1:], moved[1][:, :-1] = images[:, :-1], images[:, 1:]  # down, up
+    moved[2][:, :, 1:], moved[3][:, :, :-1] = images[:, :, :-1], images[:, :, 1:]  # right, left
+    rows = np.concatenate([images] + moved).reshape(-1, 784)
+
+    def features(A):
+        return np.hstack([hog(A, pixels_per_cell=7, cells_per_block=2), A.reshape(len(A), -1) * np.float32(0.5 / 255)])
+    direct = fmnist_c.SVC(C=10.0, gamma=plain.best_params_["gamma"]).fit(
+        features(rows), np.tile(y[sv], 5), np.tile(w[sv], 5))
+    assert m.n_virtual_ == 4 * len(sv)
+    np.testing.assert_array_equal(m.svc_.support_, direct.support_)
+    np.testing.assert_array_equal(m.decision_function(Xt), direct.decision_function(features(Xt)))
+    m.save(tmp_path / "m.npz")
+    back = HOGSVC.load(tmp_path / "m.npz")
+    assert back.virtual_shifts == 4 and back.n_virtual_ == m.n_virtual_
+    np.testing.assert_array_equal(back.decision_function(Xt), m.decision_function(Xt))
+    config, arrays = m._file_contents()
+    for bad in (-1, 2.5, "4", True, None):
+        with pytest.raises(ValueError, match="virtual support vectors"):
+            HOGSVC._from_file({**config, "n_virtual": bad}, arrays)
+    old = dict(config)
+    del old["n_virtual"]  # a file from before virtual_shifts
+    assert HOGSVC._from_file(old, arrays).n_virtual_ == 0
+
+
 def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
     from fmnist_c.features import HOGSVC
     X, y = fmnist_c.load_sample()
@@ -288,6 +340,9 @@ def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
                           ({"Cs": ()}, "Cs must be"), ({"Cs": (-1.0,)}, "Cs must be"),
                           ({"gamma_factors": "2"}, "gamma_factors must be"),
                           ({"subset": 0}, "subset"), ({"n_jobs": 0}, "n_jobs"),
+                          ({"virtual_shifts": 3}, "virtual_shifts"),
+                          ({"virtual_shifts": True}, "virtual_shifts"),
+                          ({"virtual_shifts": "4"}, "virtual_shifts"),
                           ({"hogs": ({"block_norm": "L3"},)}, "block_norm"),
                           ({"Cs": (1.0, 10.0)}, "chooses among 2 settings on validation_data")):
         with pytest.raises((ValueError, TypeError), match=match):
