@@ -280,13 +280,18 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
 
     ``virtual_shifts`` (0, 4 or 8) adds virtual support vectors (Decoste and Schoelkopf,
     2002): after the refit on every training image, the support vectors' images are moved
-    one pixel down, up, right and left (8: and diagonally), the edge left behind set to 0,
-    and the SVC is fitted again, with the same C and gamma, on the support vectors and
-    those copies (the copies keep their originals' labels and sample weights). The HOG's
-    cells tolerate small moves only in part; the copies teach the kernel the rest. The grid
-    is chosen without them. ``svc_`` is then the second SVC, its ``support_`` indices into
-    that set (the support vectors, then each move's copies in turn);
-    ``n_virtual_`` counts the copies (0 without)."""
+    one pixel down, up, right and left (8: and diagonally), the edge left behind set to 0
+    (so 0 must be the images' background, as in Fashion-MNIST), and the SVC is fitted
+    again, with the same C and gamma, on the support vectors and those copies (the copies
+    keep their originals' labels and sample weights). The HOG's cells tolerate small moves
+    only in part; the copies teach the kernel the rest. The grid is chosen without them.
+    The second fit has (1 + virtual_shifts) x the support vectors as rows, and more support
+    vectors than the first (prediction time grows with them: on the official split 74,183
+    instead of 20,950). ``svc_`` is then the second SVC, its ``support_`` indices into that
+    set (the support vectors, then each move's copies in turn); ``n_virtual_`` counts the
+    copies (0 without). With ``probability=True`` only the second SVC is calibrated, and
+    without validation_data its cross-validation keeps an image and its moves in one fold
+    (SVC.fit's ``groups``)."""
 
     def __init__(self, hogs=({"orientations": 9, "pixels_per_cell": 4, "cells_per_block": 2,
                               "transform_sqrt": True},),
@@ -318,9 +323,11 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
             for v in values:
                 check_positive(v, name, float)
         check_positive(self.subset, "subset")
-        if isinstance(self.virtual_shifts, (bool, np.bool_)) or self.virtual_shifts not in (0, 4, 8):
-            raise ValueError(f"virtual_shifts must be 0, 4 or 8 (one-pixel moves of the support "
-                             f"vectors), got {self.virtual_shifts!r}")
+        if isinstance(self.virtual_shifts, (bool, np.bool_)) or \
+                not isinstance(self.virtual_shifts, (int, np.integer)) or \
+                self.virtual_shifts not in (0, 4, 8):
+            raise ValueError(f"virtual_shifts must be the int 0, 4 or 8 (one-pixel moves of the "
+                             f"support vectors), got {self.virtual_shifts!r}")
         if not isinstance(self.probability, (bool, np.bool_)):
             raise TypeError(f"probability must be True or False, got {self.probability!r}")
         n_threads(self.n_jobs)
@@ -391,20 +398,25 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         if self.probability and validation_data is not None:
             val = (_hog_svc_features(steps, validation_data[0], pixel_scale),
                    validation_data[1])
+        shifts = int(self.virtual_shifts)
+        if shifts and min(steps[0].image_shape_) < 2:
+            raise ValueError(f"virtual_shifts moves images one pixel each way: images of "
+                             f"{steps[0].image_shape_} pixels are too small, give 0")
+        # with virtual_shifts the sigmoids are fitted on the second SVC only
         svc = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
-                  probability=bool(self.probability), random_state=self.random_state,
-                  verbose=self.verbose, n_jobs=self.n_jobs).fit(
-            feats, y, sample_weight, validation_data=val)
+                  probability=bool(self.probability) and not shifts,
+                  random_state=self.random_state, verbose=self.verbose, n_jobs=self.n_jobs)
+        svc.fit(feats, y, sample_weight, validation_data=val)
         n_virtual = 0
-        if self.virtual_shifts:
+        if shifts:
             sv = svc.support_
-            moved = _shifted(images[sv], steps[0].image_shape_, int(self.virtual_shifts))
+            moved = _shifted(images[sv], steps[0].image_shape_, shifts)
             n_virtual = len(moved)
-            copies = 1 + int(self.virtual_shifts)
             feats = np.concatenate([feats[sv], _hog_svc_features(steps, moved, pixel_scale)])
-            svc = SVC(**svc.get_params()).fit(
-                feats, np.tile(y[sv], copies), None if sample_weight is None else
-                np.tile(np.asarray(sample_weight)[sv], copies), validation_data=val)
+            svc = SVC(**{**svc.get_params(), "probability": bool(self.probability)}).fit(
+                feats, np.tile(y[sv], 1 + shifts), None if sample_weight is None else
+                np.tile(np.asarray(sample_weight)[sv], 1 + shifts), validation_data=val,
+                groups=np.tile(np.arange(len(sv)), 1 + shifts))  # an image and its moves
         # the fitted steps together, once every fit above has passed
         self.hogs_, self.pixel_scale_, self.svc_ = steps, pixel_scale, svc
         self.n_virtual_ = n_virtual
@@ -505,9 +517,12 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
         self.pixel_scale_ = float(scale)
         self.svc_ = SVC._from_file(config["svc"], arrays)
         n_virtual = config.get("n_virtual", 0)  # files from before virtual_shifts: 0
-        if isinstance(n_virtual, bool) or not isinstance(n_virtual, int) or n_virtual < 0:
+        shifts = self.virtual_shifts
+        if isinstance(n_virtual, bool) or not isinstance(n_virtual, int) or n_virtual < 0 or \
+                (n_virtual == 0) != (shifts == 0) or (shifts and n_virtual % shifts):
             raise ValueError(f"the HOGSVC model file's count of virtual support vectors "
-                             f"{n_virtual!r} is not an int >= 0")
+                             f"{n_virtual!r} is not an int >= 0 that its virtual_shifts "
+                             f"{shifts!r} makes (0 without, a multiple with)")
         self.n_virtual_ = n_virtual
         # the SVC's width (bounded by its arrays) against the HOGs', before any HOG runs: a
         # crafted file's settings could ask for billions of features of a zero image

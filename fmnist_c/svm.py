@@ -123,16 +123,26 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         return float(self.gamma)
 
     # ---- training ---------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+    def fit(self, X, y, sample_weight=None, *, validation_data=None, groups=None):
         """Fit on (X, y); returns self.
 
         validation_data : optional (X_val, y_val); with probability=True the sigmoids are
-        fitted on its decision values instead of five cross-validation fits."""
+        fitted on its decision values instead of five cross-validation fits.
+        groups : optional (n,) ints; with probability=True and no validation_data, the rows
+        of one group share a cross-validation fold (as scikit-learn's GroupKFold: copies
+        of one image, such as HOGSVC's virtual support vectors, would otherwise be held out
+        while their twins train, and the sigmoids would learn an overconfident scale)."""
         self._check_hyper_params()
         check_not_validation_data(sample_weight)
         X = check_images(X)
         y = check_labels(y, X.shape[0])
         sw = check_sample_weight(sample_weight, X.shape[0])
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (X.shape[0],) or groups.dtype.kind not in "iu":
+                raise ValueError(f"groups must be {X.shape[0]} ints (one per row of X), got "
+                                 f"shape {groups.shape} of {groups.dtype}")
+            groups = np.unique(groups, return_inverse=True)[1].reshape(-1)
         self._clear()
         codes = self._encode_labels(y)
         self.n_features_in_ = X.shape[1]
@@ -151,7 +161,7 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         try:
             self._set_model(*self._solve(X, codes, bound))
             if self.probability:
-                self._calibrate(X, codes, bound, val)
+                self._calibrate(X, codes, bound, val, groups)
         except BaseException:
             self._clear()
             raise
@@ -326,23 +336,29 @@ class SVC(FileMixin, ClassifierMixin, BaseEstimator):
         return self
 
     # ---- probability calibration ------------------------------------------------------
-    def _calibrate(self, X, codes, bound, val):
+    def _calibrate(self, X, codes, bound, val, groups=None):
         """probA_, probB_: each pair's sigmoid 1 / (1 + exp(A f + B)) fitted to decision
         values the model did not train on: validation_data's when given (no refits), else
         5-fold cross-validation as libsvm (five fits on 4/5 of the rows; folds stratified
-        by class, so each fit sees every class). A class of fewer than 5 rows cannot be in
-        every fold's training part: then the sigmoids fit the model's own training
-        decision values, which overstate its confidence."""
+        by class, so each fit sees every class; with `groups` (0..G-1 per row) a group's
+        rows share a fold, dealt with its first row's class). A class of fewer than 5
+        rows (groups) cannot be in every fold's training part: then the sigmoids fit the
+        model's own training decision values, which overstate its confidence."""
+        group = np.arange(X.shape[0]) if groups is None else groups
+        live = bound > 0
         if val is not None:
             dec, target = self._pair_values(val[0]), val[1]
-        elif np.bincount(codes[bound > 0]).min() < 5:
+        elif min(len(np.unique(group[live & (codes == c)]))
+                 for c in range(len(self.classes_))) < 5:
             dec, target = self._pair_values(X), codes
         else:
             rng = np.random.default_rng(seed_from(self.random_state))
-            fold = np.empty(X.shape[0], np.int64)
+            first = np.unique(group, return_index=True)[1]  # each group's first row
+            group_fold = np.empty(len(first), np.int64)
             for c in range(len(self.classes_)):
-                rows = np.flatnonzero(codes == c)
-                fold[rng.permutation(rows)] = np.arange(len(rows)) % 5
+                mine = np.flatnonzero(codes[first] == c)
+                group_fold[rng.permutation(mine)] = np.arange(len(mine)) % 5
+            fold = group_fold[group]
             dec = np.zeros((X.shape[0], len(self.intercept_)))
             for f in range(5):
                 (_, sv, n_support, dual), intercept, *_ = self._solve(X, codes, bound * (fold != f))

@@ -235,6 +235,7 @@ def other_arrays(a):
 # Absurd values of the hyper-parameters estimators share, by name: each estimator is
 # checked for those it has (so a new estimator is covered as soon as it is listed).
 ABSURD = {
+    "virtual_shifts": [3, -4, 4.0, True, "4"],
     "epochs": [-1, 0, 2.5, True],
     "batch_size": [0, -8, 1.5],
     "learning_rate": [0, -0.1, nan, inf, "0.1"],

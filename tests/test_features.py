@@ -324,12 +324,26 @@ def test_hog_svc_virtual_shifts_refit_on_the_support_vectors_and_their_moves(tmp
     assert back.virtual_shifts == 4 and back.n_virtual_ == m.n_virtual_
     np.testing.assert_array_equal(back.decision_function(Xt), m.decision_function(Xt))
     config, arrays = m._file_contents()
-    for bad in (-1, 2.5, "4", True, None):
+    for bad in (-1, 2.5, "4", True, None, 0, m.n_virtual_ + 1):
         with pytest.raises(ValueError, match="virtual support vectors"):
             HOGSVC._from_file({**config, "n_virtual": bad}, arrays)
-    old = dict(config)
+    old = {**config, "params": {k: v for k, v in config["params"].items()
+                                if k != "virtual_shifts"}}
     del old["n_virtual"]  # a file from before virtual_shifts
     assert HOGSVC._from_file(old, arrays).n_virtual_ == 0
+    with pytest.raises(ValueError, match="virtual support vectors"):  # moves, but no copies
+        HOGSVC._from_file({k: v for k, v in config.items() if k != "n_virtual"}, arrays)
+    # probabilities: only the second SVC calibrated, an image and its moves in one fold
+    calibrated = HOGSVC(hogs=(settings,), virtual_shifts=4, probability=True,
+                        random_state=0).fit(X, y, w)
+    by_hand = fmnist_c.SVC(C=10.0, gamma=plain.best_params_["gamma"], probability=True,
+                           random_state=0).fit(features(rows), np.tile(y[sv], 5),
+                                               np.tile(w[sv], 5), groups=np.tile(np.arange(len(sv)), 5))
+    np.testing.assert_array_equal(calibrated.svc_.probA_, by_hand.probA_)
+    np.testing.assert_array_equal(calibrated.predict_proba(Xt), by_hand.predict_proba(features(Xt)))
+    with pytest.raises(ValueError, match="too small"):
+        HOGSVC(hogs=({"pixels_per_cell": 1, "cells_per_block": 1, "image_shape": (1, -1)},),
+               virtual_shifts=4).fit(X[:50].reshape(50, -1)[:, :780], y[:50])  # one-row images
 
 
 def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
@@ -343,6 +357,7 @@ def test_hog_svc_rejects_bad_settings_and_a_grid_without_validation_data():
                           ({"virtual_shifts": 3}, "virtual_shifts"),
                           ({"virtual_shifts": True}, "virtual_shifts"),
                           ({"virtual_shifts": "4"}, "virtual_shifts"),
+                          ({"virtual_shifts": 4.0}, "virtual_shifts"),
                           ({"hogs": ({"block_norm": "L3"},)}, "block_norm"),
                           ({"Cs": (1.0, 10.0)}, "chooses among 2 settings on validation_data")):
         with pytest.raises((ValueError, TypeError), match=match):

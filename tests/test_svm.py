@@ -390,6 +390,35 @@ def test_predict_proba(pixels, use_validation):
         SVC().fit(X[:100], y[:100]).predict_proba(Xt)
 
 
+def test_groups_keep_copies_in_one_calibration_fold(pixels, monkeypatch):
+    """fit's groups: one group per row is the default's folds; every image twice, the twins
+    in one group, are held out of the cross-validation fits together (without groups some
+    held-out row's twin trains); groups that are not one int per row are refused."""
+    X, y, Xt, _ = pixels
+    X, y = X[:400], y[:400]
+    plain = SVC(C=10, probability=True, random_state=0).fit(X, y)
+    each = SVC(C=10, probability=True, random_state=0).fit(X, y, groups=np.arange(400) * 7)
+    np.testing.assert_array_equal(each.probA_, plain.probA_)
+    np.testing.assert_array_equal(each.probB_, plain.probB_)
+    solve, bounds = SVC._solve, []
+
+    def spy(self, X, codes, bound):  # the rows each fit holds out have bound 0
+        bounds.append(bound.copy())
+        return solve(self, X, codes, bound)
+    monkeypatch.setattr(SVC, "_solve", spy)
+    twice, labels = np.concatenate([X, X]), np.concatenate([y, y])
+    for groups in (None, np.tile(np.arange(400), 2)):
+        bounds.clear()
+        SVC(C=10, probability=True, random_state=0).fit(twice, labels, groups=groups)
+        held = np.array([b == 0 for b in bounds[1:]])  # bounds[0]: the model's own fit
+        assert held.shape == (5, 800) and (held.sum(0) == 1).all()  # each row once
+        together = (held[:, :400] == held[:, 400:]).all()
+        assert together if groups is not None else not together
+    for bad in (np.arange(399), np.arange(400.0), np.arange(800).reshape(400, 2)):
+        with pytest.raises(ValueError, match="groups must be 400 ints"):
+            SVC(probability=True).fit(X, y, groups=bad)
+
+
 def test_save_load_and_pickle(pixels, tmp_path):
     X, y, Xt, _ = pixels
     labels = np.array(list("abcdefghij"))[y[:500]]
