@@ -374,6 +374,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
             if len(shapes) > 1:
                 raise ValueError(f"hogs[{j}]'s HOGs read the images in different shapes "
                                  f"{sorted(shapes)}: a union's HOGs take one image_shape")
+            if self.virtual_shifts and min(*shapes) < 2:
+                raise ValueError(f"hogs[{j}]: virtual_shifts moves images one pixel each way: "
+                                 f"images of {shapes.pop()} pixels are too small, give 0")
         scores = []
         for i, steps in enumerate(hogs):
             feats = _hog_svc_features(steps, images[part], scales[i])
@@ -399,9 +402,6 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
             val = (_hog_svc_features(steps, validation_data[0], pixel_scale),
                    validation_data[1])
         shifts = int(self.virtual_shifts)
-        if shifts and min(steps[0].image_shape_) < 2:
-            raise ValueError(f"virtual_shifts moves images one pixel each way: images of "
-                             f"{steps[0].image_shape_} pixels are too small, give 0")
         # with virtual_shifts the sigmoids are fitted on the second SVC only
         svc = SVC(C=C, gamma=gamma, cache_size=self.cache_size,
                   probability=bool(self.probability) and not shifts,
