@@ -142,7 +142,7 @@ HOG_SVM_HOGS = (HOG_SVM_PIXELS, HOG_SVM_UNION)
 def _hog_svm(seed, verbose):
     from .features import HOGSVC
     return HOGSVC(hogs=HOG_SVM_HOGS, Cs=(10.0,), gamma_factors=(1.0, 2.0), subset=10000,
-                  random_state=seed, verbose=verbose)
+                  virtual_shifts=4, random_state=seed, verbose=verbose)
 
 
 def _gbdt(seed, verbose):
@@ -205,7 +205,9 @@ MODELS = {
              "features), followed by the 784 pixels scaled to [0, 0.5], or with a coarser "
              "HOG (7 x 7 cells, 324 features) between them, then an RBF SVC with C=10 and "
              "gamma 1 or 2 x 'scale'; each of the 4 fitted on 10,000 training images and "
-             "scored on the validation set, the best refitted on the whole training set",
+             "scored on the validation set, the best refitted on the whole training set, "
+             "then fitted again on its support vectors and their images moved one pixel "
+             "down, up, right and left (virtual support vectors, virtual_shifts=4)",
         chooses_on_validation="the coarse HOG or not, and gamma"),
     "gbdt": ModelSpec(
         "Gradient-boosted trees (rounds chosen on validation)", "", _gbdt, scale=True,
@@ -382,6 +384,9 @@ def run_model(key, split, seed, verbose=0, *, protocol="study", data="full", ove
         extra["ablation"] = model.ablation(Xte, split.y_test)
     if hasattr(model, "best_params_"):
         extra["best_params"] = model.best_params_
+    if getattr(model, "n_virtual_", 0):
+        extra["n_virtual"] = int(model.n_virtual_)
+        extra["n_support"] = int(model.svc_.n_support_.sum())
     val_acc = model.score(*validation) if validation else None
     if getattr(model, "refit_with_validation", False):
         # the validation rows joined the final fit (a kNN scores them against themselves):
