@@ -42,6 +42,44 @@ def test_histogram_matches_numpy(m, d, nb, with_rows, every_feature):
     np.testing.assert_allclose(got[0], want, rtol=1e-12, atol=1e-10 * m)
     for other in got[1:]:
         np.testing.assert_array_equal(other, got[0])
+    # with the parent's histogram: the sibling's, parent - this one on the listed features
+    parent = rng.normal(size=want.shape)
+    hoff = np.concatenate([[0], np.cumsum(n_edges + 1)])
+    listed = np.zeros(len(want), bool)
+    for f in feats:
+        listed[hoff[f]:hoff[f + 1]] = True
+    sibling = parent.copy()
+    sibling[listed] -= got[0][listed]
+    for k in KERNELS:
+        hist, rest = _core.boost_hist(code_rows, rows, gh, feats, n_edges, kernel=k,
+                                      parent=parent)
+        np.testing.assert_array_equal(hist, got[0])
+        np.testing.assert_array_equal(rest, sibling)
+
+
+@pytest.mark.parametrize("m, d, nb, k", [(37, 3, 5, 1), (1000, 70, 7, 10), (3001, 130, 256, 10),
+                                         (500, 40, 256, 16), (200, 17, 256, 3)])
+@pytest.mark.parametrize("with_rows", [False, True])
+def test_root_histograms_of_every_class_in_one_pass_are_each_classs_own(m, d, nb, k, with_rows):
+    """The root's pass for k classes at once (a row's 2k gradients added to each nonzero
+    code's bin) gives each class the histogram boost_hist builds of it alone, to the bit
+    (so the trees do not change), with either kernel; and NumPy's."""
+    rng = np.random.default_rng(m + k)
+    n = m + 11 if with_rows else m
+    code_rows = rng.integers(0, nb, (n, d)).astype(np.uint8)
+    code_rows[: n // 3] = 0
+    code_rows[:, -1] = 1
+    n_edges = np.full(d, nb - 1, np.int64)
+    rows = np.sort(rng.choice(n, m, replace=False)) if with_rows else None
+    ghk = np.stack([rng.normal(size=(m, k)), rng.random((m, k))], axis=2)
+    got = [_core.boost_hist_root(code_rows, rows, ghk, n_edges, kernel=kern) for kern in KERNELS]
+    assert got[0].shape == (k, d * nb, 2)
+    for c in range(k):
+        alone = _core.boost_hist(code_rows, rows, ghk[:, c], np.arange(d), n_edges)
+        np.testing.assert_allclose(alone, naive_hist(code_rows, rows, ghk[:, c], range(d), n_edges),
+                                   rtol=1e-12, atol=1e-10 * m)
+        for each in got:
+            np.testing.assert_array_equal(each[c], alone)
 
 
 def estimated_counts(hist, total):
@@ -177,9 +215,16 @@ def softmax_grad(score, y):
     return g, h
 
 
-def test_first_round_root_splits_and_leaf_values_match_numpy():
-    X, y = sample(400, 4)
-    k = 4
+def many_classes(n, k):
+    """n sample rows with k > 10 classes (each class split by row parity): more classes
+    than one root pass takes (FM_BOOST_ROOT_MAX_K = 16), so each tree builds its own root."""
+    X, y = sample(n)
+    return X, (y * 2 + np.arange(len(y)) % 2) % k
+
+
+@pytest.mark.parametrize("k", [4, 20])
+def test_first_round_root_splits_and_leaf_values_match_numpy(k):
+    X, y = sample(400, 4) if k == 4 else many_classes(400, k)
     score, [r0] = fit_rounds(X, y, rounds=1, num_leaves=4, min_child_samples=10)
     nn, left, right, feature, bins, count, thr, value, gain, hess = r0
     base = np.log(np.bincount(y, minlength=k) / len(y))
@@ -222,9 +267,12 @@ def same_rounds(a, b):
             np.testing.assert_array_equal(xa, xb)
 
 
-@pytest.mark.parametrize("kw", [{}, dict(subsample=0.7, colsample_bytree=0.6, colsample_bynode=0.5)])
+@pytest.mark.parametrize("kw", [{}, dict(subsample=0.7, colsample_bytree=0.6, colsample_bynode=0.5),
+                                dict(subsample=0.7), "20 classes"])
 def test_trees_identical_for_one_and_two_threads(kw):
     X, y = sample(500)
+    if kw == "20 classes":
+        X, y, kw = *many_classes(500, 20), {}
     s1, r1 = fit_rounds(X, y, nthreads=1, **kw)
     s2, r2 = fit_rounds(X, y, nthreads=2, **kw)
     same_rounds(r1, r2)

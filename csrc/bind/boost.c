@@ -266,25 +266,58 @@ fail:
     return result;
 }
 
+/* The booster's padded layout of n_edges (d) into hoff (d + 1) and nbins (d), one
+ * allocation (free hoff); the unpadded bins' count into *total. NULL after a MemoryError. */
+static int64_t *padded_layout(const int64_t *ne, int64_t d, int64_t *total)
+{
+    int64_t *hoff = PyMem_Calloc((size_t)(2 * d + 1), sizeof(int64_t));
+    if (!hoff) { PyErr_NoMemory(); return NULL; }
+    int64_t *nbins = hoff + d + 1;
+    *total = 0;
+    for (int64_t f = 0; f < d; f++) {
+        nbins[f] = ne[f] + 1;
+        hoff[f + 1] = hoff[f] + nbins[f] + FM_BOOST_HIST_PAD;
+        *total += nbins[f];
+    }
+    return hoff;
+}
+
+/* out (total, 2) <- each feature's bins of the padded (hoff[d], 2) histogram, or back
+ * (to_padded: the gaps left as they are). */
+static void unpad(double *out, double *padded, const int64_t *hoff, const int64_t *nbins,
+                  int64_t d, int to_padded)
+{
+    for (int64_t f = 0; f < d; out += FM_BOOST_LANES * nbins[f], f++) {
+        size_t bytes = (size_t)(FM_BOOST_LANES * nbins[f]) * sizeof(double);
+        if (to_padded) memcpy(padded + FM_BOOST_LANES * hoff[f], out, bytes);
+        else memcpy(out, padded + FM_BOOST_LANES * hoff[f], bytes);
+    }
+}
+
 /* For tests and the benchmark: a leaf's histogram over the features feats, (total_bins, 2)
- * float64 with the other features' bins 0. */
+ * float64 with the other features' bins 0; with parent (total_bins, 2), (that histogram,
+ * the parent's minus it over the listed features, as fm_boost_hist_build leaves it). */
 static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"code_rows", "rows", "gh", "feats", "n_edges", "kernel", NULL};
-    PyObject *co, *ro, *go, *fo, *neo, *result = NULL;
-    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *feats = NULL, *ne = NULL, *hist = NULL;
+    static char *kwlist[] = {"code_rows", "rows", "gh", "feats", "n_edges", "kernel", "parent",
+                             NULL};
+    PyObject *co, *ro, *go, *fo, *neo, *po = Py_None, *result = NULL;
+    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *feats = NULL, *ne = NULL, *hist = NULL,
+                  *parent = NULL, *rest = NULL;
     int64_t *hoff = NULL;
     double *padded = NULL;
     const char *kname = "auto";
     enum fm_kernel kernel;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|s", kwlist, &co, &ro, &go, &fo, &neo, &kname))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sO", kwlist, &co, &ro, &go, &fo, &neo,
+                                     &kname, &po))
         return NULL;
     if (boost_kernel(kname, &kernel) < 0) return NULL;
     if (!(code = fm_bind_as_array(co, NPY_UINT8, 2, "code_rows")) ||
-        !(gh = fm_bind_as_array(go, NPY_FLOAT64, 2, "gh")))
+        !(gh = fm_bind_as_array(go, NPY_FLOAT64, 2, "gh")) ||
+        (po != Py_None && !(parent = fm_bind_as_array(po, NPY_FLOAT64, 2, "parent"))))
         goto fail;
-    int64_t n = PyArray_DIM(code, 0), d = PyArray_DIM(code, 1), m = PyArray_DIM(gh, 0);
+    int64_t n = PyArray_DIM(code, 0), d = PyArray_DIM(code, 1), m = PyArray_DIM(gh, 0), total;
     if (!(ne = fm_bind_as_vector(neo, NPY_INT64, d, "n_edges")) ||
         !(feats = fm_bind_as_index_copy(fo, -1, "feats")) ||
         (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))))
@@ -298,31 +331,103 @@ static PyObject *py_boost_hist(PyObject *self, PyObject *args, PyObject *kw)
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "boost_hist: bad shapes");
         goto fail;
     }
-    if (!(hoff = PyMem_Calloc((size_t)(2 * d + 1), sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
-    int64_t *nbins = hoff + d + 1, total = 0;
-    for (int64_t f = 0; f < d; f++) { /* the booster's layout, padded */
-        nbins[f] = ((int64_t *)PyArray_DATA(ne))[f] + 1;
-        hoff[f + 1] = hoff[f] + nbins[f] + FM_BOOST_HIST_PAD;
-        total += nbins[f];
+    if (!(hoff = padded_layout(PyArray_DATA(ne), d, &total))) goto fail;
+    int64_t *nbins = hoff + d + 1;
+    if (parent && (PyArray_DIM(parent, 0) != total || PyArray_DIM(parent, 1) != FM_BOOST_LANES)) {
+        PyErr_SetString(PyExc_ValueError, "boost_hist: parent must be (total_bins, 2)");
+        goto fail;
     }
     npy_intp dims[2] = {total, FM_BOOST_LANES};
-    if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0))) goto fail;
-    if (!(padded = PyMem_Calloc((size_t)(hoff[d] * FM_BOOST_LANES), sizeof(double)))) {
+    if (!(hist = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0)) ||
+        (parent && !(rest = (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0))))
+        goto fail;
+    /* the leaf's, then its parent's */
+    if (!(padded = PyMem_Calloc((size_t)(2 * hoff[d] * FM_BOOST_LANES), sizeof(double)))) {
         PyErr_NoMemory();
         goto fail;
     }
-    fm_boost_hist_build(padded, PyArray_DATA(code), rows ? PyArray_DATA(rows) : NULL,
-                        PyArray_DATA(gh), PyArray_DATA(feats), hoff, nbins, m, d, nf, kernel);
-    double *out = PyArray_DATA(hist);
-    for (int64_t f = 0; f < d; out += FM_BOOST_LANES * nbins[f], f++)
-        memcpy(out, padded + FM_BOOST_LANES * hoff[f], (size_t)(FM_BOOST_LANES * nbins[f]) * sizeof(double));
-    result = (PyObject *)hist;
-    hist = NULL;
+    double *padded_parent = padded + hoff[d] * FM_BOOST_LANES;
+    if (parent) unpad(PyArray_DATA(parent), padded_parent, hoff, nbins, d, 1);
+    fm_boost_hist_build(padded, parent ? padded_parent : NULL, PyArray_DATA(code),
+                        rows ? PyArray_DATA(rows) : NULL, PyArray_DATA(gh), PyArray_DATA(feats),
+                        hoff, nbins, m, d, nf, kernel);
+    unpad(PyArray_DATA(hist), padded, hoff, nbins, d, 0);
+    if (parent) {
+        unpad(PyArray_DATA(rest), padded_parent, hoff, nbins, d, 0);
+        result = Py_BuildValue("OO", hist, rest);
+    } else {
+        result = (PyObject *)hist;
+        hist = NULL;
+    }
 fail:
     PyMem_Free(hoff);
     PyMem_Free(padded);
     Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(feats); Py_XDECREF(ne);
-    Py_XDECREF(hist);
+    Py_XDECREF(hist); Py_XDECREF(parent); Py_XDECREF(rest);
+    return result;
+}
+
+/* For tests: the root histograms of k classes in one pass (fm_boost_hist_root, the
+ * features in the booster's blocks, then fm_boost_hist_root_class of each class with its
+ * sums over the rows in order): (k, total_bins, 2). ghk: (m, k, 2), rows as boost_hist's. */
+static PyObject *py_boost_hist_root(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"code_rows", "rows", "ghk", "n_edges", "kernel", NULL};
+    PyObject *co, *ro, *go, *neo, *result = NULL;
+    PyArrayObject *code = NULL, *rows = NULL, *gh = NULL, *ne = NULL, *hist = NULL;
+    int64_t *hoff = NULL;
+    double *comb = NULL, *ghr = NULL, *padded = NULL;
+    const char *kname = "auto";
+    enum fm_kernel kernel;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|s", kwlist, &co, &ro, &go, &neo, &kname))
+        return NULL;
+    if (boost_kernel(kname, &kernel) < 0) return NULL;
+    if (!(code = fm_bind_as_array(co, NPY_UINT8, 2, "code_rows")) ||
+        !(gh = fm_bind_as_array(go, NPY_FLOAT64, 3, "ghk")))
+        goto fail;
+    int64_t n = PyArray_DIM(code, 0), d = PyArray_DIM(code, 1), m = PyArray_DIM(gh, 0),
+            k = PyArray_DIM(gh, 1), total;
+    if (!(ne = fm_bind_as_vector(neo, NPY_INT64, d, "n_edges")) ||
+        (ro != Py_None && !(rows = fm_bind_as_index_copy(ro, m, "rows"))))
+        goto fail;
+    if (PyArray_DIM(gh, 2) != FM_BOOST_LANES || k < 1 || (!rows && m != n) ||
+        (rows && fm_bind_check_range(PyArray_DATA(rows), m, n, "rows")) ||
+        fm_bind_check_range(PyArray_DATA(ne), d, 256, "n_edges") ||
+        check_codes(PyArray_DATA(code), PyArray_DATA(ne), n, d)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "boost_hist_root: bad shapes");
+        goto fail;
+    }
+    if (!(hoff = padded_layout(PyArray_DATA(ne), d, &total))) goto fail;
+    int64_t *nbins = hoff + d + 1, stride = (2 * k + 7) / 8 * 8;
+    npy_intp dims[3] = {k, total, FM_BOOST_LANES};
+    if (!(hist = (PyArrayObject *)PyArray_ZEROS(3, dims, NPY_FLOAT64, 0))) goto fail;
+    comb = PyMem_Calloc((size_t)(hoff[d] * stride), sizeof(double));
+    ghr = PyMem_Calloc((size_t)((n > 0 ? n : 1) * stride), sizeof(double));
+    padded = PyMem_Calloc((size_t)(hoff[d] * FM_BOOST_LANES), sizeof(double));
+    if (!comb || !ghr || !padded) { PyErr_NoMemory(); goto fail; }
+    const double *g = PyArray_DATA(gh);
+    const int64_t *r = rows ? PyArray_DATA(rows) : NULL;
+    for (int64_t j = 0; j < m; j++)
+        memcpy(ghr + (r ? r[j] : j) * stride, g + j * k * FM_BOOST_LANES,
+               (size_t)(k * FM_BOOST_LANES) * sizeof(double));
+    for (int64_t f0 = 0; f0 < d; f0 += FM_BOOST_ROOT_BLOCK)
+        fm_boost_hist_root(comb, PyArray_DATA(code), r, ghr, stride, hoff, m, d, f0,
+                           f0 + FM_BOOST_ROOT_BLOCK < d ? f0 + FM_BOOST_ROOT_BLOCK : d, kernel);
+    for (int64_t c = 0; c < k; c++) {
+        double sum[2] = {0.0, 0.0}; /* as the tree's root sums its rows */
+        for (int64_t j = 0; j < m; j++) {
+            sum[0] += g[(j * k + c) * FM_BOOST_LANES];
+            sum[1] += g[(j * k + c) * FM_BOOST_LANES + 1];
+        }
+        fm_boost_hist_root_class(padded, comb, stride, c, sum, hoff, nbins, d);
+        unpad((double *)PyArray_DATA(hist) + c * total * FM_BOOST_LANES, padded, hoff, nbins, d, 0);
+    }
+    result = (PyObject *)hist;
+    hist = NULL;
+fail:
+    PyMem_Free(hoff); PyMem_Free(comb); PyMem_Free(ghr); PyMem_Free(padded);
+    Py_XDECREF(code); Py_XDECREF(rows); Py_XDECREF(gh); Py_XDECREF(ne); Py_XDECREF(hist);
     return result;
 }
 
@@ -419,7 +524,10 @@ PyMethodDef fm_bind_boost_methods[] = {
     {"boost_predict", (PyCFunction)(void (*)(void))py_boost_predict, METH_VARARGS | METH_KEYWORDS,
      "Raw class scores of flat boosted trees after each round count in stages: (n_stages, n, k)."},
     {"boost_hist", (PyCFunction)(void (*)(void))py_boost_hist, METH_VARARGS | METH_KEYWORDS,
-     "For tests: a leaf's (g, h) histograms over the features feats, (total_bins, 2)."},
+     "For tests: a leaf's (g, h) histograms over the features feats, (total_bins, 2); with "
+     "parent, (that, parent - that)."},
+    {"boost_hist_root", (PyCFunction)(void (*)(void))py_boost_hist_root, METH_VARARGS | METH_KEYWORDS,
+     "For tests: the root histograms of k classes in one pass, (k, total_bins, 2)."},
     {"boost_scan", (PyCFunction)(void (*)(void))py_boost_scan, METH_VARARGS | METH_KEYWORDS,
      "For tests: the best threshold of one histogram, portable scan: (score, bin, (gl, hl, cl))."},
     {"boost_scan_features", (PyCFunction)(void (*)(void))py_boost_scan_features,

@@ -55,6 +55,11 @@ struct fm_boost_work {
     int64_t *bag;    /* (n): this round's rows, ascending */
     uint8_t *in_bag; /* (n) */
     double *delta;   /* (n, k): this round's leaf value of each row */
+    /* the roots' histograms of every class in one pass (fm_boost_hist_root), or NULL
+     * (k > FM_BOOST_ROOT_MAX_K): comb (total_bins, stride) and ghr (n, stride), each row's
+     * (g, h) of every class, zero-padded to stride = 2k rounded up to 8 */
+    double *comb, *ghr;
+    int64_t stride;
     thread_work *tw;
 };
 
@@ -74,7 +79,7 @@ void fm_boost_work_free(fm_boost_work *w)
     if (w->tw)
         for (int t = 0; t < w->n_threads; t++) thread_work_free(&w->tw[t]);
     fm_free(w->tw); fm_free(w->hoff); fm_free(w->nbins); fm_free(w->gh); fm_free(w->bag); fm_free(w->in_bag);
-    fm_free(w->delta);
+    fm_free(w->delta); fm_free(w->comb); fm_free(w->ghr);
     fm_free(w);
 }
 
@@ -102,6 +107,13 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
         w->hoff[f + 1] = w->hoff[f] + w->nbins[f] + FM_BOOST_HIST_PAD;
     }
     w->total_bins = w->hoff[d];
+    if (k <= FM_BOOST_ROOT_MAX_K) {
+        w->stride = (2 * k + 7) / 8 * 8;
+        w->comb = fm_alloc((size_t)(w->total_bins * w->stride) * sizeof(double));
+        w->ghr = fm_alloc((size_t)(n * w->stride) * sizeof(double));
+        if (!w->comb || !w->ghr) goto fail;
+        memset(w->ghr, 0, (size_t)(n * w->stride) * sizeof(double)); /* the padding stays 0 */
+    }
     int64_t slot_bytes = w->total_bins * FM_BOOST_LANES * (int64_t)sizeof(double);
     w->n_slots = SLOT_BUDGET / slot_bytes < num_leaves ? SLOT_BUDGET / slot_bytes : num_leaves;
     if (w->n_slots < 1) w->n_slots = 1;
@@ -133,6 +145,7 @@ typedef struct {
     thread_work *t;
     const uint8_t *codes, *code_rows;
     const double *gh; /* (n, 2) this class's */
+    const double *root; /* every class's root histograms (fm_boost_hist_root), or NULL */
     const fm_boost_params *p;
     fm_boost_limits lim;
     uint64_t seed;   /* the tree's */
@@ -186,8 +199,10 @@ static double leaf_score(const double *sum, double lambda)
     return sum[0] * sum[0] / (sum[1] + lambda);
 }
 
-/* The leaf's histogram into `hist`: the tree's features' bins from its rows. */
-static void build_hist(grower *g, const leaf *lf, double *hist, int root_in_order)
+/* The leaf's histogram into `hist`: the tree's features' bins from its rows; and parent
+ * (or NULL) -= it, the sibling's histogram. */
+static void build_hist(grower *g, const leaf *lf, double *hist, double *parent,
+                       int root_in_order)
 {
     int64_t m = lf->end - lf->start;
     const int64_t *rows = g->t->idx + lf->start;
@@ -200,7 +215,7 @@ static void build_hist(grower *g, const leaf *lf, double *hist, int root_in_orde
         }
         gh = o;
     }
-    fm_boost_hist_build(hist, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
+    fm_boost_hist_build(hist, parent, g->code_rows, root_in_order ? NULL : rows, gh, g->t->feats,
                         g->w->hoff, g->w->nbins, m, g->w->d, g->n_feats, g->kernel);
 }
 
@@ -247,18 +262,18 @@ static void children(grower *g, leaf *a, leaf *b, int64_t parent_slot)
     double *spare = slot_at(g, g->w->n_slots);
     a->slot = slot_take(g);
     double *ha = a->slot >= 0 ? slot_at(g, a->slot) : spare;
-    build_hist(g, a, ha, 0);
     if (parent_slot >= 0) {
         b->slot = parent_slot;
         double *hb = slot_at(g, b->slot);
-        fm_boost_hist_sub(hb, ha, g->w->total_bins * FM_BOOST_LANES);
+        build_hist(g, a, ha, hb, 0); /* and hb = the parent's - a's */
         find_split(g, a, ha);
         find_split(g, b, hb);
     } else {
+        build_hist(g, a, ha, NULL, 0);
         find_split(g, a, ha);
         b->slot = slot_take(g);
         double *hb = b->slot >= 0 ? slot_at(g, b->slot) : spare;
-        build_hist(g, b, hb, 0);
+        build_hist(g, b, hb, NULL, 0);
         find_split(g, b, hb);
     }
     if (a->feature < 0) slot_give(g, a);
@@ -300,7 +315,10 @@ static int grow_tree(fm_boost_tree *tr, grower *g, const float *edges, int64_t e
     set_leaf_node(tr, root);
     if (p->num_leaves > 1) {
         double *h = slot_at(g, root->slot);
-        build_hist(g, root, h, m == n);
+        if (g->root)
+            fm_boost_hist_root_class(h, g->root, w->stride, c, root->sum, w->hoff, w->nbins, d);
+        else
+            build_hist(g, root, h, NULL, m == n);
         find_split(g, root, h);
         if (root->feature < 0) slot_give(g, root);
     }
@@ -394,6 +412,7 @@ static void gradients(fm_boost_work *w, const double *score, const int64_t *y, c
                 double *x = gh + FM_BOOST_LANES * (c * n + i), h = wi * factor * pc * (1.0 - pc);
                 x[0] = wi * (pc - (y[i] == c ? 1.0 : 0.0));
                 x[1] = h > 1e-16 ? h : 1e-16;
+                if (w->ghr) memcpy(w->ghr + i * w->stride + FM_BOOST_LANES * c, x, 2 * sizeof(double));
             }
         }
     }
@@ -436,6 +455,24 @@ int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *w,
         for (int64_t i = 0; i < n; i++) w->bag[i] = i;
         m = n;
     }
+    /* every class's root histogram in one pass, the features' blocks among the threads */
+    const double *root = NULL;
+    if (w->comb && p->colsample_bytree >= 1.0) {
+        int64_t nblocks = (d + FM_BOOST_ROOT_BLOCK - 1) / FM_BOOST_ROOT_BLOCK;
+        fm_parallel_region reg = fm_parallel_fork();
+        FM_OMP(omp parallel num_threads(nt) if (nt > 1))
+        {
+            fm_parallel_arrive(&reg);
+            FM_OMP(omp for schedule(dynamic, 1))
+            for (int64_t b = 0; b < nblocks; b++) {
+                int64_t f1 = (b + 1) * FM_BOOST_ROOT_BLOCK;
+                fm_boost_hist_root(w->comb, code_rows, m < n ? w->bag : NULL, w->ghr, w->stride,
+                                   w->hoff, m, d, b * FM_BOOST_ROOT_BLOCK, f1 < d ? f1 : d, kernel);
+            }
+        }
+        fm_parallel_join(&reg);
+        root = w->comb;
+    }
     int status = FM_OK;
     FM_OMP(omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1))
     for (int64_t c = 0; c < k; c++) {
@@ -447,7 +484,7 @@ int fm_boost_round(fm_boost_tree *trees, double *score, fm_boost_work *w,
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        grower g = {w, &w->tw[tid], codes, code_rows, w->gh + FM_BOOST_LANES * c * n, p,
+        grower g = {w, &w->tw[tid], codes, code_rows, w->gh + FM_BOOST_LANES * c * n, root, p,
                     {(double)p->min_child_samples, p->min_child_weight, p->reg_lambda},
                     round_seed(seed, round, c + 1), 0, kernel};
         s = grow_tree(&trees[c], &g, edges, edge_stride, m, c, w->delta);

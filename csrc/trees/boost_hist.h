@@ -30,14 +30,39 @@
  * feats: (nf) ascending; hoff: (d + 1) with hoff[f + 1] >= hoff[f] + nbins[f]; nbins: (d).
  * With every feature listed (nf == d), only nonzero codes are added and each feature's
  * bin 0 is the leaf's sums minus its other bins (equal to the sum up to rounding).
+ * parent: NULL, or the histogram of the leaf's parent (same layout), which becomes the
+ * sibling's: parent -= hist over the listed features' bins (the gaps too when every
+ * feature is listed), each block of features while it is in cache.
  * kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (AVX-512 BW; identical histograms). */
-void fm_boost_hist_build(double *hist, const uint8_t *code_rows, const int64_t *rows,
-                         const double *gh, const int64_t *feats, const int64_t *hoff,
-                         const int64_t *nbins, int64_t m, int64_t d, int64_t nf,
-                         enum fm_kernel kernel);
+void fm_boost_hist_build(double *hist, double *parent, const uint8_t *code_rows,
+                         const int64_t *rows, const double *gh, const int64_t *feats,
+                         const int64_t *hoff, const int64_t *nbins, int64_t m, int64_t d,
+                         int64_t nf, enum fm_kernel kernel);
 
-/* big -= small: the larger child's histogram from its parent's. (len) doubles. */
-void fm_boost_hist_sub(double *big, const double *small, int64_t len);
+/* The root's histograms of k classes in one pass. At a round's root every class's tree
+ * has the same rows (the round's bag), so a row's (g, h) of all k classes, 2k doubles
+ * padded with zeros to `stride` (a multiple of 8), is added at once to each nonzero code's
+ * bin: one address and stride / 8 AVX-512 adds where k passes of fm_boost_hist_build made
+ * k 16-byte adds, each at its own address. Features [f0, f1) (one thread's share: features
+ * split among threads give the same sums). comb: (hoff[d], stride), the features' bins
+ * overwritten (bin 0 left 0: fm_boost_hist_root_class fills it); ghr: (n, stride), row i's
+ * (g, h) of class c at ghr[i * stride + 2 c]; rows, code_rows, hoff, m, d as
+ * fm_boost_hist_build's; kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (identical sums). */
+#define FM_BOOST_ROOT_MAX_K 16 /* classes one pass takes: comb is 52 MB at 16 */
+/* features a pass over the rows takes: its bins, 16 x 260 x 192 bytes for 10 classes
+ * (800 KB), stay in L2; callers give threads whole blocks */
+#define FM_BOOST_ROOT_BLOCK 16
+void fm_boost_hist_root(double *comb, const uint8_t *code_rows, const int64_t *rows,
+                        const double *ghr, int64_t stride, const int64_t *hoff, int64_t m,
+                        int64_t d, int64_t f0, int64_t f1, enum fm_kernel kernel);
+
+/* Class c's histogram out of fm_boost_hist_root's comb into the layout of
+ * fm_boost_hist_build (hist: (hoff[d], 2), the gaps 0), bin 0 = total - the other bins:
+ * with total the class's (g, h) summed over the rows in order, the very histogram
+ * fm_boost_hist_build makes of every feature, to the bit. */
+void fm_boost_hist_root_class(double *hist, const double *comb, int64_t stride, int64_t c,
+                              const double *total, const int64_t *hoff, const int64_t *nbins,
+                              int64_t d);
 
 /* The limits a split must respect. */
 typedef struct {
