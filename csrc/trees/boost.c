@@ -1,6 +1,6 @@
 /* boost.c: multiclass gradient boosting (boost.h): softmax gradients, one tree per class a
- * round grown leaf-wise on histograms (the larger child's by subtraction), each tree by one
- * thread; and the prediction walk. Not here: the histogram and scan kernels (boost_hist.c).
+ * round grown leaf-wise on histograms (the roots' of every class in one pass over the rows,
+ * the larger child's by subtraction), each tree by one thread; and the prediction walk. Not here: the histogram and scan kernels (boost_hist.c).
  *
  * One tree per class rather than one tree with a vector of k leaf values (CatBoost's
  * MultiClass): measured with XGBoost 3.2's two strategies (hist, 31 leaves, learning rate
