@@ -367,9 +367,9 @@ fail:
     return result;
 }
 
-/* For tests: the root histograms of k classes in one pass (fm_boost_hist_root, the
- * features in the booster's blocks, then fm_boost_hist_root_class of each class with its
- * sums over the rows in order): (k, total_bins, 2). ghk: (m, k, 2), rows as boost_hist's. */
+/* For tests: the root histograms of k classes in one pass (fm_boost_hist_root over every
+ * feature, then fm_boost_hist_root_class of each class with its sums over the rows in
+ * order): (k, total_bins, 2). ghk: (m, k, 2), rows as boost_hist's. */
 static PyObject *py_boost_hist_root(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -399,7 +399,7 @@ static PyObject *py_boost_hist_root(PyObject *self, PyObject *args, PyObject *kw
         goto fail;
     }
     if (!(hoff = padded_layout(PyArray_DATA(ne), d, &total))) goto fail;
-    int64_t *nbins = hoff + d + 1, stride = (2 * k + 7) / 8 * 8;
+    int64_t *nbins = hoff + d + 1, stride = FM_BOOST_ROOT_STRIDE(k);
     npy_intp dims[3] = {k, total, FM_BOOST_LANES};
     if (!(hist = (PyArrayObject *)PyArray_ZEROS(3, dims, NPY_FLOAT64, 0))) goto fail;
     comb = PyMem_Calloc((size_t)(hoff[d] * stride), sizeof(double));
@@ -411,9 +411,7 @@ static PyObject *py_boost_hist_root(PyObject *self, PyObject *args, PyObject *kw
     for (int64_t j = 0; j < m; j++)
         memcpy(ghr + (r ? r[j] : j) * stride, g + j * k * FM_BOOST_LANES,
                (size_t)(k * FM_BOOST_LANES) * sizeof(double));
-    for (int64_t f0 = 0; f0 < d; f0 += FM_BOOST_ROOT_BLOCK)
-        fm_boost_hist_root(comb, PyArray_DATA(code), r, ghr, stride, hoff, m, d, f0,
-                           f0 + FM_BOOST_ROOT_BLOCK < d ? f0 + FM_BOOST_ROOT_BLOCK : d, kernel);
+    fm_boost_hist_root(comb, PyArray_DATA(code), r, ghr, stride, hoff, m, d, 0, d, kernel);
     for (int64_t c = 0; c < k; c++) {
         double sum[2] = {0.0, 0.0}; /* as the tree's root sums its rows */
         for (int64_t j = 0; j < m; j++) {

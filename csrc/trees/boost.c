@@ -108,7 +108,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     }
     w->total_bins = w->hoff[d];
     if (k <= FM_BOOST_ROOT_MAX_K) {
-        w->stride = (2 * k + 7) / 8 * 8;
+        w->stride = FM_BOOST_ROOT_STRIDE(k);
         w->comb = fm_alloc((size_t)(w->total_bins * w->stride) * sizeof(double));
         w->ghr = fm_alloc((size_t)(n * w->stride) * sizeof(double));
         if (!w->comb || !w->ghr) goto fail;

@@ -201,8 +201,7 @@ void fm_boost_hist_build(double *hist, double *parent, const uint8_t *code_rows,
 
 /* The root pass of every class (fm_boost_hist_root): rows outside, FM_BOOST_ROOT_BLOCK
  * features inside, as hist_sparse. */
-#define ROOT_BLOCK FM_BOOST_ROOT_BLOCK
-_Static_assert(ROOT_BLOCK <= 64, "a block's codes are one 64-byte load");
+_Static_assert(FM_BOOST_ROOT_BLOCK <= 64, "a block's codes are one 64-byte load");
 
 static void root_block_portable(double *const *base, const uint8_t *code_rows,
                                 const int64_t *rows, const double *ghr, int64_t stride,
@@ -249,9 +248,9 @@ void fm_boost_hist_root(double *comb, const uint8_t *code_rows, const int64_t *r
                         const double *ghr, int64_t stride, const int64_t *hoff, int64_t m,
                         int64_t d, int64_t f0, int64_t f1, enum fm_kernel kernel)
 {
-    for (int64_t q0 = f0; q0 < f1; q0 += ROOT_BLOCK) {
-        int64_t nq = f1 - q0 < ROOT_BLOCK ? f1 - q0 : ROOT_BLOCK;
-        double *base[ROOT_BLOCK];
+    for (int64_t q0 = f0; q0 < f1; q0 += FM_BOOST_ROOT_BLOCK) {
+        int64_t nq = f1 - q0 < FM_BOOST_ROOT_BLOCK ? f1 - q0 : FM_BOOST_ROOT_BLOCK;
+        double *base[FM_BOOST_ROOT_BLOCK];
         for (int64_t q = 0; q < nq; q++) base[q] = comb + stride * hoff[q0 + q];
         memset(base[0], 0, (size_t)(stride * (hoff[q0 + nq] - hoff[q0])) * sizeof(double));
 #ifdef FM_BOOST_X86
@@ -285,7 +284,6 @@ void fm_boost_hist_root_class(double *hist, const double *comb, int64_t stride, 
         for (int64_t b = nbins[f]; b < hoff[f + 1] - hoff[f]; b++) h[2 * b] = h[2 * b + 1] = 0.0;
     }
 }
-
 
 /* Left-side sums after each occupied bin but the last: gl, hl, the estimated count cl,
  * and the bin in at; returns how many. An empty bin's threshold splits the rows as the
@@ -349,8 +347,8 @@ void fm_boost_scan(double *score, int64_t *bin, double *sums, const double *hist
 
 #ifdef FM_BOOST_X86
 /* fm_boost_scan's test and score of eight candidates (left sums g, h, c; lanes in): the
- * lanes within the limits, and num and den of every lane, those lanes' the scores
- * (products and sums rounded apart). */
+ * lanes within the limits, returned; num and den computed in every lane, the scores of
+ * those lanes (products and sums rounded apart). */
 __attribute__((target("avx512f"), optimize("fp-contract=off")))
 static inline __mmask8 score8(__m512d *num, __m512d *den, __m512d g, __m512d h, __m512d c,
                               __mmask8 in, const double *total, const fm_boost_limits *lim)

@@ -1,6 +1,6 @@
-/* boost_hist.h: the booster's inner kernels (boost_hist.c): gradient/hessian/count
- * histograms of a leaf over its features' bins, histogram subtraction, and the scans for
- * the best threshold (one feature's histogram; a leaf's features, eight at a time with
+/* boost_hist.h: the booster's inner kernels (boost_hist.c): gradient/hessian histograms
+ * of a leaf over its features' bins (and its sibling's, by subtraction from the parent's),
+ * the roots' of every class in one pass, and the scans for the best threshold (one feature's histogram; a leaf's features, eight at a time with
  * AVX-512). Used by boost.c; exported for the tests' naive NumPy twins (bind/boost.c). */
 #ifndef FM_BOOST_HIST_H
 #define FM_BOOST_HIST_H
@@ -46,9 +46,11 @@ void fm_boost_hist_build(double *hist, double *parent, const uint8_t *code_rows,
  * k 16-byte adds, each at its own address. Features [f0, f1) (one thread's share: features
  * split among threads give the same sums). comb: (hoff[d], stride), the features' bins
  * overwritten (bin 0 left 0: fm_boost_hist_root_class fills it); ghr: (n, stride), row i's
- * (g, h) of class c at ghr[i * stride + 2 c]; rows, code_rows, hoff, m, d as
+ * (g, h) of class c at ghr[i * stride + 2 c]; stride: FM_BOOST_ROOT_STRIDE(k);
+ * rows, code_rows, hoff, m, d as
  * fm_boost_hist_build's; kernel: FM_KERNEL_PORTABLE or FM_KERNEL_AVX512 (identical sums). */
 #define FM_BOOST_ROOT_MAX_K 16 /* classes one pass takes: comb is 52 MB at 16 */
+#define FM_BOOST_ROOT_STRIDE(k) ((2 * (k) + 7) / 8 * 8) /* doubles a bin of k classes */
 /* features a pass over the rows takes: its bins, 16 x 260 x 192 bytes for 10 classes
  * (800 KB), stay in L2; callers give threads whole blocks */
 #define FM_BOOST_ROOT_BLOCK 16
