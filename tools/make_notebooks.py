@@ -461,7 +461,12 @@ def hog_rows():
         row = max(mine, key=lambda r: r["date"])
         grids[protocol] = ([[round(v, 6) for v in g] for g in row["extra"]["grid"]],
                            round(row["val_accuracy"], 4))
-        parts.append(f"{what} {report.accuracy_text(fig[(protocol, 'hog-svm')])}")
+        extra = row["extra"]
+        how = (f"virtual support vectors: {extra['n_support']:,} support vectors after the "
+               f"second fit on {extra['n_virtual']:,} moved copies and the first fit's "
+               f"support vectors" if extra.get("n_virtual") else
+               f"a row of commit {row['git_commit'][:7]}, from before virtual support vectors")
+        parts.append(f"{what} {report.accuracy_text(fig[(protocol, 'hog-svm')])} ({how})")
     text = (f"`hog-svm`: {', '.join(parts)} (trained on 54,000 official images); the raw "
             f"pixels' `svm`: study split {report.accuracy_text(fig[('study', 'svm')])}, "
             f"official test set {report.accuracy_text(fig[('official-all', 'svm')])} (trained "
@@ -664,7 +669,10 @@ plt.show()'''),
                "coarser HOG (7 x 7 cells, 2 x 2 blocks) between them, a union of two HOGs as "
                "scikit-learn's FeatureUnion would make it, and gamma 1 or 2 x 'scale' "
                "(C = 10), each candidate fitted on 10,000 training images; the best is "
-               "refitted on the whole training set. The ledger's grids:"),
+               "refitted on the whole training set, then fitted once more on its support "
+               "vectors and their images moved one pixel down, up, right and left (virtual "
+               "support vectors, `virtual_shifts=4`: Decoste and Schoelkopf, 2002). The "
+               "ledger's grids:"),
         ("code", f'''\
 GRIDS = {HOG_ROWS[1]!r}  # protocol: ([hog index, C, gamma, validation accuracy] rows, final validation accuracy)
 for protocol, (grid, val) in GRIDS.items():
