@@ -266,19 +266,13 @@ fail:
     return result;
 }
 
-/* The booster's padded layout of n_edges (d) into hoff (d + 1) and nbins (d), one
- * allocation (free hoff); the unpadded bins' count into *total. NULL after a MemoryError. */
+/* The booster's layout of n_edges (d) (fm_boost_layout) into hoff (d + 1) and nbins (d),
+ * one allocation (free hoff); the bins in use into *total. NULL after a MemoryError. */
 static int64_t *padded_layout(const int64_t *ne, int64_t d, int64_t *total)
 {
     int64_t *hoff = PyMem_Calloc((size_t)(2 * d + 1), sizeof(int64_t));
     if (!hoff) { PyErr_NoMemory(); return NULL; }
-    int64_t *nbins = hoff + d + 1;
-    *total = 0;
-    for (int64_t f = 0; f < d; f++) {
-        nbins[f] = ne[f] + 1;
-        hoff[f + 1] = hoff[f] + nbins[f] + FM_BOOST_HIST_PAD;
-        *total += nbins[f];
-    }
+    *total = fm_boost_layout(hoff, hoff + d + 1, ne, d);
     return hoff;
 }
 

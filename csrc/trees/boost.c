@@ -1,6 +1,7 @@
 /* boost.c: multiclass gradient boosting (boost.h): softmax gradients, one tree per class a
  * round grown leaf-wise on histograms (the roots' of every class in one pass over the rows,
- * the larger child's by subtraction), each tree by one thread; and the prediction walk. Not here: the histogram and scan kernels (boost_hist.c).
+ * the larger child's by subtraction), each tree by one thread; and the prediction walk.
+ * Not here: the histogram and scan kernels (boost_hist.c).
  *
  * One tree per class rather than one tree with a vector of k leaf values (CatBoost's
  * MultiClass): measured with XGBoost 3.2's two strategies (hist, 31 leaves, learning rate
@@ -101,11 +102,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     w->tw = fm_alloc((size_t)w->n_threads * sizeof(thread_work));
     if (!w->hoff || !w->nbins || !w->gh || !w->bag || !w->in_bag || !w->delta || !w->tw) goto fail;
     memset(w->tw, 0, (size_t)w->n_threads * sizeof(thread_work));
-    w->hoff[0] = 0;
-    for (int64_t f = 0; f < d; f++) {
-        w->nbins[f] = n_edges[f] + 1;
-        w->hoff[f + 1] = w->hoff[f] + w->nbins[f] + FM_BOOST_HIST_PAD;
-    }
+    fm_boost_layout(w->hoff, w->nbins, n_edges, d);
     w->total_bins = w->hoff[d];
     if (k <= FM_BOOST_ROOT_MAX_K) {
         w->stride = FM_BOOST_ROOT_STRIDE(k);

@@ -188,6 +188,18 @@ static void hist_sparse(double *hist, double *parent, const uint8_t *code_rows,
     }
 }
 
+int64_t fm_boost_layout(int64_t *hoff, int64_t *nbins, const int64_t *n_edges, int64_t d)
+{
+    int64_t used = 0;
+    hoff[0] = 0;
+    for (int64_t f = 0; f < d; f++) {
+        nbins[f] = n_edges[f] + 1;
+        hoff[f + 1] = hoff[f] + nbins[f] + FM_BOOST_HIST_PAD;
+        used += nbins[f];
+    }
+    return used;
+}
+
 void fm_boost_hist_build(double *hist, double *parent, const uint8_t *code_rows,
                          const int64_t *rows, const double *gh, const int64_t *feats,
                          const int64_t *hoff, const int64_t *nbins, int64_t m, int64_t d,

@@ -22,6 +22,11 @@
  * in one L1 set (and 4K-aliases the store before). */
 #define FM_BOOST_HIST_PAD 4
 
+/* The histograms' layout of d features, feature f's n_edges[f] + 1 bins: nbins (d) and
+ * hoff (d + 1), FM_BOOST_HIST_PAD unused bins after each feature's; returns the bins in
+ * use (the sum of nbins). */
+int64_t fm_boost_layout(int64_t *hoff, int64_t *nbins, const int64_t *n_edges, int64_t d);
+
 /* hist[hoff[f] + code] += gh[j] for each feature f in feats and the leaf's rows: row =
  * rows[j] (ascending), or j when rows is NULL (the root, read in order); code =
  * code_rows[row, f]. hist: (hoff[d], 2), the listed features' bins overwritten (the gaps
