@@ -232,7 +232,8 @@ class GradientBoostingClassifier(FileMixin, ClassifierMixin, BaseEstimator):
         prior = np.bincount(codes, weights=sw, minlength=k)
         self._base = np.log(np.maximum(prior / prior.sum(), 1e-15))  # LightGBM's start
         state = _core.boost_start(bins, np.ascontiguousarray(bins.T), edges, n_edges, codes, sw,
-                                  k, params["num_leaves"], nthreads=threads)
+                                  k, params["num_leaves"],
+                                  root_pass=params["colsample_bytree"] >= 1, nthreads=threads)
         score = np.tile(self._base, (X.shape[0], 1))
         val_raw = None if val is None else np.tile(self._base, (val[0].shape[0], 1))
         control = np.zeros(2, np.int64)  # [stop, rounds done]

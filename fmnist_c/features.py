@@ -286,9 +286,9 @@ class HOGSVC(FileMixin, ClassifierMixin, BaseEstimator):
     keep their originals' labels and sample weights). The HOG's cells tolerate small moves
     only in part; the copies teach the kernel the rest. The grid is chosen without them.
     The second fit has (1 + virtual_shifts) x the support vectors as rows, and more support
-    vectors than the first (prediction time grows with them: on the official split 74,183
-    instead of 20,950). ``svc_`` is then the second SVC, its ``support_`` indices into that
-    set (the support vectors, then each move's copies in turn); ``n_virtual_`` counts the
+    vectors than the first (prediction time grows with them: the official split's ledger row
+    has 74,179 instead of 20,950). ``svc_`` is then the second SVC, its ``support_`` indices
+    into that set (the support vectors, then each move's copies in turn); ``n_virtual_`` counts the
     copies (0 without). With ``probability=True`` only the second SVC is calibrated, and
     without validation_data its cross-validation keeps an image and its moves in one fold
     (SVC.fit's ``groups``)."""

@@ -192,13 +192,13 @@ def sample(n=600, k=10):
     return np.ascontiguousarray(X[keep].reshape(len(keep), -1)), y[keep]
 
 
-def fit_rounds(X, y, rounds=3, nthreads=1, seed=0, kernel="auto", sw=None, **kw):
+def fit_rounds(X, y, rounds=3, nthreads=1, seed=0, kernel="auto", sw=None, root_pass=True, **kw):
     """Rounds of boost_round from LightGBM's start (log priors): (score, list of rounds)."""
     args = {**ARGS, **kw}
     k = int(y.max()) + 1
     codes, edges, n_edges = _core.tree_bin(X)
     state = _core.boost_start(codes, np.ascontiguousarray(codes.T), edges, n_edges, y, sw, k,
-                              args["num_leaves"], nthreads=nthreads)
+                              args["num_leaves"], root_pass=root_pass, nthreads=nthreads)
     base = np.log(np.bincount(y, minlength=k) / len(y))
     score = np.tile(base, (len(y), 1))
     out = [_core.boost_round(state, score, seed, r, **args, nthreads=nthreads, kernel=kernel)
@@ -282,13 +282,17 @@ def test_trees_identical_for_one_and_two_threads(kw):
 @pytest.mark.parametrize("case", ["bagged rows", "weights", "16 classes"])
 def test_the_roots_one_pass_grows_the_trees_each_root_built_alone_grows(case):
     """colsample_bytree just below 1 keeps every feature (round(d (1 - 1e-9)) = d, no
-    draw) but turns the roots' one pass off, so each tree builds its own root histogram:
-    the trees must not change, with a round's bag of rows, weights or 16 classes."""
+    draw) but turns the roots' one pass off, as a scratch without its buffers
+    (root_pass=False, what fit asks for when colsample_bytree < 1) does, so each tree builds
+    its own root histogram: the trees must not change, with a round's bag of rows, weights
+    or 16 classes."""
     X, y = many_classes(500, 16) if case == "16 classes" else sample(500)
     kw = {"bagged rows": dict(subsample=0.7),
           "weights": dict(sw=np.random.default_rng(1).uniform(0.2, 3, len(y)).astype(np.float32)),
           "16 classes": {}}[case]
-    same_rounds(fit_rounds(X, y, **kw)[1], fit_rounds(X, y, colsample_bytree=1 - 1e-9, **kw)[1])
+    one_pass = fit_rounds(X, y, **kw)[1]
+    same_rounds(one_pass, fit_rounds(X, y, colsample_bytree=1 - 1e-9, **kw)[1])
+    same_rounds(one_pass, fit_rounds(X, y, root_pass=False, **kw)[1])
 
 
 def test_scan_kernels_grow_the_same_trees():

@@ -53,13 +53,13 @@ static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"codes", "code_rows", "edges", "n_edges", "y", "sample_weight",
-                             "n_classes", "num_leaves", "nthreads", NULL};
+                             "n_classes", "num_leaves", "root_pass", "nthreads", NULL};
     PyObject *co, *cro, *eo, *neo, *yo, *swo, *cap = NULL;
     long long k, num_leaves;
-    int nthreads = 0;
+    int root_pass = 1, nthreads = 0;
     boost_state *s = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLL|i", kwlist, &co, &cro, &eo, &neo, &yo,
-                                     &swo, &k, &num_leaves, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOLL|pi", kwlist, &co, &cro, &eo, &neo, &yo,
+                                     &swo, &k, &num_leaves, &root_pass, &nthreads))
         return NULL;
     if (!(s = PyMem_Calloc(1, sizeof *s))) return PyErr_NoMemory();
     if (!(s->codes = fm_bind_as_array(co, NPY_UINT8, 2, "codes")) ||
@@ -96,7 +96,7 @@ static PyObject *py_boost_start(PyObject *self, PyObject *args, PyObject *kw)
     if (check_codes(PyArray_DATA(s->code_rows), ne, s->n, s->d)) goto fail;
     int64_t n = s->n, d = s->d;
     Py_BEGIN_ALLOW_THREADS
-    s->work = fm_boost_work_new(ne, n, d, k, num_leaves, nthreads);
+    s->work = fm_boost_work_new(ne, n, d, k, num_leaves, root_pass, nthreads);
     Py_END_ALLOW_THREADS
     if (!s->work) { PyErr_NoMemory(); goto fail; }
     if (!(cap = PyCapsule_New(s, CAPSULE, capsule_free))) goto fail;

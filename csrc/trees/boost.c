@@ -57,8 +57,9 @@ struct fm_boost_work {
     uint8_t *in_bag; /* (n) */
     double *delta;   /* (n, k): this round's leaf value of each row */
     /* the roots' histograms of every class in one pass (fm_boost_hist_root), or NULL
-     * (k > FM_BOOST_ROOT_MAX_K): comb (total_bins, stride) and ghr (n, stride), each row's
-     * (g, h) of every class, zero-padded to stride = 2k rounded up to 8 */
+     * (k > FM_BOOST_ROOT_MAX_K or no root_pass): comb (total_bins, stride) and ghr
+     * (n, stride), each row's (g, h) of every class, zero-padded to stride = 2k rounded
+     * up to 8 */
     double *comb, *ghr;
     int64_t stride;
     thread_work *tw;
@@ -85,7 +86,7 @@ void fm_boost_work_free(fm_boost_work *w)
 }
 
 fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, int64_t k,
-                                 int64_t num_leaves, int nthreads)
+                                 int64_t num_leaves, int root_pass, int nthreads)
 {
     fm_boost_work *w = fm_alloc(sizeof *w);
     if (!w) return NULL;
@@ -104,7 +105,7 @@ fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, i
     memset(w->tw, 0, (size_t)w->n_threads * sizeof(thread_work));
     fm_boost_layout(w->hoff, w->nbins, n_edges, d);
     w->total_bins = w->hoff[d];
-    if (k <= FM_BOOST_ROOT_MAX_K) {
+    if (root_pass && k <= FM_BOOST_ROOT_MAX_K) {
         w->stride = FM_BOOST_ROOT_STRIDE(k);
         w->comb = fm_alloc((size_t)(w->total_bins * w->stride) * sizeof(double));
         w->ghr = fm_alloc((size_t)(n * w->stride) * sizeof(double));

@@ -44,10 +44,12 @@ typedef struct {
 } fm_boost_tree;
 
 /* Scratch for rounds on n rows, d features, k classes: gradients and, per thread,
- * histogram slots for the leaves of a tree. Reuse it for every round of a fit. */
+ * histogram slots for the leaves of a tree. Reuse it for every round of a fit.
+ * root_pass: build every class's root histogram in one pass (k <= FM_BOOST_ROOT_MAX_K and
+ * rounds with colsample_bytree = 1 only); 0 leaves its buffers out. */
 typedef struct fm_boost_work fm_boost_work;
 fm_boost_work *fm_boost_work_new(const int64_t *n_edges, int64_t n, int64_t d, int64_t k,
-                                 int64_t num_leaves, int nthreads);
+                                 int64_t num_leaves, int root_pass, int nthreads);
 void fm_boost_work_free(fm_boost_work *w);
 
 /* One boosting round: softmax gradients of score, then k trees (tree c fits class c's),
