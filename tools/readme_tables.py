@@ -170,13 +170,14 @@ def best(fig):
               "| members | test-time shifts | official test accuracy, seed "
               + " / ".join(str(r["seed"]) for r in rows) + " | fit, minutes |",
               "|---|---|---|---|"]
-    by_variant = {}
-    for r in rows:
-        for a in r["extra"]["ablation"]:
-            by_variant.setdefault((a["test_shifts"], a["members"]), []).append(a)
-    for (shifted, k), runs in sorted(by_variant.items()):
-        accs = " / ".join(f"{a['accuracy']:.4f}" for a in runs)
-        minutes = sum(a["fit_seconds"] for a in runs) / len(runs) / 60
+    # each row's variants by (test_shifts, members): a seed's column holds its own figure,
+    # "—" where its row lacks the variant
+    runs = [{(a["test_shifts"], a["members"]): a for a in r["extra"]["ablation"]} for r in rows]
+    for shifted, k in sorted(set().union(*runs)):
+        have = [run[shifted, k] for run in runs if (shifted, k) in run]
+        accs = " / ".join(f"{run[shifted, k]['accuracy']:.4f}" if (shifted, k) in run else "—"
+                          for run in runs)
+        minutes = sum(a["fit_seconds"] for a in have) / len(have) / 60
         lines.append(f"| {k} | {'yes' if shifted else 'no'} | {accs} | {minutes:.1f} |")
     return "\n".join(lines)
 
